@@ -1,0 +1,138 @@
+//! `appliance migrate`: one live migration in the foreground. Running the same command again after a
+//! crash or an unreachable forge resumes the unfinished migration instead of starting a new one.
+
+use super::{EXIT_PAUSED, exit_code, run_with_progress};
+use crate::engine::{Destination, Engine, EngineConfig, EngineError, SubmitRequest};
+use crate::forge::parse_forge_url;
+use crate::model::{EntityRequest, EntityType};
+use anyhow::Context;
+use secrecy::SecretString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct MigrateArgs {
+    /// Base URL of the source GitLab instance.
+    #[arg(long, env = "APPLIANCE_SOURCE_URL")]
+    pub source_url: String,
+    /// Access token on the source (prefer the environment variable: arguments are visible to `ps`).
+    #[arg(long, env = "APPLIANCE_SOURCE_TOKEN", hide_env_values = true)]
+    pub source_token: String,
+    /// Base URL of the destination GitLab instance.
+    #[arg(long, env = "APPLIANCE_DESTINATION_URL")]
+    pub destination_url: String,
+    /// Access token on the destination.
+    #[arg(long, env = "APPLIANCE_DESTINATION_TOKEN", hide_env_values = true)]
+    pub destination_token: String,
+    /// Full path of the source group, e.g. `acme/platform`.
+    #[arg(long)]
+    pub group: String,
+    /// Full path of the destination namespace (an existing group).
+    #[arg(long = "to")]
+    pub to: String,
+    /// Path of the new group in the destination namespace; defaults to the source group's path.
+    #[arg(long)]
+    pub slug: Option<String>,
+    /// Where the migration state is kept (created if missing).
+    #[arg(long, default_value = "appliance-data")]
+    pub data: PathBuf,
+    /// Allow plain http to a forge that is not on this machine.
+    #[arg(long)]
+    pub allow_http: bool,
+    /// Do not migrate memberships.
+    #[arg(long)]
+    pub skip_memberships: bool,
+    /// Print the result as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    let destination = Destination {
+        url: parse_forge_url(&args.destination_url, args.allow_http)
+            .context("--destination-url")?,
+        token: SecretString::from(args.destination_token),
+    };
+    let mut config = EngineConfig::new(args.data.clone(), destination);
+    config.allow_http = args.allow_http;
+    let engine = Engine::open(config)?;
+    let slug = args.slug.clone().unwrap_or_else(|| {
+        args.group
+            .rsplit('/')
+            .next()
+            .unwrap_or(&args.group)
+            .to_string()
+    });
+    let entity = EntityRequest {
+        entity_type: EntityType::Group,
+        source_full_path: args.group.trim_matches('/').to_string(),
+        destination_slug: slug,
+        destination_namespace: args.to.trim_matches('/').to_string(),
+        migrate_projects: true,
+        migrate_memberships: !args.skip_memberships,
+    };
+    let source_url = parse_forge_url(&args.source_url, args.allow_http).context("--source-url")?;
+    let id = match find_unfinished(&engine, source_url.as_str(), &entity)? {
+        Some(id) => {
+            eprintln!("Resuming migration {id} from {}", args.data.display());
+            id
+        }
+        None => {
+            let req = SubmitRequest {
+                source_url: source_url.to_string(),
+                source_token: SecretString::from(args.source_token),
+                entities: vec![entity],
+            };
+            let (bulk, _) = engine
+                .create(req)
+                .await
+                .map_err(|e| anyhow::anyhow!("Import failed. {e}"))?;
+            bulk.id
+        }
+    };
+    let show_progress = !args.json && std::io::stderr().is_terminal();
+    match run_with_progress(&engine, id, show_progress).await {
+        Ok(report) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
+            Ok(exit_code(&report))
+        }
+        Err(EngineError::Unreachable(why)) => {
+            eprintln!("Migration {id} paused: {why}\nRun the same command again to resume it.");
+            Ok(ExitCode::from(EXIT_PAUSED))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// An unfinished bulk import in this data directory for the same source group and destination.
+fn find_unfinished(
+    engine: &Engine,
+    source_url: &str,
+    wanted: &EntityRequest,
+) -> anyhow::Result<Option<u64>> {
+    let store = engine.store();
+    for b in store.unfinished_bulk_imports()? {
+        let same_destination = b.destination
+            == crate::model::DestinationKind::Live {
+                url: engine.destination_url().to_string(),
+            };
+        if b.source_url != source_url || !same_destination {
+            continue;
+        }
+        let entities = store.entities_of(b.id)?;
+        if entities.iter().any(|e| {
+            e.parent_id.is_none()
+                && e.source_full_path == wanted.source_full_path
+                && e.destination_slug == wanted.destination_slug
+                && e.destination_namespace == wanted.destination_namespace
+        }) {
+            return Ok(Some(b.id));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,79 @@
+//! One file per subcommand. Each parses nothing itself (clap does) and only wires the library together
+//! and prints; the work is in the engine.
+
+#[cfg(feature = "demo")]
+pub mod demo;
+pub mod migrate;
+
+use crate::engine::{Engine, EngineError};
+use crate::model::Status;
+use crate::report::Report;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Exit status of a foreground migration: 0 only when it finished without failures.
+pub fn exit_code(report: &Report) -> ExitCode {
+    if report.status == Status::Finished.as_str() && !report.has_failures {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
+/// The exit status of a migration that paused because a forge was unreachable: run it again to resume.
+pub const EXIT_PAUSED: u8 = 3;
+
+/// Runs a recorded bulk import in the foreground with a progress bar, and returns its report.
+pub async fn run_with_progress(
+    engine: &Arc<Engine>,
+    id: u64,
+    show_progress: bool,
+) -> Result<Report, EngineError> {
+    let bar = if show_progress {
+        ProgressBar::new_spinner()
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    let watcher = {
+        let (bar, store) = (bar.clone(), engine.store().clone());
+        tokio::spawn(async move {
+            loop {
+                let store = store.clone();
+                let report = tokio::task::spawn_blocking(move || Report::build(&store, id)).await;
+                if let Ok(Ok(r)) = report {
+                    let (fetched, imported) = r
+                        .totals()
+                        .iter()
+                        .fold((0, 0), |(f, i), (_, s)| (f + s.fetched, i + s.imported));
+                    let done = r
+                        .entities
+                        .iter()
+                        .filter(|e| e.status != "created" && e.status != "started")
+                        .count();
+                    bar.set_message(format!(
+                        "{done}/{} entities, {fetched} records fetched, {imported} imported, {} failures",
+                        r.entities.len(),
+                        r.failure_count()
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
+    let result = engine.run(id).await;
+    watcher.abort();
+    bar.finish_and_clear();
+    result?;
+    let store = engine.store().clone();
+    tokio::task::spawn_blocking(move || Report::build(&store, id))
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?
+        .map_err(EngineError::from)
+}

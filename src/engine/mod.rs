@@ -1,0 +1,319 @@
+//! The migration engine: accepts bulk imports, runs their entities stage by stage, resumes what a crash
+//! or an unreachable forge interrupted, and stops promptly on cancel. It owns the only path from the
+//! sealed source token to a live source client. State lives in the store; this module keeps nothing
+//! that a restart would need.
+
+mod pipeline;
+mod runner;
+pub mod stages;
+
+use crate::forge::client::RetryPolicy;
+use crate::forge::{ForgeClient, ForgeError, GitLab, parse_forge_url};
+use crate::model::{BulkImport, DestinationKind, Entity, EntityRequest, EntityType, now_millis};
+use crate::secret::{Sealer, SecretError};
+use crate::sink::{LiveSink, Sink};
+use crate::store::{Store, StoreError};
+use secrecy::SecretString;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+/// A live destination instance and the token that writes into it.
+#[derive(Clone)]
+pub struct Destination {
+    pub url: Url,
+    pub token: SecretString,
+}
+
+#[derive(Clone)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    pub destination: Destination,
+    pub allow_http: bool,
+    /// Entities migrated at the same time.
+    pub entity_concurrency: usize,
+    /// Requests in flight at once to one forge instance.
+    pub http_concurrency: usize,
+    pub retry: RetryPolicy,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: PathBuf, destination: Destination) -> Self {
+        EngineConfig {
+            data_dir,
+            destination,
+            allow_http: false,
+            entity_concurrency: 4,
+            http_concurrency: 8,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Forge(#[from] ForgeError),
+    /// A forge could not be reached even after retries: the migration is left resumable.
+    #[error(
+        "{0}; the migration is paused and resumes where it stopped when the appliance runs it again"
+    )]
+    Unreachable(String),
+    #[error("the migration was canceled")]
+    Canceled,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Why a new bulk import was refused. The API turns each into GitLab's status code and message.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("{0}")]
+    InvalidSourceUrl(String),
+    #[error("Unable to connect to the source instance {url}: {message}")]
+    SourceUnreachable { url: String, message: String },
+    #[error("The source instance {url} refused the access token: {message}")]
+    SourceUnauthorized { url: String, message: String },
+    #[error(
+        "Source {entity_type} '{full_path}' was not found, or the access token cannot read it."
+    )]
+    SourceEntityNotFound {
+        entity_type: &'static str,
+        full_path: String,
+    },
+    #[error("Destination '{namespace}' is invalid, or you don't have permission.")]
+    DestinationNamespaceInvalid { namespace: String },
+    #[error("'{full_path}' already exists. Change the destination and try again.")]
+    DestinationExists { full_path: String },
+    #[error("Unable to reach the destination instance: {0}")]
+    DestinationUnreachable(String),
+    #[error("Project migration is not supported yet: '{full_path}' was refused")]
+    ProjectsNotSupported { full_path: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A request to migrate, as POST /bulk_imports or `appliance migrate` give it.
+pub struct SubmitRequest {
+    pub source_url: String,
+    pub source_token: SecretString,
+    pub entities: Vec<EntityRequest>,
+}
+
+pub struct Engine {
+    store: Store,
+    sealer: Sealer,
+    config: EngineConfig,
+    destination: GitLab,
+    running: Mutex<HashMap<u64, CancellationToken>>,
+}
+
+impl Engine {
+    pub fn open(config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            EngineError::Internal(format!(
+                "cannot create the data directory {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        let store = Store::open(&config.data_dir)?;
+        let sealer = Sealer::open(&config.data_dir)?;
+        let dest = &config.destination;
+        let destination = GitLab::new(ForgeClient::new(
+            dest.url.clone(),
+            dest.token.clone(),
+            config.http_concurrency,
+            config.retry.clone(),
+        )?);
+        Ok(Arc::new(Engine {
+            store,
+            sealer,
+            config,
+            destination,
+            running: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn destination_url(&self) -> &Url {
+        &self.config.destination.url
+    }
+
+    /// Validates a request against the source and the destination, records it, and starts it in the
+    /// background. Nothing is stored when validation fails.
+    pub async fn submit(
+        self: &Arc<Self>,
+        req: SubmitRequest,
+    ) -> Result<(BulkImport, Vec<Entity>), SubmitError> {
+        let (bulk, entities) = self.create(req).await?;
+        self.spawn(bulk.id);
+        Ok((bulk, entities))
+    }
+
+    /// Validates and records a request without starting it (the CLI then runs it in the foreground).
+    pub async fn create(
+        &self,
+        req: SubmitRequest,
+    ) -> Result<(BulkImport, Vec<Entity>), SubmitError> {
+        let url = parse_forge_url(&req.source_url, self.config.allow_http)
+            .map_err(|e| SubmitError::InvalidSourceUrl(e.to_string()))?;
+        let source = self.source_gitlab(url.clone(), req.source_token.clone())?;
+        match source.version().await {
+            Ok(_) => {}
+            Err(e) if matches!(e.status(), Some(401) | Some(403)) => {
+                return Err(SubmitError::SourceUnauthorized {
+                    url: url.to_string(),
+                    message: e.message(),
+                });
+            }
+            Err(e) => {
+                return Err(SubmitError::SourceUnreachable {
+                    url: url.to_string(),
+                    message: e.to_string(),
+                });
+            }
+        }
+        for e in &req.entities {
+            if e.entity_type == EntityType::Project {
+                return Err(SubmitError::ProjectsNotSupported {
+                    full_path: e.source_full_path.clone(),
+                });
+            }
+            let found = source.group(&e.source_full_path).await.map_err(|err| {
+                SubmitError::SourceUnreachable {
+                    url: url.to_string(),
+                    message: err.to_string(),
+                }
+            })?;
+            if found.is_none() {
+                return Err(SubmitError::SourceEntityNotFound {
+                    entity_type: e.entity_type.as_str(),
+                    full_path: e.source_full_path.clone(),
+                });
+            }
+            self.check_destination(e).await?;
+        }
+        let sealed = self.sealer.seal(&req.source_token);
+        let store = self.store.clone();
+        let source_url = url.to_string();
+        let destination = DestinationKind::Live {
+            url: self.config.destination.url.to_string(),
+        };
+        let entities = req.entities;
+        let created = blocking(move || {
+            store.create_bulk_import(&source_url, destination, &sealed, &entities, now_millis())
+        })
+        .await
+        .map_err(SubmitError::Store)?;
+        Ok(created)
+    }
+
+    async fn check_destination(&self, e: &EntityRequest) -> Result<(), SubmitError> {
+        let unreachable = |err: ForgeError| SubmitError::DestinationUnreachable(err.to_string());
+        if !e.destination_namespace.is_empty() {
+            let ns = self
+                .destination
+                .group(&e.destination_namespace)
+                .await
+                .map_err(unreachable)?;
+            if ns.is_none() {
+                return Err(SubmitError::DestinationNamespaceInvalid {
+                    namespace: e.destination_namespace.clone(),
+                });
+            }
+        }
+        let full_path = if e.destination_namespace.is_empty() {
+            e.destination_slug.clone()
+        } else {
+            format!("{}/{}", e.destination_namespace, e.destination_slug)
+        };
+        if self
+            .destination
+            .group(&full_path)
+            .await
+            .map_err(unreachable)?
+            .is_some()
+        {
+            return Err(SubmitError::DestinationExists { full_path });
+        }
+        Ok(())
+    }
+
+    /// Cancels a bulk import: the store says canceled at once, and running work stops at its next step.
+    pub async fn cancel(&self, id: u64) -> Result<BulkImport, EngineError> {
+        let store = self.store.clone();
+        let bulk = blocking(move || store.cancel_bulk_import(id, now_millis())).await?;
+        if let Some(token) = self.running.lock().ok().and_then(|r| r.get(&id).cloned()) {
+            token.cancel();
+        }
+        Ok(bulk)
+    }
+
+    /// Starts every bulk import a previous run left unfinished. Returns how many.
+    pub fn resume_unfinished(self: &Arc<Self>) -> Result<usize, EngineError> {
+        let unfinished = self.store.unfinished_bulk_imports()?;
+        for b in &unfinished {
+            tracing::info!(bulk_import = b.id, "resuming unfinished migration");
+            self.spawn(b.id);
+        }
+        Ok(unfinished.len())
+    }
+
+    fn spawn(self: &Arc<Self>, id: u64) {
+        let engine = Arc::clone(self);
+        tokio::spawn(async move {
+            match engine.run(id).await {
+                Ok(b) => tracing::info!(
+                    bulk_import = id,
+                    status = b.status.as_str(),
+                    has_failures = b.has_failures,
+                    "migration ended"
+                ),
+                Err(EngineError::Canceled) => {
+                    tracing::info!(bulk_import = id, "migration canceled")
+                }
+                Err(e) => tracing::warn!(bulk_import = id, error = %e, "migration stopped"),
+            }
+        });
+    }
+
+    fn source_gitlab(&self, url: Url, token: SecretString) -> Result<GitLab, SubmitError> {
+        ForgeClient::new(
+            url,
+            token,
+            self.config.http_concurrency,
+            self.config.retry.clone(),
+        )
+        .map(GitLab::new)
+        .map_err(|e| SubmitError::InvalidSourceUrl(e.to_string()))
+    }
+
+    fn sink(&self) -> Arc<dyn Sink> {
+        Arc::new(LiveSink {
+            gitlab: self.destination.clone(),
+        })
+    }
+}
+
+/// Runs a store call off the async runtime.
+pub(crate) async fn blocking<T, E>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: Send + 'static + From<StoreError>,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(join) => Err(E::from(StoreError::Task(join.to_string()))),
+    }
+}

@@ -1,0 +1,164 @@
+//! One relation pipeline of one entity: extract a page, load each record, commit the page (tracker
+//! position, counts, id map and failures in one transaction), until the last page. A crash anywhere
+//! resumes at the first uncommitted page, whose records are then looked up before they are created.
+
+use super::{EngineError, blocking};
+use crate::model::{Failure, Status, now_millis};
+use crate::relations::{EntityContext, Relation};
+use crate::sink::Sink;
+use crate::source::Source;
+use crate::store::{MappingScope, PageCommit, Store};
+use tokio_util::sync::CancellationToken;
+
+pub(super) struct PipelineRun<'a> {
+    pub store: &'a Store,
+    pub source: &'a dyn Source,
+    pub sink: &'a dyn Sink,
+    pub ctx: &'a EntityContext,
+    pub scope: &'a MappingScope,
+    pub stage: u8,
+    pub cancel: &'a CancellationToken,
+}
+
+/// How a pipeline ended (when it did not stop the whole entity).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum PipelineOutcome {
+    Finished,
+    Failed,
+}
+
+impl PipelineRun<'_> {
+    pub async fn run(&self, relation: &dyn Relation) -> Result<PipelineOutcome, EngineError> {
+        let name = relation.name();
+        let entity_id = self.ctx.entity.id;
+        let store = self.store.clone();
+        let stage = self.stage;
+        let mut tracker =
+            blocking(move || store.ensure_tracker(entity_id, name, stage, now_millis())).await?;
+        match tracker.status {
+            Status::Finished => return Ok(PipelineOutcome::Finished),
+            Status::Failed => return Ok(PipelineOutcome::Failed),
+            _ => {}
+        }
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(EngineError::Canceled);
+            }
+            let page = match self
+                .source
+                .extract(relation, self.ctx, tracker.cursor.as_deref())
+                .await
+            {
+                Ok(page) => page,
+                Err(e) if e.is_unreachable() => {
+                    return Err(EngineError::Unreachable(e.to_string()));
+                }
+                Err(e) => {
+                    let failure = self.failure(
+                        relation,
+                        "extractor",
+                        e.class(),
+                        e.message(),
+                        e.correlation_id(),
+                        None,
+                    );
+                    let store = self.store.clone();
+                    blocking(move || {
+                        store.end_tracker(
+                            entity_id,
+                            name,
+                            Status::Failed,
+                            Some(failure),
+                            now_millis(),
+                        )
+                    })
+                    .await?;
+                    return Ok(PipelineOutcome::Failed);
+                }
+            };
+            let in_doubt = tracker.in_doubt;
+            let via = self.source.via();
+            let store = self.store.clone();
+            blocking(move || store.begin_page(entity_id, name, via, now_millis())).await?;
+
+            let last_page = page.next.is_none();
+            let mut commit = PageCommit {
+                next_cursor: page.next,
+                last_page,
+                source_total: page.total,
+                fetched: page.records.len() as u64,
+                ..Default::default()
+            };
+            let source_ids: Vec<String> =
+                page.records.iter().map(|r| relation.source_id(r)).collect();
+            let (store, scope, ids) = (self.store.clone(), self.scope.clone(), source_ids.clone());
+            let already = blocking(move || store.mapped_ids_of(&scope, name, &ids)).await?;
+            for ((record, source_id), mapped) in page.records.iter().zip(source_ids).zip(already) {
+                if self.cancel.is_cancelled() {
+                    return Err(EngineError::Canceled);
+                }
+                // Written by an earlier run of this migration (a resume or a retry): never again.
+                if let Some(dest_id) = mapped {
+                    commit.imported.push((source_id, dest_id));
+                    continue;
+                }
+                match self.sink.load(relation, self.ctx, record, in_doubt).await {
+                    Ok(dest_id) => commit.imported.push((source_id, dest_id)),
+                    Err(e) if e.unreachable => return Err(EngineError::Unreachable(e.message)),
+                    Err(e) => commit.failures.push(self.failure(
+                        relation,
+                        "loader",
+                        &e.class,
+                        e.message,
+                        e.correlation_id.as_deref(),
+                        Some(record),
+                    )),
+                }
+            }
+            let store = self.store.clone();
+            let scope = self.scope.clone();
+            tracker =
+                blocking(move || store.commit_page(entity_id, name, &scope, commit, now_millis()))
+                    .await?;
+            if last_page {
+                return Ok(PipelineOutcome::Finished);
+            }
+        }
+    }
+
+    fn failure(
+        &self,
+        relation: &dyn Relation,
+        step: &str,
+        class: &str,
+        message: String,
+        correlation_id: Option<&str>,
+        record: Option<&serde_json::Value>,
+    ) -> Failure {
+        Failure {
+            entity_id: self.ctx.entity.id,
+            relation: relation.name().to_string(),
+            step: step.to_string(),
+            exception_class: class.to_string(),
+            exception_message: message,
+            correlation_id: correlation_id
+                .map(str::to_string)
+                .unwrap_or_else(new_correlation_id),
+            source_url: match record {
+                Some(r) => relation.source_url(self.ctx, r),
+                None => Some(self.ctx.source_web_url()),
+            },
+            source_title: record.and_then(|r| relation.title(r)),
+            pipeline_class: relation.pipeline_class().to_string(),
+            created_at: now_millis(),
+        }
+    }
+}
+
+/// A correlation id for failures the forge gave none for (32 hex digits, like GitLab's).
+pub(super) fn new_correlation_id() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

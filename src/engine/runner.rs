@@ -1,0 +1,337 @@
+//! Drives one bulk import to its end: entities run in rounds (a subgroup only after its parent group
+//! exists), a bounded number at a time, each through its stages. A cancel or an unreachable forge stops
+//! the run; everything done so far is committed, so running it again continues where it stopped.
+
+use super::pipeline::{PipelineOutcome, PipelineRun, new_correlation_id};
+use super::stages::{SUBGROUPS, group_stages};
+use super::{Engine, EngineError, blocking};
+use crate::forge::{ForgeClient, GitLab, parse_forge_url};
+use crate::model::{BulkImport, Entity, EntityRequest, EntityType, Failure, Status, now_millis};
+use crate::relations::EntityContext;
+use crate::sink::Sink;
+use crate::source::{LiveSource, Source};
+use crate::store::{MappingScope, PageCommit};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Removes a bulk import from the set of running ones when its run ends, however it ends.
+struct Running<'a> {
+    engine: &'a Engine,
+    id: u64,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut r) = self.engine.running.lock() {
+            r.remove(&self.id);
+        }
+    }
+}
+
+impl Engine {
+    /// Runs a bulk import until it ends (finished, failed or canceled) or cannot go on (unreachable).
+    pub async fn run(self: &Arc<Self>, id: u64) -> Result<BulkImport, EngineError> {
+        let cancel = CancellationToken::new();
+        {
+            let mut running = self
+                .running
+                .lock()
+                .map_err(|_| EngineError::Internal("engine state poisoned".into()))?;
+            if running.contains_key(&id) {
+                return Err(EngineError::Internal(format!(
+                    "bulk import {id} is already running"
+                )));
+            }
+            running.insert(id, cancel.clone());
+        }
+        let _running = Running { engine: self, id };
+
+        let store = self.store.clone();
+        let bulk = blocking(move || store.bulk_import(id)).await?;
+        if bulk.status.is_terminal() {
+            return Ok(bulk);
+        }
+        let store = self.store.clone();
+        let sealed = blocking(move || store.sealed_token(id)).await?;
+        let token = self.sealer.unseal(&sealed)?;
+        // The URL passed the transport policy when the migration was accepted.
+        let url = parse_forge_url(&bulk.source_url, true)?;
+        let client = ForgeClient::new(
+            url,
+            token,
+            self.config.http_concurrency,
+            self.config.retry.clone(),
+        )?;
+        let source: Arc<dyn Source> = Arc::new(LiveSource {
+            gitlab: GitLab::new(client),
+        });
+        let sink = self.sink();
+
+        let store = self.store.clone();
+        blocking(move || store.set_bulk_import_status(id, Status::Started, now_millis())).await?;
+
+        loop {
+            if cancel.is_cancelled() {
+                return Err(EngineError::Canceled);
+            }
+            let store = self.store.clone();
+            let entities = blocking(move || store.entities_of(id)).await?;
+            let by_id: HashMap<u64, &Entity> = entities.iter().map(|e| (e.id, e)).collect();
+            let mut runnable = Vec::new();
+            let mut orphaned = Vec::new();
+            for e in entities.iter().filter(|e| !e.status.is_terminal()) {
+                match e.parent_id.and_then(|p| by_id.get(&p)).map(|p| p.status) {
+                    None | Some(Status::Finished) => runnable.push(e.clone()),
+                    Some(s) if s.is_terminal() => orphaned.push(e.clone()),
+                    Some(_) => {}
+                }
+            }
+            if runnable.is_empty() && orphaned.is_empty() {
+                break;
+            }
+            for e in orphaned {
+                self.fail_entity(
+                    &e,
+                    "the parent group was not migrated, so this subgroup cannot be created",
+                )
+                .await?;
+            }
+            let results: Vec<Result<(), EngineError>> = futures_util::stream::iter(runnable)
+                .map(|e| self.run_entity(source.as_ref(), sink.as_ref(), e, &cancel))
+                .buffer_unordered(self.config.entity_concurrency.max(1))
+                .collect()
+                .await;
+            // Let every entity of the round reach a safe point before reporting the first problem.
+            if let Some(err) = results.into_iter().find_map(Result::err) {
+                return Err(err);
+            }
+        }
+
+        let store = self.store.clone();
+        let entities = blocking(move || store.entities_of(id)).await?;
+        let all_failed =
+            !entities.is_empty() && entities.iter().all(|e| e.status == Status::Failed);
+        let end = if all_failed {
+            Status::Failed
+        } else {
+            Status::Finished
+        };
+        let store = self.store.clone();
+        Ok(blocking(move || store.set_bulk_import_status(id, end, now_millis())).await?)
+    }
+
+    async fn run_entity(
+        &self,
+        source: &dyn Source,
+        sink: &dyn Sink,
+        entity: Entity,
+        cancel: &CancellationToken,
+    ) -> Result<(), EngineError> {
+        let entity_id = entity.id;
+        let mut entity = self
+            .update_entity(entity_id, |e| e.status = Status::Started)
+            .await?;
+        if entity.status != Status::Started {
+            return Ok(()); // canceled meanwhile
+        }
+        let destination_parent_id = match entity.parent_id {
+            Some(p) => {
+                let store = self.store.clone();
+                blocking(move || store.entity(p)).await?.namespace_id
+            }
+            None => None,
+        };
+        let scope = MappingScope::new(
+            &source.url(),
+            &entity.source_full_path,
+            &sink.identity(),
+            &entity.destination_full_path(),
+        );
+        let mut ctx = EntityContext {
+            entity: entity.clone(),
+            destination_parent_id,
+            source_base: source.url(),
+        };
+        let stages = group_stages();
+        for (stage_no, stage) in stages.iter().enumerate() {
+            let run = PipelineRun {
+                store: &self.store,
+                source,
+                sink,
+                ctx: &ctx,
+                scope: &scope,
+                stage: stage_no as u8,
+                cancel,
+            };
+            let outcomes =
+                futures_util::future::join_all(stage.iter().map(|r| run.run(r.as_ref()))).await;
+            let mut outcomes_ok = Vec::with_capacity(outcomes.len());
+            for o in outcomes {
+                outcomes_ok.push(o?);
+            }
+            if stage_no == 0 {
+                if outcomes_ok.contains(&PipelineOutcome::Failed) {
+                    self.update_entity(entity_id, |e| e.status = Status::Failed)
+                        .await?;
+                    return Ok(());
+                }
+                entity = self.record_destination(&entity, &scope).await?;
+                ctx.entity = entity.clone();
+            }
+        }
+        self.discover_subgroups(source, &ctx, &scope, stages.len() as u8)
+            .await?;
+        self.update_entity(entity_id, |e| e.status = Status::Finished)
+            .await?;
+        Ok(())
+    }
+
+    /// After the group pipeline: remember the group's source id and the destination id it became.
+    async fn record_destination(
+        &self,
+        entity: &Entity,
+        scope: &MappingScope,
+    ) -> Result<Entity, EngineError> {
+        let store = self.store.clone();
+        let scope = scope.clone();
+        let mapped = blocking(move || store.mapped_ids(&scope, "group")).await?;
+        let (source_id, dest_id) = mapped.into_iter().next().ok_or_else(|| {
+            EngineError::Internal(format!(
+                "group `{}` finished without a destination id",
+                entity.source_full_path
+            ))
+        })?;
+        let source_xid = source_id.parse::<u64>().ok();
+        self.update_entity(entity.id, move |e| {
+            e.namespace_id = Some(dest_id);
+            e.source_xid = source_xid;
+        })
+        .await
+    }
+
+    /// Turns the direct subgroups of a group into entities of this bulk import.
+    async fn discover_subgroups(
+        &self,
+        source: &dyn Source,
+        ctx: &EntityContext,
+        scope: &MappingScope,
+        stage: u8,
+    ) -> Result<(), EngineError> {
+        let entity = &ctx.entity;
+        let (store, entity_id) = (self.store.clone(), entity.id);
+        let tracker =
+            blocking(move || store.ensure_tracker(entity_id, SUBGROUPS, stage, now_millis()))
+                .await?;
+        if tracker.status.is_terminal() {
+            return Ok(());
+        }
+        let subgroups = match source.subgroups(ctx).await {
+            Ok(s) => s,
+            Err(e) if e.is_unreachable() => return Err(EngineError::Unreachable(e.to_string())),
+            Err(e) => {
+                let failure = Failure {
+                    entity_id,
+                    relation: SUBGROUPS.into(),
+                    step: "extractor".into(),
+                    exception_class: e.class().into(),
+                    exception_message: e.message(),
+                    correlation_id: e
+                        .correlation_id()
+                        .map(str::to_string)
+                        .unwrap_or_else(new_correlation_id),
+                    source_url: Some(ctx.source_web_url()),
+                    source_title: None,
+                    pipeline_class: "BulkImports::Groups::Pipelines::SubgroupEntitiesPipeline"
+                        .into(),
+                    created_at: now_millis(),
+                };
+                let store = self.store.clone();
+                blocking(move || {
+                    store.end_tracker(
+                        entity_id,
+                        SUBGROUPS,
+                        Status::Failed,
+                        Some(failure),
+                        now_millis(),
+                    )
+                })
+                .await?;
+                return Ok(());
+            }
+        };
+        let mut commit = PageCommit {
+            last_page: true,
+            source_total: Some(subgroups.len() as u64),
+            fetched: subgroups.len() as u64,
+            ..Default::default()
+        };
+        for sg in &subgroups {
+            let (Some(full_path), Some(path)) = (
+                sg.get("full_path").and_then(|v| v.as_str()),
+                sg.get("path").and_then(|v| v.as_str()),
+            ) else {
+                continue;
+            };
+            let req = EntityRequest {
+                entity_type: EntityType::Group,
+                source_full_path: full_path.to_string(),
+                destination_slug: path.to_string(),
+                destination_namespace: entity.destination_full_path(),
+                migrate_projects: entity.migrate_projects,
+                migrate_memberships: entity.migrate_memberships,
+            };
+            let (store, bulk_id) = (self.store.clone(), entity.bulk_import_id);
+            let child =
+                blocking(move || store.add_child_entity(bulk_id, entity_id, &req, now_millis()))
+                    .await?;
+            let source_id = sg.get("id").map(|v| v.to_string()).unwrap_or_default();
+            // For subgroups the id map names the entity that migrates each one.
+            commit.imported.push((source_id, child.id));
+        }
+        let (store, scope) = (self.store.clone(), scope.clone());
+        blocking(move || store.commit_page(entity_id, SUBGROUPS, &scope, commit, now_millis()))
+            .await?;
+        Ok(())
+    }
+
+    async fn fail_entity(&self, entity: &Entity, why: &str) -> Result<(), EngineError> {
+        let failure = Failure {
+            entity_id: entity.id,
+            relation: "group".into(),
+            step: "extractor".into(),
+            exception_class: "BulkImports::Error".into(),
+            exception_message: why.to_string(),
+            correlation_id: new_correlation_id(),
+            source_url: None,
+            source_title: Some(entity.source_full_path.clone()),
+            pipeline_class: "BulkImports::Groups::Pipelines::GroupPipeline".into(),
+            created_at: now_millis(),
+        };
+        let (store, entity_id) = (self.store.clone(), entity.id);
+        blocking(move || {
+            store.ensure_tracker(entity_id, "group", 0, now_millis())?;
+            store.end_tracker(
+                entity_id,
+                "group",
+                Status::Failed,
+                Some(failure),
+                now_millis(),
+            )
+        })
+        .await?;
+        self.update_entity(entity.id, |e| e.status = Status::Failed)
+            .await?;
+        Ok(())
+    }
+
+    async fn update_entity(
+        &self,
+        id: u64,
+        change: impl FnOnce(&mut Entity) + Send + 'static,
+    ) -> Result<Entity, EngineError> {
+        let store = self.store.clone();
+        Ok(blocking(move || store.update_entity(id, now_millis(), change)).await?)
+    }
+}

@@ -1,0 +1,28 @@
+//! The order in which a group's relations migrate, as GitLab orders them: the group itself first (every
+//! other record needs its destination id), then its records, then its subgroups become entities of
+//! their own. Relations in one stage run at the same time. Adding a relation = one line here.
+
+use crate::relations::{
+    Relation, badges::Badges, group::Group, labels::Labels, milestones::Milestones,
+};
+
+/// The name of the pipeline that turns subgroups into entities (tracked like a relation).
+pub const SUBGROUPS: &str = "subgroups";
+
+pub fn group_stages() -> Vec<Vec<Box<dyn Relation>>> {
+    vec![
+        vec![Box::new(Group)],
+        vec![Box::new(Labels), Box::new(Milestones), Box::new(Badges)],
+    ]
+}
+
+/// Every relation name of a group, in stage order, with its stage number (for reports).
+pub fn group_relation_names() -> Vec<(u8, &'static str)> {
+    let mut out: Vec<(u8, &'static str)> = group_stages()
+        .iter()
+        .enumerate()
+        .flat_map(|(i, stage)| stage.iter().map(move |r| (i as u8, r.name())))
+        .collect();
+    out.push((out.len() as u8, SUBGROUPS));
+    out
+}

@@ -1,0 +1,426 @@
+//! The HTTP client of one forge instance: token, concurrency bound, retries and pagination.
+
+use super::ForgeError;
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, Semaphore};
+use tokio::time::Instant;
+use url::Url;
+
+/// How hard the client tries before it gives up on a request.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    pub max_times: usize,
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_times: 8,
+            min_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One page of a list endpoint.
+#[derive(Debug)]
+pub struct ListPage {
+    pub items: Vec<Value>,
+    /// Where the next page is (an absolute URL on the same instance), None on the last page.
+    pub next: Option<String>,
+    /// `X-Total`, when the forge reported it.
+    pub total: Option<u64>,
+}
+
+#[derive(Clone)]
+pub struct ForgeClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: Url,
+    token: SecretString,
+    permits: Semaphore,
+    retry: RetryPolicy,
+    /// Set when the forge said its rate-limit budget is spent: no request leaves before then.
+    paused_until: Mutex<Option<Instant>>,
+}
+
+impl ForgeClient {
+    pub fn new(
+        base: Url,
+        token: SecretString,
+        concurrency: usize,
+        retry: RetryPolicy,
+    ) -> Result<ForgeClient, ForgeError> {
+        crate::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("appliance/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| ForgeError::Url(format!("cannot build an HTTP client: {e}")))?;
+        Ok(ForgeClient {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                token,
+                permits: Semaphore::new(concurrency.max(1)),
+                retry,
+                paused_until: Mutex::new(None),
+            }),
+        })
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.inner.base
+    }
+
+    /// The URL of an API v4 path such as `groups/12/labels`.
+    pub fn api_url(&self, path: &str) -> String {
+        format!(
+            "{}/api/v4/{}",
+            self.inner.base.as_str().trim_end_matches('/'),
+            path
+        )
+    }
+
+    /// A web URL on the instance, such as a group's page, for failure rows.
+    pub fn web_url(&self, path: &str) -> String {
+        format!(
+            "{}/{}",
+            self.inner.base.as_str().trim_end_matches('/'),
+            path
+        )
+    }
+
+    pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ForgeError> {
+        let url = self.api_url(path);
+        let (_, body) = self.send(Method::GET, &url, query, None, true).await?;
+        Ok(body)
+    }
+
+    /// One page of a list endpoint: the first when `cursor` is None, else the page the cursor names.
+    pub async fn list_page(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        cursor: Option<&str>,
+    ) -> Result<ListPage, ForgeError> {
+        let (headers, body) = match cursor {
+            Some(next) => {
+                self.same_origin(next)?;
+                self.send(Method::GET, next, &[], None, true).await?
+            }
+            None => {
+                let mut q: Vec<(&str, String)> = query.to_vec();
+                if !q.iter().any(|(k, _)| *k == "per_page") {
+                    q.push(("per_page", "100".into()));
+                }
+                let url = self.api_url(path);
+                self.send(Method::GET, &url, &q, None, true).await?
+            }
+        };
+        let items = match body {
+            Value::Array(items) => items,
+            other => {
+                return Err(ForgeError::Decode {
+                    url: self.api_url(path),
+                    message: format!("expected a JSON array, got {}", kind(&other)),
+                });
+            }
+        };
+        let total = header_u64(&headers, "x-total");
+        let next = next_link(&headers).filter(|n| self.same_origin(n).is_ok());
+        Ok(ListPage { items, next, total })
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ForgeError> {
+        let url = self.api_url(path);
+        Ok(self
+            .send(Method::POST, &url, &[], Some(body), false)
+            .await?
+            .1)
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Result<Value, ForgeError> {
+        let url = self.api_url(path);
+        // PUT sets a state; repeating it gives the same state.
+        Ok(self.send(Method::PUT, &url, &[], Some(body), true).await?.1)
+    }
+
+    fn same_origin(&self, url: &str) -> Result<(), ForgeError> {
+        let u = Url::parse(url)
+            .map_err(|e| ForgeError::Url(format!("bad pagination link {url}: {e}")))?;
+        if u.origin() == self.inner.base.origin() {
+            Ok(())
+        } else {
+            Err(ForgeError::Url(format!(
+                "pagination link {url} leaves {}; refusing to send the token there",
+                self.inner.base
+            )))
+        }
+    }
+
+    /// Sends a request with retries. Reads and idempotent writes are retried on every transient error;
+    /// a POST only when it cannot have been applied (refused connection, 429, 502/503).
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        idempotent: bool,
+    ) -> Result<(HeaderMap, Value), ForgeError> {
+        let p = &self.inner.retry;
+        let policy = ExponentialBuilder::default()
+            .with_min_delay(p.min_delay)
+            .with_max_delay(p.max_delay)
+            .with_max_times(p.max_times)
+            .with_jitter();
+        let attempt = || self.send_once(method.clone(), url, query, body);
+        attempt
+            .retry(policy)
+            .sleep(tokio::time::sleep)
+            .when(|e: &ForgeError| retryable(e, idempotent))
+            .adjust(|e: &ForgeError, planned| match e {
+                ForgeError::Status {
+                    retry_after: Some(wait),
+                    ..
+                } => Some((*wait).min(Duration::from_secs(600))),
+                _ => planned,
+            })
+            .notify(|e: &ForgeError, wait| {
+                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "retrying");
+            })
+            .await
+    }
+
+    async fn send_once(
+        &self,
+        method: Method,
+        url: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<(HeaderMap, Value), ForgeError> {
+        let _permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ForgeError::Network {
+                method: method.to_string(),
+                url: url.to_string(),
+                message: "client is shutting down".into(),
+                maybe_applied: false,
+            })?;
+        let pause = *self.inner.paused_until.lock().await;
+        if let Some(until) = pause {
+            tokio::time::sleep_until(until).await;
+        }
+        let mut req = self
+            .inner
+            .http
+            .request(method.clone(), url)
+            .header("PRIVATE-TOKEN", self.inner.token.expose_secret());
+        if !query.is_empty() {
+            req = req.query(query);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let net = |e: reqwest::Error, maybe_applied: bool| ForgeError::Network {
+            method: method.to_string(),
+            url: url.to_string(),
+            message: error_chain(&e),
+            maybe_applied,
+        };
+        let resp = req.send().await.map_err(|e| {
+            let applied = !(e.is_connect() || e.is_builder());
+            net(e, applied)
+        })?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        self.observe_rate_limit(&headers).await;
+        let bytes = resp.bytes().await.map_err(|e| net(e, true))?;
+        if status.is_success() {
+            if bytes.is_empty() || status == StatusCode::NO_CONTENT {
+                return Ok((headers, Value::Null));
+            }
+            let value = serde_json::from_slice(&bytes).map_err(|e| ForgeError::Decode {
+                url: url.to_string(),
+                message: e.to_string(),
+            })?;
+            return Ok((headers, value));
+        }
+        Err(ForgeError::Status {
+            method: method.to_string(),
+            url: url.to_string(),
+            status: status.as_u16(),
+            message: gitlab_message(&bytes, status),
+            correlation_id: header_str(&headers, "x-request-id"),
+            retry_after: header_u64(&headers, "retry-after").map(Duration::from_secs),
+        })
+    }
+
+    /// GitLab announces its budget with `RateLimit-Remaining` and `RateLimit-Reset` (epoch seconds):
+    /// when nothing remains, every request of this client waits for the reset instead of being refused.
+    async fn observe_rate_limit(&self, headers: &HeaderMap) {
+        let remaining = header_u64(headers, "ratelimit-remaining");
+        let reset = header_u64(headers, "ratelimit-reset");
+        if let (Some(0), Some(reset)) = (remaining, reset) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let wait = Duration::from_secs(reset.saturating_sub(now).min(600));
+            *self.inner.paused_until.lock().await = Some(Instant::now() + wait);
+        }
+    }
+}
+
+fn retryable(e: &ForgeError, idempotent: bool) -> bool {
+    match e {
+        ForgeError::Status { status, .. } => match status {
+            429 | 502 | 503 => true,
+            500 | 504 => idempotent,
+            _ => false,
+        },
+        ForgeError::Network { maybe_applied, .. } => idempotent || !maybe_applied,
+        _ => false,
+    }
+}
+
+/// GitLab puts its reason in `message` (a string, or an object of field -> reasons) or in `error`.
+pub fn gitlab_message(body: &[u8], status: StatusCode) -> String {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let text = parsed.as_ref().and_then(|v| {
+        let m = v.get("message").or_else(|| v.get("error"))?;
+        Some(match m {
+            Value::String(s) => s.clone(),
+            Value::Object(fields) => fields
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::Array(reasons) => format!(
+                        "{k} {}",
+                        reasons
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    other => format!("{k} {other}"),
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            other => other.to_string(),
+        })
+    });
+    text.unwrap_or_else(|| {
+        let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]).to_string();
+        format!(
+            "{} {}",
+            status.as_u16(),
+            if snippet.is_empty() {
+                status.canonical_reason().unwrap_or("")
+            } else {
+                &snippet
+            }
+        )
+    })
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(inner) = cur {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        cur = inner.source();
+    }
+    s
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
+    header_str(h, name).and_then(|s| s.trim().parse().ok())
+}
+
+/// The `rel="next"` target of a `Link` header.
+fn next_link(h: &HeaderMap) -> Option<String> {
+    let link = header_str(h, "link")?;
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params
+            .split(';')
+            .any(|p| p.trim() == "rel=\"next\"")
+            .then(|| {
+                target
+                    .trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_header_next_is_found() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "link",
+            HeaderValue::from_static(
+                "<https://g.example/api/v4/groups?page=1&per_page=2>; rel=\"first\", <https://g.example/api/v4/groups?page=3&per_page=2>; rel=\"next\"",
+            ),
+        );
+        assert_eq!(
+            next_link(&h).as_deref(),
+            Some("https://g.example/api/v4/groups?page=3&per_page=2")
+        );
+    }
+
+    #[test]
+    fn gitlab_messages_are_rendered_for_people() {
+        let m = gitlab_message(
+            br#"{"message":{"name":["can't be blank","is too short"]}}"#,
+            StatusCode::BAD_REQUEST,
+        );
+        assert_eq!(m, "name can't be blank, is too short");
+        let m = gitlab_message(
+            br#"{"message":"Label already exists"}"#,
+            StatusCode::CONFLICT,
+        );
+        assert_eq!(m, "Label already exists");
+        let m = gitlab_message(b"", StatusCode::BAD_GATEWAY);
+        assert_eq!(m, "502 Bad Gateway");
+    }
+}

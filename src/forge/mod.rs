@@ -1,0 +1,164 @@
+//! Outbound HTTP to forges. One client per instance carries the token, bounds concurrency, retries what
+//! is safe to retry (honouring `Retry-After` and `RateLimit-*`) and follows GitLab's pagination.
+//! It never logs a token, and refuses plain `http://` unless the host is loopback or the user allowed it.
+
+pub mod client;
+pub mod gitlab;
+
+pub use client::{ForgeClient, ListPage};
+pub use gitlab::GitLab;
+
+use std::time::Duration;
+use url::Url;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ForgeError {
+    #[error("{0}")]
+    Url(String),
+    #[error("{method} {url} answered {status}: {message}")]
+    Status {
+        method: String,
+        url: String,
+        status: u16,
+        message: String,
+        correlation_id: Option<String>,
+        retry_after: Option<Duration>,
+    },
+    /// No usable answer. `maybe_applied` is true when the request may have reached the forge (a reset
+    /// or timeout after sending), so a write may have happened.
+    #[error("{method} {url} failed: {message}")]
+    Network {
+        method: String,
+        url: String,
+        message: String,
+        maybe_applied: bool,
+    },
+    #[error("{url} returned a body that is not what GitLab sends: {message}")]
+    Decode { url: String, message: String },
+}
+
+impl ForgeError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ForgeError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The message a user should see in a failure row: the forge's own words when it gave any.
+    pub fn message(&self) -> String {
+        match self {
+            ForgeError::Status { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn correlation_id(&self) -> Option<&str> {
+        match self {
+            ForgeError::Status { correlation_id, .. } => correlation_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The exception class reported in failure rows, in the spirit of GitLab's names.
+    pub fn class(&self) -> &'static str {
+        match self {
+            ForgeError::Url(_) => "Appliance::InvalidUrl",
+            ForgeError::Status { status: 429, .. } => "BulkImports::RetryPipelineError",
+            ForgeError::Status { status, .. } if *status >= 500 => "BulkImports::NetworkError",
+            ForgeError::Status { .. } => "Appliance::DestinationRejected",
+            ForgeError::Network { .. } => "BulkImports::NetworkError",
+            ForgeError::Decode { .. } => "BulkImports::Error",
+        }
+    }
+
+    /// True when the forge could not be reached at all (as opposed to answering with an error):
+    /// the migration should pause and be resumable rather than record failures.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            ForgeError::Network { .. } => true,
+            ForgeError::Status { status, .. } => matches!(status, 429 | 502 | 503 | 504),
+            _ => false,
+        }
+    }
+}
+
+/// Parses a forge base URL and applies the transport policy: `https://` always, `http://` only to a
+/// loopback host or with `--allow-http`. Credentials in the URL are refused, so they cannot be stored.
+pub fn parse_forge_url(raw: &str, allow_http: bool) -> Result<Url, ForgeError> {
+    let mut url = Url::parse(raw.trim())
+        .map_err(|e| ForgeError::Url(format!("`{raw}` is not a URL: {e}")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ForgeError::Url(format!(
+            "`{}` carries credentials; pass the token with its own option instead",
+            redact(&url)
+        )));
+    }
+    match url.scheme() {
+        "https" => {}
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                None => false,
+            };
+            if !loopback && !allow_http {
+                return Err(ForgeError::Url(format!(
+                    "refusing plain http to {url}: tokens would cross the network unencrypted; use https, or pass --allow-http if this network is trusted"
+                )));
+            }
+        }
+        other => {
+            return Err(ForgeError::Url(format!(
+                "`{raw}`: unsupported scheme `{other}`; use https"
+            )));
+        }
+    }
+    if url.host().is_none() {
+        return Err(ForgeError::Url(format!("`{raw}` has no host")));
+    }
+    // A base URL with or without a trailing slash means the same instance.
+    let path = url.path().trim_end_matches('/').to_string();
+    url.set_path(&path);
+    url.set_query(None);
+    url.set_fragment(None);
+    Ok(url)
+}
+
+fn redact(url: &Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_refused_unless_loopback_or_allowed() {
+        assert!(parse_forge_url("https://gitlab.example.com", false).is_ok());
+        assert!(parse_forge_url("http://127.0.0.1:8080", false).is_ok());
+        assert!(parse_forge_url("http://localhost:8080", false).is_ok());
+        assert!(parse_forge_url("http://[::1]:8080", false).is_ok());
+        let err = parse_forge_url("http://gitlab.example.com", false).unwrap_err();
+        assert!(err.to_string().contains("--allow-http"), "{err}");
+        assert!(parse_forge_url("http://gitlab.example.com", true).is_ok());
+    }
+
+    #[test]
+    fn urls_with_credentials_or_odd_schemes_are_refused() {
+        let err = parse_forge_url("https://root:secret@gitlab.example.com", false).unwrap_err();
+        assert!(!err.to_string().contains("secret"), "{err}");
+        assert!(parse_forge_url("ftp://gitlab.example.com", false).is_err());
+        assert!(parse_forge_url("not a url", false).is_err());
+    }
+
+    #[test]
+    fn trailing_slashes_are_normalised() {
+        let u = parse_forge_url("https://gitlab.example.com/gitlab/", false).unwrap();
+        assert_eq!(u.as_str(), "https://gitlab.example.com/gitlab");
+    }
+}

@@ -1,0 +1,192 @@
+//! One file per relation. A relation says how its records are listed on a live source, how a REST record
+//! becomes a record in GitLab's import/export (NDJSON) format, and how that record is loaded into a live
+//! destination without ever creating it twice. Where records come from (live source or bundle) and where
+//! they go (live destination or bundle) is decided by `crate::source` and `crate::sink`, not here.
+//! Adding a relation is one file here plus one line in `crate::engine::stages`.
+
+pub mod badges;
+pub mod group;
+pub mod labels;
+pub mod milestones;
+
+use crate::forge::{ForgeError, GitLab, gitlab::id_of};
+use crate::model::Entity;
+use async_trait::async_trait;
+use serde_json::Value;
+use std::future::Future;
+
+/// What a relation needs to know about the entity it works for.
+#[derive(Clone, Debug)]
+pub struct EntityContext {
+    pub entity: Entity,
+    /// The destination id of the group this entity's group is created in (a subgroup's parent), when the
+    /// parent was created by this migration; None for a top entity, whose namespace is looked up by path.
+    pub destination_parent_id: Option<u64>,
+    /// The source instance's base URL, for links in failure rows.
+    pub source_base: String,
+}
+
+impl EntityContext {
+    /// The entity's numeric id on the source (known after the group relation ran).
+    pub fn source_id(&self) -> String {
+        match self.entity.source_xid {
+            Some(id) => id.to_string(),
+            None => crate::forge::gitlab::encode_path(&self.entity.source_full_path),
+        }
+    }
+
+    /// The destination group id; only relations after the group stage ask for it.
+    pub fn destination_id(&self) -> Result<u64, LoadError> {
+        self.entity.namespace_id.ok_or_else(|| LoadError {
+            class: "BulkImports::Error".into(),
+            message: format!(
+                "the destination group `{}` was not created, so its records cannot be loaded",
+                self.entity.destination_full_path()
+            ),
+            correlation_id: None,
+            unreachable: false,
+        })
+    }
+
+    pub fn source_web_url(&self) -> String {
+        format!(
+            "{}/groups/{}",
+            self.source_base.trim_end_matches('/'),
+            self.entity.source_full_path
+        )
+    }
+}
+
+/// How the records of a relation are read from a live GitLab source.
+pub enum Extraction {
+    /// A paginated list endpoint (path under /api/v4, query).
+    List {
+        path: String,
+        query: Vec<(&'static str, String)>,
+    },
+    /// A single record, such as the group itself.
+    Single { path: String },
+}
+
+/// Why one record could not be loaded.
+#[derive(Debug, Clone)]
+pub struct LoadError {
+    pub class: String,
+    pub message: String,
+    pub correlation_id: Option<String>,
+    /// The destination could not be reached at all: the migration pauses instead of recording a failure.
+    pub unreachable: bool,
+}
+
+impl From<ForgeError> for LoadError {
+    fn from(e: ForgeError) -> Self {
+        LoadError {
+            class: e.class().to_string(),
+            message: e.message(),
+            correlation_id: e.correlation_id().map(str::to_string),
+            unreachable: e.is_unreachable(),
+        }
+    }
+}
+
+#[async_trait]
+pub trait Relation: Send + Sync {
+    /// The relation's name in stats, trackers and bundles (`labels`, `milestones` ...).
+    fn name(&self) -> &'static str;
+    /// GitLab's pipeline class name, reported in failures.
+    fn pipeline_class(&self) -> &'static str;
+    fn extraction(&self, ctx: &EntityContext) -> Extraction;
+    /// Turns a REST record of the source into a record in GitLab's import/export format.
+    fn transform(&self, rest: Value) -> Value;
+    /// The record's stable source key in the id map.
+    fn source_id(&self, record: &Value) -> String {
+        record.get("id").map(|v| v.to_string()).unwrap_or_default()
+    }
+    fn title(&self, record: &Value) -> Option<String> {
+        ["title", "name"]
+            .iter()
+            .find_map(|k| record.get(*k).and_then(Value::as_str).map(str::to_string))
+    }
+    fn source_url(&self, ctx: &EntityContext, _record: &Value) -> Option<String> {
+        Some(ctx.source_web_url())
+    }
+    /// Loads one record into a live destination and returns its destination id. When `in_doubt`, an
+    /// earlier attempt may already have created it: look for it before creating.
+    async fn load(
+        &self,
+        dest: &GitLab,
+        ctx: &EntityContext,
+        record: &Value,
+        in_doubt: bool,
+    ) -> Result<u64, LoadError>;
+}
+
+/// Creates a record with a POST, never twice: when an earlier attempt may have succeeded (`in_doubt`),
+/// or the POST's outcome is unknown, or the destination says the record exists, `find` looks it up.
+pub(crate) async fn create_once<F, Fut>(
+    dest: &GitLab,
+    path: &str,
+    body: &Value,
+    in_doubt: bool,
+    find: F,
+) -> Result<u64, LoadError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Option<u64>, ForgeError>>,
+{
+    if in_doubt && let Some(id) = find().await? {
+        return Ok(id);
+    }
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match dest.client.post(path, body).await {
+            Ok(created) => {
+                return id_of(&created).ok_or_else(|| LoadError {
+                    class: "BulkImports::Error".into(),
+                    message: format!("POST {path} answered without an id"),
+                    correlation_id: None,
+                    unreachable: false,
+                });
+            }
+            Err(e) => {
+                let ambiguous = matches!(
+                    e,
+                    ForgeError::Network {
+                        maybe_applied: true,
+                        ..
+                    }
+                ) || matches!(e.status(), Some(500) | Some(504));
+                let exists = matches!(e.status(), Some(409))
+                    || (e.status() == Some(400) && e.message().contains("already been taken"));
+                if (ambiguous || exists)
+                    && let Some(id) = find().await?
+                {
+                    return Ok(id);
+                }
+                if ambiguous && attempts < 3 {
+                    continue;
+                }
+                return Err(e.into());
+            }
+        }
+    }
+}
+
+/// Copies the named fields that are present (and not null) from `from` into a JSON object.
+pub(crate) fn pick(from: &Value, fields: &[&str]) -> serde_json::Map<String, Value> {
+    let mut out = serde_json::Map::new();
+    for f in fields {
+        if let Some(v) = from.get(*f)
+            && !v.is_null()
+        {
+            out.insert((*f).to_string(), v.clone());
+        }
+    }
+    out
+}
+
+/// The string value of a field, or "".
+pub(crate) fn text<'a>(v: &'a Value, field: &str) -> &'a str {
+    v.get(field).and_then(Value::as_str).unwrap_or("")
+}

@@ -1,0 +1,186 @@
+//! What a migration did, for people and scripts: every entity with its status, per-relation stats and
+//! failures. Built from the store only, so it reads the same during a run, after it, or after a restart.
+
+use crate::model::{BulkImport, Entity, Failure, RelationStats, Tracker, format_millis};
+use crate::store::{Store, StoreError};
+use serde::Serialize;
+use std::fmt::Write as _;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub id: u64,
+    pub status: String,
+    pub source_url: String,
+    pub has_failures: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    pub entities: Vec<EntityReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EntityReport {
+    pub id: u64,
+    pub entity_type: String,
+    pub source_full_path: String,
+    pub destination_full_path: String,
+    pub status: String,
+    pub stats: Vec<RelationReport>,
+    pub failures: Vec<FailureReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RelationReport {
+    pub relation: String,
+    pub status: String,
+    pub extracted_via: Option<String>,
+    #[serde(flatten)]
+    pub stats: RelationStats,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FailureReport {
+    pub relation: String,
+    pub step: String,
+    pub exception_class: String,
+    pub exception_message: String,
+    pub source_url: Option<String>,
+    pub source_title: Option<String>,
+    pub correlation_id: String,
+}
+
+impl Report {
+    pub fn build(store: &Store, bulk_import_id: u64) -> Result<Report, StoreError> {
+        let b: BulkImport = store.bulk_import(bulk_import_id)?;
+        let mut entities = Vec::new();
+        for e in store.entities_of(bulk_import_id)? {
+            entities.push(entity_report(store, &e)?);
+        }
+        Ok(Report {
+            id: b.id,
+            status: b.status.as_str().to_string(),
+            source_url: b.source_url,
+            has_failures: b.has_failures,
+            created_at: format_millis(b.created_at),
+            updated_at: format_millis(b.updated_at),
+            entities,
+        })
+    }
+
+    /// Sums of every relation over all entities: (relation, stats).
+    pub fn totals(&self) -> Vec<(String, RelationStats)> {
+        let mut out: Vec<(String, RelationStats)> = Vec::new();
+        for r in self.entities.iter().flat_map(|e| &e.stats) {
+            match out.iter_mut().find(|(name, _)| *name == r.relation) {
+                Some((_, s)) => {
+                    s.source += r.stats.source;
+                    s.fetched += r.stats.fetched;
+                    s.imported += r.stats.imported;
+                }
+                None => out.push((r.relation.clone(), r.stats)),
+            }
+        }
+        out
+    }
+
+    pub fn failure_count(&self) -> usize {
+        self.entities.iter().map(|e| e.failures.len()).sum()
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "Migration {} {} from {}{}",
+            self.id,
+            self.status,
+            self.source_url,
+            if self.has_failures {
+                " (with failures)"
+            } else {
+                ""
+            }
+        );
+        for e in &self.entities {
+            let _ = writeln!(
+                s,
+                "\n  {} {} -> {}: {}",
+                e.entity_type, e.source_full_path, e.destination_full_path, e.status
+            );
+            let _ = writeln!(
+                s,
+                "    {:<12} {:>8} {:>8} {:>8}",
+                "relation", "source", "fetched", "imported"
+            );
+            for r in &e.stats {
+                let _ = writeln!(
+                    s,
+                    "    {:<12} {:>8} {:>8} {:>8}",
+                    r.relation, r.stats.source, r.stats.fetched, r.stats.imported
+                );
+            }
+            for f in &e.failures {
+                let _ = writeln!(
+                    s,
+                    "    FAILED {} ({}): {} [{}] {}",
+                    f.relation,
+                    f.step,
+                    f.exception_message,
+                    f.exception_class,
+                    f.source_title.as_deref().unwrap_or("")
+                );
+            }
+        }
+        let _ = writeln!(s, "\n  Totals:");
+        for (relation, t) in self.totals() {
+            let _ = writeln!(
+                s,
+                "    {:<12} {:>8} {:>8} {:>8}",
+                relation, t.source, t.fetched, t.imported
+            );
+        }
+        let _ = writeln!(s, "  Failures: {}", self.failure_count());
+        s
+    }
+}
+
+fn entity_report(store: &Store, e: &Entity) -> Result<EntityReport, StoreError> {
+    let trackers: Vec<Tracker> = store.trackers(e.id)?;
+    let mut stats: Vec<RelationReport> = trackers
+        .into_iter()
+        .map(|t| RelationReport {
+            relation: t.relation,
+            status: t.status.as_str().to_string(),
+            extracted_via: t.extracted_via,
+            stats: t.stats,
+        })
+        .collect();
+    let order = crate::engine::stages::group_relation_names();
+    stats.sort_by_key(|r| {
+        order
+            .iter()
+            .position(|(_, n)| *n == r.relation)
+            .unwrap_or(usize::MAX)
+    });
+    let failures = store
+        .failures(e.id)?
+        .into_iter()
+        .map(|f: Failure| FailureReport {
+            relation: f.relation,
+            step: f.step,
+            exception_class: f.exception_class,
+            exception_message: f.exception_message,
+            source_url: f.source_url,
+            source_title: f.source_title,
+            correlation_id: f.correlation_id,
+        })
+        .collect();
+    Ok(EntityReport {
+        id: e.id,
+        entity_type: e.entity_type.as_str().to_string(),
+        source_full_path: e.source_full_path.clone(),
+        destination_full_path: e.destination_full_path(),
+        status: e.status.as_str().to_string(),
+        stats,
+        failures,
+    })
+}

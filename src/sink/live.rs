@@ -1,0 +1,28 @@
+//! A live GitLab destination: each relation loads its records through the destination's REST API.
+
+use super::Sink;
+use crate::forge::GitLab;
+use crate::relations::{EntityContext, LoadError, Relation};
+use async_trait::async_trait;
+use serde_json::Value;
+
+pub struct LiveSink {
+    pub gitlab: GitLab,
+}
+
+#[async_trait]
+impl Sink for LiveSink {
+    fn identity(&self) -> String {
+        self.gitlab.client.base().to_string()
+    }
+
+    async fn load(
+        &self,
+        relation: &dyn Relation,
+        ctx: &EntityContext,
+        record: &Value,
+        in_doubt: bool,
+    ) -> Result<u64, LoadError> {
+        relation.load(&self.gitlab, ctx, record, in_doubt).await
+    }
+}

@@ -1,0 +1,37 @@
+//! Where relation records come from. A source hands out pages of records already in GitLab's
+//! import/export format; it never knows where they go.
+
+pub mod live;
+
+use crate::forge::ForgeError;
+use crate::relations::{EntityContext, Relation};
+use async_trait::async_trait;
+use serde_json::Value;
+
+pub use live::LiveSource;
+
+/// One page of records in GitLab's import/export format.
+#[derive(Debug, Default)]
+pub struct ExtractedPage {
+    pub records: Vec<Value>,
+    /// Cursor of the next page; None on the last one.
+    pub next: Option<String>,
+    /// How many records the relation has in all, when the source says.
+    pub total: Option<u64>,
+}
+
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// How records are read, recorded on each tracker: "rest", "relation_export" or "bundle".
+    fn via(&self) -> &'static str;
+    /// The source's base URL, without credentials.
+    fn url(&self) -> String;
+    async fn extract(
+        &self,
+        relation: &dyn Relation,
+        ctx: &EntityContext,
+        cursor: Option<&str>,
+    ) -> Result<ExtractedPage, ForgeError>;
+    /// The direct subgroups of a group entity (REST group records), so they become entities of their own.
+    async fn subgroups(&self, ctx: &EntityContext) -> Result<Vec<Value>, ForgeError>;
+}

@@ -1,0 +1,135 @@
+//! The embedded redb store: every table and the schema version are defined here, one file per kind of
+//! record. Values are postcard-encoded. The store is synchronous: async callers go through
+//! `tokio::task::spawn_blocking`. It knows nothing of HTTP or forges.
+//!
+//! Invariant: a change of progress and the records it describes (id map entries, failures, counts) are
+//! written in one transaction, so a crash can never leave a record counted but unmapped or the reverse.
+
+mod failures;
+mod id_map;
+mod imports;
+mod trackers;
+
+pub use id_map::MappingScope;
+pub use imports::{EntityFilter, ListQuery, Page, SortOrder};
+pub use trackers::PageCommit;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Serialize, de::DeserializeOwned};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Bumped whenever a table's key or value layout changes; an older binary refuses a newer store.
+pub const SCHEMA_VERSION: u64 = 1;
+
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(crate) const BULK_IMPORTS: TableDefinition<u64, &[u8]> = TableDefinition::new("bulk_imports");
+pub(crate) const ENTITIES: TableDefinition<u64, &[u8]> = TableDefinition::new("entities");
+pub(crate) const TRACKERS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("trackers");
+pub(crate) const FAILURES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("failures");
+pub(crate) const ID_MAP: TableDefinition<(&str, &str, &str), u64> = TableDefinition::new("id_map");
+pub(crate) const SEALED_TOKENS: TableDefinition<u64, &[u8]> = TableDefinition::new("sealed_tokens");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: redb::DatabaseError,
+    },
+    #[error(
+        "the store at {path} has schema version {found}, newer than this appliance understands ({SCHEMA_VERSION}); upgrade the appliance"
+    )]
+    NewerSchema { path: String, found: u64 },
+    #[error("store error: {0}")]
+    Redb(#[from] redb::Error),
+    #[error("a stored record is corrupt: {0}")]
+    Corrupt(#[from] postcard::Error),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("a store task failed: {0}")]
+    Task(String),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Redb(e.into()) }
+        }
+    )*};
+}
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A handle on the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+}
+
+impl Store {
+    /// Opens (or creates) `<dir>/appliance.redb` and makes sure every table exists.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let path = dir.join("appliance.redb");
+        let db = Database::create(&path).map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let tx = db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let found = meta.get("schema_version")?.map(|v| v.value());
+            match found {
+                Some(v) if v > SCHEMA_VERSION => {
+                    return Err(StoreError::NewerSchema {
+                        path: path.display().to_string(),
+                        found: v,
+                    });
+                }
+                _ => {
+                    meta.insert("schema_version", SCHEMA_VERSION)?;
+                }
+            }
+            tx.open_table(BULK_IMPORTS)?;
+            tx.open_table(ENTITIES)?;
+            tx.open_table(TRACKERS)?;
+            tx.open_table(FAILURES)?;
+            tx.open_table(ID_MAP)?;
+            tx.open_table(SEALED_TOKENS)?;
+        }
+        tx.commit()?;
+        Ok(Store { db: Arc::new(db) })
+    }
+
+    pub(crate) fn read(&self) -> Result<redb::ReadTransaction> {
+        Ok(self.db.begin_read()?)
+    }
+
+    pub(crate) fn write(&self) -> Result<redb::WriteTransaction> {
+        Ok(self.db.begin_write()?)
+    }
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Encoding plain data structures into a Vec cannot fail.
+    postcard::to_allocvec(value).expect("postcard encoding of a plain struct")
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    Ok(postcard::from_bytes(bytes)?)
+}
+
+/// Takes the next value of a named counter inside an open write transaction.
+pub(crate) fn next_id(tx: &redb::WriteTransaction, counter: &str) -> Result<u64> {
+    let mut meta = tx.open_table(META)?;
+    let next = meta.get(counter)?.map(|v| v.value()).unwrap_or(0) + 1;
+    meta.insert(counter, next)?;
+    Ok(next)
+}
