@@ -1,0 +1,639 @@
+//! Deterministic datasets: the same (dataset, seed) always gives the same records, ids,
+//! timestamps and tokens. Timestamps come from a seeded clock, never the wall clock.
+//! `Builder` is the one way records are added here; it never performs I/O (git history is
+//! seeded by `lib.rs` from the list of projects the build returns).
+
+mod empty;
+mod medium;
+mod small;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+use time::{Duration, OffsetDateTime};
+
+use crate::Dataset;
+use crate::model::{
+    AwardEmoji, Badge, Board, BoardList, Epic, Group, Issue, Iteration, IterationCadence, Label,
+    Member, MergeRequest, Milestone, Note, Parent, Project, Release, Snippet, Upload, User,
+};
+use crate::routes::groups::new_group;
+use crate::state::Store;
+use crate::timestamp::{format_date, format_time};
+
+/// A built dataset: the store and who holds which token.
+pub struct Seeded {
+    pub store: Store,
+    pub admin_token: String,
+    pub owner_token: String,
+    /// Full paths of projects whose repositories get seeded history.
+    pub repositories: Vec<String>,
+}
+
+/// The users every dataset has, in id order: (username, name, email, public email, admin).
+/// Destinations (`empty`) have the same users and emails so that mapping by email works.
+pub const USERS: [(&str, &str, &str, Option<&str>, bool); 7] = [
+    ("root", "Administrator", "admin@forge-sim.test", None, true),
+    (
+        "ada",
+        "Ada Lovelace",
+        "ada@forge-sim.test",
+        Some("ada@forge-sim.test"),
+        false,
+    ),
+    (
+        "bjorn",
+        "Björn Ångström",
+        "bjorn@forge-sim.test",
+        Some("bjorn@forge-sim.test"),
+        false,
+    ),
+    (
+        "chen",
+        "陈静",
+        "chen@forge-sim.test",
+        Some("chen.jing@forge-sim.test"),
+        false,
+    ),
+    (
+        "dmitri",
+        "Дмитрий Петров",
+        "dmitri@forge-sim.test",
+        Some("dmitri@forge-sim.test"),
+        false,
+    ),
+    ("eve", "Eve Quiet", "eve@forge-sim.test", None, false),
+    (
+        "farah",
+        "Farah Haddad",
+        "farah@forge-sim.test",
+        Some("farah@forge-sim.test"),
+        false,
+    ),
+];
+
+/// The personal access token of `username` in a dataset started with `seed`.
+pub fn token_for(dataset: Dataset, seed: u64, username: &str) -> String {
+    let digest = Sha256::digest(format!("{}/{seed}/{username}", dataset.name()).as_bytes());
+    format!("glpat-{}", &hex::encode(digest)[..20])
+}
+
+pub fn build(dataset: Dataset, seed: u64) -> Seeded {
+    match dataset {
+        Dataset::Empty => empty::build(seed),
+        Dataset::Small => small::build(seed),
+        Dataset::Medium => medium::build(seed),
+    }
+}
+
+/// Adds records with ids, iids and timestamps the way GitLab would have assigned them.
+pub struct Builder {
+    pub store: Store,
+    pub rng: ChaCha8Rng,
+    clock: OffsetDateTime,
+    dataset: Dataset,
+    seed: u64,
+    /// Divides the clock's steps, so that big datasets stay within a realistic time span.
+    pace: i64,
+}
+
+impl Builder {
+    pub fn new(dataset: Dataset, seed: u64, first_id: u64) -> Builder {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_f0e9_e51a);
+        let start = OffsetDateTime::from_unix_timestamp(1_672_650_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+            + Duration::days(rng.random_range(0..90));
+        Builder {
+            store: Store::new(first_id),
+            rng,
+            clock: start,
+            dataset,
+            seed,
+            pace: 1,
+        }
+    }
+
+    /// Makes the seeded clock advance `pace` times slower.
+    pub fn with_pace(mut self, pace: i64) -> Builder {
+        self.pace = pace.max(1);
+        self
+    }
+
+    /// Advances the seeded clock by up to `max_minutes` and returns the new time.
+    pub fn tick(&mut self, max_minutes: i64) -> String {
+        let minutes = self.rng.random_range(1..=(max_minutes / self.pace).max(1));
+        let millis = self.rng.random_range(0..1000);
+        self.clock += Duration::minutes(minutes) + Duration::milliseconds(millis);
+        format_time(self.clock)
+    }
+
+    /// A date `days` after the current seeded time.
+    pub fn date_in(&self, days: i64) -> String {
+        format_date((self.clock + Duration::days(days)).date())
+    }
+
+    pub fn users(&mut self) {
+        for (username, name, email, public_email, is_admin) in USERS {
+            let id = self.store.next_user_id();
+            let created_at = self.tick(60);
+            let token = token_for(self.dataset, self.seed, username);
+            self.store.insert_user(
+                User {
+                    id,
+                    username: username.into(),
+                    name: name.into(),
+                    email: email.into(),
+                    public_email: public_email.map(str::to_string),
+                    is_admin,
+                    state: "active".into(),
+                    created_at,
+                    bio: String::new(),
+                },
+                Some(token),
+            );
+        }
+    }
+
+    pub fn user_id(&self, username: &str) -> u64 {
+        self.store.user_by_username(username).map_or(1, |u| u.id)
+    }
+
+    pub fn token(&self, username: &str) -> String {
+        token_for(self.dataset, self.seed, username)
+    }
+
+    pub fn group(
+        &mut self,
+        name: &str,
+        path: &str,
+        parent: Option<u64>,
+        visibility: &str,
+        description: &str,
+    ) -> u64 {
+        let id = self.store.next_group_id();
+        let created_at = self.tick(600);
+        let parent = parent.and_then(|p| self.store.group(p).cloned());
+        let mut group: Group = new_group(&self.store, id, name, path, parent.as_ref(), created_at);
+        group.visibility = visibility.into();
+        group.description = description.into();
+        self.store.insert_group(group);
+        id
+    }
+
+    pub fn project(
+        &mut self,
+        group_id: u64,
+        name: &str,
+        path: &str,
+        visibility: &str,
+        creator: u64,
+    ) -> u64 {
+        let id = self.store.next_project_id();
+        let created_at = self.tick(600);
+        let group = self.store.group(group_id).cloned();
+        let (full_path, full_name) = match &group {
+            Some(g) => (
+                format!("{}/{path}", g.full_path),
+                format!("{} / {name}", g.full_name),
+            ),
+            None => (path.to_string(), name.to_string()),
+        };
+        self.store.insert_project(Project {
+            id,
+            name: name.into(),
+            path: path.into(),
+            namespace_id: group_id,
+            path_with_namespace: full_path,
+            name_with_namespace: full_name,
+            description: format!("{name}: part of the simulated forge."),
+            visibility: visibility.into(),
+            default_branch: "main".into(),
+            last_activity_at: created_at.clone(),
+            created_at,
+            creator_id: creator,
+            topics: vec!["simulated".into()],
+            archived: false,
+            issues_enabled: true,
+            merge_requests_enabled: true,
+            wiki_enabled: true,
+            snippets_enabled: true,
+            lfs_enabled: true,
+            request_access_enabled: true,
+            empty_repo: false,
+        });
+        id
+    }
+
+    pub fn member(&mut self, source: Parent, user_id: u64, access_level: u8) {
+        let id = self.store.members.next_id();
+        let created_at = self.tick(30);
+        self.store.members.insert(Member {
+            id,
+            source,
+            user_id,
+            access_level,
+            created_at,
+            expires_at: None,
+            created_by: Some(1),
+        });
+    }
+
+    pub fn label(
+        &mut self,
+        owner: Parent,
+        name: &str,
+        color: &str,
+        description: Option<&str>,
+    ) -> u64 {
+        let id = self.store.labels.next_id();
+        let created_at = self.tick(30);
+        self.store.labels.insert(Label {
+            id,
+            owner,
+            name: name.into(),
+            color: color.into(),
+            text_color: crate::routes::labels::text_color(color),
+            description: description.map(str::to_string),
+            priority: None,
+            created_at,
+        });
+        id
+    }
+
+    pub fn milestone(
+        &mut self,
+        owner: Parent,
+        title: &str,
+        closed: bool,
+        due_in_days: Option<i64>,
+    ) -> u64 {
+        let id = self.store.milestones.next_id();
+        let iid = self.store.milestones.next_iid(owner);
+        let created_at = self.tick(120);
+        let due_date = due_in_days.map(|d| self.date_in(d));
+        let start_date = due_in_days.map(|d| self.date_in(d - 14));
+        self.store.milestones.insert(Milestone {
+            id,
+            iid,
+            owner,
+            title: title.into(),
+            description: format!("Milestone **{title}**."),
+            state: if closed { "closed" } else { "active" }.into(),
+            due_date,
+            start_date,
+            updated_at: created_at.clone(),
+            created_at,
+        });
+        id
+    }
+
+    pub fn badge(&mut self, owner: Parent, name: &str, link_url: &str, image_url: &str) {
+        let id = self.store.badges.next_id();
+        self.store.badges.insert(Badge {
+            id,
+            owner,
+            name: Some(name.into()),
+            link_url: link_url.into(),
+            image_url: image_url.into(),
+        });
+    }
+
+    /// A board with one list per label id and milestone id, in that order.
+    pub fn board(&mut self, owner: Parent, name: &str, labels: &[u64], milestones: &[u64]) {
+        let id = self.store.boards.next_id();
+        let created_at = self.tick(60);
+        self.store.boards.insert(Board {
+            id,
+            owner,
+            name: name.into(),
+            hide_backlog_list: false,
+            hide_closed_list: false,
+            created_at,
+        });
+        let lists = labels
+            .iter()
+            .map(|l| (Some(*l), None))
+            .chain(milestones.iter().map(|m| (None, Some(*m))));
+        for (position, (label_id, milestone_id)) in lists.enumerate() {
+            let list_id = self.store.board_lists.next_id();
+            self.store.board_lists.insert(BoardList {
+                id: list_id,
+                board_id: id,
+                list_type: if label_id.is_some() {
+                    "label"
+                } else {
+                    "milestone"
+                }
+                .into(),
+                label_id,
+                milestone_id,
+                iteration_id: None,
+                position: position as u64,
+            });
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn epic(
+        &mut self,
+        group_id: u64,
+        title: &str,
+        description: &str,
+        author: u64,
+        parent_id: Option<u64>,
+        labels: &[&str],
+        closed: bool,
+        confidential: bool,
+    ) -> u64 {
+        let id = self.store.epics.next_id();
+        let iid = self.store.epics.next_iid(Parent::Group(group_id));
+        let created_at = self.tick(600);
+        let updated_at = self.tick(60);
+        let fixed = self.rng.random_bool(0.5);
+        let start = self.date_in(-10);
+        let due = self.date_in(40);
+        self.store.epics.insert(Epic {
+            id,
+            iid,
+            group_id,
+            parent_id,
+            title: title.into(),
+            description: description.into(),
+            state: if closed { "closed" } else { "opened" }.into(),
+            confidential,
+            author_id: author,
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            start_date_is_fixed: fixed,
+            start_date_fixed: fixed.then_some(start),
+            due_date_is_fixed: fixed,
+            due_date_fixed: fixed.then_some(due),
+            color: "#1068bf".into(),
+            created_at,
+            closed_at: closed.then(|| updated_at.clone()),
+            updated_at,
+        });
+        id
+    }
+
+    /// A cadence with `count` two-week iterations, the last ones current and upcoming.
+    pub fn iterations(&mut self, group_id: u64, title: &str, count: u64) -> Vec<u64> {
+        let cadence_id = self.store.cadences.next_id();
+        let start = self.date_in(-(14 * (count as i64 - 2)));
+        self.store.cadences.insert(IterationCadence {
+            id: cadence_id,
+            group_id,
+            title: title.into(),
+            description: Some(format!("{title} of the simulated forge")),
+            start_date: start,
+            duration_in_weeks: 2,
+            iterations_in_advance: 1,
+            active: true,
+            automatic: true,
+            roll_over: false,
+        });
+        let mut ids = Vec::new();
+        for n in 0..count {
+            let id = self.store.iterations.next_id();
+            let iid = self.store.iterations.next_iid(Parent::Group(group_id));
+            let offset = 14 * (n as i64 - (count as i64 - 2));
+            let created_at = self.tick(30);
+            let state = match offset {
+                o if o > 0 => 1,
+                0 => 2,
+                _ => 3,
+            };
+            self.store.iterations.insert(Iteration {
+                id,
+                iid,
+                sequence: n + 1,
+                group_id,
+                cadence_id,
+                title: (n % 2 == 0).then(|| format!("Sprint {}", n + 1)),
+                description: None,
+                state,
+                start_date: self.date_in(offset),
+                due_date: self.date_in(offset + 13),
+                updated_at: created_at.clone(),
+                created_at,
+            });
+            ids.push(id);
+        }
+        ids
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue(
+        &mut self,
+        project_id: u64,
+        title: String,
+        description: String,
+        author: u64,
+        assignees: Vec<u64>,
+        labels: Vec<String>,
+        milestone_id: Option<u64>,
+        closed_by: Option<u64>,
+        confidential: bool,
+    ) -> u64 {
+        let id = self.store.issues.next_id();
+        let iid = self.store.issues.next_iid(Parent::Project(project_id));
+        let created_at = self.tick(240);
+        let updated_at = self.tick(30);
+        self.store.issues.insert(Issue {
+            id,
+            iid,
+            project_id,
+            title,
+            description,
+            state: if closed_by.is_some() {
+                "closed"
+            } else {
+                "opened"
+            }
+            .into(),
+            author_id: author,
+            assignee_ids: assignees,
+            labels,
+            milestone_id,
+            epic_id: None,
+            iteration_id: None,
+            confidential,
+            discussion_locked: None,
+            due_date: None,
+            weight: None,
+            created_at,
+            closed_at: closed_by.map(|_| updated_at.clone()),
+            closed_by_id: closed_by,
+            updated_at,
+        });
+        id
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn merge_request(
+        &mut self,
+        project_id: u64,
+        title: String,
+        description: String,
+        author: u64,
+        source_branch: String,
+        state: &str,
+        labels: Vec<String>,
+        merged_by: Option<u64>,
+    ) -> u64 {
+        let id = self.store.merge_requests.next_id();
+        let iid = self
+            .store
+            .merge_requests
+            .next_iid(Parent::Project(project_id));
+        let created_at = self.tick(240);
+        let updated_at = self.tick(60);
+        let sha =
+            hex::encode(Sha256::digest(format!("{project_id}/{iid}").as_bytes()))[..40].to_string();
+        self.store.merge_requests.insert(MergeRequest {
+            id,
+            iid,
+            project_id,
+            title,
+            description,
+            state: state.into(),
+            author_id: author,
+            assignee_ids: vec![author],
+            reviewer_ids: Vec::new(),
+            labels,
+            milestone_id: None,
+            source_branch,
+            target_branch: "main".into(),
+            draft: false,
+            squash: false,
+            merge_commit_sha: (state == "merged").then(|| sha.chars().rev().collect()),
+            sha: Some(sha),
+            created_at,
+            merged_at: (state == "merged").then(|| updated_at.clone()),
+            merged_by_id: merged_by,
+            closed_at: (state == "closed").then(|| updated_at.clone()),
+            closed_by_id: (state == "closed").then_some(author),
+            updated_at,
+        });
+        id
+    }
+
+    pub fn note(
+        &mut self,
+        noteable: Parent,
+        body: String,
+        author: u64,
+        system: bool,
+        internal: bool,
+    ) -> u64 {
+        let id = self.store.notes.next_id();
+        let created_at = self.tick(90);
+        self.store.notes.insert(Note {
+            id,
+            noteable,
+            body,
+            author_id: author,
+            system,
+            internal,
+            resolvable: false,
+            resolved: false,
+            updated_at: created_at.clone(),
+            created_at,
+        });
+        id
+    }
+
+    pub fn award(&mut self, awardable: Parent, name: &str, user_id: u64) {
+        let id = self.store.award_emoji.next_id();
+        let created_at = self.tick(20);
+        self.store.award_emoji.insert(AwardEmoji {
+            id,
+            awardable,
+            name: name.into(),
+            user_id,
+            updated_at: created_at.clone(),
+            created_at,
+        });
+    }
+
+    pub fn release(&mut self, project_id: u64, tag: &str, author: u64, milestones: Vec<String>) {
+        let id = self.store.releases.next_id();
+        let created_at = self.tick(300);
+        self.store.releases.insert(Release {
+            id,
+            project_id,
+            tag_name: tag.into(),
+            name: format!("Release {tag}"),
+            description: format!("## {tag}\n\n- Fixes and improvements, see the milestone."),
+            author_id: author,
+            milestones,
+            links: Vec::new(),
+            released_at: created_at.clone(),
+            created_at,
+        });
+    }
+
+    pub fn snippet(
+        &mut self,
+        project_id: u64,
+        title: &str,
+        file_name: &str,
+        content: &str,
+        author: u64,
+    ) {
+        let id = self.store.snippets.next_id();
+        let created_at = self.tick(100);
+        self.store.snippets.insert(Snippet {
+            id,
+            project_id,
+            title: title.into(),
+            description: Some(format!("{title}.")),
+            file_name: file_name.into(),
+            content: content.into(),
+            visibility: "private".into(),
+            author_id: author,
+            updated_at: created_at.clone(),
+            created_at,
+        });
+    }
+
+    pub fn protected_branch(&mut self, project_id: u64, name: &str) {
+        let id = self.store.protected_branches.next_id();
+        self.store
+            .protected_branches
+            .insert(crate::model::ProtectedBranch {
+                id,
+                project_id,
+                name: name.into(),
+                push_access_level: 40,
+                merge_access_level: 40,
+                allow_force_push: false,
+                code_owner_approval_required: false,
+            });
+    }
+
+    /// Stores an upload and returns its markdown URL (`/uploads/<secret>/<file>`).
+    pub fn upload(&mut self, owner: Parent, filename: &str, content: Vec<u8>) -> String {
+        let id = self.store.uploads.next_id();
+        let created_at = self.tick(10);
+        let secret = crate::routes::uploads::secret_for(owner, filename, &content, id);
+        let url = format!("/uploads/{secret}/{filename}");
+        self.store.uploads.insert(Upload {
+            id,
+            owner,
+            secret,
+            filename: filename.into(),
+            content,
+            created_at,
+        });
+        url
+    }
+}
+
+/// A tiny valid PNG (1x1, transparent), so uploads are real images.
+pub const PNG_1X1: [u8; 67] = [
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0a, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
+    0x42, 0x60, 0x82,
+];

@@ -1,0 +1,208 @@
+//! forge-sim: a GitLab REST API v4 simulator for testing the appliance, both as a source full
+//! of deterministic data and as a destination that records what was written.
+//!
+//! This file owns the public face other code relies on: [`Dataset`], [`SimConfig`],
+//! [`RunningSim`] and [`router`]. It wires modules together and must never hold API logic.
+
+#![recursion_limit = "512"]
+
+pub mod auth;
+pub mod dataset;
+pub mod error;
+pub mod faults;
+pub mod git;
+pub mod model;
+pub mod pagination;
+pub mod relation_export;
+pub mod routes;
+pub mod state;
+pub mod timestamp;
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::faults::{FaultConfig, FaultState};
+use crate::git::GitStore;
+use crate::state::Sim;
+
+/// Which data the simulator starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dataset {
+    /// A destination: admin, the shared users, and a top-level group `imported`.
+    Empty,
+    /// A small source for tests: group tree `acme`, four projects, every relation.
+    Small,
+    /// A benchmark source: 20 projects, 20,000 issues, 5,000 MRs, 100,000 notes.
+    Medium,
+}
+
+impl Dataset {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dataset::Empty => "empty",
+            Dataset::Small => "small",
+            Dataset::Medium => "medium",
+        }
+    }
+}
+
+impl FromStr for Dataset {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Dataset, String> {
+        match s {
+            "empty" => Ok(Dataset::Empty),
+            "small" => Ok(Dataset::Small),
+            "medium" => Ok(Dataset::Medium),
+            other => Err(format!(
+                "unknown dataset `{other}`; choose one of: empty, small, medium"
+            )),
+        }
+    }
+}
+
+/// How to start a simulator.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub listen: SocketAddr,
+    pub dataset: Dataset,
+    pub seed: u64,
+    pub faults: FaultConfig,
+}
+
+impl SimConfig {
+    /// Listens on 127.0.0.1 with a free port, without faults.
+    pub fn new(dataset: Dataset, seed: u64) -> SimConfig {
+        SimConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            dataset,
+            seed,
+            faults: FaultConfig::default(),
+        }
+    }
+}
+
+/// The whole HTTP face: relation-export routes, then the REST API, uploads and git smart HTTP
+/// in the fallback, all behind the fault middleware; only `/-/sim/*` (fault control) bypasses it.
+pub fn router(sim: Arc<Sim>, faults: Arc<FaultState>) -> Router {
+    let served = Router::new()
+        .merge(relation_export::routes())
+        .fallback(routes::dispatch)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&faults),
+            faults::middleware,
+        ))
+        .with_state(sim);
+    Router::new()
+        .merge(faults::admin_routes(faults))
+        .merge(served)
+}
+
+/// Commits seeded into each project's repository.
+fn seeded_commits(dataset: Dataset) -> usize {
+    match dataset {
+        Dataset::Medium => 5,
+        _ => 12,
+    }
+}
+
+/// A simulator serving in the background of the current runtime.
+pub struct RunningSim {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub admin_token: String,
+    /// Owns the dataset's top-level groups (`imported` in `empty`).
+    pub owner_token: String,
+    pub sim: Arc<Sim>,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+    _git_dir: tempfile::TempDir,
+}
+
+impl RunningSim {
+    /// Binds, builds the dataset, seeds the repositories and starts serving.
+    pub async fn start(cfg: SimConfig) -> anyhow::Result<RunningSim> {
+        let listener = TcpListener::bind(cfg.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (--listen)", cfg.listen))?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        let url = format!("http://{addr}");
+        let git_dir = tempfile::Builder::new()
+            .prefix("forge-sim-git-")
+            .tempdir()
+            .context("creating a temporary directory for git repositories (check TMPDIR)")?;
+        let (dataset, seed) = (cfg.dataset, cfg.seed);
+        let seeded = tokio::task::spawn_blocking(move || dataset::build(dataset, seed))
+            .await
+            .context("building the dataset")?;
+        let git = GitStore::new(git_dir.path().to_path_buf());
+        let sim = Arc::new(Sim::new(url.clone(), git, seeded.store));
+        let repositories = seeded.repositories;
+        let seeding = Arc::clone(&sim);
+        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            for path in &repositories {
+                seeding
+                    .git
+                    .create_bare(path)
+                    .map_err(|e| anyhow::anyhow!("creating repository {path}: {e}"))?;
+                seeding
+                    .git
+                    .seed_history(path, seed, seeded_commits(dataset))
+                    .map_err(|e| anyhow::anyhow!("seeding repository {path}: {e}"))?;
+            }
+            Ok(())
+        })
+        .await
+        .context("seeding git repositories")??;
+
+        let app = router(Arc::clone(&sim), FaultState::new(cfg.faults, seed));
+        let (shutdown, signal) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = signal.await;
+                })
+                .await
+        });
+        Ok(RunningSim {
+            url,
+            admin_token: seeded.admin_token,
+            owner_token: seeded.owner_token,
+            sim,
+            shutdown,
+            server,
+            _git_dir: git_dir,
+        })
+    }
+
+    /// The token of any dataset user (`root`, `ada`, `bjorn`, `chen`, `dmitri`, `eve`, `farah`).
+    pub fn token_for(&self, username: &str) -> Option<String> {
+        let store = self.sim.read();
+        let user = store.user_by_username(username)?.id;
+        store
+            .tokens
+            .iter()
+            .find(|(_, id)| **id == user)
+            .map(|(token, _)| token.clone())
+    }
+
+    /// Stops accepting, lets requests in flight finish (at most 5 s) and removes the git data.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(());
+        let mut server = self.server;
+        if tokio::time::timeout(Duration::from_secs(5), &mut server)
+            .await
+            .is_err()
+        {
+            server.abort();
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! Record types of the simulated GitLab: one plain struct per kind of record, as stored.
+//! They hold ids, never references, and know nothing about HTTP; the JSON that GitLab
+//! returns for them (with nested users, web URLs and links) is rendered in `routes/`.
+//! Timestamps are stored already formatted as GitLab prints them (`2024-01-02T03:04:05.678Z`),
+//! dates as `YYYY-MM-DD`, so that they sort as strings.
+
+use serde::Serialize;
+
+/// GitLab access levels.
+pub mod access {
+    pub const NONE: u8 = 0;
+    pub const GUEST: u8 = 10;
+    pub const REPORTER: u8 = 20;
+    pub const DEVELOPER: u8 = 30;
+    pub const MAINTAINER: u8 = 40;
+    pub const OWNER: u8 = 50;
+}
+
+/// What a record belongs to. Every record that is not a user, group or project has exactly one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(tag = "type", content = "id")]
+pub enum Parent {
+    Group(u64),
+    Project(u64),
+    Issue(u64),
+    MergeRequest(u64),
+    Epic(u64),
+    Snippet(u64),
+    Board(u64),
+    Note(u64),
+    Cadence(u64),
+}
+
+impl Parent {
+    /// GitLab's class name for a noteable or awardable.
+    pub fn class_name(self) -> &'static str {
+        match self {
+            Parent::Group(_) => "Group",
+            Parent::Project(_) => "Project",
+            Parent::Issue(_) => "Issue",
+            Parent::MergeRequest(_) => "MergeRequest",
+            Parent::Epic(_) => "Epic",
+            Parent::Snippet(_) => "Snippet",
+            Parent::Board(_) => "Board",
+            Parent::Note(_) => "Note",
+            Parent::Cadence(_) => "Iterations::Cadence",
+        }
+    }
+
+    pub fn id(self) -> u64 {
+        match self {
+            Parent::Group(id)
+            | Parent::Project(id)
+            | Parent::Issue(id)
+            | Parent::MergeRequest(id)
+            | Parent::Epic(id)
+            | Parent::Snippet(id)
+            | Parent::Board(id)
+            | Parent::Note(id)
+            | Parent::Cadence(id) => id,
+        }
+    }
+}
+
+/// A record kept in a [`crate::state::Table`].
+pub trait Record {
+    fn id(&self) -> u64;
+    fn parent(&self) -> Parent;
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: u64,
+    pub username: String,
+    pub name: String,
+    /// The confirmed primary email; only admins and the user see it.
+    pub email: String,
+    pub public_email: Option<String>,
+    pub is_admin: bool,
+    pub state: String,
+    pub created_at: String,
+    pub bio: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    pub id: u64,
+    pub name: String,
+    pub path: String,
+    pub full_name: String,
+    pub full_path: String,
+    pub description: String,
+    pub visibility: String,
+    pub parent_id: Option<u64>,
+    pub created_at: String,
+    pub project_creation_level: String,
+    pub subgroup_creation_level: String,
+    pub request_access_enabled: bool,
+    pub require_two_factor_authentication: bool,
+    pub two_factor_grace_period: u64,
+    pub lfs_enabled: bool,
+    pub mentions_disabled: Option<bool>,
+    pub emails_enabled: bool,
+    pub share_with_group_lock: bool,
+    pub auto_devops_enabled: Option<bool>,
+    pub default_branch_protection: u8,
+    pub avatar_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Project {
+    pub id: u64,
+    pub name: String,
+    pub path: String,
+    pub namespace_id: u64,
+    pub path_with_namespace: String,
+    pub name_with_namespace: String,
+    pub description: String,
+    pub visibility: String,
+    pub default_branch: String,
+    pub created_at: String,
+    pub last_activity_at: String,
+    pub creator_id: u64,
+    pub topics: Vec<String>,
+    pub archived: bool,
+    pub issues_enabled: bool,
+    pub merge_requests_enabled: bool,
+    pub wiki_enabled: bool,
+    pub snippets_enabled: bool,
+    pub lfs_enabled: bool,
+    pub request_access_enabled: bool,
+    pub empty_repo: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Member {
+    pub id: u64,
+    pub source: Parent,
+    pub user_id: u64,
+    pub access_level: u8,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub created_by: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Label {
+    pub id: u64,
+    pub owner: Parent,
+    pub name: String,
+    pub color: String,
+    pub text_color: String,
+    pub description: Option<String>,
+    pub priority: Option<u64>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Milestone {
+    pub id: u64,
+    pub iid: u64,
+    pub owner: Parent,
+    pub title: String,
+    pub description: String,
+    /// `active` or `closed`.
+    pub state: String,
+    pub due_date: Option<String>,
+    pub start_date: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Badge {
+    pub id: u64,
+    pub owner: Parent,
+    pub name: Option<String>,
+    pub link_url: String,
+    pub image_url: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Board {
+    pub id: u64,
+    pub owner: Parent,
+    pub name: String,
+    pub hide_backlog_list: bool,
+    pub hide_closed_list: bool,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BoardList {
+    pub id: u64,
+    pub board_id: u64,
+    /// `label`, `milestone` or `iteration`.
+    pub list_type: String,
+    pub label_id: Option<u64>,
+    pub milestone_id: Option<u64>,
+    pub iteration_id: Option<u64>,
+    pub position: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Epic {
+    pub id: u64,
+    pub iid: u64,
+    pub group_id: u64,
+    /// Id of the parent epic.
+    pub parent_id: Option<u64>,
+    pub title: String,
+    pub description: String,
+    /// `opened` or `closed`.
+    pub state: String,
+    pub confidential: bool,
+    pub author_id: u64,
+    pub labels: Vec<String>,
+    pub start_date_is_fixed: bool,
+    pub start_date_fixed: Option<String>,
+    pub due_date_is_fixed: bool,
+    pub due_date_fixed: Option<String>,
+    pub color: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub closed_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IterationCadence {
+    pub id: u64,
+    pub group_id: u64,
+    pub title: String,
+    pub description: Option<String>,
+    pub start_date: String,
+    pub duration_in_weeks: u64,
+    pub iterations_in_advance: u64,
+    pub active: bool,
+    pub automatic: bool,
+    pub roll_over: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Iteration {
+    pub id: u64,
+    pub iid: u64,
+    pub sequence: u64,
+    pub group_id: u64,
+    pub cadence_id: u64,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// 1 upcoming, 2 current, 3 closed.
+    pub state: u8,
+    pub start_date: String,
+    pub due_date: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Issue {
+    pub id: u64,
+    pub iid: u64,
+    pub project_id: u64,
+    pub title: String,
+    pub description: String,
+    /// `opened` or `closed`.
+    pub state: String,
+    pub author_id: u64,
+    pub assignee_ids: Vec<u64>,
+    pub labels: Vec<String>,
+    pub milestone_id: Option<u64>,
+    pub epic_id: Option<u64>,
+    pub iteration_id: Option<u64>,
+    pub confidential: bool,
+    pub discussion_locked: Option<bool>,
+    pub due_date: Option<String>,
+    pub weight: Option<u64>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub closed_at: Option<String>,
+    pub closed_by_id: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MergeRequest {
+    pub id: u64,
+    pub iid: u64,
+    pub project_id: u64,
+    pub title: String,
+    pub description: String,
+    /// `opened`, `closed`, `merged` or `locked`.
+    pub state: String,
+    pub author_id: u64,
+    pub assignee_ids: Vec<u64>,
+    pub reviewer_ids: Vec<u64>,
+    pub labels: Vec<String>,
+    pub milestone_id: Option<u64>,
+    pub source_branch: String,
+    pub target_branch: String,
+    pub draft: bool,
+    pub squash: bool,
+    pub sha: Option<String>,
+    pub merge_commit_sha: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub merged_at: Option<String>,
+    pub merged_by_id: Option<u64>,
+    pub closed_at: Option<String>,
+    pub closed_by_id: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Note {
+    pub id: u64,
+    /// The issue, merge request, epic or snippet the note is on.
+    pub noteable: Parent,
+    pub body: String,
+    pub author_id: u64,
+    pub system: bool,
+    pub internal: bool,
+    pub resolvable: bool,
+    pub resolved: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AwardEmoji {
+    pub id: u64,
+    pub awardable: Parent,
+    pub name: String,
+    pub user_id: u64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseLink {
+    pub id: u64,
+    pub name: String,
+    pub url: String,
+    pub link_type: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Release {
+    pub id: u64,
+    pub project_id: u64,
+    pub tag_name: String,
+    pub name: String,
+    pub description: String,
+    pub author_id: u64,
+    pub milestones: Vec<String>,
+    pub links: Vec<ReleaseLink>,
+    pub created_at: String,
+    pub released_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Snippet {
+    pub id: u64,
+    pub project_id: u64,
+    pub title: String,
+    pub description: Option<String>,
+    pub file_name: String,
+    pub content: String,
+    pub visibility: String,
+    pub author_id: u64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProtectedBranch {
+    pub id: u64,
+    pub project_id: u64,
+    pub name: String,
+    pub push_access_level: u8,
+    pub merge_access_level: u8,
+    pub allow_force_push: bool,
+    pub code_owner_approval_required: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Upload {
+    pub id: u64,
+    pub owner: Parent,
+    pub secret: String,
+    pub filename: String,
+    #[serde(skip)]
+    pub content: Vec<u8>,
+    pub created_at: String,
+}
+
+macro_rules! record {
+    ($ty:ty, |$r:ident| $parent:expr) => {
+        impl Record for $ty {
+            fn id(&self) -> u64 {
+                self.id
+            }
+            fn parent(&self) -> Parent {
+                let $r = self;
+                $parent
+            }
+        }
+    };
+}
+
+record!(Member, |r| r.source);
+record!(Label, |r| r.owner);
+record!(Milestone, |r| r.owner);
+record!(Badge, |r| r.owner);
+record!(Board, |r| r.owner);
+record!(BoardList, |r| Parent::Board(r.board_id));
+record!(Epic, |r| Parent::Group(r.group_id));
+record!(IterationCadence, |r| Parent::Group(r.group_id));
+record!(Iteration, |r| Parent::Group(r.group_id));
+record!(Issue, |r| Parent::Project(r.project_id));
+record!(MergeRequest, |r| Parent::Project(r.project_id));
+record!(Note, |r| r.noteable);
+record!(AwardEmoji, |r| r.awardable);
+record!(Release, |r| Parent::Project(r.project_id));
+record!(Snippet, |r| Parent::Project(r.project_id));
+record!(ProtectedBranch, |r| Parent::Project(r.project_id));
+record!(Upload, |r| r.owner);

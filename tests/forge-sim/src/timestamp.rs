@@ -1,0 +1,47 @@
+//! Timestamps as GitLab prints them: `2024-01-02T03:04:05.678Z` (UTC, milliseconds) and
+//! dates as `2024-01-02`. Records store these strings so that they sort as text.
+
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, UtcOffset};
+
+pub fn format_time(at: OffsetDateTime) -> String {
+    let at = at.to_offset(UtcOffset::UTC);
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    at.format(&format).unwrap_or_else(|_| at.to_string())
+}
+
+pub fn format_date(date: Date) -> String {
+    let format = format_description!("[year]-[month]-[day]");
+    date.format(&format).unwrap_or_else(|_| date.to_string())
+}
+
+/// Accepts an RFC 3339 time or a bare date from a client and prints it the GitLab way.
+pub fn normalize_time(raw: &str) -> Option<String> {
+    if let Ok(at) = OffsetDateTime::parse(raw, &Rfc3339) {
+        return Some(format_time(at));
+    }
+    let date = Date::parse(raw.get(..10)?, format_description!("[year]-[month]-[day]")).ok()?;
+    Some(format_time(date.midnight().assume_utc()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prints_like_gitlab() {
+        let at = OffsetDateTime::from_unix_timestamp(1_574_929_415).unwrap();
+        assert_eq!(format_time(at), "2019-11-28T08:23:35.000Z");
+        assert_eq!(
+            normalize_time("2019-11-28T09:23:35+01:00").as_deref(),
+            Some("2019-11-28T08:23:35.000Z")
+        );
+        assert_eq!(
+            normalize_time("2019-11-28").as_deref(),
+            Some("2019-11-28T00:00:00.000Z")
+        );
+        assert_eq!(normalize_time("yesterday"), None);
+    }
+}
