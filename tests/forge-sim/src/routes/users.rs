@@ -16,7 +16,7 @@ pub fn basic(sim: &Sim, store: &Store, user_id: u64) -> Value {
         Some(user) => basic_of(sim, user),
         None => json!({
             "id": user_id, "username": "ghost", "name": "Ghost User", "state": "active",
-            "locked": false, "avatar_url": null, "web_url": format!("{}/ghost", sim.base_url)
+            "locked": false, "public_email": "", "avatar_url": null, "web_url": format!("{}/ghost", sim.base_url)
         }),
     }
 }
@@ -28,6 +28,7 @@ fn basic_of(sim: &Sim, user: &User) -> Value {
         "name": user.name,
         "state": user.state,
         "locked": false,
+        "public_email": user.public_email.clone().unwrap_or_default(),
         "avatar_url": format!("https://www.gravatar.com/avatar/{:x}?s=80&d=identicon", user.id * 7919),
         "web_url": format!("{}/{}", sim.base_url, user.username),
     })
