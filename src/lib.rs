@@ -1,6 +1,7 @@
 //! appliance: migrates GitLab groups and projects into a GitLab instance, live or through bundles.
 //! The library does the work; `main.rs` only parses the command line and prints.
 
+pub mod api;
 pub mod forge;
 pub mod model;
 pub mod relations;

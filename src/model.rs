@@ -91,11 +91,22 @@ impl EntityType {
     }
 }
 
+/// Where the records of a bulk import come from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SourceKind {
+    /// A live GitLab instance reached over its API (its token is sealed in the store).
+    Live { url: String },
+    /// A bundle file (or the first volume of a set), replayed into a destination.
+    Bundle { path: String },
+}
+
 /// Where the records of a bulk import go.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DestinationKind {
     /// A live GitLab instance reached over its API.
     Live { url: String },
+    /// A bundle file written for offline transfer.
+    Bundle { path: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -104,8 +115,9 @@ pub struct BulkImport {
     pub status: Status,
     /// Always "gitlab" for direct transfer.
     pub source_type: String,
-    /// Source URL without credentials.
+    /// Source URL without credentials (for a replay, the URL the bundle was exported from).
     pub source_url: String,
+    pub source: SourceKind,
     pub destination: DestinationKind,
     pub created_at: Millis,
     pub updated_at: Millis,
@@ -179,6 +191,8 @@ pub struct Tracker {
     pub stats: RelationStats,
     /// How the records were read: "rest" (list endpoints), "relation_export" or "bundle".
     pub extracted_via: Option<String>,
+    /// Pages committed so far; the next page's index.
+    pub pages: u64,
     pub updated_at: Millis,
 }
 

@@ -67,10 +67,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| temp.path().to_path_buf());
     let config = EngineConfig::new(
         data,
-        Destination {
+        Some(Destination {
             url: parse_forge_url(&destination.url, false)?,
             token: SecretString::from(destination.owner_token.clone()),
-        },
+        }),
     );
     let engine = Engine::open(config)?;
     eprintln!("Migrating group `{group}` live into `imported/{group}` ...");

@@ -54,7 +54,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
             .context("--destination-url")?,
         token: SecretString::from(args.destination_token),
     };
-    let mut config = EngineConfig::new(args.data.clone(), destination);
+    let mut config = EngineConfig::new(args.data.clone(), Some(destination));
     config.allow_http = args.allow_http;
     let engine = Engine::open(config)?;
     let slug = args.slug.clone().unwrap_or_else(|| {
@@ -119,7 +119,10 @@ fn find_unfinished(
     for b in store.unfinished_bulk_imports()? {
         let same_destination = b.destination
             == crate::model::DestinationKind::Live {
-                url: engine.destination_url().to_string(),
+                url: engine
+                    .destination_url()
+                    .map(|u| u.to_string())
+                    .unwrap_or_default(),
             };
         if b.source_url != source_url || !same_destination {
             continue;

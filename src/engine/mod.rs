@@ -3,15 +3,17 @@
 //! sealed source token to a live source client. State lives in the store; this module keeps nothing
 //! that a restart would need.
 
+mod endpoints;
 mod pipeline;
 mod runner;
 pub mod stages;
 
 use crate::forge::client::RetryPolicy;
 use crate::forge::{ForgeClient, ForgeError, GitLab, parse_forge_url};
-use crate::model::{BulkImport, DestinationKind, Entity, EntityRequest, EntityType, now_millis};
+use crate::model::{
+    BulkImport, DestinationKind, Entity, EntityRequest, EntityType, SourceKind, now_millis,
+};
 use crate::secret::{Sealer, SecretError};
-use crate::sink::{LiveSink, Sink};
 use crate::store::{Store, StoreError};
 use secrecy::SecretString;
 use std::collections::HashMap;
@@ -30,7 +32,8 @@ pub struct Destination {
 #[derive(Clone)]
 pub struct EngineConfig {
     pub data_dir: PathBuf,
-    pub destination: Destination,
+    /// The live destination migrations write into; None for an appliance that only exports bundles.
+    pub destination: Option<Destination>,
     pub allow_http: bool,
     /// Entities migrated at the same time.
     pub entity_concurrency: usize,
@@ -40,7 +43,7 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
-    pub fn new(data_dir: PathBuf, destination: Destination) -> Self {
+    pub fn new(data_dir: PathBuf, destination: Option<Destination>) -> Self {
         EngineConfig {
             data_dir,
             destination,
@@ -93,10 +96,25 @@ pub enum SubmitError {
     DestinationExists { full_path: String },
     #[error("Unable to reach the destination instance: {0}")]
     DestinationUnreachable(String),
+    #[error(
+        "This appliance has no destination instance configured; start it with --destination-url"
+    )]
+    NoDestination,
     #[error("Project migration is not supported yet: '{full_path}' was refused")]
     ProjectsNotSupported { full_path: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A bulk import to record as it is: where from, where to, which entities.
+pub struct Plan {
+    /// The source URL shown to users (for a replay, the URL the bundle came from).
+    pub source_url: String,
+    pub source: SourceKind,
+    /// The live source's token, sealed before it is stored; None for a bundle source.
+    pub source_token: Option<SecretString>,
+    pub destination: DestinationKind,
+    pub entities: Vec<EntityRequest>,
 }
 
 /// A request to migrate, as POST /bulk_imports or `appliance migrate` give it.
@@ -110,7 +128,7 @@ pub struct Engine {
     store: Store,
     sealer: Sealer,
     config: EngineConfig,
-    destination: GitLab,
+    destination: Option<GitLab>,
     running: Mutex<HashMap<u64, CancellationToken>>,
 }
 
@@ -124,13 +142,15 @@ impl Engine {
         })?;
         let store = Store::open(&config.data_dir)?;
         let sealer = Sealer::open(&config.data_dir)?;
-        let dest = &config.destination;
-        let destination = GitLab::new(ForgeClient::new(
-            dest.url.clone(),
-            dest.token.clone(),
-            config.http_concurrency,
-            config.retry.clone(),
-        )?);
+        let destination = match &config.destination {
+            Some(dest) => Some(GitLab::new(ForgeClient::new(
+                dest.url.clone(),
+                dest.token.clone(),
+                config.http_concurrency,
+                config.retry.clone(),
+            )?)),
+            None => None,
+        };
         Ok(Arc::new(Engine {
             store,
             sealer,
@@ -144,8 +164,12 @@ impl Engine {
         &self.store
     }
 
-    pub fn destination_url(&self) -> &Url {
-        &self.config.destination.url
+    pub fn destination_url(&self) -> Option<&Url> {
+        self.config.destination.as_ref().map(|d| &d.url)
+    }
+
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.config.data_dir
     }
 
     /// Validates a request against the source and the destination, records it, and starts it in the
@@ -164,6 +188,10 @@ impl Engine {
         &self,
         req: SubmitRequest,
     ) -> Result<(BulkImport, Vec<Entity>), SubmitError> {
+        let destination = self
+            .destination
+            .as_ref()
+            .ok_or(SubmitError::NoDestination)?;
         let url = parse_forge_url(&req.source_url, self.config.allow_http)
             .map_err(|e| SubmitError::InvalidSourceUrl(e.to_string()))?;
         let source = self.source_gitlab(url.clone(), req.source_token.clone())?;
@@ -200,52 +228,43 @@ impl Engine {
                     full_path: e.source_full_path.clone(),
                 });
             }
-            self.check_destination(e).await?;
+            check_destination(destination, e).await?;
         }
-        let sealed = self.sealer.seal(&req.source_token);
-        let store = self.store.clone();
-        let source_url = url.to_string();
-        let destination = DestinationKind::Live {
-            url: self.config.destination.url.to_string(),
-        };
-        let entities = req.entities;
-        let created = blocking(move || {
-            store.create_bulk_import(&source_url, destination, &sealed, &entities, now_millis())
+        self.record(Plan {
+            source_url: url.to_string(),
+            source: SourceKind::Live {
+                url: url.to_string(),
+            },
+            source_token: Some(req.source_token),
+            destination: DestinationKind::Live {
+                url: destination.client.base().to_string(),
+            },
+            entities: req.entities,
         })
         .await
-        .map_err(SubmitError::Store)?;
-        Ok(created)
     }
 
-    async fn check_destination(&self, e: &EntityRequest) -> Result<(), SubmitError> {
-        let unreachable = |err: ForgeError| SubmitError::DestinationUnreachable(err.to_string());
-        if !e.destination_namespace.is_empty() {
-            let ns = self
-                .destination
-                .group(&e.destination_namespace)
-                .await
-                .map_err(unreachable)?;
-            if ns.is_none() {
-                return Err(SubmitError::DestinationNamespaceInvalid {
-                    namespace: e.destination_namespace.clone(),
-                });
-            }
-        }
-        let full_path = if e.destination_namespace.is_empty() {
-            e.destination_slug.clone()
-        } else {
-            format!("{}/{}", e.destination_namespace, e.destination_slug)
-        };
-        if self
-            .destination
-            .group(&full_path)
-            .await
-            .map_err(unreachable)?
-            .is_some()
-        {
-            return Err(SubmitError::DestinationExists { full_path });
-        }
-        Ok(())
+    /// Records a bulk import exactly as planned, without checking anything remote. Exports and replays
+    /// check their own preconditions (the source answers; the bundle verifies) before they call this.
+    pub async fn record(&self, plan: Plan) -> Result<(BulkImport, Vec<Entity>), SubmitError> {
+        let sealed = plan
+            .source_token
+            .as_ref()
+            .map(|t| self.sealer.seal(t))
+            .unwrap_or_default();
+        let store = self.store.clone();
+        blocking(move || {
+            store.create_bulk_import(
+                &plan.source_url,
+                plan.source,
+                plan.destination,
+                &sealed,
+                &plan.entities,
+                now_millis(),
+            )
+        })
+        .await
+        .map_err(SubmitError::Store)
     }
 
     /// Cancels a bulk import: the store says canceled at once, and running work stops at its next step.
@@ -286,7 +305,11 @@ impl Engine {
         });
     }
 
-    fn source_gitlab(&self, url: Url, token: SecretString) -> Result<GitLab, SubmitError> {
+    pub(crate) fn source_gitlab(
+        &self,
+        url: Url,
+        token: SecretString,
+    ) -> Result<GitLab, SubmitError> {
         ForgeClient::new(
             url,
             token,
@@ -295,12 +318,6 @@ impl Engine {
         )
         .map(GitLab::new)
         .map_err(|e| SubmitError::InvalidSourceUrl(e.to_string()))
-    }
-
-    fn sink(&self) -> Arc<dyn Sink> {
-        Arc::new(LiveSink {
-            gitlab: self.destination.clone(),
-        })
     }
 }
 
@@ -316,4 +333,34 @@ where
         Ok(r) => r,
         Err(join) => Err(E::from(StoreError::Task(join.to_string()))),
     }
+}
+
+/// The destination namespace must exist, and the new group's path must not.
+async fn check_destination(destination: &GitLab, e: &EntityRequest) -> Result<(), SubmitError> {
+    let unreachable = |err: ForgeError| SubmitError::DestinationUnreachable(err.to_string());
+    if !e.destination_namespace.is_empty() {
+        let ns = destination
+            .group(&e.destination_namespace)
+            .await
+            .map_err(unreachable)?;
+        if ns.is_none() {
+            return Err(SubmitError::DestinationNamespaceInvalid {
+                namespace: e.destination_namespace.clone(),
+            });
+        }
+    }
+    let full_path = if e.destination_namespace.is_empty() {
+        e.destination_slug.clone()
+    } else {
+        format!("{}/{}", e.destination_namespace, e.destination_slug)
+    };
+    if destination
+        .group(&full_path)
+        .await
+        .map_err(unreachable)?
+        .is_some()
+    {
+        return Err(SubmitError::DestinationExists { full_path });
+    }
+    Ok(())
 }

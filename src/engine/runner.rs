@@ -5,11 +5,10 @@
 use super::pipeline::{PipelineOutcome, PipelineRun, new_correlation_id};
 use super::stages::{SUBGROUPS, group_stages};
 use super::{Engine, EngineError, blocking};
-use crate::forge::{ForgeClient, GitLab, parse_forge_url};
 use crate::model::{BulkImport, Entity, EntityRequest, EntityType, Failure, Status, now_millis};
 use crate::relations::EntityContext;
 use crate::sink::Sink;
-use crate::source::{LiveSource, Source};
+use crate::source::Source;
 use crate::store::{MappingScope, PageCommit};
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -53,21 +52,8 @@ impl Engine {
         if bulk.status.is_terminal() {
             return Ok(bulk);
         }
-        let store = self.store.clone();
-        let sealed = blocking(move || store.sealed_token(id)).await?;
-        let token = self.sealer.unseal(&sealed)?;
-        // The URL passed the transport policy when the migration was accepted.
-        let url = parse_forge_url(&bulk.source_url, true)?;
-        let client = ForgeClient::new(
-            url,
-            token,
-            self.config.http_concurrency,
-            self.config.retry.clone(),
-        )?;
-        let source: Arc<dyn Source> = Arc::new(LiveSource {
-            gitlab: GitLab::new(client),
-        });
-        let sink = self.sink();
+        let source = self.open_source(&bulk).await?;
+        let sink = self.open_sink(&bulk).await?;
 
         let store = self.store.clone();
         blocking(move || store.set_bulk_import_status(id, Status::Started, now_millis())).await?;
@@ -111,6 +97,10 @@ impl Engine {
 
         let store = self.store.clone();
         let entities = blocking(move || store.entities_of(id)).await?;
+        if cancel.is_cancelled() {
+            return Err(EngineError::Canceled);
+        }
+        sink.finish(&self.store, &bulk, &entities).await?;
         let all_failed =
             !entities.is_empty() && entities.iter().all(|e| e.status == Status::Failed);
         let end = if all_failed {

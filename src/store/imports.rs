@@ -1,7 +1,9 @@
 //! Bulk imports and their entities: creation, status changes and the listings the API pages through.
 
 use super::{BULK_IMPORTS, ENTITIES, Result, Store, StoreError, decode, encode, next_id};
-use crate::model::{BulkImport, DestinationKind, Entity, EntityRequest, Millis, Status};
+use crate::model::{
+    BulkImport, DestinationKind, Entity, EntityRequest, Millis, SourceKind, Status,
+};
 use redb::{ReadableTable, WriteTransaction};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,6 +60,7 @@ impl Store {
     pub fn create_bulk_import(
         &self,
         source_url: &str,
+        source: SourceKind,
         destination: DestinationKind,
         sealed_token: &[u8],
         entities: &[EntityRequest],
@@ -70,6 +73,7 @@ impl Store {
             status: Status::Created,
             source_type: "gitlab".into(),
             source_url: source_url.to_string(),
+            source,
             destination,
             created_at: now,
             updated_at: now,

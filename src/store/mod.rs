@@ -133,3 +133,6 @@ pub(crate) fn next_id(tx: &redb::WriteTransaction, counter: &str) -> Result<u64>
     meta.insert(counter, next)?;
     Ok(next)
 }
+
+#[cfg(test)]
+mod tests;

@@ -59,6 +59,7 @@ impl Store {
             in_doubt: false,
             stats: RelationStats::default(),
             extracted_via: None,
+            pages: 0,
             updated_at: now,
         };
         self.put_tracker(&t)?;
@@ -116,6 +117,7 @@ impl Store {
                 t.stats.source = total;
             }
             t.stats.fetched += page.fetched;
+            t.pages += 1;
             t.stats.imported += page.imported.len() as u64;
             if page.last_page {
                 t.status = Status::Finished;

@@ -1,0 +1,315 @@
+//! The handlers of GitLab's bulk_imports API (`/api/v4/bulk_imports...`): start, list, show, list
+//! entities, show an entity, list its failures, cancel. They validate parameters, call the engine
+//! or read the store (off the runtime), and render GitLab's bodies. They never talk to a forge
+//! themselves, and the source access token of a request never reaches a response or a log line.
+
+use super::ApiState;
+use super::error::ApiError;
+use super::form;
+use super::pagination::{self, PageInfo, Query, parse_query, request_base};
+use super::params::{self, check, list_params, path_id};
+use super::render::{self, BulkImportBody, EntityBody, FailureBody};
+use crate::engine::{EngineError, SubmitError, SubmitRequest, blocking};
+use crate::store::{EntityFilter, StoreError};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+/// Reads a request body as GitLab does: JSON, or a form with bracket keys (what `curl -d` sends).
+fn body_tree(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let blank = body.iter().all(u8::is_ascii_whitespace);
+    match content_type.as_str() {
+        "application/json" if blank => Ok(Value::Object(Default::default())),
+        // serde_json's syntax errors name a position, never the text, so no value can leak through.
+        "application/json" => serde_json::from_slice(body).map_err(|e| {
+            ApiError::BadRequest(format!("message body does not match declared format: {e}"))
+        }),
+        "" | "application/x-www-form-urlencoded" => {
+            form::parse(body).map_err(|e| ApiError::BadRequest(e.to_string()))
+        }
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "The provided content-type '{other}' is not supported."
+        ))),
+    }
+}
+
+/// GitLab's status and words for each reason the engine refuses a migration.
+fn submit_error(e: SubmitError) -> ApiError {
+    match e {
+        SubmitError::InvalidSourceUrl(detail) => ApiError::Unprocessable(format!(
+            "Invalid source URL. Enter only the base URL of the source GitLab instance. {detail}"
+        )),
+        SubmitError::SourceUnauthorized { .. } => ApiError::Unprocessable(
+            "Check that the source instance base URL and the personal access token meet the necessary requirements."
+                .into(),
+        ),
+        SubmitError::SourceEntityNotFound { full_path, .. } => {
+            ApiError::Unprocessable(format!("Import failed. '{full_path}' not found."))
+        }
+        SubmitError::DestinationNamespaceInvalid { namespace } => ApiError::Unprocessable(format!(
+            "Import failed. Destination '{namespace}' is invalid, or you don't have permission."
+        )),
+        SubmitError::DestinationExists { full_path } => ApiError::Unprocessable(format!(
+            "Import failed. '{full_path}' already exists. Change the destination and try again."
+        )),
+        e @ (SubmitError::SourceUnreachable { .. } | SubmitError::ProjectsNotSupported { .. }) => {
+            ApiError::Unprocessable(e.to_string())
+        }
+        e @ (SubmitError::DestinationUnreachable(_) | SubmitError::NoDestination) => {
+            ApiError::Unavailable(e.to_string())
+        }
+        SubmitError::Store(StoreError::NotFound(what)) => {
+            ApiError::Unavailable(format!("503 Service Unavailable: {what} not found while recording the migration"))
+        }
+        SubmitError::Store(other) => ApiError::from(other),
+    }
+}
+
+/// `POST /bulk_imports`: 201 with the new bulk import, 400 for a malformed or invalid body, 422 when
+/// the source or destination refuses it, 503 when the destination or the store cannot be used.
+pub async fn create(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<BulkImportBody>), ApiError> {
+    let tree = body_tree(&headers, &body)?;
+    let params = params::create_params(&tree)?;
+    let token = params.access_token.clone();
+    let req = SubmitRequest {
+        source_url: params.url,
+        source_token: params.access_token,
+        entities: params.entities,
+    };
+    match state.engine.submit(req).await {
+        Ok((bulk, _)) => {
+            tracing::info!(bulk_import = bulk.id, source = %bulk.source_url, "migration started through the API");
+            Ok((StatusCode::CREATED, Json(render::bulk_import(&bulk))))
+        }
+        Err(e) => {
+            let err = submit_error(e).redact(token.expose_secret());
+            tracing::info!(error = %err, "migration refused");
+            Err(err)
+        }
+    }
+}
+
+/// A page of a listing with GitLab's pagination headers.
+fn paged<T: serde::Serialize>(
+    headers: &HeaderMap,
+    uri: &Uri,
+    query: &Query,
+    info: PageInfo,
+    items: Vec<T>,
+) -> Response {
+    let h = pagination::headers(&request_base(headers, uri), query, &info);
+    (h, Json(items)).into_response()
+}
+
+/// `GET /bulk_imports`, newest first unless `sort=asc`, filtered by `status`.
+pub async fn list(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let query = parse_query(uri.query());
+    let mut errors = Vec::new();
+    let p = list_params(&query, &mut errors);
+    check(errors)?;
+    let store = state.engine.store().clone();
+    let q = p.store_query();
+    let page = blocking(move || store.list_bulk_imports(&q)).await?;
+    let items: Vec<BulkImportBody> = page.items.iter().map(render::bulk_import).collect();
+    Ok(paged(
+        &headers,
+        &uri,
+        &query,
+        PageInfo::new(p.page, page.total),
+        items,
+    ))
+}
+
+/// Lists entities (of one bulk import or of all) with their stats and failures.
+async fn entity_listing(
+    state: &ApiState,
+    headers: &HeaderMap,
+    uri: &Uri,
+    bulk_import_id: Option<u64>,
+    mut errors: Vec<String>,
+) -> Result<Response, ApiError> {
+    let query = parse_query(uri.query());
+    let p = list_params(&query, &mut errors);
+    check(errors)?;
+    let store = state.engine.store().clone();
+    let q = p.store_query();
+    let (total, items) = blocking(move || {
+        if let Some(id) = bulk_import_id {
+            store.bulk_import(id)?;
+        }
+        let page = store.list_entities(EntityFilter { bulk_import_id }, &q)?;
+        let mut items: Vec<EntityBody> = Vec::with_capacity(page.items.len());
+        for e in &page.items {
+            items.push(render::entity(
+                e,
+                &store.trackers(e.id)?,
+                &store.failures(e.id)?,
+            ));
+        }
+        Ok::<_, StoreError>((page.total, items))
+    })
+    .await?;
+    Ok(paged(
+        headers,
+        uri,
+        &query,
+        PageInfo::new(p.page, total),
+        items,
+    ))
+}
+
+/// `GET /bulk_imports/entities`: the entities of every bulk import.
+pub async fn list_all_entities(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    entity_listing(&state, &headers, &uri, None, Vec::new()).await
+}
+
+/// `GET /bulk_imports/:import_id/entities`.
+pub async fn list_entities(
+    State(state): State<ApiState>,
+    Path(import_id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let mut errors = Vec::new();
+    let id = path_id(&import_id, "import_id", &mut errors);
+    if errors.is_empty() && id.is_none() {
+        return Err(ApiError::RecordNotFound);
+    }
+    entity_listing(&state, &headers, &uri, Some(id.unwrap_or_default()), errors).await
+}
+
+/// Both ids of an entity path, or GitLab's 400 / 404.
+fn entity_ids(import_id: &str, entity_id: &str) -> Result<(u64, u64), ApiError> {
+    let mut errors = Vec::new();
+    let import = path_id(import_id, "import_id", &mut errors);
+    let entity = path_id(entity_id, "entity_id", &mut errors);
+    check(errors)?;
+    import.zip(entity).ok_or(ApiError::RecordNotFound)
+}
+
+/// `GET /bulk_imports/:import_id`.
+pub async fn show(
+    State(state): State<ApiState>,
+    Path(import_id): Path<String>,
+) -> Result<Json<BulkImportBody>, ApiError> {
+    let mut errors = Vec::new();
+    let id = path_id(&import_id, "import_id", &mut errors);
+    check(errors)?;
+    let id = id.ok_or(ApiError::RecordNotFound)?;
+    let store = state.engine.store().clone();
+    let bulk = blocking(move || store.bulk_import(id)).await?;
+    Ok(Json(render::bulk_import(&bulk)))
+}
+
+/// `GET /bulk_imports/:import_id/entities/:entity_id`.
+pub async fn show_entity(
+    State(state): State<ApiState>,
+    Path((import_id, entity_id)): Path<(String, String)>,
+) -> Result<Json<EntityBody>, ApiError> {
+    let (import_id, entity_id) = entity_ids(&import_id, &entity_id)?;
+    let store = state.engine.store().clone();
+    let body = blocking(move || {
+        store.bulk_import(import_id)?;
+        let e = store.entity(entity_id)?;
+        if e.bulk_import_id != import_id {
+            return Err(StoreError::NotFound(format!("entity {entity_id}")));
+        }
+        Ok(render::entity(
+            &e,
+            &store.trackers(e.id)?,
+            &store.failures(e.id)?,
+        ))
+    })
+    .await?;
+    Ok(Json(body))
+}
+
+/// `GET /bulk_imports/:import_id/entities/:entity_id/failures`: an array, paginated, oldest first.
+pub async fn entity_failures(
+    State(state): State<ApiState>,
+    Path((import_id, entity_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let (import_id, entity_id) = entity_ids(&import_id, &entity_id)?;
+    let query = parse_query(uri.query());
+    let mut errors = Vec::new();
+    let page = pagination::page_request(&query, &mut errors);
+    check(errors)?;
+    let store = state.engine.store().clone();
+    let failures = blocking(move || {
+        store.bulk_import(import_id)?;
+        let e = store.entity(entity_id)?;
+        if e.bulk_import_id != import_id {
+            return Err(StoreError::NotFound(format!("entity {entity_id}")));
+        }
+        store.failures(entity_id)
+    })
+    .await?;
+    let info = PageInfo::new(page, failures.len() as u64);
+    let skip = (info.page - 1).saturating_mul(info.per_page);
+    let items: Vec<FailureBody> = failures
+        .iter()
+        .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+        .take(info.per_page as usize)
+        .map(render::failure)
+        .collect();
+    Ok(paged(&headers, &uri, &query, info, items))
+}
+
+/// `POST /bulk_imports/:import_id/cancel`: 200 with the bulk import (canceled, its unfinished
+/// entities too), 404 when there is no such import, 503 when the store cannot record the cancel.
+/// A migration that already ended keeps its final status: the store never rewrites a terminal one.
+pub async fn cancel(
+    State(state): State<ApiState>,
+    Path(import_id): Path<String>,
+) -> Result<Json<BulkImportBody>, ApiError> {
+    let mut errors = Vec::new();
+    let id = path_id(&import_id, "import_id", &mut errors);
+    check(errors)?;
+    let id = id.ok_or(ApiError::NotFound)?;
+    match state.engine.cancel(id).await {
+        Ok(bulk) => {
+            tracing::info!(
+                bulk_import = id,
+                status = bulk.status.as_str(),
+                "cancel requested through the API"
+            );
+            Ok(Json(render::bulk_import(&bulk)))
+        }
+        Err(EngineError::Store(StoreError::NotFound(_))) => Err(ApiError::NotFound),
+        Err(EngineError::Store(e)) => Err(ApiError::from(e)),
+        Err(other) => {
+            tracing::error!(bulk_import = id, error = %other, "cancel failed");
+            Err(ApiError::Unavailable(format!(
+                "503 Service Unavailable: {other}"
+            )))
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! The HTTP face of the appliance: GitLab's own bulk_imports REST API under `/api/v4`, so that
+//! existing scripts and python-gitlab drive the appliance as they would drive GitLab. This module
+//! owns routing, authentication, GitLab's pagination and error bodies; the engine does the work.
+//! It never talks to a forge itself, and never puts a source access token in a response or a log.
+
+pub mod auth;
+mod bulk_imports;
+pub mod error;
+mod form;
+pub mod pagination;
+mod params;
+pub mod render;
+
+use crate::engine::Engine;
+use axum::Router;
+use axum::routing::{get, post};
+use secrecy::SecretString;
+use std::future::Future;
+use std::sync::Arc;
+
+pub use auth::{TokenOrigin, load_or_create_token};
+
+/// What every handler needs: the engine, and the token clients must present.
+#[derive(Clone)]
+pub struct ApiState {
+    pub engine: Arc<Engine>,
+    pub token: SecretString,
+}
+
+/// Every endpoint of the bulk_imports API; the token is checked before anything else, as GitLab's
+/// `authenticate!` runs before parameter validation.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route(
+            "/api/v4/bulk_imports",
+            get(bulk_imports::list).post(bulk_imports::create),
+        )
+        .route(
+            "/api/v4/bulk_imports/entities",
+            get(bulk_imports::list_all_entities),
+        )
+        .route("/api/v4/bulk_imports/{import_id}", get(bulk_imports::show))
+        .route(
+            "/api/v4/bulk_imports/{import_id}/entities",
+            get(bulk_imports::list_entities),
+        )
+        .route(
+            "/api/v4/bulk_imports/{import_id}/entities/{entity_id}",
+            get(bulk_imports::show_entity),
+        )
+        .route(
+            "/api/v4/bulk_imports/{import_id}/entities/{entity_id}/failures",
+            get(bulk_imports::entity_failures),
+        )
+        .route(
+            "/api/v4/bulk_imports/{import_id}/cancel",
+            post(bulk_imports::cancel),
+        )
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .fallback(error::no_route)
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then lets requests in flight finish.
+/// Tests bind `127.0.0.1:0` and pass a oneshot receiver as `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving the bulk_imports API");
+    }
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

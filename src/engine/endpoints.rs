@@ -1,0 +1,62 @@
+//! Opens the source and the sink a bulk import names: a live GitLab (through the sealed token or the
+//! configured destination) or a bundle.
+
+use super::{Engine, EngineError, blocking};
+use crate::forge::{ForgeClient, GitLab, parse_forge_url};
+use crate::model::{BulkImport, DestinationKind, SourceKind};
+use crate::sink::{LiveSink, Sink};
+use crate::source::{LiveSource, Source};
+use std::sync::Arc;
+
+impl Engine {
+    pub(super) async fn open_source(
+        &self,
+        bulk: &BulkImport,
+    ) -> Result<Arc<dyn Source>, EngineError> {
+        match &bulk.source {
+            SourceKind::Live { url } => {
+                let (store, id) = (self.store.clone(), bulk.id);
+                let sealed = blocking(move || store.sealed_token(id)).await?;
+                let token = self.sealer.unseal(&sealed)?;
+                // The URL passed the transport policy when the migration was accepted.
+                let url = parse_forge_url(url, true)?;
+                let client = ForgeClient::new(
+                    url,
+                    token,
+                    self.config.http_concurrency,
+                    self.config.retry.clone(),
+                )?;
+                Ok(Arc::new(LiveSource {
+                    gitlab: GitLab::new(client),
+                }))
+            }
+            SourceKind::Bundle { path } => Err(EngineError::Internal(format!(
+                "bulk import {} reads the bundle {path}, but this build cannot read bundles",
+                bulk.id
+            ))),
+        }
+    }
+
+    pub(super) async fn open_sink(&self, bulk: &BulkImport) -> Result<Arc<dyn Sink>, EngineError> {
+        match &bulk.destination {
+            DestinationKind::Live { url } => {
+                let configured = self
+                    .destination
+                    .as_ref()
+                    .filter(|d| d.client.base().as_str() == url);
+                let gitlab = configured.cloned().ok_or_else(|| {
+                    EngineError::Internal(format!(
+                        "bulk import {} writes into {url}, but this appliance is configured for {}; start it with --destination-url {url}",
+                        bulk.id,
+                        self.destination_url().map(|u| u.to_string()).unwrap_or_else(|| "no destination".into())
+                    ))
+                })?;
+                Ok(Arc::new(LiveSink { gitlab }))
+            }
+            DestinationKind::Bundle { path } => Err(EngineError::Internal(format!(
+                "bulk import {} writes the bundle {path}, but this build cannot write bundles",
+                bulk.id
+            ))),
+        }
+    }
+}
