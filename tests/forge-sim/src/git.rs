@@ -1,0 +1,730 @@
+//! Real git repositories for the simulated projects, and git smart HTTP in front of them.
+//!
+//! It owns: the bare repositories under one root directory (`<root>/<full_path>.git`), their
+//! deterministic seeded history (one `git fast-import` run per repository, so the same seed gives
+//! the same commit SHAs on every machine), and the CGI bridge to `git http-backend` with GitLab's
+//! authentication rules (HTTP Basic, any username, a token as password).
+//! It never writes to the simulated GitLab records except to mark a project's repository as no
+//! longer empty after a push, and it never shells out to anything but the system `git`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use percent_encoding::percent_decode_str;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use crate::model::access;
+use crate::state::Sim;
+
+/// What to tell a user whose machine has no `git`.
+const GIT_MISSING: &str = "the system `git` is needed for project repositories but was not found \
+     on PATH; install it (e.g. `apt-get install git`)";
+
+/// Bare repositories under one root directory, one per project.
+#[derive(Debug)]
+pub struct GitStore {
+    pub root: PathBuf,
+}
+
+impl GitStore {
+    pub fn new(root: PathBuf) -> GitStore {
+        GitStore { root }
+    }
+
+    /// Where a project's bare repository lives (it may not exist yet).
+    pub fn repo_path(&self, full_path: &str) -> std::io::Result<PathBuf> {
+        check_full_path(full_path)?;
+        Ok(self.root.join(format!("{full_path}.git")))
+    }
+
+    /// An empty bare repository whose HEAD is `main` and which accepts pushes over HTTP.
+    /// Written directly rather than with `git init`, so that datasets with many projects start
+    /// fast and need no `git` until a history is seeded; an existing repository is kept.
+    pub fn create_bare(&self, full_path: &str) -> std::io::Result<PathBuf> {
+        let repo = self.repo_path(full_path)?;
+        if repo.join("HEAD").is_file() {
+            return Ok(repo);
+        }
+        for dir in [
+            "objects/info",
+            "objects/pack",
+            "refs/heads",
+            "refs/tags",
+            "info",
+        ] {
+            std::fs::create_dir_all(repo.join(dir))?;
+        }
+        std::fs::write(repo.join("HEAD"), "ref: refs/heads/main\n")?;
+        std::fs::write(
+            repo.join("config"),
+            "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n\
+             [http]\n\treceivepack = true\n\tuploadpack = true\n",
+        )?;
+        std::fs::write(repo.join("description"), format!("{full_path}\n"))?;
+        Ok(repo)
+    }
+
+    /// Give a project a real, deterministic history: `commits` commits on `main`, a branch
+    /// `feature/seeded` with two more commits forked from the middle of `main`, a branch `stable`
+    /// at an older commit, a lightweight tag `v0.1.0` on the first commit and an annotated tag
+    /// `v1.0.0` on the tip of `main`. Files include unicode names and names with spaces.
+    /// The same `seed` and `commits` give the same SHAs. Creates the repository when missing.
+    pub fn seed_history(&self, full_path: &str, seed: u64, commits: usize) -> std::io::Result<()> {
+        let repo = self.create_bare(full_path)?;
+        let stream = history_stream(full_path, seed, commits.max(1));
+        let mut child = Command::new("git")
+            .args(["fast-import", "--quiet", "--force", "--done"])
+            .env("GIT_DIR", &repo)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(git_spawn_error)?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| std::io::Error::other("git fast-import has no stdin"))?;
+        // A write error here means fast-import died; its stderr below says why.
+        let written = stdin.write_all(&stream);
+        drop(stdin);
+        let output = child.wait_with_output()?;
+        if !output.status.success() {
+            return Err(std::io::Error::other(format!(
+                "git fast-import into {} failed ({}): {}",
+                repo.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        written
+    }
+
+    /// Every ref of a project's repository with the object it points to
+    /// (`refs/heads/main` -> commit SHA; annotated tags give the tag object).
+    pub fn refs(&self, full_path: &str) -> std::io::Result<BTreeMap<String, String>> {
+        let repo = self.repo_path(full_path)?;
+        let output = Command::new("git")
+            .args(["for-each-ref", "--format=%(refname) %(objectname)"])
+            .env("GIT_DIR", &repo)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .output()
+            .map_err(git_spawn_error)?;
+        if !output.status.success() {
+            return Err(std::io::Error::other(format!(
+                "git for-each-ref in {} failed: {}",
+                repo.display(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| line.split_once(' '))
+            .map(|(name, sha)| (name.to_owned(), sha.to_owned()))
+            .collect())
+    }
+}
+
+fn git_spawn_error(e: std::io::Error) -> std::io::Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        std::io::Error::new(std::io::ErrorKind::NotFound, GIT_MISSING)
+    } else {
+        e
+    }
+}
+
+/// A project path must stay inside the store root.
+fn check_full_path(full_path: &str) -> std::io::Result<()> {
+    let bad = full_path.is_empty()
+        || full_path.contains(['\\', '\0', '\n'])
+        || full_path
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..");
+    if bad {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("`{full_path}` is not a valid project path for a repository"),
+        ));
+    }
+    Ok(())
+}
+
+const AUTHORS: [(&str, &str); 6] = [
+    ("Aiko Tanaka", "aiko.tanaka@example.com"),
+    ("Björn Ödegaard", "bjorn.odegaard@example.com"),
+    ("Chidi Okafor", "chidi.okafor@example.com"),
+    ("Dana Whitfield", "dana.whitfield@example.com"),
+    ("Élodie Marchand", "elodie.marchand@example.com"),
+    ("Farah Haddad", "farah.haddad@example.com"),
+];
+
+const FILES: [&str; 6] = [
+    "README.md",
+    "src/main.rs",
+    "src/parser.rs",
+    "docs/ünïcødé notes.md",
+    "资料/说明.txt",
+    "config/settings with spaces.toml",
+];
+
+/// Builds the `git fast-import` stream for [`GitStore::seed_history`]. Everything, timestamps
+/// included, comes from `seed`, so the stream (and so every SHA) is a function of its inputs.
+struct HistoryWriter {
+    out: Vec<u8>,
+    rng: ChaCha8Rng,
+    time: u64,
+    mark: usize,
+    files: BTreeMap<&'static str, String>,
+}
+
+impl HistoryWriter {
+    fn data(&mut self, bytes: &[u8]) {
+        self.out
+            .extend_from_slice(format!("data {}\n", bytes.len()).as_bytes());
+        self.out.extend_from_slice(bytes);
+        self.out.push(b'\n');
+    }
+
+    fn person(&mut self) -> String {
+        let (name, email) = AUTHORS[self.rng.random_range(0..AUTHORS.len())];
+        self.time += 600 + self.rng.random_range(0..36_000);
+        format!("{name} <{email}> {} +0000", self.time)
+    }
+
+    /// One commit on `branch` changing `changed` files (contents evolve with each commit).
+    fn commit(
+        &mut self,
+        branch: &str,
+        from: Option<usize>,
+        message: &str,
+        changed: &[&'static str],
+    ) -> usize {
+        self.mark += 1;
+        let mark = self.mark;
+        let who = self.person();
+        self.out.extend_from_slice(
+            format!("commit refs/heads/{branch}\nmark :{mark}\nauthor {who}\ncommitter {who}\n")
+                .as_bytes(),
+        );
+        self.data(message.as_bytes());
+        if let Some(from) = from {
+            self.out
+                .extend_from_slice(format!("from :{from}\n").as_bytes());
+        }
+        for &path in changed {
+            let line = format!("line {mark}: {:016x}\n", self.rng.random::<u64>());
+            let content = {
+                let entry = self.files.entry(path).or_default();
+                entry.push_str(&line);
+                entry.clone()
+            };
+            self.out
+                .extend_from_slice(format!("M 100644 inline {path}\n").as_bytes());
+            self.data(content.as_bytes());
+        }
+        self.out.push(b'\n');
+        mark
+    }
+}
+
+fn history_stream(full_path: &str, seed: u64, commits: usize) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // 2023-11-14 plus up to ~3 years, whole seconds: fixed for a seed, varied across seeds.
+    let time = 1_700_000_000 + rng.random_range(0..1000) * 86_400;
+    let mut w = HistoryWriter {
+        out: Vec::with_capacity(4096 + commits * 512),
+        rng,
+        time,
+        mark: 0,
+        files: BTreeMap::new(),
+    };
+    w.files.insert(
+        "README.md",
+        format!("# {full_path}\n\nSeeded by forge-sim.\n"),
+    );
+    let first = w.commit("main", None, "Initial commit\n", &FILES);
+    let mut main_tip = first;
+    let fork_at = commits.div_ceil(2);
+    let mut fork = first;
+    for n in 2..=commits {
+        let file = FILES[w.rng.random_range(0..FILES.len())];
+        let message = format!("Update {file} (change {n})\n\nPart of the seeded history.\n");
+        main_tip = w.commit("main", Some(main_tip), &message, &[file]);
+        if n == fork_at {
+            fork = main_tip;
+        }
+    }
+    let feature_1 = w.commit(
+        "feature/seeded",
+        Some(fork),
+        "Start the seeded feature\n",
+        &["src/feature.rs"],
+    );
+    w.commit(
+        "feature/seeded",
+        Some(feature_1),
+        "Document the seeded feature ✨\n",
+        &["src/feature.rs", "docs/ünïcødé notes.md"],
+    );
+    w.out
+        .extend_from_slice(format!("reset refs/heads/stable\nfrom :{fork}\n\n").as_bytes());
+    w.out
+        .extend_from_slice(format!("reset refs/tags/v0.1.0\nfrom :{first}\n\n").as_bytes());
+    let tagger = w.person();
+    w.out
+        .extend_from_slice(format!("tag v1.0.0\nfrom :{main_tip}\ntagger {tagger}\n").as_bytes());
+    w.data(b"Release 1.0.0\n");
+    w.out.extend_from_slice(b"done\n");
+    w.out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Smart HTTP
+
+/// The three smart HTTP endpoints of a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Service {
+    UploadPack,
+    ReceivePack,
+}
+
+/// A request for a repository: which project, which endpoint (`info/refs` or a service POST).
+#[derive(Debug)]
+struct GitRequest {
+    full_path: String,
+    /// The path after `.git`, e.g. `/info/refs` or `/git-upload-pack`.
+    suffix: &'static str,
+    service: Service,
+}
+
+fn parse_git_path(method: &Method, path: &str, query: &str) -> Option<GitRequest> {
+    let (repo, suffix) = ["/info/refs", "/git-upload-pack", "/git-receive-pack"]
+        .into_iter()
+        .find_map(|s| path.strip_suffix(s).map(|repo| (repo, s)))?;
+    let repo = repo.strip_suffix(".git")?.strip_prefix('/')?;
+    let full_path = percent_decode_str(repo).decode_utf8().ok()?.into_owned();
+    check_full_path(&full_path).ok()?;
+    let service = match suffix {
+        "/info/refs" => {
+            if *method != Method::GET && *method != Method::HEAD {
+                return None;
+            }
+            let wanted = query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("service="))?;
+            match wanted {
+                "git-upload-pack" => Service::UploadPack,
+                "git-receive-pack" => Service::ReceivePack,
+                _ => return None,
+            }
+        }
+        "/git-upload-pack" if *method == Method::POST => Service::UploadPack,
+        "/git-receive-pack" if *method == Method::POST => Service::ReceivePack,
+        _ => return None,
+    };
+    Some(GitRequest {
+        full_path,
+        suffix,
+        service,
+    })
+}
+
+/// Serve git smart HTTP for `/<full_path>.git/info/refs?service=...`,
+/// `POST /<full_path>.git/git-upload-pack` and `POST /<full_path>.git/git-receive-pack`.
+/// Returns `None` for any other request, so the caller's fallback can go on routing it.
+pub async fn handle_git(sim: Arc<Sim>, req: Request) -> Option<Response> {
+    let git = parse_git_path(
+        req.method(),
+        req.uri().path(),
+        req.uri().query().unwrap_or(""),
+    )?;
+    let user = match authorize(&sim, &git, req.headers()) {
+        Ok(user) => user,
+        Err(resp) => return Some(resp),
+    };
+    Some(run_http_backend(sim, git, user, req).await)
+}
+
+/// Who may do what, as GitLab decides it for git over HTTP: returns the username for
+/// `REMOTE_USER` (empty when anonymous) or the refusal.
+fn authorize(sim: &Sim, git: &GitRequest, headers: &HeaderMap) -> Result<String, Response> {
+    let credentials = basic_credentials(headers);
+    let user_id = match &credentials {
+        Some((_, token)) => Some(sim.user_for_token(token).ok_or_else(unauthorized)?),
+        None => None,
+    };
+    let Some(user_id) = user_id else {
+        // Anonymous: only clones of public projects; everything else asks for credentials, also
+        // for projects that do not exist, so that their existence does not leak.
+        let public = sim
+            .read()
+            .project_by_path(&git.full_path)
+            .is_some_and(|p| p.visibility == "public");
+        return if public && git.service == Service::UploadPack {
+            Ok(String::new())
+        } else {
+            Err(unauthorized())
+        };
+    };
+    let (level, private, username) = {
+        let store = sim.read();
+        let project = store
+            .project_by_path(&git.full_path)
+            .ok_or_else(not_found)?;
+        let level = store
+            .project_access(user_id, project.id)
+            .ok_or_else(not_found)?;
+        let username = store
+            .user(user_id)
+            .map(|u| u.username.clone())
+            .unwrap_or_default();
+        (level, project.visibility == "private", username)
+    };
+    let allowed = match git.service {
+        Service::UploadPack => !private || level >= access::REPORTER,
+        Service::ReceivePack => level >= access::DEVELOPER,
+    };
+    if !allowed {
+        return Err(forbidden(git.service));
+    }
+    Ok(username)
+}
+
+/// `(username, password)` from `Authorization: Basic ...`.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(base64_decode(encoded.trim())?).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_owned(), password.to_owned()))
+}
+
+/// Standard base64 with optional padding; `None` on anything else.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    fn value(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let bytes = text.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= value(c)? << (18 - 6 * i);
+        }
+        match chunk.len() {
+            4 => out.extend_from_slice(&[(acc >> 16) as u8, (acc >> 8) as u8, acc as u8]),
+            3 => out.extend_from_slice(&[(acc >> 16) as u8, (acc >> 8) as u8]),
+            2 => out.push((acc >> 16) as u8),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, r#"Basic realm="GitLab""#)],
+        "HTTP Basic: Access denied. If a password was provided for Git authentication, the \
+         password was incorrect or you're required to use a token instead of a password.\n",
+    )
+        .into_response()
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "The project you were looking for could not be found or you don't have permission to \
+         view it.\n",
+    )
+        .into_response()
+}
+
+fn forbidden(service: Service) -> Response {
+    let text = match service {
+        Service::ReceivePack => "You are not allowed to push code to this project.\n",
+        Service::UploadPack => "You are not allowed to download code from this project.\n",
+    };
+    (StatusCode::FORBIDDEN, text).into_response()
+}
+
+fn backend_error(what: impl std::fmt::Display) -> Response {
+    tracing::warn!("git http-backend: {what}");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("forge-sim: git http-backend: {what}\n"),
+    )
+        .into_response()
+}
+
+/// Run `git http-backend` as a CGI program: the request body streams into its stdin, its
+/// stdout is parsed for CGI headers and then streamed back as the response body.
+async fn run_http_backend(sim: Arc<Sim>, git: GitRequest, user: String, req: Request) -> Response {
+    match sim.git.repo_path(&git.full_path) {
+        Ok(repo) if repo.join("HEAD").is_file() => {}
+        // Known to the API but never given a repository (or created under another name).
+        _ => return not_found(),
+    }
+    let (parts, body) = req.into_parts();
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.arg("http-backend")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &sim.git.root)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_PROJECT_ROOT", &sim.git.root)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("GIT_HTTP_MAX_REQUEST_BUFFER", "1000M")
+        .env("PATH_INFO", format!("/{}.git{}", git.full_path, git.suffix))
+        .env("REQUEST_METHOD", parts.method.as_str())
+        .env("QUERY_STRING", parts.uri.query().unwrap_or(""))
+        .env("CONTENT_TYPE", header("content-type"))
+        .env("REMOTE_USER", &user)
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env("SERVER_PROTOCOL", "HTTP/1.1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    // git compresses large POST bodies; http-backend inflates them itself when told.
+    let encoding = header("content-encoding");
+    if !encoding.is_empty() {
+        cmd.env("HTTP_CONTENT_ENCODING", encoding);
+    }
+    let protocol = header("git-protocol");
+    if !protocol.is_empty() {
+        cmd.env("HTTP_GIT_PROTOCOL", protocol);
+    }
+    let length = header("content-length");
+    if !length.is_empty() {
+        cmd.env("CONTENT_LENGTH", length);
+    }
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => return backend_error(git_spawn_error(e)),
+    };
+    let (Some(mut stdin), Some(stdout), Some(mut stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return backend_error("no pipes to the child process");
+    };
+
+    // Feed the body in its own task: http-backend may answer before it has read everything.
+    tokio::spawn(async move {
+        let mut body = body.into_data_stream();
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else { break };
+            if stdin.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        let _ = stdin.shutdown().await;
+    });
+    let stderr_task = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+
+    let mut stdout = BufReader::new(stdout);
+    let (status, headers) = match read_cgi_head(&mut stdout).await {
+        Ok(head) => head,
+        Err(e) => {
+            let _ = child.kill().await;
+            let stderr = stderr_task.await.unwrap_or_default();
+            return backend_error(format!("{e}; stderr: {}", stderr.trim()));
+        }
+    };
+
+    let pushed = git.service == Service::ReceivePack && git.suffix == "/git-receive-pack";
+    let full_path = git.full_path.clone();
+    // Reading to EOF and then waiting for the child in the stream itself keeps the child alive
+    // exactly as long as the response, and lets a push update the project before the client
+    // hears that it finished.
+    let state = Some((stdout, child, stderr_task, sim));
+    let stream = futures_util::stream::unfold(state, move |state| {
+        let full_path = full_path.clone();
+        async move {
+            let (mut stdout, mut child, stderr_task, sim) = state?;
+            let mut buf = vec![0u8; 64 * 1024];
+            match stdout.read(&mut buf).await {
+                Ok(0) => {
+                    let status = child.wait().await;
+                    let ok = status.as_ref().is_ok_and(|s| s.success());
+                    if !ok {
+                        let stderr = stderr_task.await.unwrap_or_default();
+                        tracing::warn!(
+                            "git http-backend for {full_path} exited with {status:?}: {}",
+                            stderr.trim()
+                        );
+                    } else if pushed {
+                        mark_pushed(&sim, &full_path);
+                    }
+                    None
+                }
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((
+                        Ok::<Bytes, std::io::Error>(Bytes::from(buf)),
+                        Some((stdout, child, stderr_task, sim)),
+                    ))
+                }
+                Err(e) => Some((Err(e), None)),
+            }
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    *resp.status_mut() = status;
+    resp.headers_mut().extend(headers);
+    resp
+}
+
+/// After a successful push the project's repository is no longer empty.
+fn mark_pushed(sim: &Sim, full_path: &str) {
+    let mut store = sim.write();
+    let Some(id) = store.project_by_path(full_path).map(|p| p.id) else {
+        return;
+    };
+    if let Some(project) = store.projects.get_mut(&id) {
+        project.empty_repo = false;
+    }
+}
+
+/// Parse the CGI response head: `Status: 200 OK` and other `Name: value` lines up to an empty line.
+async fn read_cgi_head<R: tokio::io::AsyncBufRead + Unpin>(
+    out: &mut R,
+) -> std::io::Result<(StatusCode, HeaderMap)> {
+    let mut status = StatusCode::OK;
+    let mut headers = HeaderMap::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if out.read_until(b'\n', &mut line).await? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the CGI output ended before its headers did",
+            ));
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\r', '\n']);
+        if text.is_empty() {
+            return Ok((status, headers));
+        }
+        let Some((name, value)) = text.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("status") {
+            let code = value.split(' ').next().unwrap_or("");
+            status = code
+                .parse::<u16>()
+                .ok()
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        } else if let (Ok(name), Ok(value)) =
+            (HeaderName::try_from(name), HeaderValue::try_from(value))
+        {
+            headers.append(name, value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips_credentials() {
+        assert_eq!(
+            base64_decode("b2F1dGgyOnNlY3JldA==").as_deref(),
+            Some(&b"oauth2:secret"[..])
+        );
+        assert_eq!(base64_decode("YWI=").as_deref(), Some(&b"ab"[..]));
+        assert_eq!(base64_decode("YQ").as_deref(), Some(&b"a"[..]));
+        assert!(base64_decode("a$==").is_none());
+    }
+
+    #[test]
+    fn git_paths_are_recognised_and_others_left_alone() {
+        let get = Method::GET;
+        let post = Method::POST;
+        let r = parse_git_path(&get, "/a/b%20c.git/info/refs", "service=git-upload-pack")
+            .expect("info/refs");
+        assert_eq!(r.full_path, "a/b c");
+        assert_eq!(r.service, Service::UploadPack);
+        let r = parse_git_path(&post, "/g/sub/p.git/git-receive-pack", "").expect("push");
+        assert_eq!(r.service, Service::ReceivePack);
+        assert!(parse_git_path(&get, "/g/p.git/info/refs", "").is_none());
+        assert!(parse_git_path(&get, "/api/v4/projects", "").is_none());
+        assert!(parse_git_path(&get, "/g/p.git/git-upload-pack", "").is_none());
+        assert!(parse_git_path(&post, "/../x.git/git-upload-pack", "").is_none());
+    }
+
+    #[test]
+    fn invalid_paths_are_refused() {
+        let store = GitStore::new(PathBuf::from("/nonexistent"));
+        assert!(store.repo_path("a/../b").is_err());
+        assert!(store.repo_path("").is_err());
+        assert!(store.repo_path("a//b").is_err());
+        assert!(store.repo_path("group/proj").is_ok());
+    }
+
+    #[test]
+    fn history_is_deterministic_and_seed_dependent() {
+        let a = history_stream("g/p", 7, 5);
+        assert_eq!(a, history_stream("g/p", 7, 5));
+        assert_ne!(a, history_stream("g/p", 8, 5));
+    }
+
+    #[test]
+    fn seeded_repository_has_branches_and_tags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = GitStore::new(dir.path().to_path_buf());
+        store.seed_history("g/p", 3, 4).expect("seed");
+        let refs = store.refs("g/p").expect("refs");
+        for name in [
+            "refs/heads/main",
+            "refs/heads/feature/seeded",
+            "refs/heads/stable",
+            "refs/tags/v0.1.0",
+            "refs/tags/v1.0.0",
+        ] {
+            assert!(refs.contains_key(name), "{name} missing from {refs:?}");
+        }
+        let again = tempfile::tempdir().expect("tempdir");
+        let other = GitStore::new(again.path().to_path_buf());
+        other.seed_history("g/p", 3, 4).expect("seed");
+        assert_eq!(refs, other.refs("g/p").expect("refs"));
+    }
+}
