@@ -221,10 +221,11 @@ fn entity_params(items: &[Value], errors: &mut Vec<String>) -> Vec<EntityRequest
             None => errors.push(format!("{} is missing", name(i, "source_full_path"))),
             Some(None) => errors.push(format!("{} is invalid", name(i, "source_full_path"))),
             Some(Some(path)) => {
+                // Which rule applies depends on the type; an unknown type is reported on its own.
                 let valid = match types[i] {
                     Some(EntityType::Group) => valid_namespace_path(&path),
                     Some(EntityType::Project) => valid_project_path(&path),
-                    None => false,
+                    None => true,
                 };
                 if !valid {
                     errors.push(format!(

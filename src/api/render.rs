@@ -189,6 +189,7 @@ mod tests {
                 imported,
             },
             extracted_via: Some("rest".into()),
+            pages: 1,
             updated_at: 0,
         }
     }
