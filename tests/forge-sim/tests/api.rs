@@ -443,6 +443,13 @@ async fn small_group_tree_and_relations_read_like_gitlab() {
             .await;
         assert!(!list.as_array().unwrap().is_empty(), "{path} is empty");
     }
+    let discussions = api
+        .json("/projects/acme%2Fbackend%2Fapi/issues/2/discussions")
+        .await;
+    assert_eq!(discussions[0]["notes"][0]["noteable_type"], "Issue");
+    assert_eq!(discussions[0]["id"].as_str().unwrap().len(), 40);
+    let group_issues = api.get("/groups/acme/issues?per_page=1").await;
+    assert_eq!(header(&group_issues, "x-total"), "31");
     let users = api.json("/users?username=eve").await;
     assert_eq!(users[0]["public_email"], "");
     let ada = api.json("/users?username=ada").await;
@@ -473,6 +480,11 @@ async fn writes_on_empty_read_back() {
     assert_eq!(group["project_creation_level"], "maintainer");
     let gid = group["id"].as_u64().unwrap();
     let g = format!("/groups/{gid}");
+    let taken = api
+        .json(&format!("/namespaces/acme/exists?parent_id={parent_id}"))
+        .await;
+    assert_eq!(taken, json!({"exists": true, "suggests": ["acme1"]}));
+    assert_eq!(api.json("/namespaces/imported%2Facme").await["id"], gid);
 
     let (status, label) = api
         .post(

@@ -95,8 +95,12 @@ pub fn render(sim: &Sim, store: &Store, issue: &Issue) -> Value {
 }
 
 fn visible(scope: &Scope, user_id: u64, issue: &Issue) -> bool {
+    visible_at(scope.level, user_id, issue)
+}
+
+fn visible_at(level: u8, user_id: u64, issue: &Issue) -> bool {
     !issue.confidential
-        || scope.level >= access::REPORTER
+        || level >= access::REPORTER
         || issue.author_id == user_id
         || issue.assignee_ids.contains(&user_id)
 }
@@ -115,6 +119,38 @@ pub fn find(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Result<u64, ApiError> {
 
 pub fn list(ctx: &Ctx, scope: &Scope) -> Answer {
     let store = ctx.sim.read();
+    let candidates: Vec<&Issue> = store
+        .issues
+        .children(scope.parent)
+        .filter(|i| visible(scope, ctx.user_id, i))
+        .collect();
+    answer_list(ctx, &store, candidates, Keyset::Offered)
+}
+
+/// `/groups/:id/issues`: issues of every project in the group and its subgroups that the
+/// caller can see.
+pub fn list_in_group(ctx: &Ctx, scope: &Scope) -> Answer {
+    let store = ctx.sim.read();
+    let gid = scope.parent.id();
+    let mut candidates = Vec::new();
+    for project in store.projects.values() {
+        if !store.ancestors(project.namespace_id).contains(&gid) {
+            continue;
+        }
+        let Some(level) = store.project_access(ctx.user_id, project.id) else {
+            continue;
+        };
+        candidates.extend(
+            store
+                .issues
+                .children(Parent::Project(project.id))
+                .filter(|i| visible_at(level, ctx.user_id, i)),
+        );
+    }
+    answer_list(ctx, &store, candidates, Keyset::NotOffered)
+}
+
+fn answer_list(ctx: &Ctx, store: &Store, candidates: Vec<&Issue>, keyset: Keyset) -> Answer {
     let p = &ctx.params;
     let state = p.text("state");
     let labels = p.list("labels");
@@ -148,10 +184,8 @@ pub fn list(ctx: &Ctx, scope: &Scope) -> Answer {
             .find(|m| &m.title == title)
             .map(|m| m.id)
     });
-    let mut issues: Vec<&Issue> = store
-        .issues
-        .children(scope.parent)
-        .filter(|i| visible(scope, ctx.user_id, i))
+    let mut issues: Vec<&Issue> = candidates
+        .into_iter()
         .filter(|i| state.as_ref().is_none_or(|s| s == "all" || &i.state == s))
         .filter(|i| {
             labels
@@ -192,7 +226,7 @@ pub fn list(ctx: &Ctx, scope: &Scope) -> Answer {
     paginate(
         ctx,
         issues,
-        Keyset::Offered,
+        keyset,
         |i| i.id,
         |i| render(ctx.sim, &store, i),
     )

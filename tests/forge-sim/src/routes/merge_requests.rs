@@ -107,6 +107,25 @@ pub fn find(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Result<u64, ApiError> {
 
 pub fn list(ctx: &Ctx, scope: &Scope) -> Answer {
     let store = ctx.sim.read();
+    let candidates: Vec<&MergeRequest> = store.merge_requests.children(scope.parent).collect();
+    answer_list(ctx, &store, candidates, Keyset::Offered)
+}
+
+/// `/groups/:id/merge_requests`: merge requests of every visible project below the group.
+pub fn list_in_group(ctx: &Ctx, scope: &Scope) -> Answer {
+    let store = ctx.sim.read();
+    let gid = scope.parent.id();
+    let candidates: Vec<&MergeRequest> = store
+        .projects
+        .values()
+        .filter(|p| store.ancestors(p.namespace_id).contains(&gid))
+        .filter(|p| store.project_access(ctx.user_id, p.id).is_some())
+        .flat_map(|p| store.merge_requests.children(Parent::Project(p.id)))
+        .collect();
+    answer_list(ctx, &store, candidates, Keyset::NotOffered)
+}
+
+fn answer_list(ctx: &Ctx, store: &Store, candidates: Vec<&MergeRequest>, keyset: Keyset) -> Answer {
     let p = &ctx.params;
     let state = p.text("state");
     let labels = p.list("labels");
@@ -124,9 +143,8 @@ pub fn list(ctx: &Ctx, scope: &Scope) -> Answer {
         .iter()
         .filter_map(|s| s.parse().ok())
         .collect();
-    let mut mrs: Vec<&MergeRequest> = store
-        .merge_requests
-        .children(scope.parent)
+    let mut mrs: Vec<&MergeRequest> = candidates
+        .into_iter()
         .filter(|m| state.as_ref().is_none_or(|s| s == "all" || &m.state == s))
         .filter(|m| {
             labels
@@ -153,13 +171,7 @@ pub fn list(ctx: &Ctx, scope: &Scope) -> Answer {
     if p.text("sort").as_deref() != Some("asc") {
         mrs.reverse();
     }
-    paginate(
-        ctx,
-        mrs,
-        Keyset::Offered,
-        |m| m.id,
-        |m| render(ctx.sim, &store, m),
-    )
+    paginate(ctx, mrs, keyset, |m| m.id, |m| render(ctx.sim, &store, m))
 }
 
 pub fn get(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Answer {

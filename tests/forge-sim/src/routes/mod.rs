@@ -14,6 +14,7 @@ pub mod labels;
 pub mod members;
 pub mod merge_requests;
 pub mod milestones;
+pub mod namespaces;
 pub mod notes;
 pub mod projects;
 pub mod protected_branches;
@@ -168,10 +169,20 @@ pub async fn dispatch(State(sim): State<Arc<Sim>>, req: Request) -> Response {
             "500 Internal Server Error",
         ))
     });
-    match answer {
+    let mut response = match answer {
         Ok(reply) => reply.into_response(),
         Err(error) => error.into_response(),
+    };
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("cache-control", "max-age=0, private, must-revalidate"),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "SAMEORIGIN"),
+        ("vary", "Origin, Accept-Encoding"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
     }
+    response
 }
 
 fn api(
@@ -225,6 +236,10 @@ fn route(ctx: &Ctx, method: &Method, segs: &[&str]) -> Answer {
             "enterprise": true
         }))),
         ["user"] if get => users::current(ctx),
+        ["personal_access_tokens", "self"] if get => users::token_self(ctx),
+        ["namespaces"] if get => namespaces::list(ctx),
+        ["namespaces", id, "exists"] if get => namespaces::exists(ctx, id),
+        ["namespaces", id] if get => namespaces::get(ctx, id),
         ["users"] if get => users::list(ctx),
         ["users", id] if get => users::get(ctx, id),
         ["groups"] if get => groups::list(ctx),
@@ -261,6 +276,8 @@ fn group_routes(
         ["subgroups"] if get => groups::subgroups(ctx, scope, false),
         ["descendant_groups"] if get => groups::subgroups(ctx, scope, true),
         ["projects"] if get => projects::list(ctx, Some(gid)),
+        ["issues"] if get => issues::list_in_group(ctx, scope),
+        ["merge_requests"] if get => merge_requests::list_in_group(ctx, scope),
         ["epics"] if get => epics::list(ctx, scope),
         ["epics"] if post => epics::create(ctx, scope),
         ["epics", iid] if get => epics::get(ctx, scope, iid),
@@ -379,6 +396,8 @@ fn noteable_routes(
 ) -> Answer {
     match sub {
         ["notes"] if get => notes::list(ctx, scope, noteable),
+        ["discussions"] if get => notes::discussions(ctx, scope, noteable),
+        ["discussions"] if post => notes::create_discussion(ctx, scope, noteable),
         ["notes"] if post => notes::create(ctx, scope, noteable),
         ["notes", id] if get => notes::get(ctx, scope, noteable, id),
         ["award_emoji"] if get => notes::award_emoji(ctx, scope, noteable),

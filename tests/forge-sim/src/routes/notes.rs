@@ -143,6 +143,52 @@ pub fn create(ctx: &Ctx, scope: &Scope, noteable: Parent) -> Answer {
     Ok(Reply::created(value))
 }
 
+/// GitLab's discussion id for a note that starts its own thread.
+fn discussion_id(note: &Note) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(format!("discussion/{}", note.id).as_bytes()))[..40].to_string()
+}
+
+fn render_discussion(sim: &Sim, store: &Store, scope: &Scope, note: &Note) -> Value {
+    json!({
+        "id": discussion_id(note),
+        "individual_note": !note.resolvable,
+        "notes": [render(sim, store, scope, note)],
+    })
+}
+
+/// `GET .../discussions`: every note is its own thread, oldest first.
+pub fn discussions(ctx: &Ctx, scope: &Scope, noteable: Parent) -> Answer {
+    let store = ctx.sim.read();
+    let mut notes: Vec<&Note> = store
+        .notes
+        .children(noteable)
+        .filter(|n| !n.internal || scope.level >= access::REPORTER)
+        .collect();
+    notes.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+    paginate(
+        ctx,
+        notes,
+        Keyset::NotOffered,
+        |n| n.id,
+        |n| render_discussion(ctx.sim, &store, scope, n),
+    )
+}
+
+/// `POST .../discussions`: a new thread with one note.
+pub fn create_discussion(ctx: &Ctx, scope: &Scope, noteable: Parent) -> Answer {
+    let created = create(ctx, scope, noteable)?;
+    let super::ReplyBody::Json(note) = &created.body else {
+        return Ok(created);
+    };
+    let id = note["id"].as_u64().unwrap_or_default();
+    let store = ctx.sim.read();
+    let note = store.notes.get(id).ok_or(ApiError::NotFound("Note"))?;
+    Ok(Reply::created(render_discussion(
+        ctx.sim, &store, scope, note,
+    )))
+}
+
 pub fn award_emoji(ctx: &Ctx, scope: &Scope, awardable: Parent) -> Answer {
     let _ = scope;
     let store = ctx.sim.read();

@@ -135,3 +135,21 @@ pub fn list(ctx: &Ctx) -> Answer {
         |u| full(ctx.sim, u, admin, u.id == ctx.user_id),
     )
 }
+
+/// `GET /personal_access_tokens/self`: the token used, with the `api` scope.
+pub fn token_self(ctx: &Ctx) -> Answer {
+    let store = ctx.sim.read();
+    let user = store.user(ctx.user_id).ok_or(ApiError::Unauthorized)?;
+    Ok(Reply::ok(json!({
+        "id": user.id,
+        "name": format!("{}-token", user.username),
+        "revoked": false,
+        "created_at": user.created_at,
+        "description": null,
+        "scopes": ["api", "read_repository", "write_repository"],
+        "user_id": user.id,
+        "last_used_at": null,
+        "active": true,
+        "expires_at": null,
+    })))
+}
