@@ -3,7 +3,7 @@
 
 use super::{EXIT_PAUSED, exit_code, run_with_progress};
 use crate::engine::{Destination, Engine, EngineConfig, EngineError, SubmitRequest};
-use crate::forge::parse_forge_url;
+use crate::forge::{base_string, parse_forge_url};
 use crate::model::{EntityRequest, EntityType};
 use anyhow::Context;
 use secrecy::SecretString;
@@ -73,7 +73,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         migrate_memberships: !args.skip_memberships,
     };
     let source_url = parse_forge_url(&args.source_url, args.allow_http).context("--source-url")?;
-    let id = match find_unfinished(&engine, source_url.as_str(), &entity)? {
+    let id = match find_unfinished(&engine, &base_string(&source_url), &entity)? {
         Some(id) => {
             eprintln!("Resuming migration {id} from {}", args.data.display());
             id

@@ -2,7 +2,7 @@
 //! configured destination) or a bundle.
 
 use super::{Engine, EngineError, blocking};
-use crate::forge::{ForgeClient, GitLab, parse_forge_url};
+use crate::forge::{ForgeClient, GitLab, base_string, parse_forge_url};
 use crate::model::{BulkImport, DestinationKind, SourceKind};
 use crate::sink::{LiveSink, Sink};
 use crate::source::{LiveSource, Source};
@@ -30,10 +30,17 @@ impl Engine {
                     gitlab: GitLab::new(client),
                 }))
             }
-            SourceKind::Bundle { path } => Err(EngineError::Internal(format!(
-                "bulk import {} reads the bundle {path}, but this build cannot read bundles",
-                bulk.id
-            ))),
+            SourceKind::Bundle { path } => {
+                let source = crate::source::bundle::BundleSource::open(path)
+                    .await
+                    .map_err(|e| {
+                        EngineError::Internal(format!(
+                            "bulk import {} cannot replay {path}: {e}",
+                            bulk.id
+                        ))
+                    })?;
+                Ok(Arc::new(source))
+            }
         }
     }
 
@@ -53,10 +60,9 @@ impl Engine {
                 })?;
                 Ok(Arc::new(LiveSink { gitlab }))
             }
-            DestinationKind::Bundle { path } => Err(EngineError::Internal(format!(
-                "bulk import {} writes the bundle {path}, but this build cannot write bundles",
-                bulk.id
-            ))),
+            DestinationKind::Bundle { path } => Ok(Arc::new(
+                crate::sink::bundle::BundleSink::new(self.data_dir(), bulk, path),
+            )),
         }
     }
 }

@@ -9,7 +9,7 @@ mod runner;
 pub mod stages;
 
 use crate::forge::client::RetryPolicy;
-use crate::forge::{ForgeClient, ForgeError, GitLab, parse_forge_url};
+use crate::forge::{ForgeClient, ForgeError, GitLab, base_string, parse_forge_url};
 use crate::model::{
     BulkImport, DestinationKind, Entity, EntityRequest, EntityType, SourceKind, now_millis,
 };
@@ -237,7 +237,7 @@ impl Engine {
             },
             source_token: Some(req.source_token),
             destination: DestinationKind::Live {
-                url: destination.client.base().to_string(),
+                url: base_string(destination.client.base()),
             },
             entities: req.entities,
         })

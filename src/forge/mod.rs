@@ -126,6 +126,11 @@ pub fn parse_forge_url(raw: &str, allow_http: bool) -> Result<Url, ForgeError> {
     Ok(url)
 }
 
+/// The form of a base URL that users see and the store keeps: `https://host/prefix`, no trailing slash.
+pub fn base_string(url: &Url) -> String {
+    url.as_str().trim_end_matches('/').to_string()
+}
+
 fn redact(url: &Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");

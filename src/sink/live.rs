@@ -13,7 +13,7 @@ pub struct LiveSink {
 #[async_trait]
 impl Sink for LiveSink {
     fn identity(&self) -> String {
-        self.gitlab.client.base().to_string()
+        crate::forge::base_string(self.gitlab.client.base())
     }
 
     async fn load(

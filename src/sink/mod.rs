@@ -1,5 +1,6 @@
 //! Where relation records go: a live GitLab destination now, a bundle next. A sink never reads a source.
 
+pub mod bundle;
 pub mod live;
 
 use crate::engine::EngineError;

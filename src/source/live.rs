@@ -17,7 +17,7 @@ impl Source for LiveSource {
     }
 
     fn url(&self) -> String {
-        self.gitlab.client.base().to_string()
+        crate::forge::base_string(self.gitlab.client.base())
     }
 
     async fn extract(

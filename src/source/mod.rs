@@ -1,6 +1,7 @@
 //! Where relation records come from. A source hands out pages of records already in GitLab's
 //! import/export format; it never knows where they go.
 
+pub mod bundle;
 pub mod live;
 
 use crate::forge::ForgeError;

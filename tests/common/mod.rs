@@ -1,0 +1,191 @@
+//! Shared support for integration tests: simulators, the real binary, and a field-by-field snapshot of a
+//! group tree read through a GitLab API, so a test compares source and destination as a user would.
+#![allow(dead_code)]
+
+use forge_sim::{Dataset, RunningSim, SimConfig};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::Command;
+
+pub const SEED: u64 = 7;
+
+pub async fn source() -> RunningSim {
+    RunningSim::start(SimConfig::new(Dataset::Small, SEED))
+        .await
+        .expect("start the source simulator")
+}
+
+pub async fn destination() -> RunningSim {
+    RunningSim::start(SimConfig::new(Dataset::Empty, SEED))
+        .await
+        .expect("start the destination simulator")
+}
+
+/// The appliance binary built for these tests.
+pub fn appliance() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_appliance"));
+    cmd.env_remove("APPLIANCE_SOURCE_TOKEN")
+        .env_remove("APPLIANCE_DESTINATION_TOKEN")
+        .env("APPLIANCE_LOG", "warn");
+    cmd
+}
+
+pub fn http() -> reqwest::Client {
+    appliance::install_crypto_provider();
+    reqwest::Client::new()
+}
+
+/// Every item of a GitLab list endpoint, following `X-Next-Page`.
+pub async fn get_all(base: &str, token: &str, path: &str) -> Vec<Value> {
+    let client = http();
+    let mut out = Vec::new();
+    let mut page = 1;
+    loop {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let url = format!("{base}/api/v4/{path}{sep}per_page=100&page={page}");
+        let resp = client
+            .get(&url)
+            .header("PRIVATE-TOKEN", token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
+        let next = resp
+            .headers()
+            .get("x-next-page")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let items: Vec<Value> = resp.json().await.expect("a JSON array");
+        out.extend(items);
+        match next.parse::<u64>() {
+            Ok(n) => page = n,
+            Err(_) => return out,
+        }
+    }
+}
+
+pub async fn get(base: &str, token: &str, path: &str) -> Option<Value> {
+    let url = format!("{base}/api/v4/{path}");
+    let resp = http()
+        .get(&url)
+        .header("PRIVATE-TOKEN", token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    if resp.status() == 404 {
+        return None;
+    }
+    assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
+    Some(resp.json().await.expect("JSON"))
+}
+
+pub fn enc(path: &str) -> String {
+    path.replace('/', "%2F")
+}
+
+fn fields(v: &Value, names: &[&str]) -> Value {
+    let mut m = serde_json::Map::new();
+    for n in names {
+        m.insert((*n).to_string(), v.get(*n).cloned().unwrap_or(Value::Null));
+    }
+    Value::Object(m)
+}
+
+fn sorted(mut items: Vec<Value>) -> Vec<Value> {
+    items.sort_by_key(|v| v.to_string());
+    items
+}
+
+/// What a user checks after a migration, per group (keyed by its path below the root): the group's
+/// attributes, and its labels, milestones and badges with the fields the migration carries.
+pub type TreeSnapshot = BTreeMap<String, Value>;
+
+pub async fn snapshot(base: &str, token: &str, root: &str) -> TreeSnapshot {
+    let root_group = get(base, token, &format!("groups/{}", enc(root)))
+        .await
+        .unwrap_or_else(|| panic!("group {root} exists on {base}"));
+    let mut groups = vec![root_group.clone()];
+    let id = root_group["id"].as_u64().expect("group id");
+    groups.extend(get_all(base, token, &format!("groups/{id}/descendant_groups")).await);
+    let mut out = BTreeMap::new();
+    for g in groups {
+        let gid = g["id"].as_u64().expect("group id");
+        let full = g["full_path"].as_str().expect("full_path");
+        let rel = full
+            .strip_prefix(root)
+            .unwrap_or(full)
+            .trim_start_matches('/')
+            .to_string();
+        let labels: Vec<Value> = get_all(
+            base,
+            token,
+            &format!("groups/{gid}/labels?include_ancestor_groups=false"),
+        )
+        .await
+        .iter()
+        .map(|l| fields(l, &["name", "color", "description"]))
+        .collect();
+        let milestones: Vec<Value> = get_all(base, token, &format!("groups/{gid}/milestones"))
+            .await
+            .iter()
+            .map(|m| {
+                fields(
+                    m,
+                    &["title", "description", "state", "start_date", "due_date"],
+                )
+            })
+            .collect();
+        let badges: Vec<Value> = get_all(base, token, &format!("groups/{gid}/badges"))
+            .await
+            .iter()
+            .map(|b| fields(b, &["name", "link_url", "image_url"]))
+            .collect();
+        let mut attrs = fields(
+            &g,
+            &[
+                "name",
+                "description",
+                "visibility",
+                "project_creation_level",
+                "subgroup_creation_level",
+                "request_access_enabled",
+                "require_two_factor_authentication",
+                "two_factor_grace_period",
+                "lfs_enabled",
+                "mentions_disabled",
+            ],
+        );
+        attrs["labels"] = Value::Array(sorted(labels));
+        attrs["milestones"] = Value::Array(sorted(milestones));
+        attrs["badges"] = Value::Array(sorted(badges));
+        out.insert(rel, attrs);
+    }
+    out
+}
+
+/// Asserts two snapshots are equal, naming the first group and field that differ.
+pub fn assert_same_tree(source: &TreeSnapshot, dest: &TreeSnapshot) {
+    let s_keys: Vec<_> = source.keys().collect();
+    let d_keys: Vec<_> = dest.keys().collect();
+    assert_eq!(s_keys, d_keys, "the destination has a different group tree");
+    for (path, s) in source {
+        let d = &dest[path];
+        for (field, sv) in s.as_object().expect("object") {
+            assert_eq!(
+                sv, &d[field],
+                "group `{path}`: `{field}` differs between source and destination"
+            );
+        }
+    }
+}
+
+/// Counts per relation of the source tree: (labels, milestones, badges, groups).
+pub fn counts(t: &TreeSnapshot) -> (usize, usize, usize, usize) {
+    let n = |k: &str| {
+        t.values()
+            .map(|g| g[k].as_array().map_or(0, Vec::len))
+            .sum::<usize>()
+    };
+    (n("labels"), n("milestones"), n("badges"), t.len())
+}

@@ -1,0 +1,268 @@
+//! A live group migration through the real binary, checked through the simulators' own APIs.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::process::Output;
+use std::time::Duration;
+
+/// `appliance migrate --json` of the sample group `acme` into `imported`, run off the async runtime.
+async fn migrate(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    data: &std::path::Path,
+) -> Output {
+    let mut cmd = appliance();
+    cmd.args(["migrate", "--json", "--group", "acme", "--to", "imported"])
+        .args(["--source-url", &src.url, "--destination-url", &dst.url])
+        .arg("--data")
+        .arg(data)
+        .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
+        .env("APPLIANCE_DESTINATION_TOKEN", &dst.owner_token);
+    run(cmd).await
+}
+
+async fn run(mut cmd: std::process::Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("run appliance"))
+        .await
+        .expect("join")
+}
+
+fn report(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "the report is JSON ({e}); stdout: {} stderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_tree_migrates_complete_with_exact_stats() {
+    let (src, dst) = (source().await, destination().await);
+    let data = tempfile::tempdir().unwrap();
+    let out = migrate(&src, &dst, data.path()).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "migrate failed: {stderr}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        !stderr.contains(&src.owner_token),
+        "the source token was printed"
+    );
+
+    let want = snapshot(&src.url, &src.owner_token, "acme").await;
+    let got = snapshot(&dst.url, &dst.owner_token, "imported/acme").await;
+    let (labels, milestones, badges, groups) = counts(&want);
+    assert!(
+        groups >= 4 && labels > 0 && milestones > 0 && badges > 0,
+        "the sample source is not empty: {want:?}"
+    );
+    assert_same_tree(&want, &got);
+
+    let r = report(&out);
+    assert_eq!(r["status"], "finished");
+    assert_eq!(r["has_failures"], false);
+    let entities = r["entities"].as_array().unwrap();
+    assert_eq!(entities.len(), groups, "one entity per group of the tree");
+    // Stats are exact: per relation, what the source has, what was fetched and what was imported.
+    let total = |rel: &str, k: &str| -> u64 {
+        entities
+            .iter()
+            .flat_map(|e| e["stats"].as_array().unwrap())
+            .filter(|s| s["relation"] == rel)
+            .map(|s| s[k].as_u64().unwrap())
+            .sum()
+    };
+    for (rel, n) in [
+        ("labels", labels),
+        ("milestones", milestones),
+        ("badges", badges),
+    ] {
+        for k in ["source", "fetched", "imported"] {
+            assert_eq!(total(rel, k), n as u64, "{rel}.{k}");
+        }
+    }
+    assert_eq!(total("subgroups", "imported"), groups as u64 - 1);
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_the_destination_rejects_becomes_a_failure_and_the_rest_arrives() {
+    let (src, dst) = (source().await, destination().await);
+    let labels = get_all(
+        &src.url,
+        &src.owner_token,
+        "groups/acme/labels?include_ancestor_groups=false",
+    )
+    .await;
+    let victim = labels[0]["name"].as_str().unwrap().to_string();
+    let rule = json!({"reject": [{
+        "method": "POST", "path_contains": "/labels", "body_contains": victim,
+        "status": 400, "message": "{\"title\":[\"is invalid\"]}"
+    }]});
+    let resp = http()
+        .put(format!("{}/-/sim/faults", dst.url))
+        .json(&rule)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+
+    let data = tempfile::tempdir().unwrap();
+    let out = migrate(&src, &dst, data.path()).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a migration with failures exits 2"
+    );
+    let r = report(&out);
+    assert_eq!(r["status"], "finished");
+    assert_eq!(r["has_failures"], true);
+    let failures: Vec<&Value> = r["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["failures"].as_array().unwrap())
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let f = failures[0];
+    assert_eq!(f["relation"], "labels");
+    assert_eq!(f["step"], "loader");
+    assert_eq!(f["source_title"], victim.as_str());
+    assert_eq!(f["exception_message"], "title is invalid");
+
+    let arrived = get_all(
+        &dst.url,
+        &dst.owner_token,
+        "groups/imported%2Facme/labels?include_ancestor_groups=false",
+    )
+    .await;
+    assert_eq!(arrived.len(), labels.len() - 1, "every other label arrived");
+    assert!(arrived.iter().all(|l| l["name"] != victim.as_str()));
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_migration_killed_midway_resumes_without_duplicates() {
+    let (src, dst) = (source().await, destination().await);
+    // Slow the destination down so the kill lands in the middle of the run.
+    let slow = json!({"latency_ms": 40});
+    http()
+        .put(format!("{}/-/sim/faults", dst.url))
+        .json(&slow)
+        .send()
+        .await
+        .unwrap();
+
+    let data = tempfile::tempdir().unwrap();
+    let mut child = appliance()
+        .args(["migrate", "--json", "--group", "acme", "--to", "imported"])
+        .args(["--source-url", &src.url, "--destination-url", &dst.url])
+        .arg("--data")
+        .arg(data.path())
+        .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
+        .env("APPLIANCE_DESTINATION_TOKEN", &dst.owner_token)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once some labels of the top group have arrived.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(g) = get(&dst.url, &dst.owner_token, "groups/imported%2Facme").await {
+            let id = g["id"].as_u64().unwrap();
+            if !get_all(
+                &dst.url,
+                &dst.owner_token,
+                &format!("groups/{id}/labels?include_ancestor_groups=false"),
+            )
+            .await
+            .is_empty()
+            {
+                break;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the migration never started writing"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the migration ended before it could be killed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = snapshot(&dst.url, &dst.owner_token, "imported/acme").await;
+    let want = snapshot(&src.url, &src.owner_token, "acme").await;
+    assert_ne!(
+        counts(&partial),
+        counts(&want),
+        "the kill landed after the migration was complete"
+    );
+
+    http()
+        .put(format!("{}/-/sim/faults", dst.url))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let out = migrate(&src, &dst, data.path()).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Resuming migration"));
+    let got = snapshot(&dst.url, &dst.owner_token, "imported/acme").await;
+    // Same tree and same lists: a duplicate label, milestone, badge or group would make them differ.
+    assert_same_tree(&want, &got);
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_are_refused_with_a_clear_message_and_nothing_is_written() {
+    let (src, dst) = (source().await, destination().await);
+    let data = tempfile::tempdir().unwrap();
+    let attempt = |group: &str, to: &str, dest_url: &str| {
+        let mut cmd = appliance();
+        cmd.args(["migrate", "--group", group, "--to", to])
+            .args(["--source-url", &src.url, "--destination-url", dest_url])
+            .arg("--data")
+            .arg(data.path())
+            .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
+            .env("APPLIANCE_DESTINATION_TOKEN", &dst.owner_token);
+        run(cmd)
+    };
+    let missing_ns = attempt("acme", "no-such-group", &dst.url).await;
+    assert!(!missing_ns.status.success());
+    let err = String::from_utf8_lossy(&missing_ns.stderr);
+    assert!(
+        err.contains("Destination 'no-such-group' is invalid"),
+        "{err}"
+    );
+
+    let missing_src = attempt("no-such-source", "imported", &dst.url).await;
+    assert!(String::from_utf8_lossy(&missing_src.stderr).contains("no-such-source"));
+
+    let plain = attempt("acme", "imported", "http://gitlab.example.com").await;
+    let err = String::from_utf8_lossy(&plain.stderr);
+    assert!(err.contains("--allow-http"), "{err}");
+
+    assert!(
+        get(&dst.url, &dst.owner_token, "groups/imported%2Facme")
+            .await
+            .is_none()
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}
