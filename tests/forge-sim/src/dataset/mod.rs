@@ -52,7 +52,7 @@ pub const USERS: [(&str, &str, &str, Option<&str>, bool); 7] = [
         "chen",
         "陈静",
         "chen@forge-sim.test",
-        Some("chen.jing@forge-sim.test"),
+        Some("chen@forge-sim.test"),
         false,
     ),
     (

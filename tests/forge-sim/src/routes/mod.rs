@@ -328,6 +328,7 @@ fn project_routes(
         }
         ["snippets"] if get => snippets::list(ctx, scope),
         ["snippets"] if post => snippets::create(ctx, scope),
+        ["snippets", id, "raw"] if get => snippets::raw(ctx, scope, id),
         ["snippets", id, sub @ ..] if !sub.is_empty() => {
             let snippet = snippets::find(ctx, scope, id)?;
             noteable_routes(ctx, scope, Parent::Snippet(snippet), sub, get, post)

@@ -114,3 +114,21 @@ pub fn create(ctx: &Ctx, scope: &Scope) -> Answer {
     store.snippets.insert(snippet);
     Ok(Reply::created(value))
 }
+
+/// `GET /projects/:id/snippets/:snippet_id/raw`: the content as plain text.
+pub fn raw(ctx: &Ctx, scope: &Scope, raw: &str) -> Answer {
+    let id = find(ctx, scope, raw)?;
+    let store = ctx.sim.read();
+    let snippet = store
+        .snippets
+        .get(id)
+        .ok_or(ApiError::NotFound("Snippet"))?;
+    Ok(Reply {
+        status: axum::http::StatusCode::OK,
+        body: super::ReplyBody::Bytes {
+            content_type: "text/plain; charset=utf-8".into(),
+            bytes: snippet.content.clone().into_bytes(),
+        },
+        headers: Vec::new(),
+    })
+}
