@@ -93,10 +93,9 @@ impl Source for BundleSource {
         let mut batches = batches;
         batches.sort_by_key(|m| m.batch);
         let total = batches.iter().map(|m| m.records).sum();
-        let member = batches
-            .get(index)
-            .cloned()
-            .ok_or_else(|| self.error(format!("batch {index} of `{entity}` is not in the bundle")))?;
+        let member = batches.get(index).cloned().ok_or_else(|| {
+            self.error(format!("batch {index} of `{entity}` is not in the bundle"))
+        })?;
         let bundle = Arc::clone(&self.bundle);
         let records = tokio::task::spawn_blocking(move || bundle.records(&member))
             .await

@@ -1,0 +1,182 @@
+//! The manifest: what a bundle holds and the sha256 of every member. Its own sha256 is the bundle's root
+//! digest, so checking that one value out of band pins every byte of the bundle.
+
+use super::{BundleError, FORMAT_NAME, FORMAT_VERSION, check_member_name, member_path};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always `appliance-bundle`.
+    pub format: String,
+    pub format_version: u64,
+    /// The appliance release that wrote the bundle.
+    pub appliance_version: String,
+    /// The source instance's base URL, never with credentials.
+    pub source_url: String,
+    /// The latest `updated_at`/`created_at` among the records (or SOURCE_DATE_EPOCH), RFC 3339.
+    pub source_state_time: String,
+    /// The same instant in seconds since the Unix epoch; every tar header carries it as mtime.
+    pub source_state_epoch: i64,
+    /// Sorted by source full path.
+    pub entities: Vec<ManifestEntity>,
+    /// Sorted by path; the tar holds them in this order.
+    pub members: Vec<ManifestMember>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManifestEntity {
+    pub source_full_path: String,
+    /// `group` (projects come later).
+    #[serde(rename = "type")]
+    pub entity_type: String,
+    /// The entity's numeric id on the source.
+    pub id: Option<u64>,
+    /// The last component of the full path.
+    pub path: String,
+    /// The parent entity's source full path; None for the group the export was asked for.
+    pub parent: Option<String>,
+    /// How the export of this entity ended: `finished` or `failed` (a failed one has no records).
+    pub status: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManifestMember {
+    pub path: String,
+    /// The entity's source full path.
+    pub entity: String,
+    pub relation: String,
+    /// 0-based, consecutive per (entity, relation).
+    pub batch: u64,
+    pub records: u64,
+    /// Bytes of NDJSON once decompressed.
+    pub size: u64,
+    /// Bytes of the member in the tar.
+    pub compressed_size: u64,
+    /// sha256 of the member's bytes in the tar (the compressed bytes), lowercase hex.
+    pub sha256: String,
+}
+
+impl Manifest {
+    /// Parses and checks a manifest: the format and version first (so a newer bundle gets a clear
+    /// message), then every member's name and its place.
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, BundleError> {
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+            BundleError::NotABundle(format!("manifest.json is not valid JSON: {e}"))
+        })?;
+        if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT_NAME) {
+            return Err(BundleError::NotABundle(format!(
+                "manifest.json does not say `\"format\": \"{FORMAT_NAME}\"`"
+            )));
+        }
+        let version = value
+            .get("format_version")
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| BundleError::NotABundle("manifest.json has no format_version".into()))?;
+        if version != u64::from(FORMAT_VERSION) {
+            return Err(BundleError::UnsupportedVersion {
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let manifest: Manifest = serde_json::from_value(value)
+            .map_err(|e| BundleError::NotABundle(format!("manifest.json: {e}")))?;
+        manifest.check()?;
+        Ok(manifest)
+    }
+
+    fn check(&self) -> Result<(), BundleError> {
+        let entities: HashSet<&str> = self
+            .entities
+            .iter()
+            .map(|e| e.source_full_path.as_str())
+            .collect();
+        if entities.len() != self.entities.len() {
+            return Err(BundleError::ManifestMismatch(
+                "an entity is listed twice".into(),
+            ));
+        }
+        for e in &self.entities {
+            check_member_name(&e.source_full_path)?;
+            if let Some(p) = &e.parent
+                && !entities.contains(p.as_str())
+            {
+                return Err(BundleError::ManifestMismatch(format!(
+                    "entity `{}` names a parent `{p}` that is not in the bundle",
+                    e.source_full_path
+                )));
+            }
+        }
+        let mut seen = HashSet::new();
+        for m in &self.members {
+            check_member_name(&m.path)?;
+            if !seen.insert(m.path.as_str()) {
+                return Err(BundleError::DuplicateMember(m.path.clone()));
+            }
+            if m.path != member_path(&m.entity, &m.relation, m.batch) {
+                return Err(BundleError::ManifestMismatch(format!(
+                    "member `{}` does not sit where entity `{}`, relation `{}`, batch {} belongs",
+                    m.path, m.entity, m.relation, m.batch
+                )));
+            }
+            if !entities.contains(m.entity.as_str()) {
+                return Err(BundleError::ManifestMismatch(format!(
+                    "member `{}` belongs to entity `{}`, which the manifest does not list",
+                    m.path, m.entity
+                )));
+            }
+            if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(BundleError::ManifestMismatch(format!(
+                    "member `{}` has no valid sha256",
+                    m.path
+                )));
+            }
+        }
+        for batches in self.relations().values() {
+            for (i, m) in batches.iter().enumerate() {
+                if m.batch != i as u64 {
+                    return Err(BundleError::ManifestMismatch(format!(
+                        "batches of `{}` / `{}` are not consecutive from 0: batch {} is missing",
+                        m.entity, m.relation, i
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The members of every (entity, relation), in batch order.
+    pub fn relations(&self) -> BTreeMap<(&str, &str), Vec<&ManifestMember>> {
+        let mut out: BTreeMap<(&str, &str), Vec<&ManifestMember>> = BTreeMap::new();
+        for m in &self.members {
+            out.entry((m.entity.as_str(), m.relation.as_str()))
+                .or_default()
+                .push(m);
+        }
+        for batches in out.values_mut() {
+            batches.sort_by_key(|m| m.batch);
+        }
+        out
+    }
+
+    pub fn entity(&self, source_full_path: &str) -> Option<&ManifestEntity> {
+        self.entities
+            .iter()
+            .find(|e| e.source_full_path == source_full_path)
+    }
+
+    /// The entities the export was asked for (no parent in the bundle).
+    pub fn roots(&self) -> Vec<&ManifestEntity> {
+        self.entities
+            .iter()
+            .filter(|e| e.parent.is_none())
+            .collect()
+    }
+
+    pub fn children(&self, parent: &str) -> Vec<&ManifestEntity> {
+        self.entities
+            .iter()
+            .filter(|e| e.parent.as_deref() == Some(parent))
+            .collect()
+    }
+}

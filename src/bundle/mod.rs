@@ -1,0 +1,147 @@
+//! The offline bundle format (documented in `bundles/FORMAT.md`): one deterministic tar, optionally split
+//! into volumes, holding a manifest that pins the sha256 of every member, an optional ed25519 signature,
+//! and one zstd NDJSON member per batch of records. This module owns writing, reading, verifying and
+//! signing bundles. It never talks to a forge or the store, and never writes a token or key into a bundle.
+
+pub mod manifest;
+pub mod reader;
+pub mod sign;
+pub mod staging;
+pub mod verify;
+pub mod volumes;
+pub mod writer;
+
+pub use manifest::{Manifest, ManifestEntity, ManifestMember};
+pub use reader::Bundle;
+pub use staging::{BatchMeta, Staging};
+pub use verify::{Problem, verify};
+pub use writer::{PackOptions, pack};
+
+use std::path::PathBuf;
+
+/// `format` of every manifest.
+pub const FORMAT_NAME: &str = "appliance-bundle";
+/// The one format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+pub const MANIFEST: &str = "manifest.json";
+/// `sha256sum`-style line with the root digest, so accidental damage to the manifest is caught too.
+pub const MANIFEST_DIGEST: &str = "manifest.sha256";
+pub const SIGNATURE: &str = "manifest.sig";
+/// Fixed zstd level: the same records always give the same bytes.
+pub const ZSTD_LEVEL: i32 = 9;
+/// A manifest larger than this is not one this build wrote.
+pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no bundle at {0}: neither the file nor a first volume `{0}.001` exists")]
+    Missing(PathBuf),
+    #[error(
+        "the bundle is truncated: it should be {expected} bytes long but is {actual}; a volume is missing or a copy was cut short"
+    )]
+    Truncated { expected: u64, actual: u64 },
+    #[error(
+        "the bundle has {extra} bytes after its end; a stale volume or extra data was appended"
+    )]
+    TrailingData { extra: u64 },
+    #[error("not an appliance bundle: {0}")]
+    NotABundle(String),
+    #[error(
+        "the bundle has format version {found}, this appliance reads version {supported} only; use the appliance release that wrote it"
+    )]
+    UnsupportedVersion { found: u64, supported: u32 },
+    #[error("unsafe member `{path}`: {why}; the bundle was refused")]
+    UnsafeMember { path: String, why: String },
+    #[error("member `{0}` appears twice in the bundle")]
+    DuplicateMember(String),
+    #[error("the manifest does not match the content: {0}")]
+    ManifestMismatch(String),
+    #[error("member `{member}` is damaged: expected sha256 {expected}, found {actual}")]
+    DigestMismatch {
+        member: String,
+        expected: String,
+        actual: String,
+    },
+    #[error(
+        "member `{member}` decompresses past its declared size of {declared} bytes; the bundle was refused"
+    )]
+    Oversized { member: String, declared: u64 },
+    #[error("member `{member}` is damaged: {why}")]
+    Corrupt { member: String, why: String },
+    #[error("{0}")]
+    Signature(String),
+    #[error("{0}")]
+    Key(String),
+}
+
+impl BundleError {
+    pub(crate) fn read(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> BundleError {
+        let path = path.into();
+        move |source| BundleError::Read { path, source }
+    }
+    pub(crate) fn write(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> BundleError {
+        let path = path.into();
+        move |source| BundleError::Write { path, source }
+    }
+}
+
+/// The member path of one batch: `groups/<source_full_path>/<relation>/<batch:06>.ndjson.zst`.
+pub fn member_path(entity: &str, relation: &str, batch: u64) -> String {
+    format!("groups/{entity}/{relation}/{batch:06}.ndjson.zst")
+}
+
+/// Refuses member names that could escape an extraction directory or mean something else than a file.
+pub fn check_member_name(path: &str) -> Result<(), BundleError> {
+    let unsafe_member = |why: &str| BundleError::UnsafeMember {
+        path: path.to_string(),
+        why: why.to_string(),
+    };
+    if path.is_empty() {
+        return Err(unsafe_member("empty name"));
+    }
+    if path.starts_with('/') || path.contains(':') || path.contains('\\') {
+        return Err(unsafe_member("absolute path"));
+    }
+    for part in path.split('/') {
+        match part {
+            ".." => return Err(unsafe_member("`..` in the path")),
+            "" | "." => return Err(unsafe_member("empty or `.` path component")),
+            _ => {}
+        }
+    }
+    if path.chars().any(|c| c.is_control()) {
+        return Err(unsafe_member("control character in the name"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_names_that_escape_are_refused() {
+        assert!(check_member_name("groups/acme/labels/000000.ndjson.zst").is_ok());
+        for bad in [
+            "/etc/passwd",
+            "../x",
+            "groups/../../x",
+            "a//b",
+            "./a",
+            "C:\\x",
+            "",
+        ] {
+            assert!(check_member_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! Opens a bundle: walks the tar headers once (seeking over contents), refuses anything the writer
+//! would never produce (links, devices, directories, extension headers other than GNU long names,
+//! unsafe or duplicate names, data after the end), checks that the members are exactly the ones the
+//! manifest lists, and keeps an index from member path to offset so batches are read one at a time.
+
+use super::manifest::{Manifest, ManifestMember};
+use super::volumes::VolumeSet;
+use super::{
+    BundleError, MANIFEST, MANIFEST_DIGEST, MAX_MANIFEST_BYTES, SIGNATURE, check_member_name,
+};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+const BLOCK: u64 = 512;
+
+/// Where a member's bytes are in the tar stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub offset: u64,
+    pub size: u64,
+}
+
+pub struct Bundle {
+    pub volumes: Arc<VolumeSet>,
+    pub manifest: Manifest,
+    pub manifest_bytes: Vec<u8>,
+    /// sha256 of manifest.json, lowercase hex.
+    pub root_digest: String,
+    pub signature: Option<Vec<u8>>,
+    /// Every member in the tar, by path, in tar order.
+    pub index: Vec<(String, Location)>,
+    by_path: HashMap<String, Location>,
+}
+
+fn padded(size: u64) -> u64 {
+    size.div_ceil(BLOCK) * BLOCK
+}
+
+impl Bundle {
+    /// Reads the structure and the manifest; member contents are checked by `verify`.
+    pub fn open(paths: &[PathBuf]) -> Result<Bundle, BundleError> {
+        let volumes = VolumeSet::discover(paths)?;
+        let name = volumes.name();
+        let index = walk(&volumes)?;
+        let by_path: HashMap<String, Location> = index.iter().cloned().collect();
+
+        let first = index.first().map(|(p, _)| p.as_str());
+        if first != Some(MANIFEST) {
+            return Err(BundleError::NotABundle(format!(
+                "{} does not start with {MANIFEST} (found {})",
+                name.display(),
+                first.unwrap_or("no member at all")
+            )));
+        }
+        let loc = by_path[MANIFEST];
+        if loc.size > MAX_MANIFEST_BYTES {
+            return Err(BundleError::NotABundle(format!(
+                "{MANIFEST} is {} bytes, larger than any manifest this appliance writes",
+                loc.size
+            )));
+        }
+        let manifest_bytes = volumes.read_at(loc.offset, loc.size)?;
+        let root_digest = hex::encode(Sha256::digest(&manifest_bytes));
+        let manifest = Manifest::parse(&manifest_bytes)?;
+
+        let digest_loc = by_path.get(MANIFEST_DIGEST).copied().ok_or_else(|| {
+            BundleError::ManifestMismatch(format!("{MANIFEST_DIGEST} is missing"))
+        })?;
+        let recorded = volumes.read_at(digest_loc.offset, digest_loc.size.min(4096))?;
+        let recorded = String::from_utf8_lossy(&recorded);
+        let recorded = recorded.split_whitespace().next().unwrap_or("");
+        if recorded != root_digest {
+            return Err(BundleError::DigestMismatch {
+                member: MANIFEST.into(),
+                expected: recorded.to_string(),
+                actual: root_digest,
+            });
+        }
+        let signature = match by_path.get(SIGNATURE) {
+            Some(l) if l.size == 64 => Some(volumes.read_at(l.offset, l.size)?),
+            Some(l) => {
+                return Err(BundleError::Signature(format!(
+                    "{SIGNATURE} is {} bytes; an ed25519 signature is 64",
+                    l.size
+                )));
+            }
+            None => None,
+        };
+
+        // The members are exactly the manifest's, in its order, with the declared sizes.
+        let listed: Vec<&str> = index
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .filter(|p| ![MANIFEST, MANIFEST_DIGEST, SIGNATURE].contains(p))
+            .collect();
+        let declared: HashSet<&str> = manifest.members.iter().map(|m| m.path.as_str()).collect();
+        for p in &listed {
+            if !declared.contains(p) {
+                return Err(BundleError::ManifestMismatch(format!(
+                    "member `{p}` is in the bundle but not in the manifest"
+                )));
+            }
+        }
+        for m in &manifest.members {
+            match by_path.get(&m.path) {
+                None => {
+                    return Err(BundleError::ManifestMismatch(format!(
+                        "member `{}` is in the manifest but not in the bundle",
+                        m.path
+                    )));
+                }
+                Some(l) if l.size != m.compressed_size => {
+                    return Err(BundleError::ManifestMismatch(format!(
+                        "member `{}` is {} bytes, the manifest says {}",
+                        m.path, l.size, m.compressed_size
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(Bundle {
+            volumes,
+            manifest,
+            manifest_bytes,
+            root_digest,
+            signature,
+            index,
+            by_path,
+        })
+    }
+
+    pub fn location(&self, path: &str) -> Option<Location> {
+        self.by_path.get(path).copied()
+    }
+
+    /// The member's bytes as stored, checked against the manifest's digest; its tar padding must be
+    /// zeros, so every byte of the bundle is accounted for.
+    pub fn member_bytes(&self, m: &ManifestMember) -> Result<Vec<u8>, BundleError> {
+        let loc = self
+            .location(&m.path)
+            .ok_or_else(|| BundleError::ManifestMismatch(format!("`{}` is missing", m.path)))?;
+        let mut data = self.volumes.read_at(loc.offset, padded(loc.size))?;
+        if data[loc.size as usize..].iter().any(|b| *b != 0) {
+            return Err(BundleError::Corrupt {
+                member: m.path.clone(),
+                why: "the padding after it is not zeros".into(),
+            });
+        }
+        data.truncate(loc.size as usize);
+        let actual = hex::encode(Sha256::digest(&data));
+        if actual != m.sha256 {
+            return Err(BundleError::DigestMismatch {
+                member: m.path.clone(),
+                expected: m.sha256.clone(),
+                actual,
+            });
+        }
+        Ok(data)
+    }
+
+    /// The member's NDJSON, never more than its declared size, checked against its declared counts.
+    pub fn member_ndjson(&self, m: &ManifestMember) -> Result<Vec<u8>, BundleError> {
+        let compressed = self.member_bytes(m)?;
+        decompress_bounded(&m.path, &compressed, m.size, m.records)
+    }
+
+    /// The records of one batch.
+    pub fn records(&self, m: &ManifestMember) -> Result<Vec<Value>, BundleError> {
+        let ndjson = self.member_ndjson(m)?;
+        ndjson
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|line| {
+                serde_json::from_slice(line).map_err(|e| BundleError::Corrupt {
+                    member: m.path.clone(),
+                    why: format!("a line is not JSON: {e}"),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Decompresses one member, refusing to produce more than `declared` bytes.
+pub fn decompress_bounded(
+    member: &str,
+    compressed: &[u8],
+    declared: u64,
+    records: u64,
+) -> Result<Vec<u8>, BundleError> {
+    let corrupt = |why: String| BundleError::Corrupt {
+        member: member.to_string(),
+        why,
+    };
+    let decoder =
+        zstd::stream::read::Decoder::new(compressed).map_err(|e| corrupt(format!("zstd: {e}")))?;
+    let mut out = Vec::with_capacity(declared.min(64 << 20) as usize);
+    decoder
+        .take(declared + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| corrupt(format!("zstd: {e}")))?;
+    if out.len() as u64 > declared {
+        return Err(BundleError::Oversized {
+            member: member.to_string(),
+            declared,
+        });
+    }
+    if (out.len() as u64) < declared {
+        return Err(corrupt(format!(
+            "it decompresses to {} bytes, the manifest says {declared}",
+            out.len()
+        )));
+    }
+    let lines = out.iter().filter(|b| **b == b'\n').count() as u64;
+    if lines != records || out.last().is_some_and(|b| *b != b'\n') {
+        return Err(corrupt(format!(
+            "it holds {lines} records, the manifest says {records}"
+        )));
+    }
+    Ok(out)
+}
+
+/// Reads every header of the tar stream, seeking over contents.
+fn walk(volumes: &Arc<VolumeSet>) -> Result<Vec<(String, Location)>, BundleError> {
+    let name = volumes.name();
+    let broken = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            BundleError::Truncated {
+                expected: volumes.len() + 1,
+                actual: volumes.len(),
+            }
+        } else {
+            BundleError::NotABundle(format!("{}: {e}", name.display()))
+        }
+    };
+    let mut archive = tar::Archive::new(volumes.reader());
+    let entries = archive.entries_with_seek().map_err(broken)?;
+    let mut entries = entries.raw(true);
+    let mut index = Vec::new();
+    let mut seen = HashSet::new();
+    let mut long_name: Option<Vec<u8>> = None;
+    let mut end = 0u64;
+    for entry in &mut entries {
+        let mut entry = entry.map_err(broken)?;
+        let kind = entry.header().entry_type();
+        let size = entry.size();
+        end = entry.raw_file_position() + padded(size);
+        if end > volumes.len() {
+            return Err(BundleError::Truncated {
+                expected: end + 2 * BLOCK,
+                actual: volumes.len(),
+            });
+        }
+        if kind.is_gnu_longname() {
+            if long_name.is_some() || size > 4096 {
+                return Err(BundleError::NotABundle(
+                    "a GNU long name header is malformed".into(),
+                ));
+            }
+            let mut buf = Vec::new();
+            (&mut entry)
+                .take(size)
+                .read_to_end(&mut buf)
+                .map_err(broken)?;
+            while buf.last() == Some(&0) {
+                buf.pop();
+            }
+            long_name = Some(buf);
+            continue;
+        }
+        let raw = long_name
+            .take()
+            .unwrap_or_else(|| entry.path_bytes().into_owned());
+        let path = String::from_utf8(raw).map_err(|_| BundleError::UnsafeMember {
+            path: String::from_utf8_lossy(&entry.path_bytes()).into_owned(),
+            why: "the name is not UTF-8".into(),
+        })?;
+        let why = match kind {
+            tar::EntryType::Regular => None,
+            tar::EntryType::Link | tar::EntryType::Symlink => Some("a link"),
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                Some("a device or fifo")
+            }
+            tar::EntryType::Directory => Some("a directory"),
+            _ => Some("an entry type bundles never use"),
+        };
+        if let Some(why) = why {
+            return Err(BundleError::UnsafeMember {
+                path,
+                why: why.into(),
+            });
+        }
+        check_member_name(&path)?;
+        if !seen.insert(path.clone()) {
+            return Err(BundleError::DuplicateMember(path));
+        }
+        index.push((
+            path,
+            Location {
+                offset: entry.raw_file_position(),
+                size,
+            },
+        ));
+    }
+    if long_name.is_some() {
+        return Err(BundleError::Truncated {
+            expected: end + 3 * BLOCK,
+            actual: volumes.len(),
+        });
+    }
+    // The writer ends the stream with exactly two zero blocks.
+    let expected = end + 2 * BLOCK;
+    let actual = volumes.len();
+    if actual < expected {
+        return Err(BundleError::Truncated { expected, actual });
+    }
+    if actual > expected {
+        return Err(BundleError::TrailingData {
+            extra: actual - expected,
+        });
+    }
+    let tail = volumes.read_at(end, 2 * BLOCK)?;
+    if tail.iter().any(|b| *b != 0) {
+        return Err(BundleError::NotABundle(
+            "the end-of-archive blocks are not zeros".into(),
+        ));
+    }
+    Ok(index)
+}
