@@ -614,6 +614,16 @@ async fn writes_on_empty_read_back() {
     // Labels given by name to an epic are created in the group when missing.
     let all_labels = names(&api.json(&format!("{g}/labels")).await, "name");
     assert!(all_labels.contains(&"new-label".to_string()));
+    let deleted = api
+        .client
+        .delete(format!("{}{g}/labels/new-label", api.base))
+        .header("PRIVATE-TOKEN", &api.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let all_labels = names(&api.json(&format!("{g}/labels")).await, "name");
+    assert!(!all_labels.contains(&"new-label".to_string()));
 
     let (status, project) = api
         .post(

@@ -113,3 +113,20 @@ pub fn create(ctx: &Ctx, scope: &Scope) -> Answer {
     store.badges.insert(badge);
     Ok(Reply::created(value))
 }
+
+pub fn remove(ctx: &Ctx, scope: &Scope, raw: &str) -> Answer {
+    scope.require(access::MAINTAINER)?;
+    let mut store = ctx.sim.write();
+    let id = raw
+        .parse::<u64>()
+        .ok()
+        .filter(|id| {
+            store
+                .badges
+                .get(*id)
+                .is_some_and(|b| b.owner == scope.parent)
+        })
+        .ok_or(ApiError::NotFound("Badge"))?;
+    store.badges.remove(id);
+    Ok(Reply::no_content())
+}

@@ -240,3 +240,19 @@ pub fn create_list(ctx: &Ctx, scope: &Scope, raw: &str) -> Answer {
     store.board_lists.insert(list);
     Ok(Reply::created(value))
 }
+
+pub fn remove(ctx: &Ctx, scope: &Scope, raw: &str) -> Answer {
+    scope.require(access::REPORTER)?;
+    let mut store = ctx.sim.write();
+    let id = find(&store, scope, raw)?;
+    let lists: Vec<u64> = store
+        .board_lists
+        .children(Parent::Board(id))
+        .map(|l| l.id)
+        .collect();
+    for list in lists {
+        store.board_lists.remove(list);
+    }
+    store.boards.remove(id);
+    Ok(Reply::no_content())
+}

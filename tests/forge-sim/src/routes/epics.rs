@@ -388,3 +388,23 @@ pub fn update(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Answer {
     let epic = epic.clone();
     Ok(Reply::ok(render(ctx.sim, &store, &epic)))
 }
+
+/// Deleting an epic needs the owner role; its children lose their parent.
+pub fn remove(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Answer {
+    scope.require(access::OWNER)?;
+    let id = find(ctx, scope, raw_iid)?;
+    let mut store = ctx.sim.write();
+    let children: Vec<u64> = store
+        .epics
+        .all()
+        .filter(|e| e.parent_id == Some(id))
+        .map(|e| e.id)
+        .collect();
+    for child in children {
+        if let Some(epic) = store.epics.get_mut(child) {
+            epic.parent_id = None;
+        }
+    }
+    store.epics.remove(id);
+    Ok(Reply::no_content())
+}

@@ -425,3 +425,12 @@ pub fn update(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Answer {
     let issue = issue.clone();
     Ok(Reply::ok(render(ctx.sim, &store, &issue)))
 }
+
+/// Deleting an issue needs the owner role, as in GitLab.
+pub fn remove(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Answer {
+    scope.require(access::OWNER)?;
+    let id = find(ctx, scope, raw_iid)?;
+    let mut store = ctx.sim.write();
+    store.issues.remove(id);
+    Ok(Reply::no_content())
+}

@@ -215,3 +215,16 @@ pub fn update(ctx: &Ctx, scope: &Scope, raw: &str) -> Answer {
     let label = label.clone();
     Ok(Reply::ok(render(&label)))
 }
+
+pub fn remove(ctx: &Ctx, scope: &Scope, raw: &str) -> Answer {
+    scope.require(access::REPORTER)?;
+    let mut store = ctx.sim.write();
+    let id = store
+        .labels
+        .children(scope.parent)
+        .find(|l| l.name == raw || raw.parse::<u64>().is_ok_and(|id| id == l.id))
+        .map(|l| l.id)
+        .ok_or(ApiError::NotFound("Label"))?;
+    store.labels.remove(id);
+    Ok(Reply::no_content())
+}

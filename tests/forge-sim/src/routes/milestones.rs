@@ -198,3 +198,20 @@ pub fn update(ctx: &Ctx, scope: &Scope, raw: &str) -> Answer {
     let milestone = milestone.clone();
     Ok(Reply::ok(render(ctx.sim, &store, &milestone)))
 }
+
+pub fn remove(ctx: &Ctx, scope: &Scope, raw: &str) -> Answer {
+    scope.require(access::REPORTER)?;
+    let mut store = ctx.sim.write();
+    let id = raw
+        .parse::<u64>()
+        .ok()
+        .filter(|id| {
+            store
+                .milestones
+                .get(*id)
+                .is_some_and(|m| m.owner == scope.parent)
+        })
+        .ok_or(ApiError::NotFound("Milestone"))?;
+    store.milestones.remove(id);
+    Ok(Reply::no_content())
+}

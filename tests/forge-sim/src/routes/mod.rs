@@ -282,6 +282,7 @@ fn group_routes(
         ["epics"] if post => epics::create(ctx, scope),
         ["epics", iid] if get => epics::get(ctx, scope, iid),
         ["epics", iid] if put => epics::update(ctx, scope, iid),
+        ["epics", iid] if delete => epics::remove(ctx, scope, iid),
         ["epics", iid, "epics"] if get => epics::children(ctx, scope, iid),
         ["epics", iid, "issues"] if get => epics::issues(ctx, scope, iid),
         ["epics", iid, sub @ ..] => {
@@ -314,6 +315,7 @@ fn project_routes(
         ["issues"] if post => issues::create(ctx, scope),
         ["issues", iid] if get => issues::get(ctx, scope, iid),
         ["issues", iid] if put => issues::update(ctx, scope, iid),
+        ["issues", iid] if delete => issues::remove(ctx, scope, iid),
         ["issues", iid, sub @ ..] => {
             let issue = issues::find(ctx, scope, iid)?;
             noteable_routes(ctx, scope, Parent::Issue(issue), sub, get, post)
@@ -362,16 +364,20 @@ fn shared_routes(
         ["labels"] if post => labels::create(ctx, scope),
         ["labels", id] if get => labels::get(ctx, scope, id),
         ["labels", id] if put => labels::update(ctx, scope, id),
+        ["labels", id] if delete => labels::remove(ctx, scope, id),
         ["milestones"] if get => milestones::list(ctx, scope),
         ["milestones"] if post => milestones::create(ctx, scope),
         ["milestones", id] if get => milestones::get(ctx, scope, id),
         ["milestones", id] if put => milestones::update(ctx, scope, id),
+        ["milestones", id] if delete => milestones::remove(ctx, scope, id),
         ["badges"] if get => badges::list(ctx, scope),
         ["badges"] if post => badges::create(ctx, scope),
         ["badges", id] if get => badges::get(ctx, scope, id),
+        ["badges", id] if delete => badges::remove(ctx, scope, id),
         ["boards"] if get => boards::list(ctx, scope),
         ["boards"] if post => boards::create(ctx, scope),
         ["boards", id] if get => boards::get(ctx, scope, id),
+        ["boards", id] if delete => boards::remove(ctx, scope, id),
         ["boards", id, "lists"] if get => boards::lists(ctx, scope, id),
         ["boards", id, "lists"] if post => boards::create_list(ctx, scope, id),
         ["members"] if get => members::list(ctx, scope, false),
