@@ -19,6 +19,14 @@ struct Cli {
 enum Command {
     /// Run one live migration in the foreground and print its report.
     Migrate(commands::migrate::MigrateArgs),
+    /// Export a source group into a bundle file for offline transfer, and print its root digest.
+    Export(commands::export::ExportArgs),
+    /// Check every byte of a bundle against its manifest (and its signature against a trusted key).
+    Verify(commands::verify::VerifyArgs),
+    /// Show what a bundle holds: source, entities, relations, record counts and sizes.
+    Inspect(commands::inspect::InspectArgs),
+    /// Verify a bundle, then load it into a destination GitLab like a live migration.
+    Replay(commands::replay::ReplayArgs),
     /// Migrate the built-in sample source into the built-in sample destination and print the report.
     #[cfg(feature = "demo")]
     Demo(commands::demo::DemoArgs),
@@ -47,6 +55,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Migrate(args) => commands::migrate::run(args).await,
+            Command::Export(args) => commands::export::run(args).await,
+            Command::Verify(args) => commands::verify::run(args).await,
+            Command::Inspect(args) => commands::inspect::run(args).await,
+            Command::Replay(args) => commands::replay::run(args).await,
             #[cfg(feature = "demo")]
             Command::Demo(args) => commands::demo::run(args).await,
         }

@@ -3,7 +3,11 @@
 
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod export;
+pub mod inspect;
 pub mod migrate;
+pub mod replay;
+pub mod verify;
 
 use crate::engine::{Engine, EngineError};
 use crate::model::Status;

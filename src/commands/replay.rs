@@ -1,0 +1,220 @@
+//! `appliance replay`: loads a bundle into a live destination. The bundle is verified completely (and
+//! its signature checked against --trusted-key) before anything is recorded or sent; then the engine
+//! runs it like a live migration, with the same stats and failures. Running the same command again
+//! after a crash resumes the unfinished replay without creating anything twice.
+
+use super::verify::EXIT_BAD_BUNDLE;
+use super::{EXIT_PAUSED, exit_code, run_with_progress};
+use crate::bundle::sign::load_verifying_key;
+use crate::bundle::{Bundle, verify};
+use crate::engine::{Destination, Engine, EngineConfig, EngineError, Plan};
+use crate::forge::{base_string, parse_forge_url};
+use crate::model::{DestinationKind, EntityRequest, EntityType, SourceKind};
+use anyhow::{Context, bail};
+use secrecy::SecretString;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    /// The bundle file, its first volume (the others are found beside it), or every volume.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Base URL of the destination GitLab instance.
+    #[arg(long, env = "APPLIANCE_DESTINATION_URL")]
+    pub destination_url: String,
+    /// Access token on the destination (prefer the environment variable).
+    #[arg(long, env = "APPLIANCE_DESTINATION_TOKEN", hide_env_values = true)]
+    pub destination_token: String,
+    /// Full path of the destination namespace (an existing group).
+    #[arg(long = "to")]
+    pub to: String,
+    /// Path of the new group in the destination namespace; defaults to the exported group's path.
+    #[arg(long)]
+    pub slug: Option<String>,
+    /// Where the replay state is kept (created if missing).
+    #[arg(long, default_value = "appliance-data")]
+    pub data: PathBuf,
+    /// Refuse the bundle unless it is signed by this Ed25519 public key (64 hex digits, or a file).
+    #[arg(long)]
+    pub trusted_key: Option<String>,
+    /// Allow plain http to a destination that is not on this machine.
+    #[arg(long)]
+    pub allow_http: bool,
+    /// Print the result as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let key = args
+        .trusted_key
+        .as_deref()
+        .map(load_verifying_key)
+        .transpose()?;
+    let files = args.files.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        let bundle = Bundle::open(&files)?;
+        let problems = verify(&bundle, key.as_ref());
+        Ok::<_, crate::bundle::BundleError>((bundle, problems))
+    })
+    .await?;
+    let name = args.files[0].display().to_string();
+    let bundle = match checked {
+        Ok((b, problems)) if problems.is_empty() => b,
+        Ok((_, problems)) => {
+            eprintln!(
+                "Replay refused: {name} did not verify; nothing was written to the destination."
+            );
+            for p in &problems {
+                eprintln!("  - {p}");
+            }
+            return Ok(ExitCode::from(EXIT_BAD_BUNDLE));
+        }
+        Err(e) => {
+            eprintln!("Replay refused: {name}: {e}\nNothing was written to the destination.");
+            return Ok(ExitCode::from(EXIT_BAD_BUNDLE));
+        }
+    };
+    let roots = bundle.manifest.roots();
+    let root = match roots.as_slice() {
+        [one] => (*one).clone(),
+        _ => bail!(
+            "{name} holds {} top-level groups; this appliance replays bundles of one group",
+            roots.len()
+        ),
+    };
+    let bundle_path = {
+        let first = bundle.volumes.name();
+        if first.is_absolute() {
+            first
+        } else {
+            std::env::current_dir()?.join(first)
+        }
+    };
+    let dest_url =
+        parse_forge_url(&args.destination_url, args.allow_http).context("--destination-url")?;
+    let token = SecretString::from(args.destination_token.clone());
+    let mut config = EngineConfig::new(
+        args.data.clone(),
+        Some(Destination {
+            url: dest_url.clone(),
+            token: token.clone(),
+        }),
+    );
+    config.allow_http = args.allow_http;
+    let engine = Engine::open(config)?;
+    let entity = EntityRequest {
+        entity_type: EntityType::Group,
+        source_full_path: root.source_full_path.clone(),
+        destination_slug: args.slug.clone().unwrap_or_else(|| root.path.clone()),
+        destination_namespace: args.to.trim_matches('/').to_string(),
+        migrate_projects: true,
+        migrate_memberships: true,
+    };
+    let source = SourceKind::Bundle {
+        path: bundle_path.display().to_string(),
+    };
+    let destination = DestinationKind::Live {
+        url: base_string(&dest_url),
+    };
+    let id = match find_unfinished(&engine, &source, &destination, &entity)? {
+        Some(id) => {
+            eprintln!("Resuming replay {id} from {}", args.data.display());
+            id
+        }
+        None => {
+            check_destination(&engine, &dest_url, token, &entity).await?;
+            let (bulk, _) = engine
+                .record(Plan {
+                    source_url: bundle.manifest.source_url.clone(),
+                    source,
+                    source_token: None,
+                    destination,
+                    entities: vec![entity],
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("Replay failed. {e}"))?;
+            bulk.id
+        }
+    };
+    drop(bundle);
+    let show_progress = !args.json && std::io::stderr().is_terminal();
+    match run_with_progress(&engine, id, show_progress).await {
+        Ok(report) => {
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
+            Ok(exit_code(&report))
+        }
+        Err(EngineError::Unreachable(why)) => {
+            eprintln!("Replay {id} paused: {why}\nRun the same command again to resume it.");
+            Ok(ExitCode::from(EXIT_PAUSED))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The destination namespace must exist and the new group's path must be free.
+async fn check_destination(
+    engine: &Engine,
+    url: &url::Url,
+    token: SecretString,
+    e: &EntityRequest,
+) -> anyhow::Result<()> {
+    let dest = engine
+        .source_gitlab(url.clone(), token)
+        .map_err(|e| anyhow::anyhow!("Replay failed. {e}"))?;
+    let unreachable = |err: crate::forge::ForgeError| {
+        anyhow::anyhow!("Replay failed. Unable to reach the destination instance {url}: {err}")
+    };
+    if !e.destination_namespace.is_empty()
+        && dest
+            .group(&e.destination_namespace)
+            .await
+            .map_err(unreachable)?
+            .is_none()
+    {
+        bail!(
+            "Replay failed. Destination namespace '{}' does not exist on {url}, or the token (--destination-token) cannot see it; create it or choose another with --to",
+            e.destination_namespace
+        );
+    }
+    let full_path = if e.destination_namespace.is_empty() {
+        e.destination_slug.clone()
+    } else {
+        format!("{}/{}", e.destination_namespace, e.destination_slug)
+    };
+    if dest.group(&full_path).await.map_err(unreachable)?.is_some() {
+        bail!(
+            "Replay failed. '{full_path}' already exists on {url}. Choose another --slug or --to."
+        );
+    }
+    Ok(())
+}
+
+fn find_unfinished(
+    engine: &Engine,
+    source: &SourceKind,
+    destination: &DestinationKind,
+    wanted: &EntityRequest,
+) -> anyhow::Result<Option<u64>> {
+    let store = engine.store();
+    for b in store.unfinished_bulk_imports()? {
+        if &b.source != source || &b.destination != destination {
+            continue;
+        }
+        if store.entities_of(b.id)?.iter().any(|e| {
+            e.parent_id.is_none()
+                && e.source_full_path == wanted.source_full_path
+                && e.destination_slug == wanted.destination_slug
+                && e.destination_namespace == wanted.destination_namespace
+        }) {
+            return Ok(Some(b.id));
+        }
+    }
+    Ok(None)
+}
