@@ -757,7 +757,7 @@ async fn rejections_use_gitlab_codes_and_messages() {
         (status, body),
         (
             StatusCode::BAD_REQUEST,
-            json!({"message": "Failed to create milestone! Title has already been taken"})
+            json!({"message": "Failed to create milestone {:title=>[\"already being used for another group or project milestone.\"]}"})
         )
     );
     let (status, body) = api

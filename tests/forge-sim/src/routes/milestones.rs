@@ -113,6 +113,44 @@ pub fn get(ctx: &Ctx, scope: &Scope, raw: &str) -> Answer {
     Ok(Reply::ok(render(ctx.sim, &store, milestone)))
 }
 
+/// GitLab's `uniqueness_of_title`: a project milestone clashes with its own and its groups'
+/// milestones; a group milestone with those of its whole hierarchy and the projects in it.
+fn title_taken(store: &Store, owner: Parent, title: &str) -> bool {
+    let owners: Vec<Parent> = match owner {
+        Parent::Project(pid) => {
+            let mut owners = vec![owner];
+            if let Some(project) = store.project(pid) {
+                owners.extend(
+                    store
+                        .ancestors(project.namespace_id)
+                        .into_iter()
+                        .map(Parent::Group),
+                );
+            }
+            owners
+        }
+        other => {
+            let gid = other.id();
+            let mut groups = store.ancestors(gid);
+            groups.extend(store.descendant_groups(gid).iter().map(|g| g.id));
+            let projects: Vec<Parent> = store
+                .projects
+                .values()
+                .filter(|p| store.ancestors(p.namespace_id).contains(&gid))
+                .map(|p| Parent::Project(p.id))
+                .collect();
+            groups
+                .into_iter()
+                .map(Parent::Group)
+                .chain(projects)
+                .collect()
+        }
+    };
+    owners
+        .into_iter()
+        .any(|o| store.milestones.children(o).any(|m| m.title == title))
+}
+
 pub fn create(ctx: &Ctx, scope: &Scope) -> Answer {
     scope.require(access::REPORTER)?;
     let title = ctx.params.required("title")?;
@@ -120,14 +158,14 @@ pub fn create(ctx: &Ctx, scope: &Scope) -> Answer {
     let start_date = ctx.params.date("start_date")?.flatten();
     let now = ctx.now();
     let mut store = ctx.sim.write();
-    if store
-        .milestones
-        .children(scope.parent)
-        .any(|m| m.title == title)
-    {
-        return Err(ApiError::bad_request(
-            "Failed to create milestone! Title has already been taken",
-        ));
+    if title_taken(&store, scope.parent, &title) {
+        return Err(ApiError::bad_request(format!(
+            "Failed to create milestone {}",
+            super::groups::ruby_errors(&[(
+                "title",
+                "already being used for another group or project milestone.".into()
+            )])
+        )));
     }
     let id = store.milestones.next_id();
     let iid = store.milestones.next_iid(scope.parent);
