@@ -153,7 +153,7 @@ async fn a_record_the_destination_rejects_becomes_a_failure_and_the_rest_arrives
 async fn a_migration_killed_midway_resumes_without_duplicates() {
     let (src, dst) = (source().await, destination().await);
     // Slow the destination down so the kill lands in the middle of the run.
-    let slow = json!({"latency_ms": 40});
+    let slow = json!({"latency_ms": 150});
     http()
         .put(format!("{}/-/sim/faults", dst.url))
         .json(&slow)

@@ -121,7 +121,7 @@ fn find_unfinished(
             == crate::model::DestinationKind::Live {
                 url: engine
                     .destination_url()
-                    .map(|u| u.to_string())
+                    .map(base_string)
                     .unwrap_or_default(),
             };
         if b.source_url != source_url || !same_destination {

@@ -50,7 +50,7 @@ impl Engine {
                 let configured = self
                     .destination
                     .as_ref()
-                    .filter(|d| d.client.base().as_str() == url);
+                    .filter(|d| crate::forge::base_string(d.client.base()) == *url);
                 let gitlab = configured.cloned().ok_or_else(|| {
                     EngineError::Internal(format!(
                         "bulk import {} writes into {url}, but this appliance is configured for {}; start it with --destination-url {url}",
@@ -60,9 +60,11 @@ impl Engine {
                 })?;
                 Ok(Arc::new(LiveSink { gitlab }))
             }
-            DestinationKind::Bundle { path } => Ok(Arc::new(
-                crate::sink::bundle::BundleSink::new(self.data_dir(), bulk, path),
-            )),
+            DestinationKind::Bundle { path } => Ok(Arc::new(crate::sink::bundle::BundleSink::new(
+                self.data_dir(),
+                bulk,
+                path,
+            ))),
         }
     }
 }

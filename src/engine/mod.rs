@@ -231,9 +231,9 @@ impl Engine {
             check_destination(destination, e).await?;
         }
         self.record(Plan {
-            source_url: url.to_string(),
+            source_url: base_string(&url),
             source: SourceKind::Live {
-                url: url.to_string(),
+                url: base_string(&url),
             },
             source_token: Some(req.source_token),
             destination: DestinationKind::Live {
