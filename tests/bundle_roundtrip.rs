@@ -1,0 +1,164 @@
+//! Offline transfer end to end through the real binary: export the sample group, verify and inspect
+//! the bundle, replay it, and compare the destination with a live migration of the same data.
+
+mod bundle_common;
+mod common;
+
+use bundle_common::*;
+use common::*;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_bundle_gives_the_same_destination_as_a_live_migration() {
+    let src = source().await;
+    let (offline, live) = (destination().await, destination().await);
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("acme.bundle");
+
+    let out = export(&src, &bundle, &dir.path().join("export-data"), &[]).await;
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    let digest_line = printed
+        .lines()
+        .find(|l| l.starts_with("Root digest: sha256:"))
+        .unwrap_or_else(|| panic!("the export prints the root digest: {}", text(&out)));
+    // The root digest is the sha256 of manifest.json, the tar's first member.
+    let bytes = std::fs::read(&bundle).unwrap();
+    let parts = members(&bytes);
+    assert_eq!(parts[0].path, "manifest.json");
+    assert_eq!(
+        digest_line.trim_start_matches("Root digest: sha256:"),
+        sha256_hex(&parts[0].data)
+    );
+    assert!(
+        dir.path().join("export-data/exports").read_dir().unwrap().next().is_none(),
+        "the staging directory is removed after a finished export"
+    );
+
+    let v = verify(&[&bundle], &[]).await;
+    assert!(v.status.success(), "{}", text(&v));
+    assert!(String::from_utf8_lossy(&v.stdout).contains("OK"));
+
+    let mut cmd = replay_cmd(&offline, &bundle, &dir.path().join("replay-data"));
+    cmd.arg("--json");
+    let replayed = run(cmd).await;
+    assert!(replayed.status.success(), "replay failed: {}", text(&replayed));
+
+    let mut cmd = appliance();
+    cmd.args(["migrate", "--json", "--group", "acme", "--to", "imported"])
+        .args(["--source-url", &src.url, "--destination-url", &live.url])
+        .arg("--data")
+        .arg(dir.path().join("live-data"))
+        .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
+        .env("APPLIANCE_DESTINATION_TOKEN", &live.owner_token);
+    let migrated = run(cmd).await;
+    assert!(migrated.status.success(), "migrate failed: {}", text(&migrated));
+
+    let want = snapshot(&src.url, &src.owner_token, "acme").await;
+    let via_bundle = snapshot(&offline.url, &offline.owner_token, "imported/acme").await;
+    let via_live = snapshot(&live.url, &live.owner_token, "imported/acme").await;
+    let (labels, milestones, badges, groups) = counts(&want);
+    assert!(groups >= 4 && labels > 0 && milestones > 0 && badges > 0);
+    assert_same_tree(&via_live, &via_bundle);
+    assert_same_tree(&want, &via_bundle);
+
+    // The same stats as a live migration, per entity and relation, and no failures.
+    let stats = |out: &std::process::Output| -> Vec<(String, String, u64, u64, u64)> {
+        let r: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+        assert_eq!(r["status"], "finished", "{r}");
+        assert_eq!(r["has_failures"], false, "{r}");
+        let mut rows: Vec<_> = r["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|e| {
+                let path = e["source_full_path"].as_str().unwrap_or("").to_string();
+                e["stats"].as_array().unwrap().iter().map(move |s| {
+                    (
+                        path.clone(),
+                        s["relation"].as_str().unwrap().to_string(),
+                        s["source"].as_u64().unwrap(),
+                        s["fetched"].as_u64().unwrap(),
+                        s["imported"].as_u64().unwrap(),
+                    )
+                })
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    assert_eq!(stats(&replayed), stats(&migrated));
+
+    src.shutdown().await;
+    offline.shutdown().await;
+    live.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_exports_of_the_same_data_are_byte_identical_and_hold_no_token() {
+    let src = source().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.bundle"), dir.path().join("b.bundle"));
+    export(&src, &a, &dir.path().join("data-a"), &[]).await;
+    export(&src, &b, &dir.path().join("data-b"), &[]).await;
+    let (a_bytes, b_bytes) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    assert!(a_bytes == b_bytes, "two exports of the same source differ");
+
+    // Split into volumes: the same stream, cut into pieces; verify and inspect find the rest.
+    let vol = dir.path().join("v.bundle");
+    export(&src, &vol, &dir.path().join("data-v"), &["--volume-size", "4KiB"]).await;
+    let mut joined = Vec::new();
+    let mut n = 1;
+    while let Ok(part) = std::fs::read(dir.path().join(format!("v.bundle.{n:03}"))) {
+        assert!(part.len() <= 4096);
+        joined.extend(part);
+        n += 1;
+    }
+    assert!(n > 2, "the sample bundle spans several 4 KiB volumes");
+    assert!(joined == a_bytes, "volumes are the bundle's bytes, split");
+    let first = dir.path().join("v.bundle.001");
+    let v = verify(&[&first], &[]).await;
+    assert!(v.status.success(), "{}", text(&v));
+
+    // What inspect shows: the source, every group of the tree, and the record counts.
+    let mut cmd = appliance();
+    cmd.arg("inspect").arg(&first).arg("--json");
+    let out = run(cmd).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let info: Value = serde_json::from_slice(&out.stdout).expect("inspect --json");
+    assert_eq!(info["source_url"], src.url.as_str());
+    let paths: Vec<&str> = info["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["source_full_path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"acme") && paths.contains(&"acme/backend"), "{paths:?}");
+    let want = snapshot(&src.url, &src.owner_token, "acme").await;
+    let (labels, _, _, _) = counts(&want);
+    let exported_labels: u64 = info["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["relations"]["labels"]["records"].as_u64())
+        .sum();
+    assert_eq!(exported_labels, labels as u64);
+
+    // No token in the bundle: neither in the raw bytes nor in any decompressed member.
+    for token in [&src.owner_token, &src.admin_token] {
+        let needle = token.as_bytes();
+        assert!(!a_bytes.windows(needle.len()).any(|w| w == needle));
+        for m in members(&a_bytes) {
+            let plain = if m.path.ends_with(".zst") {
+                zstd::decode_all(m.data.as_slice()).unwrap()
+            } else {
+                m.data.clone()
+            };
+            assert!(
+                !plain.windows(needle.len()).any(|w| w == needle),
+                "a token is in member {}",
+                m.path
+            );
+        }
+    }
+    src.shutdown().await;
+}
