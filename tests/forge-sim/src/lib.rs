@@ -3,6 +3,11 @@
 //!
 //! This file owns the public face other code relies on: [`Dataset`], [`SimConfig`],
 //! [`RunningSim`] and [`router`]. It wires modules together and must never hold API logic.
+//!
+//! Every dataset has the users of [`dataset::USERS`] (root is the admin); each has a token
+//! derived from (dataset, seed, username), see [`dataset::token_for`] and
+//! [`RunningSim::token_for`]. The store behind a running simulator is `RunningSim::sim`
+//! (read API documented in [`state`]).
 
 #![recursion_limit = "512"]
 

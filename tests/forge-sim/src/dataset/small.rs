@@ -1,6 +1,15 @@
 //! The `small` source dataset used by tests: one top-level group `acme` with two levels of
 //! subgroups, four projects with git history, and every relation a migration touches, a few to
-//! a few dozen each, with unicode, markdown references and uploads. Owned by `ada`.
+//! a few dozen each, with unicode, markdown references (`#1`, `~bug`, `%"v2.0"`, `@bjorn`) and
+//! uploads, open and closed items, confidential issues and epics, nested epics, iterations.
+//!
+//! Groups: `acme` (private), `acme/backend`, `acme/backend/services`, `acme/frontend`.
+//! Projects: `acme/backend/api` (12 issues, 5 MRs), `acme/backend/services/billing` (6, 3),
+//! `acme/frontend/web` (9, 4), `acme/docs` (internal; 4, 1).
+//! Roles: ada owns `acme` (the owner token); chen developer on `acme`; bjorn maintainer on
+//! `acme/backend`; eve guest on `acme/frontend`; dmitri reporter on `acme/backend/api`;
+//! farah developer on `acme/frontend/web`; root is the admin and a member of nothing.
+//! eve and root have no public email.
 
 use super::{Builder, PNG_1X1, Seeded};
 use crate::Dataset;

@@ -121,10 +121,13 @@ fn access_level(ctx: &Ctx) -> Result<u8, ApiError> {
 
 pub fn create(ctx: &Ctx, scope: &Scope) -> Answer {
     scope.require(access::MAINTAINER)?;
-    let user_id = ctx
-        .params
-        .u64("user_id")?
-        .ok_or_else(|| ApiError::missing("user_id"))?;
+    let username = ctx.params.text("username");
+    let given_id = ctx.params.u64("user_id")?;
+    if given_id.is_none() && username.is_none() {
+        return Err(ApiError::Param(
+            "user_id, username are missing, exactly one parameter must be provided".into(),
+        ));
+    }
     let level = access_level(ctx)?;
     if level > scope.level {
         return Err(ApiError::Forbidden);
@@ -132,9 +135,12 @@ pub fn create(ctx: &Ctx, scope: &Scope) -> Answer {
     let expires_at = ctx.params.date("expires_at")?.flatten();
     let now = ctx.now();
     let mut store = ctx.sim.write();
-    if store.user(user_id).is_none() {
-        return Err(ApiError::NotFound("User"));
+    let user_id = match (given_id, &username) {
+        (Some(id), _) => store.user(id).map(|u| u.id),
+        (None, Some(name)) => store.user_by_username(name).map(|u| u.id),
+        (None, None) => None,
     }
+    .ok_or(ApiError::NotFound("User"))?;
     if store
         .members
         .children(scope.parent)
