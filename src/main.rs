@@ -17,6 +17,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Serve GitLab's bulk_imports API; migrations started through it write into the destination.
+    Serve(commands::serve::ServeArgs),
     /// Run one live migration in the foreground and print its report.
     Migrate(commands::migrate::MigrateArgs),
     /// Export a source group into a bundle file for offline transfer, and print its root digest.
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Serve(args) => commands::serve::run(args).await,
             Command::Migrate(args) => commands::migrate::run(args).await,
             Command::Export(args) => commands::export::run(args).await,
             Command::Verify(args) => commands::verify::run(args).await,

@@ -7,6 +7,7 @@ pub mod export;
 pub mod inspect;
 pub mod migrate;
 pub mod replay;
+pub mod serve;
 pub mod verify;
 
 use crate::engine::{Engine, EngineError};

@@ -50,7 +50,7 @@ impl Engine {
                 let configured = self
                     .destination
                     .as_ref()
-                    .filter(|d| crate::forge::base_string(d.client.base()) == *url);
+                    .filter(|d| base_string(d.client.base()) == *url);
                 let gitlab = configured.cloned().ok_or_else(|| {
                     EngineError::Internal(format!(
                         "bulk import {} writes into {url}, but this appliance is configured for {}; start it with --destination-url {url}",

@@ -1,0 +1,89 @@
+//! `appliance serve`: GitLab's bulk_imports API on a local port. Migrations started through it write into
+//! the configured destination; unfinished ones resume at start. Stops cleanly on SIGTERM or Ctrl-C.
+
+use crate::api::{self, ApiState, TokenOrigin, load_or_create_token};
+use crate::engine::{Destination, Engine, EngineConfig};
+use crate::forge::parse_forge_url;
+use anyhow::Context;
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "APPLIANCE_LISTEN")]
+    pub listen: SocketAddr,
+    /// Where migration state and the API token are kept (created if missing).
+    #[arg(long, default_value = "appliance-data", env = "APPLIANCE_DATA")]
+    pub data: PathBuf,
+    /// Base URL of the destination GitLab instance migrations write into.
+    #[arg(long, env = "APPLIANCE_DESTINATION_URL")]
+    pub destination_url: String,
+    /// Access token on the destination (prefer the environment variable).
+    #[arg(long, env = "APPLIANCE_DESTINATION_TOKEN", hide_env_values = true)]
+    pub destination_token: String,
+    /// Allow plain http to forges that are not on this machine.
+    #[arg(long)]
+    pub allow_http: bool,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let destination = Destination {
+        url: parse_forge_url(&args.destination_url, args.allow_http)
+            .context("--destination-url")?,
+        token: SecretString::from(args.destination_token),
+    };
+    let mut config = EngineConfig::new(args.data.clone(), Some(destination));
+    config.allow_http = args.allow_http;
+    let engine = Engine::open(config)?;
+    let (token, origin) = load_or_create_token(&args.data).with_context(|| {
+        format!(
+            "reading or creating the API token in {}",
+            args.data.display()
+        )
+    })?;
+    match origin {
+        TokenOrigin::Environment => eprintln!("API token: from APPLIANCE_API_TOKEN"),
+        TokenOrigin::File(p) => eprintln!("API token: in {}", p.display()),
+        TokenOrigin::Generated(p) => {
+            eprintln!("API token: generated into {} (mode 0600)", p.display())
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
+    let addr = listener.local_addr()?;
+    let resumed = engine.resume_unfinished()?;
+    if resumed > 0 {
+        eprintln!("Resuming {resumed} unfinished migration(s)");
+    }
+    // One line on stdout, for scripts and tests that start the server on port 0.
+    println!("listening on http://{addr}");
+    let state = ApiState { engine, token };
+    api::serve(listener, state, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,320 @@
+//! GitLab's bulk_imports API served by the real `appliance serve`, driven as users drive GitLab: curl-style
+//! form bodies, JSON, python-gitlab; checked against the destination simulator's own API.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+const API_TOKEN: &str = "test-api-token-0123456789";
+
+/// A running `appliance serve`; killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dst: &forge_sim::RunningSim, data: &std::path::Path) -> Server {
+    let mut child = appliance()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--destination-url",
+            &dst.url,
+        ])
+        .arg("--data")
+        .arg(data)
+        .env("APPLIANCE_DESTINATION_TOKEN", &dst.owner_token)
+        .env("APPLIANCE_API_TOKEN", API_TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start appliance serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the listening line");
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+    Server { child, url }
+}
+
+async fn api(server: &Server, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    http()
+        .request(method, format!("{}/api/v4/{path}", server.url))
+        .header("PRIVATE-TOKEN", API_TOKEN)
+}
+
+/// Starts a migration of `acme` into `imported` with a curl-style form body, as the spec's example does.
+async fn start(server: &Server, src: &forge_sim::RunningSim) -> Value {
+    let form = [
+        ("configuration[url]", src.url.as_str()),
+        ("configuration[access_token]", src.owner_token.as_str()),
+        ("entities[][source_type]", "group_entity"),
+        ("entities[][source_full_path]", "acme"),
+        ("entities[][destination_slug]", "acme"),
+        ("entities[][destination_namespace]", "imported"),
+    ];
+    let resp = api(server, reqwest::Method::POST, "bulk_imports")
+        .await
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "created");
+    assert_eq!(body["source_type"], "gitlab");
+    assert!(
+        !body.to_string().contains(&src.owner_token),
+        "the source token came back"
+    );
+    body
+}
+
+async fn wait_for(server: &Server, id: u64, wanted: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let b: Value = api(server, reqwest::Method::GET, &format!("bulk_imports/{id}"))
+            .await
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if b["status"] == wanted {
+            return b;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bulk import {id} stayed {}",
+            b["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_migration_started_through_the_api_finishes_with_exact_stats() {
+    let (src, dst) = (source().await, destination().await);
+    let data = tempfile::tempdir().unwrap();
+    let server = serve(&dst, data.path());
+    let id = start(&server, &src).await["id"].as_u64().unwrap();
+    let done = wait_for(&server, id, "finished").await;
+    assert_eq!(done["has_failures"], false);
+
+    let want = snapshot(&src.url, &src.owner_token, "acme").await;
+    let got = snapshot(&dst.url, &dst.owner_token, "imported/acme").await;
+    assert_same_tree(&want, &got);
+
+    let entities: Vec<Value> = api(
+        &server,
+        reqwest::Method::GET,
+        &format!("bulk_imports/{id}/entities?sort=asc"),
+    )
+    .await
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(entities.len(), want.len());
+    assert!(entities.iter().all(|e| e["status"] == "finished"));
+    let top = &entities[0];
+    assert_eq!(top["source_full_path"], "acme");
+    assert_eq!(top["destination_full_path"], "imported/acme");
+    let labels = want[""]["labels"].as_array().unwrap().len() as u64;
+    assert_eq!(
+        top["stats"]["labels"],
+        json!({"source": labels, "fetched": labels, "imported": labels})
+    );
+    let subgroup = entities
+        .iter()
+        .find(|e| e["source_full_path"] == "acme/backend")
+        .expect("subgroup entity");
+    assert_eq!(subgroup["parent_id"], top["id"]);
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_stops_a_running_migration_promptly() {
+    let (src, dst) = (source().await, destination().await);
+    http()
+        .put(format!("{}/-/sim/faults", dst.url))
+        .json(&json!({"latency_ms": 200}))
+        .send()
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = serve(&dst, data.path());
+    let id = start(&server, &src).await["id"].as_u64().unwrap();
+    wait_for(&server, id, "started").await;
+    let resp = api(
+        &server,
+        reqwest::Method::POST,
+        &format!("bulk_imports/{id}/cancel"),
+    )
+    .await
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "canceled");
+    let entities: Vec<Value> = api(
+        &server,
+        reqwest::Method::GET,
+        &format!("bulk_imports/{id}/entities"),
+    )
+    .await
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert!(
+        entities.iter().all(|e| e["status"] == "canceled"),
+        "{entities:?}"
+    );
+
+    // After a moment for requests already in flight, nothing more is written.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let before = http()
+        .get(format!("{}/-/sim/requests", dst.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = http()
+        .get(format!("{}/-/sim/requests", dst.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        before, after,
+        "the destination was still written to after the cancel"
+    );
+    let b = wait_for(&server, id, "canceled").await;
+    assert_eq!(b["status"], "canceled");
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_appliance_resumes_the_migration_without_duplicates() {
+    let (src, dst) = (source().await, destination().await);
+    http()
+        .put(format!("{}/-/sim/faults", dst.url))
+        .json(&json!({"latency_ms": 150}))
+        .send()
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let id = {
+        let server = serve(&dst, data.path());
+        let id = start(&server, &src).await["id"].as_u64().unwrap();
+        // Stop it hard once the destination group exists and has some labels.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(g) = get(&dst.url, &dst.owner_token, "groups/imported%2Facme").await
+                && !get_all(
+                    &dst.url,
+                    &dst.owner_token,
+                    &format!("groups/{}/labels?include_ancestor_groups=false", g["id"]),
+                )
+                .await
+                .is_empty()
+            {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nothing was written"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        id
+    }; // the server is killed here
+    let want = snapshot(&src.url, &src.owner_token, "acme").await;
+    let partial = snapshot(&dst.url, &dst.owner_token, "imported/acme").await;
+    assert_ne!(
+        counts(&partial),
+        counts(&want),
+        "the kill landed after the migration was complete"
+    );
+
+    http()
+        .put(format!("{}/-/sim/faults", dst.url))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let server = serve(&dst, data.path());
+    wait_for(&server, id, "finished").await;
+    let got = snapshot(&dst.url, &dst.owner_token, "imported/acme").await;
+    assert_same_tree(&want, &got);
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_gitlab_drives_the_api_unchanged() {
+    let (src, dst) = (source().await, destination().await);
+    let data = tempfile::tempdir().unwrap();
+    let server = serve(&dst, data.path());
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/bulk_imports_check.py"
+    );
+    let args = [
+        script.to_string(),
+        server.url.clone(),
+        API_TOKEN.to_string(),
+        src.url.clone(),
+        src.owner_token.clone(),
+        "acme".to_string(),
+        "imported".to_string(),
+        "--slug".to_string(),
+        "acme".to_string(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3").args(&args).output()
+    })
+    .await
+    .unwrap()
+    .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "python-gitlab check failed (CI installs python-gitlab with pip):\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = snapshot(&dst.url, &dst.owner_token, "imported/acme").await;
+    assert_same_tree(&snapshot(&src.url, &src.owner_token, "acme").await, &got);
+    src.shutdown().await;
+    dst.shutdown().await;
+}
