@@ -1026,3 +1026,71 @@ async fn serve_answers_over_tcp_and_stops_on_shutdown() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+/// The python-gitlab script the lead's simulator tests use, run here against the served API and the
+/// fake GitLab (which has no records, so the script cancels the migration rather than waiting for
+/// it to finish). Needs python3 with
+/// python-gitlab; without it the test says so and checks nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_gitlab_drives_the_api() {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let available = std::process::Command::new(&python)
+        .args(["-c", "import gitlab"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !available {
+        eprintln!(
+            "python_gitlab_drives_the_api: skipped, {python} has no python-gitlab (pip install python-gitlab)"
+        );
+        return;
+    }
+    let fake = fake_gitlab().await;
+    let f = fixture_with_destination(&format!("{fake}/dest"));
+    // Earlier imports, so that listing one per page spans several pages.
+    seed(&f, 1_000, &[group("old/a", "a", "ns")]);
+    seed(&f, 2_000, &[group("old/b", "b", "ns")]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let state = ApiState {
+        engine: f.engine.clone(),
+        token: SecretString::from(API_TOKEN.to_string()),
+    };
+    let server = tokio::spawn(appliance::api::serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/bulk_imports_check.py"
+    );
+    let secret = "glpat-python-secret-42";
+    let out = tokio::process::Command::new(&python)
+        .arg(script)
+        .arg(format!("http://{addr}"))
+        .arg(API_TOKEN)
+        .arg(format!("{fake}/ok"))
+        .arg(secret)
+        .arg("src/group")
+        .arg("dest-ns")
+        .args([
+            "--cancel",
+            "--accept",
+            "canceled,finished,failed",
+            "--timeout",
+            "20",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the python-gitlab check failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("created bulk import"), "{stdout}");
+    assert!(stdout.contains("canceled bulk import"), "{stdout}");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
