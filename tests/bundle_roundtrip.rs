@@ -30,7 +30,12 @@ async fn a_replayed_bundle_gives_the_same_destination_as_a_live_migration() {
         sha256_hex(&parts[0].data)
     );
     assert!(
-        dir.path().join("export-data/exports").read_dir().unwrap().next().is_none(),
+        dir.path()
+            .join("export-data/exports")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_none(),
         "the staging directory is removed after a finished export"
     );
 
@@ -41,7 +46,11 @@ async fn a_replayed_bundle_gives_the_same_destination_as_a_live_migration() {
     let mut cmd = replay_cmd(&offline, &bundle, &dir.path().join("replay-data"));
     cmd.arg("--json");
     let replayed = run(cmd).await;
-    assert!(replayed.status.success(), "replay failed: {}", text(&replayed));
+    assert!(
+        replayed.status.success(),
+        "replay failed: {}",
+        text(&replayed)
+    );
 
     let mut cmd = appliance();
     cmd.args(["migrate", "--json", "--group", "acme", "--to", "imported"])
@@ -51,7 +60,11 @@ async fn a_replayed_bundle_gives_the_same_destination_as_a_live_migration() {
         .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
         .env("APPLIANCE_DESTINATION_TOKEN", &live.owner_token);
     let migrated = run(cmd).await;
-    assert!(migrated.status.success(), "migrate failed: {}", text(&migrated));
+    assert!(
+        migrated.status.success(),
+        "migrate failed: {}",
+        text(&migrated)
+    );
 
     let want = snapshot(&src.url, &src.owner_token, "acme").await;
     let via_bundle = snapshot(&offline.url, &offline.owner_token, "imported/acme").await;
@@ -105,7 +118,13 @@ async fn two_exports_of_the_same_data_are_byte_identical_and_hold_no_token() {
 
     // Split into volumes: the same stream, cut into pieces; verify and inspect find the rest.
     let vol = dir.path().join("v.bundle");
-    export(&src, &vol, &dir.path().join("data-v"), &["--volume-size", "4KiB"]).await;
+    export(
+        &src,
+        &vol,
+        &dir.path().join("data-v"),
+        &["--volume-size", "4KiB"],
+    )
+    .await;
     let mut joined = Vec::new();
     let mut n = 1;
     while let Ok(part) = std::fs::read(dir.path().join(format!("v.bundle.{n:03}"))) {
@@ -132,7 +151,10 @@ async fn two_exports_of_the_same_data_are_byte_identical_and_hold_no_token() {
         .iter()
         .map(|e| e["source_full_path"].as_str().unwrap())
         .collect();
-    assert!(paths.contains(&"acme") && paths.contains(&"acme/backend"), "{paths:?}");
+    assert!(
+        paths.contains(&"acme") && paths.contains(&"acme/backend"),
+        "{paths:?}"
+    );
     let want = snapshot(&src.url, &src.owner_token, "acme").await;
     let (labels, _, _, _) = counts(&want);
     let exported_labels: u64 = info["entities"]

@@ -76,6 +76,12 @@ pub enum BundleError {
         "member `{member}` decompresses past its declared size of {declared} bytes; the bundle was refused"
     )]
     Oversized { member: String, declared: u64 },
+    #[error("the tar header at byte {offset} (after member `{after}`) is damaged: {why}")]
+    DamagedHeader {
+        offset: u64,
+        after: String,
+        why: String,
+    },
     #[error("member `{member}` is damaged: {why}")]
     Corrupt { member: String, why: String },
     #[error("{0}")]

@@ -243,8 +243,16 @@ fn walk(volumes: &Arc<VolumeSet>) -> Result<Vec<(String, Location)>, BundleError
     let mut seen = HashSet::new();
     let mut long_name: Option<Vec<u8>> = None;
     let mut end = 0u64;
+    let mut previous = String::from("none");
     for entry in &mut entries {
-        let mut entry = entry.map_err(broken)?;
+        let mut entry = entry.map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => broken(e),
+            _ => BundleError::DamagedHeader {
+                offset: end,
+                after: previous.clone(),
+                why: e.to_string(),
+            },
+        })?;
         let kind = entry.header().entry_type();
         let size = entry.size();
         end = entry.raw_file_position() + padded(size);
@@ -297,6 +305,7 @@ fn walk(volumes: &Arc<VolumeSet>) -> Result<Vec<(String, Location)>, BundleError
         if !seen.insert(path.clone()) {
             return Err(BundleError::DuplicateMember(path));
         }
+        previous = path.clone();
         index.push((
             path,
             Location {
