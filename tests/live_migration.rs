@@ -266,3 +266,60 @@ async fn bad_requests_are_refused_with_a_clear_message_and_nothing_is_written() 
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flaky_forges_still_give_a_complete_migration_without_duplicates() {
+    let (src, dst) = (source().await, destination().await);
+    // Resets on the destination happen after the handler ran: the write is applied but its answer is
+    // lost, so the appliance must find the record instead of creating it again.
+    let flaky = json!({
+        "fault_rate": 0.15, "reset_rate": 0.1, "truncate_rate": 0.05,
+        "burst_429": 3, "burst_retry_after_secs": 1
+    });
+    for sim in [&src, &dst] {
+        let resp = http()
+            .put(format!("{}/-/sim/faults", sim.url))
+            .json(&flaky)
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success());
+    }
+    let data = tempfile::tempdir().unwrap();
+    let out = migrate(&src, &dst, data.path()).await;
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let injected: Value = http()
+        .get(format!("{}/-/sim/requests", dst.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for sim in [&src, &dst] {
+        http()
+            .put(format!("{}/-/sim/faults", sim.url))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let want = snapshot(&src.url, &src.owner_token, "acme").await;
+    let got = snapshot(&dst.url, &dst.owner_token, "imported/acme").await;
+    assert_same_tree(&want, &got);
+    let r = report(&out);
+    assert_eq!(r["has_failures"], false, "{r}");
+    // The faults really happened, including writes whose answer was lost.
+    let n = |k: &str| injected["injected"][k].as_u64().unwrap_or(0);
+    assert!(
+        n("resets") > 0 && n("server_errors") > 0 && n("burst_429") > 0,
+        "{injected}"
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}
