@@ -1,0 +1,156 @@
+//! Crashes during offline transfer: an export or a replay killed in the middle, run again, completes
+//! with the same result as an uninterrupted run and nothing twice.
+
+mod bundle_common;
+mod common;
+
+use bundle_common::*;
+use common::*;
+use forge_sim::RunningSim;
+use serde_json::json;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+async fn set_latency(sim: &RunningSim, ms: u64) {
+    let faults = if ms == 0 {
+        json!({})
+    } else {
+        json!({ "latency_ms": ms })
+    };
+    let resp = http()
+        .put(format!("{}/-/sim/faults", sim.url))
+        .json(&faults)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+}
+
+/// Waits until `ready` says so, then kills the child; fails if the child ended first.
+async fn kill_when(
+    child: &mut std::process::Child,
+    what: &str,
+    mut ready: impl AsyncFnMut() -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !ready().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} never started"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{what} ended before it could be killed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn staged_batches(data: &Path) -> usize {
+    fn count(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| {
+                        let p = e.path();
+                        if p.is_dir() {
+                            count(&p)
+                        } else {
+                            usize::from(p.extension().is_some_and(|x| x == "json"))
+                        }
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    count(&data.join("exports"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_killed_midway_resumes_and_writes_the_same_bundle() {
+    let src = source().await;
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("reference.bundle");
+    export(&src, &reference, &dir.path().join("data-ref"), &[]).await;
+
+    set_latency(&src, 150).await;
+    let (out, data) = (dir.path().join("resumed.bundle"), dir.path().join("data"));
+    let mut child = export_cmd(&src, &out, &data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    kill_when(&mut child, "the export", async || {
+        staged_batches(&data) >= 2
+    })
+    .await;
+    assert!(!out.exists(), "a killed export left a bundle behind");
+    let staged = staged_batches(&data);
+    assert!(staged >= 2, "some pages were staged before the kill");
+
+    set_latency(&src, 0).await;
+    let o = export(&src, &out, &data, &[]).await;
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Resuming export"),
+        "{}",
+        text(&o)
+    );
+    let (a, b) = (
+        std::fs::read(&reference).unwrap(),
+        std::fs::read(&out).unwrap(),
+    );
+    assert!(
+        a == b,
+        "the resumed export differs from an uninterrupted one"
+    );
+    src.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_killed_midway_resumes_without_duplicates() {
+    let (src, dst) = (source().await, destination().await);
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("acme.bundle");
+    export(&src, &bundle, &dir.path().join("export-data"), &[]).await;
+
+    set_latency(&dst, 150).await;
+    let data = dir.path().join("replay-data");
+    let mut child = replay_cmd(&dst, &bundle, &data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    kill_when(&mut child, "the replay", async || {
+        let Some(g) = get(&dst.url, &dst.owner_token, "groups/imported%2Facme").await else {
+            return false;
+        };
+        let id = g["id"].as_u64().unwrap();
+        let path = format!("groups/{id}/labels?include_ancestor_groups=false");
+        !get_all(&dst.url, &dst.owner_token, &path).await.is_empty()
+    })
+    .await;
+    let want = snapshot(&src.url, &src.owner_token, "acme").await;
+    let partial = snapshot(&dst.url, &dst.owner_token, "imported/acme").await;
+    assert_ne!(
+        counts(&partial),
+        counts(&want),
+        "the kill landed after the replay was complete"
+    );
+
+    set_latency(&dst, 0).await;
+    let r = run(replay_cmd(&dst, &bundle, &data)).await;
+    assert!(r.status.success(), "{}", text(&r));
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("Resuming replay"),
+        "{}",
+        text(&r)
+    );
+    // Same tree and same lists: a duplicate label, milestone, badge or group would make them differ.
+    let got = snapshot(&dst.url, &dst.owner_token, "imported/acme").await;
+    assert_same_tree(&want, &got);
+    src.shutdown().await;
+    dst.shutdown().await;
+}
