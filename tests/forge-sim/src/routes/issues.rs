@@ -223,13 +223,7 @@ fn answer_list(ctx: &Ctx, store: &Store, candidates: Vec<&Issue>, keyset: Keyset
     if p.text("sort").as_deref() != Some("asc") {
         issues.reverse();
     }
-    paginate(
-        ctx,
-        issues,
-        keyset,
-        |i| i.id,
-        |i| render(ctx.sim, &store, i),
-    )
+    paginate(ctx, issues, keyset, |i| i.id, |i| render(ctx.sim, store, i))
 }
 
 pub fn get(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Answer {

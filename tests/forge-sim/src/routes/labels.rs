@@ -67,7 +67,7 @@ pub fn render(label: &Label) -> Value {
 }
 
 /// Labels visible in a group or project: its own and, optionally, its ancestor groups'.
-pub fn available<'s>(store: &'s Store, owner: Parent, ancestors: bool) -> Vec<&'s Label> {
+pub fn available(store: &Store, owner: Parent, ancestors: bool) -> Vec<&Label> {
     let mut owners = vec![owner];
     if ancestors {
         let group = match owner {

@@ -171,7 +171,7 @@ fn answer_list(ctx: &Ctx, store: &Store, candidates: Vec<&MergeRequest>, keyset:
     if p.text("sort").as_deref() != Some("asc") {
         mrs.reverse();
     }
-    paginate(ctx, mrs, keyset, |m| m.id, |m| render(ctx.sim, &store, m))
+    paginate(ctx, mrs, keyset, |m| m.id, |m| render(ctx.sim, store, m))
 }
 
 pub fn get(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Answer {
@@ -281,15 +281,9 @@ pub fn update(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Answer {
     }
     let now = ctx.now();
     let mut store = ctx.sim.write();
-    let labels = match p.list("labels") {
-        Some(set) => Some(super::epics::ensure_labels(
-            &mut store,
-            scope.parent,
-            &set,
-            &now,
-        )),
-        None => None,
-    };
+    let labels = p
+        .list("labels")
+        .map(|set| super::epics::ensure_labels(&mut store, scope.parent, &set, &now));
     let user_id = ctx.user_id;
     let mr = store
         .merge_requests

@@ -255,10 +255,13 @@ fn path_from_name(name: &str) -> String {
 fn validation(errors: Vec<(&str, &str)>) -> ApiError {
     let mut map = serde_json::Map::new();
     for (key, message) in errors {
-        map.entry(key.to_string())
+        if let Some(messages) = map
+            .entry(key.to_string())
             .or_insert_with(|| Value::Array(Vec::new()))
             .as_array_mut()
-            .map(|a| a.push(Value::String(message.to_string())));
+        {
+            messages.push(Value::String(message.to_string()));
+        }
     }
     ApiError::bad_request(Value::Object(map))
 }
