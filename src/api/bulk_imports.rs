@@ -313,3 +313,50 @@ pub async fn cancel(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use serde_json::json;
+
+    fn with_type(ct: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+        h
+    }
+
+    #[test]
+    fn json_with_a_charset_and_forms_without_a_type_are_read() {
+        let tree = body_tree(
+            &with_type("application/json; charset=utf-8"),
+            br#"{"a": 1}"#,
+        )
+        .unwrap();
+        assert_eq!(tree, json!({"a": 1}));
+        let tree = body_tree(&HeaderMap::new(), b"configuration[url]=u").unwrap();
+        assert_eq!(tree, json!({"configuration": {"url": "u"}}));
+        assert!(matches!(
+            body_tree(&with_type("multipart/form-data; boundary=x"), b"--x"),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+    }
+
+    #[test]
+    fn refusals_without_a_gitlab_equivalent_are_503_and_say_why() {
+        let e = submit_error(SubmitError::NoDestination);
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(e.to_string().contains("--destination-url"), "{e}");
+        let e = submit_error(SubmitError::DestinationUnreachable(
+            "connection refused".into(),
+        ));
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let e = submit_error(SubmitError::Store(StoreError::Task("panicked".into())));
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let e = submit_error(SubmitError::ProjectsNotSupported {
+            full_path: "g/p".into(),
+        });
+        assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(e.to_string().contains("g/p"));
+    }
+}
