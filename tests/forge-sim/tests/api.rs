@@ -650,6 +650,16 @@ async fn writes_on_empty_read_back() {
         api.json(&format!("{p}/issues/1/notes")).await[0]["body"],
         "hello"
     );
+    let epic_issues = format!("{g}/epics/{}/issues", parent["iid"]);
+    let (status, link) = api
+        .post(&format!("{epic_issues}/{}", issue["id"]), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{link}");
+    assert_eq!(api.json(&epic_issues).await[0]["epic_iid"], parent["iid"]);
+    let (status, _) = api
+        .post(&format!("{epic_issues}/{}", issue["id"]), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
     sim.shutdown().await;
 }
 

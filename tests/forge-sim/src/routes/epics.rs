@@ -408,3 +408,38 @@ pub fn remove(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Answer {
     store.epics.remove(id);
     Ok(Reply::no_content())
 }
+
+/// `POST /groups/:id/epics/:iid/issues/:issue_id`: puts an issue (global id) in the epic.
+pub fn assign_issue(ctx: &Ctx, scope: &Scope, raw_iid: &str, raw_issue: &str) -> Answer {
+    scope.require(access::GUEST)?;
+    let epic_id = find(ctx, scope, raw_iid)?;
+    let mut store = ctx.sim.write();
+    let issue = raw_issue
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| store.issues.get(id))
+        .filter(|i| store.project_access(ctx.user_id, i.project_id).is_some())
+        .ok_or(ApiError::NotFound("Issue"))?;
+    if issue.epic_id == Some(epic_id) {
+        return Err(ApiError::message(
+            axum::http::StatusCode::CONFLICT,
+            "Issue(s) already assigned",
+        ));
+    }
+    let issue_id = issue.id;
+    let now = ctx.now();
+    if let Some(issue) = store.issues.get_mut(issue_id) {
+        issue.epic_id = Some(epic_id);
+        issue.updated_at = now;
+    }
+    let epic = store.epics.get(epic_id).ok_or(ApiError::NotFound("Epic"))?;
+    let issue = store
+        .issues
+        .get(issue_id)
+        .ok_or(ApiError::NotFound("Issue"))?;
+    Ok(Reply::created(json!({
+        "id": issue_id,
+        "epic": render(ctx.sim, &store, epic),
+        "issue": super::issues::render(ctx.sim, &store, issue),
+    })))
+}

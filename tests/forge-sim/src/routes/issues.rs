@@ -372,6 +372,10 @@ pub fn update(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Answer {
         labels.retain(|l| !remove.contains(l));
     }
     let assignees = ids(ctx, "assignee_ids");
+    let epic_id = p.u64("epic_id")?;
+    if epic_id.is_some_and(|e| e != 0 && store.epics.get(e).is_none()) {
+        return Err(ApiError::NotFound("Epic"));
+    }
     let user_id = ctx.user_id;
     let issue = store
         .issues
@@ -401,6 +405,9 @@ pub fn update(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Answer {
     }
     if let Some(locked) = p.bool("discussion_locked")? {
         issue.discussion_locked = Some(locked);
+    }
+    if let Some(epic) = epic_id {
+        issue.epic_id = (epic != 0).then_some(epic);
     }
     match state_event.as_deref() {
         Some("close") if issue.state != "closed" => {

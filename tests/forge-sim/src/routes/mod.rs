@@ -285,6 +285,7 @@ fn group_routes(
         ["epics", iid] if delete => epics::remove(ctx, scope, iid),
         ["epics", iid, "epics"] if get => epics::children(ctx, scope, iid),
         ["epics", iid, "issues"] if get => epics::issues(ctx, scope, iid),
+        ["epics", iid, "issues", issue] if post => epics::assign_issue(ctx, scope, iid, issue),
         ["epics", iid, sub @ ..] => {
             let epic = epics::find(ctx, scope, iid)?;
             noteable_routes(ctx, scope, Parent::Epic(epic), sub, get, post)
