@@ -390,6 +390,21 @@ async fn small_group_tree_and_relations_read_like_gitlab() {
         .await;
     assert_eq!(awards[0]["name"], "thumbsup");
 
+    let counted = api.json("/groups/acme/labels?with_counts=true").await;
+    let bug = counted
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "bug")
+        .unwrap();
+    let total =
+        bug["open_issues_count"].as_u64().unwrap() + bug["closed_issues_count"].as_u64().unwrap();
+    assert!(total > 0, "{bug}");
+    assert!(
+        api.json("/groups/acme/labels").await[0]
+            .get("open_issues_count")
+            .is_none()
+    );
     let iterations = api.json("/groups/acme/iterations").await;
     assert_eq!(iterations.as_array().unwrap().len(), 4);
     let boards = api.json("/groups/acme/boards").await;

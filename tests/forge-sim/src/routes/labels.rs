@@ -46,8 +46,8 @@ fn color_valid(color: &str) -> bool {
     }
 }
 
+/// The label as GitLab's `Label`/`ProjectLabel` entities print it (no counts).
 pub fn render(label: &Label) -> Value {
-    let open_issues = 0;
     json!({
         "id": label.id,
         "name": label.name,
@@ -59,11 +59,48 @@ pub fn render(label: &Label) -> Value {
         "priority": label.priority,
         "is_project_label": matches!(label.owner, Parent::Project(_)),
         "archived": false,
-        "open_issues_count": open_issues,
-        "closed_issues_count": 0,
-        "open_merge_requests_count": 0,
-        "created_at": label.created_at,
     })
+}
+
+/// `with_counts=true`: open and closed issues and open merge requests carrying the label,
+/// within the group's projects or the project.
+fn render_with_counts(store: &Store, scope: &Scope, label: &Label) -> Value {
+    let projects: Vec<u64> = match scope.parent {
+        Parent::Project(id) => vec![id],
+        other => store
+            .projects
+            .values()
+            .filter(|p| store.ancestors(p.namespace_id).contains(&other.id()))
+            .map(|p| p.id)
+            .collect(),
+    };
+    let (mut open, mut closed, mut mrs) = (0, 0, 0);
+    for pid in projects {
+        for issue in store.issues.children(Parent::Project(pid)) {
+            if issue.labels.contains(&label.name) {
+                if issue.state == "opened" {
+                    open += 1;
+                } else {
+                    closed += 1;
+                }
+            }
+        }
+        mrs += store
+            .merge_requests
+            .children(Parent::Project(pid))
+            .filter(|m| m.state == "opened" && m.labels.contains(&label.name))
+            .count();
+    }
+    let mut value = render(label);
+    super::users::merge(
+        &mut value,
+        json!({
+            "open_issues_count": open,
+            "closed_issues_count": closed,
+            "open_merge_requests_count": mrs,
+        }),
+    );
+    value
 }
 
 /// Labels visible in a group or project: its own and, optionally, its ancestor groups'.
@@ -105,7 +142,20 @@ pub fn list(ctx: &Ctx, scope: &Scope) -> Answer {
             .is_none_or(|s| l.name.to_lowercase().contains(s))
     });
     labels.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-    paginate(ctx, labels, Keyset::NotOffered, |l| l.id, |l| render(l))
+    let with_counts = ctx.params.bool("with_counts")?.unwrap_or(false);
+    paginate(
+        ctx,
+        labels,
+        Keyset::NotOffered,
+        |l| l.id,
+        |l| {
+            if with_counts {
+                render_with_counts(&store, scope, l)
+            } else {
+                render(l)
+            }
+        },
+    )
 }
 
 fn find<'s>(store: &'s Store, scope: &Scope, raw: &str) -> Result<&'s Label, ApiError> {
