@@ -81,7 +81,8 @@ pub fn list(ctx: &Ctx, scope: &Scope) -> Answer {
             owners.extend(store.ancestors(gid).into_iter().map(Parent::Group));
         }
     }
-    let milestones: Vec<&Milestone> = owners
+    // GitLab lists milestones newest first (`order_id_desc`).
+    let mut milestones: Vec<&Milestone> = owners
         .into_iter()
         .flat_map(|o| store.milestones.children(o))
         .filter(|m| state.as_ref().is_none_or(|s| s == "all" || &m.state == s))
@@ -93,6 +94,7 @@ pub fn list(ctx: &Ctx, scope: &Scope) -> Answer {
             })
         })
         .collect();
+    milestones.sort_by(|a, b| b.id.cmp(&a.id));
     paginate(
         ctx,
         milestones,
