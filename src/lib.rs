@@ -18,3 +18,4 @@ pub mod engine;
 pub mod report;
 pub mod sink;
 pub mod source;
+pub mod user_map;

@@ -26,6 +26,8 @@ pub struct EntityReport {
     pub status: String,
     pub stats: Vec<RelationReport>,
     pub failures: Vec<FailureReport>,
+    /// Records not migrated on purpose, with the reason (not failures).
+    pub skipped: Vec<FailureReport>,
 }
 
 #[derive(Debug, Serialize)]
@@ -35,6 +37,9 @@ pub struct RelationReport {
     pub extracted_via: Option<String>,
     #[serde(flatten)]
     pub stats: RelationStats,
+    /// Why records of this relation were counted but not imported (`Relation::skip_reason`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -108,15 +113,18 @@ impl Report {
             );
             let _ = writeln!(
                 s,
-                "    {:<12} {:>8} {:>8} {:>8}",
+                "    {:<20} {:>8} {:>8} {:>8}",
                 "relation", "source", "fetched", "imported"
             );
             for r in &e.stats {
                 let _ = writeln!(
                     s,
-                    "    {:<12} {:>8} {:>8} {:>8}",
+                    "    {:<20} {:>8} {:>8} {:>8}",
                     r.relation, r.stats.source, r.stats.fetched, r.stats.imported
                 );
+                if let Some(note) = &r.note {
+                    let _ = writeln!(s, "    {:<12} not imported: {note}", "");
+                }
             }
             for f in &e.failures {
                 let _ = writeln!(
@@ -130,11 +138,23 @@ impl Report {
                 );
             }
         }
+        for e in &self.entities {
+            for k in &e.skipped {
+                let _ = writeln!(
+                    s,
+                    "  SKIPPED {} {} `{}`: {}",
+                    e.source_full_path,
+                    k.relation,
+                    k.source_title.as_deref().unwrap_or(""),
+                    k.exception_message
+                );
+            }
+        }
         let _ = writeln!(s, "\n  Totals:");
         for (relation, t) in self.totals() {
             let _ = writeln!(
                 s,
-                "    {:<12} {:>8} {:>8} {:>8}",
+                "    {:<20} {:>8} {:>8} {:>8}",
                 relation, t.source, t.fetched, t.imported
             );
         }
@@ -145,9 +165,16 @@ impl Report {
 
 fn entity_report(store: &Store, e: &Entity) -> Result<EntityReport, StoreError> {
     let trackers: Vec<Tracker> = store.trackers(e.id)?;
+    let stages = crate::engine::stages::group_stages();
     let mut stats: Vec<RelationReport> = trackers
         .into_iter()
         .map(|t| RelationReport {
+            note: stages
+                .iter()
+                .flatten()
+                .find(|r| r.name() == t.relation)
+                .and_then(|r| r.skip_reason())
+                .map(str::to_string),
             relation: t.relation,
             status: t.status.as_str().to_string(),
             extracted_via: t.extracted_via,
@@ -164,15 +191,12 @@ fn entity_report(store: &Store, e: &Entity) -> Result<EntityReport, StoreError> 
     let failures = store
         .failures(e.id)?
         .into_iter()
-        .map(|f: Failure| FailureReport {
-            relation: f.relation,
-            step: f.step,
-            exception_class: f.exception_class,
-            exception_message: f.exception_message,
-            source_url: f.source_url,
-            source_title: f.source_title,
-            correlation_id: f.correlation_id,
-        })
+        .map(failure_report)
+        .collect();
+    let skipped = store
+        .skipped(e.id)?
+        .into_iter()
+        .map(failure_report)
         .collect();
     Ok(EntityReport {
         id: e.id,
@@ -182,5 +206,18 @@ fn entity_report(store: &Store, e: &Entity) -> Result<EntityReport, StoreError> 
         status: e.status.as_str().to_string(),
         stats,
         failures,
+        skipped,
     })
+}
+
+fn failure_report(f: Failure) -> FailureReport {
+    FailureReport {
+        relation: f.relation,
+        step: f.step,
+        exception_class: f.exception_class,
+        exception_message: f.exception_message,
+        source_url: f.source_url,
+        source_title: f.source_title,
+        correlation_id: f.correlation_id,
+    }
 }

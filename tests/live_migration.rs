@@ -130,8 +130,26 @@ async fn a_record_the_destination_rejects_becomes_a_failure_and_the_rest_arrives
         .iter()
         .flat_map(|e| e["failures"].as_array().unwrap())
         .collect();
-    assert_eq!(failures.len(), 1, "{failures:?}");
-    let f = failures[0];
+    // The label's own failure, plus any record that needed it (a board list) saying so.
+    let f = *failures
+        .iter()
+        .find(|f| f["relation"] == "labels")
+        .expect("the label's failure");
+    assert_eq!(
+        failures
+            .iter()
+            .filter(|f| f["relation"] == "labels")
+            .count(),
+        1,
+        "{failures:?}"
+    );
+    for other in failures.iter().filter(|f| f["relation"] != "labels") {
+        let msg = other["exception_message"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("`{victim}`")),
+            "an unrelated failure: {other}"
+        );
+    }
     assert_eq!(f["relation"], "labels");
     assert_eq!(f["step"], "loader");
     assert_eq!(f["source_title"], victim.as_str());
@@ -319,6 +337,45 @@ async fn flaky_forges_still_give_a_complete_migration_without_duplicates() {
     assert!(
         n("resets") > 0 && n("server_errors") > 0 && n("burst_429") > 0,
         "{injected}"
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_the_destination_refuses_ends_failed_with_its_reason() {
+    let (src, dst) = (source().await, destination().await);
+    let rule = json!({"reject": [{
+        "method": "POST", "path_contains": "/groups", "body_contains": "\"path\":\"acme\"",
+        "status": 403, "message": "403 Forbidden"
+    }]});
+    http()
+        .put(format!("{}/-/sim/faults", dst.url))
+        .json(&rule)
+        .send()
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let out = migrate(&src, &dst, data.path()).await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = report(&out);
+    assert_eq!(
+        r["status"], "failed",
+        "every entity failed, so the migration failed"
+    );
+    let top = &r["entities"][0];
+    assert_eq!(top["status"], "failed");
+    assert_eq!(top["failures"][0]["relation"], "group");
+    assert_eq!(top["failures"][0]["exception_message"], "403 Forbidden");
+    assert_eq!(
+        r["entities"].as_array().unwrap().len(),
+        1,
+        "no subgroup is attempted under a missing group"
     );
     src.shutdown().await;
     dst.shutdown().await;

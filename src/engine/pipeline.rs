@@ -105,6 +105,14 @@ impl PipelineRun<'_> {
                 match self.sink.load(relation, self.ctx, record, in_doubt).await {
                     Ok(dest_id) => commit.imported.push((source_id, dest_id)),
                     Err(e) if e.unreachable => return Err(EngineError::Unreachable(e.message)),
+                    Err(e) if e.is_skip() => commit.skipped.push(self.failure(
+                        relation,
+                        "loader",
+                        &e.class,
+                        e.message,
+                        None,
+                        Some(record),
+                    )),
                     Err(e) => commit.failures.push(self.failure(
                         relation,
                         "loader",

@@ -6,7 +6,7 @@ use super::pipeline::{PipelineOutcome, PipelineRun, new_correlation_id};
 use super::stages::{SUBGROUPS, group_stages};
 use super::{Engine, EngineError, blocking};
 use crate::model::{BulkImport, Entity, EntityRequest, EntityType, Failure, Status, now_millis};
-use crate::relations::EntityContext;
+use crate::relations::{EntityContext, IdLookup};
 use crate::sink::Sink;
 use crate::source::Source;
 use crate::store::{MappingScope, PageCommit};
@@ -141,6 +141,7 @@ impl Engine {
         );
         let mut ctx = EntityContext {
             entity: entity.clone(),
+            ids: IdLookup::new(self.store.clone(), scope.clone()),
             destination_parent_id,
             source_base: source.url(),
         };
@@ -167,7 +168,13 @@ impl Engine {
                         .await?;
                     return Ok(());
                 }
-                entity = self.record_destination(&entity, &scope).await?;
+                // The group itself was refused (its failure row says why): nothing else can follow.
+                let Some(created) = self.record_destination(&entity, &scope).await? else {
+                    self.update_entity(entity_id, |e| e.status = Status::Failed)
+                        .await?;
+                    return Ok(());
+                };
+                entity = created;
                 ctx.entity = entity.clone();
             }
         }
@@ -179,26 +186,26 @@ impl Engine {
     }
 
     /// After the group pipeline: remember the group's source id and the destination id it became.
+    /// None when the group was not created (the destination refused it).
     async fn record_destination(
         &self,
         entity: &Entity,
         scope: &MappingScope,
-    ) -> Result<Entity, EngineError> {
+    ) -> Result<Option<Entity>, EngineError> {
         let store = self.store.clone();
         let scope = scope.clone();
         let mapped = blocking(move || store.mapped_ids(&scope, "group")).await?;
-        let (source_id, dest_id) = mapped.into_iter().next().ok_or_else(|| {
-            EngineError::Internal(format!(
-                "group `{}` finished without a destination id",
-                entity.source_full_path
-            ))
-        })?;
+        let Some((source_id, dest_id)) = mapped.into_iter().next() else {
+            return Ok(None);
+        };
         let source_xid = source_id.parse::<u64>().ok();
-        self.update_entity(entity.id, move |e| {
-            e.namespace_id = Some(dest_id);
-            e.source_xid = source_xid;
-        })
-        .await
+        let updated = self
+            .update_entity(entity.id, move |e| {
+                e.namespace_id = Some(dest_id);
+                e.source_xid = source_xid;
+            })
+            .await?;
+        Ok(Some(updated))
     }
 
     /// Turns the direct subgroups of a group into entities of this bulk import.

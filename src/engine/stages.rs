@@ -3,7 +3,9 @@
 //! their own. Relations in one stage run at the same time. Adding a relation = one line here.
 
 use crate::relations::{
-    Relation, badges::Badges, group::Group, labels::Labels, milestones::Milestones,
+    Relation, badges::Badges, boards::Boards, group::Group, iterations::Iterations,
+    iterations::IterationsCadences, labels::Labels, members::Members, milestones::Milestones,
+    projects::Projects,
 };
 
 /// The name of the pipeline that turns subgroups into entities (tracked like a relation).
@@ -12,7 +14,17 @@ pub const SUBGROUPS: &str = "subgroups";
 pub fn group_stages() -> Vec<Vec<Box<dyn Relation>>> {
     vec![
         vec![Box::new(Group)],
-        vec![Box::new(Labels), Box::new(Milestones), Box::new(Badges)],
+        vec![
+            Box::new(Labels),
+            Box::new(Milestones),
+            Box::new(Badges),
+            Box::new(IterationsCadences),
+            Box::new(Members),
+            Box::new(Projects),
+        ],
+        vec![Box::new(Iterations)],
+        // Board lists point at labels, milestones and iterations, so boards come after all three.
+        vec![Box::new(Boards)],
     ]
 }
 
@@ -23,6 +35,7 @@ pub fn group_relation_names() -> Vec<(u8, &'static str)> {
         .enumerate()
         .flat_map(|(i, stage)| stage.iter().map(move |r| (i as u8, r.name())))
         .collect();
-    out.push((out.len() as u8, SUBGROUPS));
+    let stages = group_stages().len() as u8;
+    out.push((stages, SUBGROUPS));
     out
 }

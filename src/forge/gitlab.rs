@@ -1,12 +1,32 @@
 //! The GitLab REST calls the appliance makes, named as GitLab names them.
 
 use super::{ForgeClient, ForgeError};
+use crate::user_map::UserMap;
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::Mutex;
 
-/// A GitLab instance reached through one client.
+/// A GitLab instance reached through one client, with a cache of the users it was asked about.
 #[derive(Clone)]
 pub struct GitLab {
     pub client: ForgeClient,
+    directory: Arc<Directory>,
+}
+
+/// A destination user a source user maps to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MappedUser {
+    pub id: u64,
+    pub username: String,
+}
+
+#[derive(Default)]
+struct Directory {
+    explicit: UserMap,
+    users: Mutex<HashMap<u64, Value>>,
+    mapped: Mutex<HashMap<String, Option<MappedUser>>>,
+    current: tokio::sync::OnceCell<Value>,
 }
 
 /// Encodes a full path (`a/b`) for use as `:id` in a URL (`a%2Fb`).
@@ -16,7 +36,89 @@ pub fn encode_path(full_path: &str) -> String {
 
 impl GitLab {
     pub fn new(client: ForgeClient) -> GitLab {
-        GitLab { client }
+        GitLab {
+            client,
+            directory: Arc::default(),
+        }
+    }
+
+    /// The same instance, mapping users through `map` before it looks for matching emails.
+    pub fn with_user_map(&self, map: UserMap) -> GitLab {
+        GitLab {
+            client: self.client.clone(),
+            directory: Arc::new(Directory {
+                explicit: map,
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// `GET /users/:id`, asked once per user.
+    pub async fn user(&self, id: u64) -> Result<Value, ForgeError> {
+        if let Some(u) = self.directory.users.lock().await.get(&id) {
+            return Ok(u.clone());
+        }
+        let u = self.client.get(&format!("users/{id}"), &[]).await?;
+        self.directory.users.lock().await.insert(id, u.clone());
+        Ok(u)
+    }
+
+    /// `GET /user`: the user whose token this is (the importing user on a destination).
+    pub async fn current_user(&self) -> Result<Value, ForgeError> {
+        self.directory
+            .current
+            .get_or_try_init(|| self.client.get("user", &[]))
+            .await
+            .cloned()
+    }
+
+    /// The destination user a source user (a record's `{username, public_email}`) maps to: by the
+    /// explicit map, else by a destination user whose email equals the source user's public email.
+    pub async fn map_user(&self, source_user: &Value) -> Result<Option<MappedUser>, ForgeError> {
+        let username = source_user
+            .get("username")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let email = source_user
+            .get("public_email")
+            .and_then(Value::as_str)
+            .filter(|e| !e.is_empty());
+        let key = format!(
+            "{}|{}",
+            username.to_lowercase(),
+            email.unwrap_or("").to_lowercase()
+        );
+        if let Some(hit) = self.directory.mapped.lock().await.get(&key) {
+            return Ok(hit.clone());
+        }
+        let found = match self.directory.explicit.lookup(username, email) {
+            Some(dest) => {
+                let users = self
+                    .client
+                    .get("users", &[("username", dest.to_string())])
+                    .await?;
+                first_user(&users, |u| text(u, "username").eq_ignore_ascii_case(dest))
+            }
+            None => match email {
+                Some(email) => {
+                    let users = self
+                        .client
+                        .get("users", &[("search", email.to_string())])
+                        .await?;
+                    first_user(&users, |u| {
+                        text(u, "email").eq_ignore_ascii_case(email)
+                            || text(u, "public_email").eq_ignore_ascii_case(email)
+                    })
+                }
+                None => None,
+            },
+        };
+        self.directory
+            .mapped
+            .lock()
+            .await
+            .insert(key, found.clone());
+        Ok(found)
     }
 
     /// `GET /version`: proves the instance answers and the token is accepted.
@@ -62,4 +164,17 @@ impl GitLab {
 /// The numeric `id` of a GitLab record.
 pub fn id_of(v: &Value) -> Option<u64> {
     v.get("id").and_then(Value::as_u64)
+}
+
+fn text<'a>(v: &'a Value, field: &str) -> &'a str {
+    v.get(field).and_then(Value::as_str).unwrap_or("")
+}
+
+fn first_user(users: &Value, matches: impl Fn(&Value) -> bool) -> Option<MappedUser> {
+    users.as_array()?.iter().find(|u| matches(u)).and_then(|u| {
+        Some(MappedUser {
+            id: id_of(u)?,
+            username: text(u, "username").to_string(),
+        })
+    })
 }

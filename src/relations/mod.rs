@@ -5,12 +5,17 @@
 //! Adding a relation is one file here plus one line in `crate::engine::stages`.
 
 pub mod badges;
+pub mod boards;
 pub mod group;
+pub mod iterations;
 pub mod labels;
+pub mod members;
 pub mod milestones;
+pub mod projects;
 
 use crate::forge::{ForgeError, GitLab, gitlab::id_of};
 use crate::model::Entity;
+use crate::store::{MappingScope, Store};
 use async_trait::async_trait;
 use serde_json::Value;
 use std::future::Future;
@@ -19,6 +24,8 @@ use std::future::Future;
 #[derive(Clone, Debug)]
 pub struct EntityContext {
     pub entity: Entity,
+    /// What this migration already wrote, for relations that link records of another relation.
+    pub ids: IdLookup,
     /// The destination id of the group this entity's group is created in (a subgroup's parent), when the
     /// parent was created by this migration; None for a top entity, whose namespace is looked up by path.
     pub destination_parent_id: Option<u64>,
@@ -57,6 +64,37 @@ impl EntityContext {
     }
 }
 
+/// Read access to the id map of the entity being migrated (source id -> destination id).
+#[derive(Clone)]
+pub struct IdLookup {
+    store: Store,
+    scope: MappingScope,
+}
+
+impl IdLookup {
+    pub fn new(store: Store, scope: MappingScope) -> IdLookup {
+        IdLookup { store, scope }
+    }
+
+    /// The destination id a record of `relation` with `source_id` became, if it was migrated.
+    pub async fn get(&self, relation: &str, source_id: &str) -> Result<Option<u64>, LoadError> {
+        let (store, scope) = (self.store.clone(), self.scope.clone());
+        let (relation, source_id) = (relation.to_string(), source_id.to_string());
+        tokio::task::spawn_blocking(move || store.mapped_id(&scope, &relation, &source_id))
+            .await
+            .map_err(|e| LoadError::internal(e.to_string()))?
+            .map_err(|e| LoadError::internal(e.to_string()))
+    }
+}
+
+impl std::fmt::Debug for IdLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdLookup")
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
 /// How the records of a relation are read from a live GitLab source.
 pub enum Extraction {
     /// A paginated list endpoint (path under /api/v4, query).
@@ -76,6 +114,34 @@ pub struct LoadError {
     pub correlation_id: Option<String>,
     /// The destination could not be reached at all: the migration pauses instead of recording a failure.
     pub unreachable: bool,
+}
+
+/// The class of a record that was deliberately not loaded (reported, not a failure).
+pub const SKIPPED_CLASS: &str = "Appliance::Skipped";
+
+impl LoadError {
+    /// A record that is not loaded on purpose, with the reason a user reads in the report.
+    pub fn skipped(reason: impl Into<String>) -> LoadError {
+        LoadError {
+            class: SKIPPED_CLASS.into(),
+            message: reason.into(),
+            correlation_id: None,
+            unreachable: false,
+        }
+    }
+
+    pub fn is_skip(&self) -> bool {
+        self.class == SKIPPED_CLASS
+    }
+
+    pub fn internal(message: String) -> LoadError {
+        LoadError {
+            class: "BulkImports::Error".into(),
+            message,
+            correlation_id: None,
+            unreachable: false,
+        }
+    }
 }
 
 impl From<ForgeError> for LoadError {
@@ -98,6 +164,21 @@ pub trait Relation: Send + Sync {
     fn extraction(&self, ctx: &EntityContext) -> Extraction;
     /// Turns a REST record of the source into a record in GitLab's import/export format.
     fn transform(&self, rest: Value) -> Value;
+    /// Completes a transformed record with what its list endpoint does not return (nested notes, a
+    /// user's public email), reading more from a live source.
+    async fn enrich(
+        &self,
+        _source: &GitLab,
+        _ctx: &EntityContext,
+        _record: &mut Value,
+    ) -> Result<(), ForgeError> {
+        Ok(())
+    }
+    /// Why this relation's records are listed and counted but never loaded (shown in the report); None
+    /// for a relation that migrates.
+    fn skip_reason(&self) -> Option<&'static str> {
+        None
+    }
     /// The record's stable source key in the id map.
     fn source_id(&self, record: &Value) -> String {
         record.get("id").map(|v| v.to_string()).unwrap_or_default()

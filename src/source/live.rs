@@ -28,21 +28,24 @@ impl Source for LiveSource {
     ) -> Result<ExtractedPage, ForgeError> {
         match relation.extraction(ctx) {
             Extraction::Single { path } => {
-                let record = self.gitlab.client.get(&path, &[]).await?;
+                let mut record = relation.transform(self.gitlab.client.get(&path, &[]).await?);
+                relation.enrich(&self.gitlab, ctx, &mut record).await?;
                 Ok(ExtractedPage {
-                    records: vec![relation.transform(record)],
+                    records: vec![record],
                     next: None,
                     total: Some(1),
                 })
             }
             Extraction::List { path, query } => {
                 let page = self.gitlab.client.list_page(&path, &query, cursor).await?;
+                let mut records = Vec::with_capacity(page.items.len());
+                for item in page.items {
+                    let mut record = relation.transform(item);
+                    relation.enrich(&self.gitlab, ctx, &mut record).await?;
+                    records.push(record);
+                }
                 Ok(ExtractedPage {
-                    records: page
-                        .items
-                        .into_iter()
-                        .map(|r| relation.transform(r))
-                        .collect(),
+                    records,
                     next: page.next,
                     total: page.total,
                 })

@@ -29,6 +29,7 @@ pub(crate) const TRACKERS: TableDefinition<(u64, &str), &[u8]> = TableDefinition
 pub(crate) const FAILURES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("failures");
 pub(crate) const ID_MAP: TableDefinition<(&str, &str, &str), u64> = TableDefinition::new("id_map");
 pub(crate) const SEALED_TOKENS: TableDefinition<u64, &[u8]> = TableDefinition::new("sealed_tokens");
+pub(crate) const SKIPPED: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("skipped");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -103,6 +104,7 @@ impl Store {
             tx.open_table(FAILURES)?;
             tx.open_table(ID_MAP)?;
             tx.open_table(SEALED_TOKENS)?;
+            tx.open_table(SKIPPED)?;
         }
         tx.commit()?;
         Ok(Store { db: Arc::new(db) })

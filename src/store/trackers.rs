@@ -2,7 +2,9 @@
 //! loaded page together with its id map entries, failures and counts.
 
 use super::imports::flag_failures;
-use super::{FAILURES, ID_MAP, MappingScope, Result, Store, TRACKERS, decode, encode, next_id};
+use super::{
+    FAILURES, ID_MAP, MappingScope, Result, SKIPPED, Store, TRACKERS, decode, encode, next_id,
+};
 use crate::model::{Failure, Millis, RelationStats, Status, Tracker};
 use redb::ReadableTable;
 
@@ -18,6 +20,8 @@ pub struct PageCommit {
     /// (source id, destination id) of every record now present at the destination.
     pub imported: Vec<(String, u64)>,
     pub failures: Vec<Failure>,
+    /// Records deliberately not loaded, with the reason (reported; not failures).
+    pub skipped: Vec<Failure>,
 }
 
 impl Store {
@@ -134,6 +138,13 @@ impl Store {
             let mut map = tx.open_table(ID_MAP)?;
             for (source_id, dest_id) in &page.imported {
                 map.insert((scope.as_str(), relation, source_id.as_str()), *dest_id)?;
+            }
+        }
+        if !page.skipped.is_empty() {
+            let mut skipped = tx.open_table(SKIPPED)?;
+            for f in &page.skipped {
+                let seq = next_id(&tx, "skipped_id")?;
+                skipped.insert((entity_id, seq), encode(f).as_slice())?;
             }
         }
         if !page.failures.is_empty() {
