@@ -1,5 +1,6 @@
 //! The errors the simulated API answers with, in GitLab's exact status codes and bodies.
 //! Routes return `ApiError`; nothing else in the crate turns errors into HTTP responses.
+//! It never decides whether a request is allowed; `auth.rs` and the routes do.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

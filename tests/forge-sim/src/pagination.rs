@@ -3,6 +3,7 @@
 //! `X-Per-Page`, `X-Next-Page`, `X-Prev-Page` (empty when none) and a `Link` header with
 //! prev/next/first/last. Keyset (`pagination=keyset`, `order_by=id`): `id_after`/`id_before`
 //! and a `Link` rel="next" only, no totals. This module renders only the page it returns.
+//! It never filters or sorts by anything but id (keyset); callers order the list.
 
 use axum::http::StatusCode;
 use serde_json::Value;

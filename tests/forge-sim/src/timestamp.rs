@@ -1,5 +1,6 @@
 //! Timestamps as GitLab prints them: `2024-01-02T03:04:05.678Z` (UTC, milliseconds) and
 //! dates as `2024-01-02`. Records store these strings so that they sort as text.
+//! It never reads the clock itself; callers pass the time (seeded or, for writes, now).
 
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;

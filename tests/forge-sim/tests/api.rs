@@ -1,6 +1,7 @@
 //! The simulator's REST API as a client sees it: auth codes, `:id` forms, pagination, the
 //! `small` group tree, writes on `empty` read back, GitLab's rejections, the CLI line,
 //! determinism and the `medium` counts. Every test starts a real server on 127.0.0.1:0.
+//! They read the store directly only for a total no endpoint gives (all notes of `medium`).
 
 use forge_sim::{Dataset, RunningSim, SimConfig};
 use reqwest::{Client, Response, StatusCode};

@@ -2,6 +2,7 @@
 //! 20,000 issues, 5,000 merge requests and 100,000 notes (80,000 on issues, 20,000 on merge
 //! requests), plus a few labels and milestones per project. Text is short and templated to
 //! keep memory modest and startup within a few seconds.
+//! It never reads the clock or the environment; only the seed shapes the data.
 
 use super::{Builder, Seeded};
 use crate::Dataset;

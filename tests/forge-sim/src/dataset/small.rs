@@ -10,6 +10,7 @@
 //! `acme/backend`; eve guest on `acme/frontend`; dmitri reporter on `acme/backend/api`;
 //! farah developer on `acme/frontend/web`; root is the admin and a member of nothing.
 //! eve and root have no public email.
+//! It never reads the clock or the environment; only the seed shapes the data.
 
 use super::{Builder, PNG_1X1, Seeded};
 use crate::Dataset;

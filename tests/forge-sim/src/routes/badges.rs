@@ -1,5 +1,6 @@
 //! Group and project badges. A project lists its own badges and its groups' (`kind: group`);
 //! placeholders such as `%{project_path}` are rendered only for project badges, as GitLab does.
+//! It never changes anything but badges.
 
 use serde_json::{Value, json};
 

@@ -1,5 +1,6 @@
 //! Issue boards of groups and projects and their lists (label, milestone or iteration lists,
 //! positioned in creation order from 0).
+//! It never creates labels, milestones or iterations; a list must name an existing one.
 
 use serde_json::{Value, json};
 

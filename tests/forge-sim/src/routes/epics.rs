@@ -1,6 +1,7 @@
 //! Group epics: list (with descendant groups' epics, as GitLab does by default), read, create,
 //! update (`state_event=close|reopen`, labels, parent), child epics and the epic's issues.
 //! Notes and award emoji on epics are served by `notes.rs`.
+//! It never changes issues except their `epic_id`, and creates only labels that are missing.
 
 use serde_json::{Value, json};
 

@@ -1,5 +1,6 @@
 //! Project issues: list (offset or keyset), read, create, update (`state_event=close|reopen`).
 //! Confidential issues are visible to reporters and above, their author and assignees only.
+//! It never changes milestones or epics; it only links to existing ones.
 
 use serde_json::{Value, json};
 

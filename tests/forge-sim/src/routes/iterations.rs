@@ -1,5 +1,6 @@
 //! Group iterations and iteration cadences. Iterations of ancestor groups are listed too
 //! (`include_ancestors`, default true), as GitLab does.
+//! It never changes issues or boards.
 
 use serde_json::{Value, json};
 

@@ -1,5 +1,6 @@
 //! Group and project labels: list (with ancestor groups' labels, as GitLab does by default),
 //! read by id or name, create (409 `Label already exists`), update.
+//! It never renames labels on issues or epics that carry them.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};

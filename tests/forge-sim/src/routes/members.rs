@@ -1,5 +1,6 @@
 //! Members of groups and projects: direct (`/members`) and with inherited ones (`/members/all`,
 //! highest level per user along the ancestry), add, change level, remove.
+//! It never lets a member grant a higher level than their own.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};

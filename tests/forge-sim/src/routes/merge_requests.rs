@@ -1,5 +1,6 @@
 //! Project merge requests: list, read, create (409 for a second open one on a source branch),
 //! update (`state_event=close|reopen`). Branches are not checked against the repository.
+//! It never touches the git repository.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};

@@ -1,5 +1,6 @@
 //! Group and project milestones: list, read, create (a duplicate title is a 400), update
 //! (including `state_event=close|activate`). iids count per group or project.
+//! It never changes the issues or merge requests that point at a milestone.
 
 use serde_json::{Value, json};
 

@@ -1,5 +1,6 @@
 //! Namespaces: `/namespaces`, `/namespaces/:id` and `/namespaces/:id/exists`, over groups only
 //! (the simulator has no personal namespaces).
+//! It never changes anything: every endpoint here is a read.
 
 use serde_json::{Value, json};
 

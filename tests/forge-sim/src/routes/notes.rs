@@ -1,6 +1,7 @@
 //! Notes and award emoji on issues, merge requests, epics and snippets (and award emoji on
 //! notes). Internal notes are visible to reporters and above only. A second identical award
 //! by the same user is a 404, as GitLab answers for an award that fails validation.
+//! It never changes the noteable itself.
 
 use serde_json::{Value, json};
 

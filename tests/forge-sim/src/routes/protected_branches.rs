@@ -1,4 +1,5 @@
 //! Protected branches of a project: list and protect (409 when already protected).
+//! It never touches the git repository; protection is recorded only.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};

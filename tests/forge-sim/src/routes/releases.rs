@@ -1,5 +1,6 @@
 //! Project releases: list, read by tag, create (409 for an existing tag). Tags are not checked
 //! against the repository; `ref` is accepted and ignored.
+//! It never creates tags in the repository.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};

@@ -1,4 +1,5 @@
 //! Project snippets: list, read, create. Notes on snippets are served by `notes.rs`.
+//! It never stores snippet files in a repository; content lives in the record.
 
 use serde_json::{Value, json};
 

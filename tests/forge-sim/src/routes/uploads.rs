@@ -4,6 +4,7 @@
 //! (`/<project path>/uploads/<secret>/<file>`, `/-/project/<id>/uploads/...`,
 //! `/groups/<path>/-/uploads/...`, `/-/group/<id>/uploads/...`), which need a token that can
 //! see the owner. Secrets are derived from the content, so they are deterministic.
+//! It never serves an upload to a token that cannot see its group or project.
 
 use axum::http::{HeaderMap, Method};
 use serde_json::{Value, json};

@@ -1,6 +1,7 @@
 //! Users: `/user`, `/users`, `/users/:id`, and how a user is embedded in other records
 //! (`author`, `assignees`, members). Only admins and the user themself see `email`;
 //! everybody sees `public_email`, which is what email-based user mapping relies on.
+//! It never shows `email` to anyone but admins and the user themself, and never creates users.
 
 use serde_json::{Value, json};
 
