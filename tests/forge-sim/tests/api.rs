@@ -464,6 +464,14 @@ async fn small_group_tree_and_relations_read_like_gitlab() {
         .await;
     assert_eq!(discussions[0]["notes"][0]["noteable_type"], "Issue");
     assert_eq!(discussions[0]["id"].as_str().unwrap().len(), 40);
+    let closed = api
+        .json("/projects/acme%2Fbackend%2Fapi/issues/3/resource_state_events")
+        .await;
+    assert_eq!(closed[0]["state"], "closed");
+    let approvals = api
+        .json("/projects/acme%2Fbackend%2Fapi/merge_requests/1/approvals")
+        .await;
+    assert_eq!(approvals["approved"], true);
     let group_issues = api.get("/groups/acme/issues?per_page=1").await;
     assert_eq!(header(&group_issues, "x-total"), "31");
     let users = api.json("/users?username=eve").await;

@@ -7,6 +7,7 @@
 pub mod badges;
 pub mod boards;
 pub mod epics;
+pub mod events;
 pub mod groups;
 pub mod issues;
 pub mod iterations;
@@ -325,6 +326,10 @@ fn project_routes(
         ["merge_requests"] if post => merge_requests::create(ctx, scope),
         ["merge_requests", iid] if get => merge_requests::get(ctx, scope, iid),
         ["merge_requests", iid] if put => merge_requests::update(ctx, scope, iid),
+        ["merge_requests", iid, "approvals"] if get => {
+            let mr = merge_requests::find(ctx, scope, iid)?;
+            events::approvals(ctx, scope, mr)
+        }
         ["merge_requests", iid, sub @ ..] => {
             let mr = merge_requests::find(ctx, scope, iid)?;
             noteable_routes(ctx, scope, Parent::MergeRequest(mr), sub, get, post)
@@ -403,6 +408,7 @@ fn noteable_routes(
     post: bool,
 ) -> Answer {
     match sub {
+        ["resource_state_events"] if get => events::state_events(ctx, scope, noteable),
         ["notes"] if get => notes::list(ctx, scope, noteable),
         ["discussions"] if get => notes::discussions(ctx, scope, noteable),
         ["discussions"] if post => notes::create_discussion(ctx, scope, noteable),
