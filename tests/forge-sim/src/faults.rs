@@ -259,6 +259,17 @@ impl FaultState {
             HeaderValue::from(limit.saturating_sub(window.used)),
         );
         h.insert("ratelimit-reset", HeaderValue::from(reset_at));
+        h.insert(
+            "ratelimit-name",
+            HeaderValue::from_static(if client.starts_with("ip:") {
+                "throttle_unauthenticated_api"
+            } else {
+                "throttle_authenticated_api"
+            }),
+        );
+        if let Some(value) = http_date(reset_at).and_then(|d| HeaderValue::try_from(d).ok()) {
+            h.insert("ratelimit-resettime", value);
+        }
         let retry_after = reset_at.saturating_sub(now).max(1);
         (h, over.then_some(retry_after))
     }
@@ -373,6 +384,15 @@ impl FaultState {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// `Tue, 05 Jan 2021 11:00:00 GMT`, as GitLab's `RateLimit-ResetTime`.
+fn http_date(epoch: u64) -> Option<String> {
+    let at = time::OffsetDateTime::from_unix_timestamp(i64::try_from(epoch).ok()?).ok()?;
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    at.format(&format).ok()
 }
 
 fn epoch_secs() -> u64 {
@@ -544,6 +564,8 @@ mod tests {
         let (h, over) = state.charge("token:a", 2, 1_000);
         assert_eq!(h["ratelimit-remaining"], "1");
         assert_eq!(h["ratelimit-reset"], "1060");
+        assert_eq!(h["ratelimit-resettime"], "Thu, 01 Jan 1970 00:17:40 GMT");
+        assert_eq!(h["ratelimit-name"], "throttle_authenticated_api");
         assert!(over.is_none());
         assert!(state.charge("token:a", 2, 1_001).1.is_none());
         assert_eq!(state.charge("token:a", 2, 1_010).1, Some(50));
