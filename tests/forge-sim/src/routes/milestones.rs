@@ -95,7 +95,7 @@ pub fn list(ctx: &Ctx, scope: &Scope) -> Answer {
             })
         })
         .collect();
-    milestones.sort_by(|a, b| b.id.cmp(&a.id));
+    milestones.sort_by_key(|m| std::cmp::Reverse(m.id));
     paginate(
         ctx,
         milestones,
