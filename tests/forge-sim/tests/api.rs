@@ -554,6 +554,16 @@ async fn writes_on_empty_read_back() {
         .post(&format!("{g}/boards"), json!({"name": "Dev"}))
         .await;
     assert_eq!(status, StatusCode::CREATED);
+    let (status, renamed) = api
+        .put(
+            &format!("{g}/boards/{}", board["id"]),
+            json!({"name": "Development"}),
+        )
+        .await;
+    assert_eq!(
+        (status, renamed["name"].clone()),
+        (StatusCode::OK, json!("Development"))
+    );
     let board_lists = format!("{g}/boards/{}/lists", board["id"]);
     let (status, list) = api
         .post(&board_lists, json!({"label_id": label["id"]}))

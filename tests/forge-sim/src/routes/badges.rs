@@ -131,3 +131,33 @@ pub fn remove(ctx: &Ctx, scope: &Scope, raw: &str) -> Answer {
     store.badges.remove(id);
     Ok(Reply::no_content())
 }
+
+pub fn update(ctx: &Ctx, scope: &Scope, raw: &str) -> Answer {
+    scope.require(access::MAINTAINER)?;
+    let mut store = ctx.sim.write();
+    let id = raw
+        .parse::<u64>()
+        .ok()
+        .filter(|id| {
+            store
+                .badges
+                .get(*id)
+                .is_some_and(|b| b.owner == scope.parent)
+        })
+        .ok_or(ApiError::NotFound("Badge"))?;
+    let badge = store
+        .badges
+        .get_mut(id)
+        .ok_or(ApiError::NotFound("Badge"))?;
+    if let Some(name) = ctx.params.text("name") {
+        badge.name = Some(name);
+    }
+    if let Some(link_url) = ctx.params.text("link_url") {
+        badge.link_url = link_url;
+    }
+    if let Some(image_url) = ctx.params.text("image_url") {
+        badge.image_url = image_url;
+    }
+    let badge = badge.clone();
+    Ok(Reply::ok(render(&store, scope, &badge)))
+}

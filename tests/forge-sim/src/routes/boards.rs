@@ -257,3 +257,26 @@ pub fn remove(ctx: &Ctx, scope: &Scope, raw: &str) -> Answer {
     store.boards.remove(id);
     Ok(Reply::no_content())
 }
+
+pub fn update(ctx: &Ctx, scope: &Scope, raw: &str) -> Answer {
+    scope.require(access::REPORTER)?;
+    let hide_backlog = ctx.params.bool("hide_backlog_list")?;
+    let hide_closed = ctx.params.bool("hide_closed_list")?;
+    let mut store = ctx.sim.write();
+    let id = find(&store, scope, raw)?;
+    let board = store
+        .boards
+        .get_mut(id)
+        .ok_or(ApiError::NotFound("Board"))?;
+    if let Some(name) = ctx.params.text("name") {
+        board.name = name;
+    }
+    if let Some(v) = hide_backlog {
+        board.hide_backlog_list = v;
+    }
+    if let Some(v) = hide_closed {
+        board.hide_closed_list = v;
+    }
+    let board = board.clone();
+    Ok(Reply::ok(render(ctx.sim, &store, &board)))
+}
