@@ -352,17 +352,35 @@ pub async fn handle_git(sim: Arc<Sim>, req: Request) -> Option<Response> {
     )?;
     let user = match authorize(&sim, &git, req.headers()) {
         Ok(user) => user,
-        Err(resp) => return Some(resp),
+        Err(refusal) => return Some(refusal.response()),
     };
     Some(run_http_backend(sim, git, user, req).await)
 }
 
+/// Why a git request is refused; each is answered as GitLab answers it.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    Unauthorized,
+    NotFound,
+    Forbidden(Service),
+}
+
+impl Refusal {
+    fn response(self) -> Response {
+        match self {
+            Refusal::Unauthorized => unauthorized(),
+            Refusal::NotFound => not_found(),
+            Refusal::Forbidden(service) => forbidden(service),
+        }
+    }
+}
+
 /// Who may do what, as GitLab decides it for git over HTTP: returns the username for
 /// `REMOTE_USER` (empty when anonymous) or the refusal.
-fn authorize(sim: &Sim, git: &GitRequest, headers: &HeaderMap) -> Result<String, Response> {
+fn authorize(sim: &Sim, git: &GitRequest, headers: &HeaderMap) -> Result<String, Refusal> {
     let credentials = basic_credentials(headers);
     let user_id = match &credentials {
-        Some((_, token)) => Some(sim.user_for_token(token).ok_or_else(unauthorized)?),
+        Some((_, token)) => Some(sim.user_for_token(token).ok_or(Refusal::Unauthorized)?),
         None => None,
     };
     let Some(user_id) = user_id else {
@@ -375,17 +393,17 @@ fn authorize(sim: &Sim, git: &GitRequest, headers: &HeaderMap) -> Result<String,
         return if public && git.service == Service::UploadPack {
             Ok(String::new())
         } else {
-            Err(unauthorized())
+            Err(Refusal::Unauthorized)
         };
     };
     let (level, private, username) = {
         let store = sim.read();
         let project = store
             .project_by_path(&git.full_path)
-            .ok_or_else(not_found)?;
+            .ok_or(Refusal::NotFound)?;
         let level = store
             .project_access(user_id, project.id)
-            .ok_or_else(not_found)?;
+            .ok_or(Refusal::NotFound)?;
         let username = store
             .user(user_id)
             .map(|u| u.username.clone())
@@ -397,7 +415,7 @@ fn authorize(sim: &Sim, git: &GitRequest, headers: &HeaderMap) -> Result<String,
         Service::ReceivePack => level >= access::DEVELOPER,
     };
     if !allowed {
-        return Err(forbidden(git.service));
+        return Err(Refusal::Forbidden(git.service));
     }
     Ok(username)
 }

@@ -10,7 +10,7 @@ const PROJECT: &str = "acme/backend/api";
 
 /// Runs the system git with no user or system configuration and no prompts.
 async fn git(home: &Path, args: &[&str]) -> std::process::Output {
-    let output = tokio::process::Command::new("git")
+    tokio::process::Command::new("git")
         .args(args)
         .env("HOME", home)
         .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -20,8 +20,7 @@ async fn git(home: &Path, args: &[&str]) -> std::process::Output {
         .env_remove("SSH_ASKPASS")
         .output()
         .await
-        .expect("the system `git` runs (install git to run these tests)");
-    output
+        .expect("the system `git` runs (install git to run these tests)")
 }
 
 async fn git_ok(home: &Path, args: &[&str]) -> String {
