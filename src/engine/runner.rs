@@ -141,7 +141,11 @@ impl Engine {
         );
         let mut ctx = EntityContext {
             entity: entity.clone(),
-            ids: IdLookup::new(self.store.clone(), scope.clone()),
+            ids: IdLookup::new(
+                self.store.clone(),
+                scope.clone(),
+                self.ancestor_scopes(&entity, source, sink).await?,
+            ),
             destination_parent_id,
             source_base: source.url(),
         };
@@ -183,6 +187,32 @@ impl Engine {
         self.update_entity(entity_id, |e| e.status = Status::Finished)
             .await?;
         Ok(())
+    }
+
+    /// The mapping scopes of an entity's ancestors, nearest first, with their destination group ids.
+    async fn ancestor_scopes(
+        &self,
+        entity: &Entity,
+        source: &dyn Source,
+        sink: &dyn Sink,
+    ) -> Result<Vec<(MappingScope, u64)>, EngineError> {
+        let mut out = Vec::new();
+        let mut next = entity.parent_id;
+        while let Some(id) = next {
+            let store = self.store.clone();
+            let parent = blocking(move || store.entity(id)).await?;
+            if let Some(group) = parent.namespace_id {
+                let scope = MappingScope::new(
+                    &source.url(),
+                    &parent.source_full_path,
+                    &sink.identity(),
+                    &parent.destination_full_path(),
+                );
+                out.push((scope, group));
+            }
+            next = parent.parent_id;
+        }
+        Ok(out)
     }
 
     /// After the group pipeline: remember the group's source id and the destination id it became.

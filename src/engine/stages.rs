@@ -3,9 +3,9 @@
 //! their own. Relations in one stage run at the same time. Adding a relation = one line here.
 
 use crate::relations::{
-    Relation, badges::Badges, boards::Boards, group::Group, iterations::Iterations,
-    iterations::IterationsCadences, labels::Labels, members::Members, milestones::Milestones,
-    projects::Projects,
+    Relation, badges::Badges, boards::Boards, epic_links::EpicLinks, epics::Epics, group::Group,
+    iterations::Iterations, iterations::IterationsCadences, labels::Labels, members::Members,
+    milestones::Milestones, projects::Projects,
 };
 
 /// The name of the pipeline that turns subgroups into entities (tracked like a relation).
@@ -22,9 +22,9 @@ pub fn group_stages() -> Vec<Vec<Box<dyn Relation>>> {
             Box::new(Members),
             Box::new(Projects),
         ],
-        vec![Box::new(Iterations)],
+        vec![Box::new(Iterations), Box::new(Epics)],
         // Board lists point at labels, milestones and iterations, so boards come after all three.
-        vec![Box::new(Boards)],
+        vec![Box::new(Boards), Box::new(EpicLinks)],
     ]
 }
 

@@ -6,6 +6,8 @@
 
 pub mod badges;
 pub mod boards;
+pub mod epic_links;
+pub mod epics;
 pub mod group;
 pub mod iterations;
 pub mod labels;
@@ -64,27 +66,61 @@ impl EntityContext {
     }
 }
 
-/// Read access to the id map of the entity being migrated (source id -> destination id).
+/// Read access to the id map of the entity being migrated (source id -> destination id), and to those
+/// of its ancestor entities (a subgroup's epic may have its parent in an ancestor group).
 #[derive(Clone)]
 pub struct IdLookup {
     store: Store,
     scope: MappingScope,
+    /// Ancestor entities nearest first: their mapping scope and destination group id.
+    ancestors: Vec<(MappingScope, u64)>,
 }
 
 impl IdLookup {
-    pub fn new(store: Store, scope: MappingScope) -> IdLookup {
-        IdLookup { store, scope }
+    pub fn new(store: Store, scope: MappingScope, ancestors: Vec<(MappingScope, u64)>) -> IdLookup {
+        IdLookup {
+            store,
+            scope,
+            ancestors,
+        }
     }
 
-    /// The destination id a record of `relation` with `source_id` became, if it was migrated.
+    /// The destination id a record of `relation` with `source_id` became in this entity, if migrated.
     pub async fn get(&self, relation: &str, source_id: &str) -> Result<Option<u64>, LoadError> {
-        let (store, scope) = (self.store.clone(), self.scope.clone());
-        let (relation, source_id) = (relation.to_string(), source_id.to_string());
-        tokio::task::spawn_blocking(move || store.mapped_id(&scope, &relation, &source_id))
-            .await
-            .map_err(|e| LoadError::internal(e.to_string()))?
-            .map_err(|e| LoadError::internal(e.to_string()))
+        lookup(&self.store, &self.scope, relation, source_id).await
     }
+
+    /// Like [`IdLookup::get`], but also in the ancestor entities: (destination id, destination group
+    /// id, or None when found in this entity).
+    pub async fn get_in_tree(
+        &self,
+        relation: &str,
+        source_id: &str,
+    ) -> Result<Option<(u64, Option<u64>)>, LoadError> {
+        if let Some(id) = self.get(relation, source_id).await? {
+            return Ok(Some((id, None)));
+        }
+        for (scope, group) in &self.ancestors {
+            if let Some(id) = lookup(&self.store, scope, relation, source_id).await? {
+                return Ok(Some((id, Some(*group))));
+            }
+        }
+        Ok(None)
+    }
+}
+
+async fn lookup(
+    store: &Store,
+    scope: &MappingScope,
+    relation: &str,
+    source_id: &str,
+) -> Result<Option<u64>, LoadError> {
+    let (store, scope) = (store.clone(), scope.clone());
+    let (relation, source_id) = (relation.to_string(), source_id.to_string());
+    tokio::task::spawn_blocking(move || store.mapped_id(&scope, &relation, &source_id))
+        .await
+        .map_err(|e| LoadError::internal(e.to_string()))?
+        .map_err(|e| LoadError::internal(e.to_string()))
 }
 
 impl std::fmt::Debug for IdLookup {
@@ -215,6 +251,23 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<Option<u64>, ForgeError>>,
 {
+    create_once_keyed(dest, path, body, in_doubt, find, id_of).await
+}
+
+/// [`create_once`] for records addressed by another key than `id` (epics by `iid`): `key` picks it
+/// from the created record, and `find` returns the same key.
+pub(crate) async fn create_once_keyed<F, Fut>(
+    dest: &GitLab,
+    path: &str,
+    body: &Value,
+    in_doubt: bool,
+    find: F,
+    key: fn(&Value) -> Option<u64>,
+) -> Result<u64, LoadError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Option<u64>, ForgeError>>,
+{
     if in_doubt && let Some(id) = find().await? {
         return Ok(id);
     }
@@ -223,7 +276,7 @@ where
         attempts += 1;
         match dest.client.post(path, body).await {
             Ok(created) => {
-                return id_of(&created).ok_or_else(|| LoadError {
+                return key(&created).ok_or_else(|| LoadError {
                     class: "BulkImports::Error".into(),
                     message: format!("POST {path} answered without an id"),
                     correlation_id: None,

@@ -1,0 +1,244 @@
+//! Epics (with parents, labels, notes, award emoji) and members (mapped by public email) arrive as a
+//! user would check them, compared through both simulators' APIs after a live migration.
+
+mod common;
+
+use appliance::user_map::attribution;
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+async fn migrate(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    data: &std::path::Path,
+) -> Value {
+    let mut cmd = appliance();
+    cmd.args(["migrate", "--json", "--group", "acme", "--to", "imported"])
+        .args(["--source-url", &src.url, "--destination-url", &dst.url])
+        .arg("--data")
+        .arg(data)
+        .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
+        .env("APPLIANCE_DESTINATION_TOKEN", &dst.owner_token);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Epics of a group by title: what a user compares, with the parent named by title.
+async fn epics(base: &str, token: &str, group: &str) -> BTreeMap<String, Value> {
+    let all = get_all(
+        base,
+        token,
+        &format!(
+            "groups/{}/epics?include_descendant_groups=false&state=all",
+            enc(group)
+        ),
+    )
+    .await;
+    let mut by_id = BTreeMap::new();
+    for e in &all {
+        by_id.insert(e["id"].as_u64().unwrap(), s(e, "title").to_string());
+    }
+    let mut out = BTreeMap::new();
+    for e in &all {
+        let iid = e["iid"].as_u64().unwrap();
+        let notes: Vec<Value> = get_all(
+            base,
+            token,
+            &format!("groups/{}/epics/{iid}/notes?sort=asc", enc(group)),
+        )
+        .await
+        .into_iter()
+        .filter(|n| n["system"] != true)
+        .collect();
+        let emoji: Vec<String> = get_all(
+            base,
+            token,
+            &format!("groups/{}/epics/{iid}/award_emoji", enc(group)),
+        )
+        .await
+        .iter()
+        .map(|a| s(a, "name").to_string())
+        .collect();
+        let parent = match e["parent_id"].as_u64() {
+            Some(pid) => match by_id.get(&pid) {
+                Some(t) => Value::String(t.clone()),
+                // A parent in another group: name it by its own lookup.
+                None => Value::String(format!("id:{pid}")),
+            },
+            None => Value::Null,
+        };
+        out.insert(
+            s(e, "title").to_string(),
+            serde_json::json!({
+                "description": e["description"], "state": e["state"], "confidential": e["confidential"],
+                "start_date_fixed": e["start_date_fixed"], "due_date_fixed": e["due_date_fixed"],
+                "labels": e["labels"], "parent": parent, "author": e["author"],
+                "created_at": e["created_at"], "notes": notes, "emoji": emoji,
+            }),
+        );
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn epics_arrive_with_fields_labels_parents_and_notes() {
+    let (src, dst) = (source().await, destination().await);
+    let data = tempfile::tempdir().unwrap();
+    let report = migrate(&src, &dst, data.path()).await;
+    assert_eq!(report["has_failures"], false, "{report}");
+    let importer = get(&dst.url, &dst.owner_token, "user").await.unwrap();
+    let importer = s(&importer, "username").to_string();
+
+    let groups = [
+        "acme",
+        "acme/backend",
+        "acme/frontend",
+        "acme/backend/services",
+    ];
+    let mut total = 0;
+    for g in groups {
+        let want = epics(&src.url, &src.owner_token, g).await;
+        let got = epics(&dst.url, &dst.owner_token, &format!("imported/{g}")).await;
+        total += want.len();
+        assert_eq!(
+            want.keys().collect::<Vec<_>>(),
+            got.keys().collect::<Vec<_>>(),
+            "epics of {g}"
+        );
+        for (title, w) in &want {
+            let d = &got[title];
+            for field in [
+                "state",
+                "confidential",
+                "start_date_fixed",
+                "due_date_fixed",
+                "labels",
+            ] {
+                assert_eq!(w[field], d[field], "{g} epic `{title}`: {field}");
+            }
+            // Parents in the same group compare by title; a parent in an ancestor group by its title there.
+            if let Some(p) = w["parent"].as_str().filter(|p| !p.starts_with("id:")) {
+                assert_eq!(d["parent"].as_str(), Some(p), "{g} epic `{title}`: parent");
+            } else {
+                assert_eq!(
+                    w["parent"].is_null(),
+                    d["parent"].is_null(),
+                    "{g} epic `{title}`: has a parent"
+                );
+            }
+            let author = &w["author"];
+            let expected = if s(author, "username") == importer {
+                s(w, "description").to_string()
+            } else {
+                attribution(s(w, "description"), s(author, "name"), s(w, "created_at"))
+            };
+            assert_eq!(
+                s(d, "description"),
+                expected,
+                "{g} epic `{title}`: description and author"
+            );
+            let wn = w["notes"].as_array().unwrap();
+            let dn = d["notes"].as_array().unwrap();
+            assert_eq!(wn.len(), dn.len(), "{g} epic `{title}`: notes");
+            for (a, b) in wn.iter().zip(dn) {
+                assert!(
+                    s(b, "body").starts_with(s(a, "body")),
+                    "{g} epic `{title}`: note order and text"
+                );
+            }
+            let mut we: Vec<&str> = w["emoji"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            we.sort_unstable();
+            we.dedup();
+            let mut de: Vec<&str> = d["emoji"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            de.sort_unstable();
+            assert_eq!(we, de, "{g} epic `{title}`: award emoji names");
+        }
+    }
+    assert!(total >= 5, "the sample has epics to compare ({total})");
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn members_map_by_public_email_and_the_unmapped_are_reported() {
+    let (src, dst) = (source().await, destination().await);
+    let data = tempfile::tempdir().unwrap();
+    let report = migrate(&src, &dst, data.path()).await;
+    assert_eq!(report["has_failures"], false);
+    let mut skipped_users = Vec::new();
+    for e in report["entities"].as_array().unwrap() {
+        for k in e["skipped"].as_array().unwrap() {
+            if k["relation"] == "members" {
+                skipped_users.push(s(k, "source_title").to_string());
+                assert!(!s(k, "exception_message").is_empty());
+            }
+        }
+    }
+    for g in [
+        "acme",
+        "acme/backend",
+        "acme/frontend",
+        "acme/backend/services",
+    ] {
+        let src_members = get_all(
+            &src.url,
+            &src.owner_token,
+            &format!("groups/{}/members", enc(g)),
+        )
+        .await;
+        let dest_all = get_all(
+            &dst.url,
+            &dst.owner_token,
+            &format!("groups/imported%2F{}/members/all", enc(g)),
+        )
+        .await;
+        for m in &src_members {
+            let username = s(m, "username");
+            let got = dest_all.iter().find(|d| s(d, "username") == username);
+            if s(m, "public_email").is_empty() {
+                assert!(
+                    got.is_none(),
+                    "{g}: `{username}` has no public email, so is not mapped"
+                );
+                assert!(
+                    skipped_users.iter().any(|u| u == username),
+                    "{g}: `{username}` is reported as skipped"
+                );
+            } else {
+                let got = got.unwrap_or_else(|| panic!("{g}: member `{username}` arrived"));
+                assert!(
+                    got["access_level"].as_u64() >= m["access_level"].as_u64(),
+                    "{g}: `{username}` has at least the source's access"
+                );
+            }
+        }
+    }
+    assert!(
+        !skipped_users.is_empty(),
+        "the sample has a member without a public email"
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}
