@@ -167,6 +167,9 @@ impl<T: Record> Table<T> {
     }
 }
 
+/// How far above `first_id` the ids of records with an iid start.
+pub const IID_OFFSET: u64 = 1000;
+
 /// Every record of the instance.
 #[derive(Debug)]
 pub struct Store {
@@ -200,8 +203,10 @@ pub struct Store {
 
 impl Store {
     /// An empty store whose ids (except users') start at `first_id`, so that a destination
-    /// can be told apart from a source that starts at 1.
+    /// can be told apart from a source that starts at 1. Records that also have an iid get ids
+    /// from `first_id + IID_OFFSET` on, so that a client mixing up id and iid is caught.
     pub fn new(first_id: u64) -> Store {
+        let iid_first = first_id + IID_OFFSET;
         Store {
             users: BTreeMap::new(),
             tokens: HashMap::new(),
@@ -209,15 +214,15 @@ impl Store {
             projects: BTreeMap::new(),
             members: Table::new(first_id),
             labels: Table::new(first_id),
-            milestones: Table::new(first_id),
+            milestones: Table::new(iid_first),
             badges: Table::new(first_id),
             boards: Table::new(first_id),
             board_lists: Table::new(first_id),
-            epics: Table::new(first_id),
+            epics: Table::new(iid_first),
             cadences: Table::new(first_id),
-            iterations: Table::new(first_id),
-            issues: Table::new(first_id),
-            merge_requests: Table::new(first_id),
+            iterations: Table::new(iid_first),
+            issues: Table::new(iid_first),
+            merge_requests: Table::new(iid_first),
             notes: Table::new(first_id),
             award_emoji: Table::new(first_id),
             releases: Table::new(first_id),

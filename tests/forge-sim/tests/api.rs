@@ -379,8 +379,16 @@ async fn small_group_tree_and_relations_read_like_gitlab() {
             .any(|e| e["confidential"] == true)
     );
     let epic_notes = api
-        .json(&format!("/groups/acme/epics/{}/notes", platform["iid"]))
+        .json(&format!("/groups/acme/epics/{}/notes", platform["id"]))
         .await;
+    // Epic notes take the epic's id (not its iid), as in GitLab.
+    assert_ne!(platform["id"], platform["iid"]);
+    assert_eq!(
+        api.get(&format!("/groups/acme/epics/{}/notes", platform["iid"]))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
     assert!(!epic_notes.as_array().unwrap().is_empty());
     assert_eq!(epic_notes[0]["noteable_type"], "Epic");
     let awards = api
@@ -622,7 +630,7 @@ async fn writes_on_empty_read_back() {
     assert_eq!(closed["state"], "closed");
     let (status, _) = api
         .post(
-            &format!("{g}/epics/{}/notes", parent["iid"]),
+            &format!("{g}/epics/{}/notes", parent["id"]),
             json!({"body": "migrated note"}),
         )
         .await;

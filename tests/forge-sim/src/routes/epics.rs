@@ -108,6 +108,24 @@ pub fn find(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Result<u64, ApiError> {
     Ok(epic.id)
 }
 
+/// The epic with global `id` in the scope's group or below, or 404: GitLab's notes API
+/// (`/groups/:id/epics/:epic_id/notes`, discussions, events) takes the epic's id, not its iid,
+/// unlike every other epic endpoint.
+pub fn find_by_id(ctx: &Ctx, scope: &Scope, raw_id: &str) -> Result<u64, ApiError> {
+    let store = ctx.sim.read();
+    let id: u64 = raw_id.parse().map_err(|_| ApiError::NotFound("Epic"))?;
+    let epic = store
+        .epics
+        .get(id)
+        .filter(|e| store.ancestors(e.group_id).contains(&scope.parent.id()))
+        .ok_or(ApiError::NotFound("Epic"))?;
+    let level = store.group_access(ctx.user_id, epic.group_id).unwrap_or(0);
+    if epic.confidential && level < access::REPORTER {
+        return Err(ApiError::NotFound("Epic"));
+    }
+    Ok(epic.id)
+}
+
 pub fn list(ctx: &Ctx, scope: &Scope) -> Answer {
     let store = ctx.sim.read();
     let p = &ctx.params;

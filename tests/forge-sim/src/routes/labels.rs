@@ -279,3 +279,22 @@ pub fn remove(ctx: &Ctx, scope: &Scope, raw: &str) -> Answer {
     store.labels.remove(id);
     Ok(Reply::no_content())
 }
+
+/// The deprecated `PUT|DELETE .../labels` with the label in the body (`label_id` or `name`),
+/// which python-gitlab still uses.
+pub fn by_param(ctx: &Ctx, scope: &Scope, delete: bool) -> Answer {
+    let raw = match (ctx.params.text("label_id"), ctx.params.text("name")) {
+        (Some(id), _) => id,
+        (None, Some(name)) => name,
+        (None, None) => {
+            return Err(ApiError::Param(
+                "label_id, name are missing, exactly one parameter must be provided".into(),
+            ));
+        }
+    };
+    if delete {
+        remove(ctx, scope, &raw)
+    } else {
+        update(ctx, scope, &raw)
+    }
+}

@@ -287,8 +287,15 @@ fn group_routes(
         ["epics", iid, "epics"] if get => epics::children(ctx, scope, iid),
         ["epics", iid, "issues"] if get => epics::issues(ctx, scope, iid),
         ["epics", iid, "issues", issue] if post => epics::assign_issue(ctx, scope, iid, issue),
-        ["epics", iid, sub @ ..] => {
+        // Award emoji address epics by iid, notes and discussions by id (as GitLab does).
+        ["epics", iid, sub @ ..]
+            if matches!(sub, ["award_emoji"] | ["notes", _, "award_emoji"]) =>
+        {
             let epic = epics::find(ctx, scope, iid)?;
+            noteable_routes(ctx, scope, Parent::Epic(epic), sub, get, post)
+        }
+        ["epics", id, sub @ ..] => {
+            let epic = epics::find_by_id(ctx, scope, id)?;
             noteable_routes(ctx, scope, Parent::Epic(epic), sub, get, post)
         }
         ["iterations"] if get => iterations::list(ctx, scope),
@@ -368,6 +375,8 @@ fn shared_routes(
     match rest {
         ["labels"] if get => labels::list(ctx, scope),
         ["labels"] if post => labels::create(ctx, scope),
+        ["labels"] if put => labels::by_param(ctx, scope, false),
+        ["labels"] if delete => labels::by_param(ctx, scope, true),
         ["labels", id] if get => labels::get(ctx, scope, id),
         ["labels", id] if put => labels::update(ctx, scope, id),
         ["labels", id] if delete => labels::remove(ctx, scope, id),
