@@ -56,7 +56,7 @@ async fn epics(base: &str, token: &str, group: &str) -> BTreeMap<String, Value> 
         let notes: Vec<Value> = get_all(
             base,
             token,
-            &format!("groups/{}/epics/{iid}/notes?sort=asc", enc(group)),
+            &format!("groups/{}/epics/{}/notes?sort=asc", enc(group), e["id"]),
         )
         .await
         .into_iter()

@@ -66,7 +66,9 @@ fn submit_error(e: SubmitError) -> ApiError {
         SubmitError::DestinationExists { full_path } => ApiError::Unprocessable(format!(
             "Import failed. '{full_path}' already exists. Change the destination and try again."
         )),
-        e @ (SubmitError::SourceUnreachable { .. } | SubmitError::ProjectsNotSupported { .. }) => {
+        e @ (SubmitError::SourceUnreachable { .. }
+        | SubmitError::ProjectsNotSupported { .. }
+        | SubmitError::MigratedBefore { .. }) => {
             ApiError::Unprocessable(e.to_string())
         }
         e @ (SubmitError::DestinationUnreachable(_) | SubmitError::NoDestination) => {
@@ -93,6 +95,10 @@ pub async fn create(
         source_url: params.url,
         source_token: params.access_token,
         entities: params.entities,
+        user_map: params.user_map,
+        // GitLab's API has no retry flag: a request for an entity this appliance migrated into the
+        // same place before continues it, writing only what is missing.
+        continue_earlier: true,
     };
     match state.engine.submit(req).await {
         Ok((bulk, _)) => {

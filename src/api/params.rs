@@ -7,6 +7,7 @@ use super::error::ApiError;
 use super::pagination::{PageRequest, Query, last, page_request};
 use crate::model::{EntityRequest, EntityType, Status};
 use crate::store::SortOrder;
+use crate::user_map::{UserMap, UserMapping};
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
@@ -15,6 +16,8 @@ pub struct CreateParams {
     pub url: String,
     pub access_token: SecretString,
     pub entities: Vec<EntityRequest>,
+    /// Appliance extension: explicit user mapping, as CSV text or `[{source, destination}]`.
+    pub user_map: Vec<UserMapping>,
 }
 
 /// GitLab's `Gitlab::Regex.oci_repository_path_regex_message`, with the example the API adds.
@@ -151,11 +154,43 @@ pub fn create_params(body: &Value) -> Result<CreateParams, ApiError> {
         }
     };
 
+    let user_map = match root.get("user_map") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(csv)) => UserMap::parse_csv(csv).unwrap_or_else(|e| {
+            errors.push(format!("user_map is invalid: {e}"));
+            Vec::new()
+        }),
+        Some(Value::Array(items)) => {
+            let parsed: Option<Vec<UserMapping>> = items
+                .iter()
+                .map(|i| {
+                    let source = i.get("source")?.as_str()?.trim();
+                    let destination = i.get("destination")?.as_str()?.trim();
+                    (!source.is_empty() && !destination.is_empty()).then(|| UserMapping {
+                        source: source.to_string(),
+                        destination: destination.to_string(),
+                    })
+                })
+                .collect();
+            parsed.unwrap_or_else(|| {
+                errors.push(
+                    "user_map is invalid: each entry needs a source and a destination".to_string(),
+                );
+                Vec::new()
+            })
+        }
+        Some(_) => {
+            errors.push("user_map is invalid".to_string());
+            Vec::new()
+        }
+    };
+
     match (url, access_token) {
         (Some(url), Some(token)) if errors.is_empty() => Ok(CreateParams {
             url,
             access_token: SecretString::from(token),
             entities,
+            user_map,
         }),
         _ => Err(ApiError::BadRequest(errors.join(", "))),
     }

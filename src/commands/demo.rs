@@ -86,6 +86,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 migrate_projects: true,
                 migrate_memberships: true,
             }],
+            user_map: Vec::new(),
+            continue_earlier: false,
         })
         .await
         .map_err(|e| anyhow::anyhow!("Import failed. {e}"))?;

@@ -149,6 +149,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
                         migrate_projects: false,
                         migrate_memberships: false,
                     }],
+                    user_map: Vec::new(),
                 })
                 .await
                 .map_err(|e| anyhow::anyhow!("Export failed. {e}"))?;

@@ -2,7 +2,7 @@
 //! crash or an unreachable forge resumes the unfinished migration instead of starting a new one.
 
 use super::{EXIT_PAUSED, exit_code, run_with_progress};
-use crate::engine::{Destination, Engine, EngineConfig, EngineError, SubmitRequest};
+use crate::engine::{Destination, Engine, EngineConfig, EngineError, SubmitError, SubmitRequest};
 use crate::forge::{base_string, parse_forge_url};
 use crate::model::{EntityRequest, EntityType};
 use anyhow::Context;
@@ -46,6 +46,13 @@ pub struct MigrateArgs {
     /// Print the result as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// CSV of `source username or email,destination username`, applied before mapping by email.
+    #[arg(long)]
+    pub user_map: Option<PathBuf>,
+    /// Continue an earlier migration of the same group into the same destination: only what is
+    /// missing there is written.
+    #[arg(long)]
+    pub retry: bool,
 }
 
 pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
@@ -83,11 +90,15 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
                 source_url: source_url.to_string(),
                 source_token: SecretString::from(args.source_token),
                 entities: vec![entity],
+                user_map: super::read_user_map(args.user_map.as_deref())?,
+                continue_earlier: args.retry,
             };
-            let (bulk, _) = engine
-                .create(req)
-                .await
-                .map_err(|e| anyhow::anyhow!("Import failed. {e}"))?;
+            let (bulk, _) = engine.create(req).await.map_err(|e| match e {
+                SubmitError::MigratedBefore { .. } => {
+                    anyhow::anyhow!("Import failed. {e}: add --retry")
+                }
+                e => anyhow::anyhow!("Import failed. {e}"),
+            })?;
             bulk.id
         }
     };

@@ -18,6 +18,19 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Reads `--user-map FILE` (CSV: source username or email, destination username).
+pub fn read_user_map(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<crate::user_map::UserMapping>> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("--user-map {}: {e}", path.display()))?;
+    crate::user_map::UserMap::parse_csv(&text)
+        .map_err(|e| anyhow::anyhow!("--user-map {}: {e}", path.display()))
+}
+
 /// Exit status of a foreground migration: 0 only when it finished without failures.
 pub fn exit_code(report: &Report) -> ExitCode {
     if report.status == Status::Finished.as_str() && !report.has_failures {

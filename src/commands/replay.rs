@@ -45,9 +45,13 @@ pub struct ReplayArgs {
     /// Print the result as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// CSV of `source username or email,destination username`, applied before mapping by email.
+    #[arg(long)]
+    pub user_map: Option<PathBuf>,
 }
 
 pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let user_map = super::read_user_map(args.user_map.as_deref())?;
     let key = args
         .trusted_key
         .as_deref()
@@ -133,6 +137,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                     source_token: None,
                     destination,
                     entities: vec![entity],
+                    user_map: user_map.clone(),
                 })
                 .await
                 .map_err(|e| anyhow::anyhow!("Replay failed. {e}"))?;

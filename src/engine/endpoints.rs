@@ -6,6 +6,7 @@ use crate::forge::{ForgeClient, GitLab, base_string, parse_forge_url};
 use crate::model::{BulkImport, DestinationKind, SourceKind};
 use crate::sink::{LiveSink, Sink};
 use crate::source::{LiveSource, Source};
+use crate::user_map::UserMap;
 use std::sync::Arc;
 
 impl Engine {
@@ -58,7 +59,11 @@ impl Engine {
                         self.destination_url().map(|u| u.to_string()).unwrap_or_else(|| "no destination".into())
                     ))
                 })?;
-                Ok(Arc::new(LiveSink { gitlab }))
+                let (store, id) = (self.store.clone(), bulk.id);
+                let explicit = blocking(move || store.user_map(id)).await?;
+                Ok(Arc::new(LiveSink {
+                    gitlab: gitlab.with_user_map(UserMap::new(&explicit)),
+                }))
             }
             DestinationKind::Bundle { path } => Ok(Arc::new(crate::sink::bundle::BundleSink::new(
                 self.data_dir(),

@@ -14,7 +14,8 @@ use crate::model::{
     BulkImport, DestinationKind, Entity, EntityRequest, EntityType, SourceKind, now_millis,
 };
 use crate::secret::{Sealer, SecretError};
-use crate::store::{Store, StoreError};
+use crate::store::{MappingScope, Store, StoreError};
+use crate::user_map::UserMapping;
 use secrecy::SecretString;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -94,6 +95,10 @@ pub enum SubmitError {
     DestinationNamespaceInvalid { namespace: String },
     #[error("'{full_path}' already exists. Change the destination and try again.")]
     DestinationExists { full_path: String },
+    #[error(
+        "'{full_path}' was migrated here from the same source before; retry to continue it (only what is missing is written)"
+    )]
+    MigratedBefore { full_path: String },
     #[error("Unable to reach the destination instance: {0}")]
     DestinationUnreachable(String),
     #[error(
@@ -115,6 +120,7 @@ pub struct Plan {
     pub source_token: Option<SecretString>,
     pub destination: DestinationKind,
     pub entities: Vec<EntityRequest>,
+    pub user_map: Vec<UserMapping>,
 }
 
 /// A request to migrate, as POST /bulk_imports or `appliance migrate` give it.
@@ -122,6 +128,11 @@ pub struct SubmitRequest {
     pub source_url: String,
     pub source_token: SecretString,
     pub entities: Vec<EntityRequest>,
+    /// Explicit user mapping (source username or email -> destination username).
+    pub user_map: Vec<UserMapping>,
+    /// An entity this appliance migrated into the same destination before is continued (a retry)
+    /// instead of being refused as an existing destination.
+    pub continue_earlier: bool,
 }
 
 pub struct Engine {
@@ -228,7 +239,26 @@ impl Engine {
                     full_path: e.source_full_path.clone(),
                 });
             }
-            check_destination(destination, e).await?;
+            match check_destination(destination, e).await {
+                Err(SubmitError::DestinationExists { full_path }) => {
+                    // Ours, from an earlier migration of the same source entity: a retry continues it.
+                    let scope = MappingScope::new(
+                        &base_string(&url),
+                        &e.source_full_path,
+                        &base_string(destination.client.base()),
+                        &full_path,
+                    );
+                    let store = self.store.clone();
+                    let earlier = blocking(move || store.mapped_ids(&scope, "group")).await?;
+                    if earlier.is_empty() {
+                        return Err(SubmitError::DestinationExists { full_path });
+                    }
+                    if !req.continue_earlier {
+                        return Err(SubmitError::MigratedBefore { full_path });
+                    }
+                }
+                other => other?,
+            }
         }
         self.record(Plan {
             source_url: base_string(&url),
@@ -236,6 +266,7 @@ impl Engine {
                 url: base_string(&url),
             },
             source_token: Some(req.source_token),
+            user_map: req.user_map,
             destination: DestinationKind::Live {
                 url: base_string(destination.client.base()),
             },
@@ -254,12 +285,13 @@ impl Engine {
             .unwrap_or_default();
         let store = self.store.clone();
         blocking(move || {
-            store.create_bulk_import(
+            store.create_bulk_import_mapped(
                 &plan.source_url,
                 plan.source,
                 plan.destination,
                 &sealed,
                 &plan.entities,
+                &plan.user_map,
                 now_millis(),
             )
         })

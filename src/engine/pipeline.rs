@@ -18,6 +18,9 @@ pub(super) struct PipelineRun<'a> {
     pub scope: &'a MappingScope,
     pub stage: u8,
     pub cancel: &'a CancellationToken,
+    /// The entity was written to before this run (a resume or a retry): any record not in the id map
+    /// may exist at the destination all the same, so it is looked up before it is created.
+    pub continuing: bool,
 }
 
 /// How a pipeline ended (when it did not stop the whole entity).
@@ -76,7 +79,7 @@ impl PipelineRun<'_> {
                     return Ok(PipelineOutcome::Failed);
                 }
             };
-            let in_doubt = tracker.in_doubt;
+            let in_doubt = tracker.in_doubt || self.continuing;
             let via = self.source.via();
             let store = self.store.clone();
             blocking(move || store.begin_page(entity_id, name, via, now_millis())).await?;

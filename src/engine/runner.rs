@@ -149,6 +149,10 @@ impl Engine {
             destination_parent_id,
             source_base: source.url(),
         };
+        let (store, s) = (self.store.clone(), scope.clone());
+        let continuing = !blocking(move || store.mapped_ids(&s, "group"))
+            .await?
+            .is_empty();
         let stages = group_stages();
         for (stage_no, stage) in stages.iter().enumerate() {
             let run = PipelineRun {
@@ -159,6 +163,7 @@ impl Engine {
                 scope: &scope,
                 stage: stage_no as u8,
                 cancel,
+                continuing,
             };
             let outcomes =
                 futures_util::future::join_all(stage.iter().map(|r| run.run(r.as_ref()))).await;

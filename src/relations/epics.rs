@@ -103,9 +103,11 @@ impl Relation for Epics {
             return Ok(());
         };
         let base = format!("groups/{}/epics/{iid}", ctx.source_id());
+        // GitLab addresses an epic's notes by the epic's id, its award emoji by its iid.
+        let id = record.get("id").and_then(Value::as_u64).unwrap_or_default();
         let notes = source
             .list_all(
-                &format!("{base}/notes"),
+                &format!("groups/{}/epics/{id}/notes", ctx.source_id()),
                 &[("sort", "asc".into()), ("order_by", "created_at".into())],
             )
             .await?;
@@ -215,18 +217,26 @@ impl Relation for Epics {
         )
         .await?;
         let epic = format!("{path}/{iid}");
+        let id = dest
+            .client
+            .get(&epic, &[])
+            .await?
+            .get("id")
+            .and_then(Value::as_u64)
+            .unwrap_or_default();
         if text(record, "state") == "closed" {
             dest.client
                 .put(&epic, &json!({ "state_event": "close" }))
                 .await?;
         }
-        load_notes(dest, &epic, record, in_doubt).await?;
+        load_notes(dest, &format!("{path}/{id}"), record, in_doubt).await?;
         load_award_emoji(dest, &epic, record).await?;
         Ok(iid)
     }
 }
 
-/// Notes in order. On a page in doubt, notes already present (same text) are not written again.
+/// Notes in order, under `epic` = `groups/:group/epics/:epic_id` (by id, as GitLab's notes API wants).
+/// On a page in doubt, notes already present (same text) are not written again.
 async fn load_notes(
     dest: &GitLab,
     epic: &str,

@@ -70,10 +70,20 @@ impl Relation for Labels {
                     ],
                 )
                 .await?;
-            Ok(found
-                .iter()
-                .find(|l| text(l, "name") == title)
-                .and_then(id_of))
+            let Some(existing) = found.iter().find(|l| text(l, "name") == title) else {
+                return Ok(None);
+            };
+            // A label of that title can exist without being ours as the source has it: GitLab creates
+            // missing labels (default color) when an issue or epic names one. Make it the source's.
+            let stale = !text(existing, "color").eq_ignore_ascii_case(text(&body, "color"))
+                || existing.get("description").unwrap_or(&Value::Null)
+                    != body.get("description").unwrap_or(&Value::Null);
+            if stale && let Some(id) = id_of(existing) {
+                let mut fix = json!({ "color": body["color"] });
+                fix["description"] = body.get("description").cloned().unwrap_or(json!(""));
+                dest.client.put(&format!("{path}/{id}"), &fix).await?;
+            }
+            Ok(id_of(existing))
         })
         .await
     }

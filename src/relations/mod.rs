@@ -292,7 +292,7 @@ where
                     }
                 ) || matches!(e.status(), Some(500) | Some(504));
                 let exists = matches!(e.status(), Some(409))
-                    || (e.status() == Some(400) && e.message().contains("already been taken"));
+                    || (e.status() == Some(400) && already_exists(&e.message()));
                 if (ambiguous || exists)
                     && let Some(id) = find().await?
                 {
@@ -305,6 +305,12 @@ where
             }
         }
     }
+}
+
+/// GitLab's words for "a record with this key exists" (groups, labels: "has already been taken";
+/// milestones: "already being used for another group or project milestone").
+fn already_exists(message: &str) -> bool {
+    message.contains("already been taken") || message.contains("already being used")
 }
 
 /// Copies the named fields that are present (and not null) from `from` into a JSON object.

@@ -4,6 +4,7 @@ use super::{BULK_IMPORTS, ENTITIES, Result, Store, StoreError, decode, encode, n
 use crate::model::{
     BulkImport, DestinationKind, Entity, EntityRequest, Millis, SourceKind, Status,
 };
+use crate::user_map::UserMapping;
 use redb::{ReadableTable, WriteTransaction};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -66,6 +67,29 @@ impl Store {
         entities: &[EntityRequest],
         now: Millis,
     ) -> Result<(BulkImport, Vec<Entity>)> {
+        self.create_bulk_import_mapped(
+            source_url,
+            source,
+            destination,
+            sealed_token,
+            entities,
+            &[],
+            now,
+        )
+    }
+
+    /// [`Store::create_bulk_import`] with an explicit user map, kept with the bulk import.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_bulk_import_mapped(
+        &self,
+        source_url: &str,
+        source: SourceKind,
+        destination: DestinationKind,
+        sealed_token: &[u8],
+        entities: &[EntityRequest],
+        user_map: &[UserMapping],
+        now: Millis,
+    ) -> Result<(BulkImport, Vec<Entity>)> {
         let tx = self.write()?;
         let id = next_id(&tx, "bulk_import_id")?;
         let bulk = BulkImport {
@@ -83,6 +107,10 @@ impl Store {
             .insert(id, encode(&bulk).as_slice())?;
         tx.open_table(super::SEALED_TOKENS)?
             .insert(id, sealed_token)?;
+        if !user_map.is_empty() {
+            tx.open_table(super::USER_MAPS)?
+                .insert(id, encode(&user_map.to_vec()).as_slice())?;
+        }
         let mut created = Vec::with_capacity(entities.len());
         for req in entities {
             created.push(insert_entity(&tx, id, req, None, now)?);
@@ -280,6 +308,17 @@ impl Store {
         };
         tx.commit()?;
         Ok(e)
+    }
+
+    /// The explicit user map a bulk import was started with (empty when none).
+    pub fn user_map(&self, bulk_import_id: u64) -> Result<Vec<UserMapping>> {
+        let tx = self.read()?;
+        let table = tx.open_table(super::USER_MAPS)?;
+        let value = table.get(bulk_import_id)?;
+        value
+            .map(|v| decode(v.value()))
+            .transpose()
+            .map(Option::unwrap_or_default)
     }
 
     pub fn sealed_token(&self, bulk_import_id: u64) -> Result<Vec<u8>> {

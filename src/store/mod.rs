@@ -30,6 +30,7 @@ pub(crate) const FAILURES: TableDefinition<(u64, u64), &[u8]> = TableDefinition:
 pub(crate) const ID_MAP: TableDefinition<(&str, &str, &str), u64> = TableDefinition::new("id_map");
 pub(crate) const SEALED_TOKENS: TableDefinition<u64, &[u8]> = TableDefinition::new("sealed_tokens");
 pub(crate) const SKIPPED: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("skipped");
+pub(crate) const USER_MAPS: TableDefinition<u64, &[u8]> = TableDefinition::new("user_maps");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -105,6 +106,7 @@ impl Store {
             tx.open_table(ID_MAP)?;
             tx.open_table(SEALED_TOKENS)?;
             tx.open_table(SKIPPED)?;
+            tx.open_table(USER_MAPS)?;
         }
         tx.commit()?;
         Ok(Store { db: Arc::new(db) })

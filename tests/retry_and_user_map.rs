@@ -1,0 +1,280 @@
+//! Retrying a partial migration writes only what is missing; an explicit user map maps users that
+//! have no public email.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::process::Output;
+
+async fn migrate(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    data: &std::path::Path,
+    extra: &[&str],
+    group: &str,
+    to: &str,
+) -> Output {
+    let mut cmd = appliance();
+    cmd.args(["migrate", "--json", "--group", group, "--to", to])
+        .args(["--source-url", &src.url, "--destination-url", &dst.url])
+        .args(extra)
+        .arg("--data")
+        .arg(data)
+        .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
+        .env("APPLIANCE_DESTINATION_TOKEN", &dst.owner_token);
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn explain(out: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    )
+}
+
+fn report(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+async fn set_faults(sim: &forge_sim::RunningSim, cfg: Value) {
+    let resp = http()
+        .put(format!("{}/-/sim/faults", sim.url))
+        .json(&cfg)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+}
+
+/// Titles of every epic of a group tree, and the number of notes of each, sorted.
+async fn epics_and_notes(base: &str, token: &str, root: &str) -> Vec<(String, String, usize)> {
+    let mut out = Vec::new();
+    let root_group = get(base, token, &format!("groups/{}", enc(root)))
+        .await
+        .unwrap();
+    let mut groups = vec![root_group.clone()];
+    groups.extend(
+        get_all(
+            base,
+            token,
+            &format!("groups/{}/descendant_groups", root_group["id"]),
+        )
+        .await,
+    );
+    for g in groups {
+        let gid = g["id"].as_u64().unwrap();
+        let rel = g["full_path"]
+            .as_str()
+            .unwrap()
+            .strip_prefix(root)
+            .unwrap_or("")
+            .to_string();
+        for e in get_all(
+            base,
+            token,
+            &format!("groups/{gid}/epics?include_descendant_groups=false&state=all"),
+        )
+        .await
+        {
+            let notes = get_all(
+                base,
+                token,
+                &format!("groups/{gid}/epics/{}/notes", e["id"]),
+            )
+            .await
+            .iter()
+            .filter(|n| n["system"] != true)
+            .count();
+            out.push((rel.clone(), e["title"].as_str().unwrap().to_string(), notes));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_after_injected_failures_completes_without_duplicates() {
+    let (src, dst) = (source().await, destination().await);
+    let labels = get_all(
+        &src.url,
+        &src.owner_token,
+        "groups/acme/labels?include_ancestor_groups=false",
+    )
+    .await;
+    let victim_label = labels[0]["name"].as_str().unwrap().to_string();
+    let epics = get_all(
+        &src.url,
+        &src.owner_token,
+        "groups/acme/epics?include_descendant_groups=false",
+    )
+    .await;
+    let victim_epic = epics[0]["title"].as_str().unwrap().to_string();
+    set_faults(
+        &dst,
+        json!({"reject": [
+            {"method": "POST", "path_contains": "/labels", "body_contains": victim_label, "status": 422, "message": "Label is invalid"},
+            {"method": "POST", "path_contains": "/epics", "body_contains": victim_epic, "status": 400, "message": "{\"title\":[\"is invalid\"]}"}
+        ]}),
+    )
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let first = migrate(&src, &dst, data.path(), &[], "acme", "imported").await;
+    assert_eq!(first.status.code(), Some(2));
+    assert_eq!(report(&first)["has_failures"], true);
+
+    set_faults(&dst, json!({})).await;
+    let refused = migrate(&src, &dst, data.path(), &[], "acme", "imported").await;
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--retry"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let retry = migrate(&src, &dst, data.path(), &["--retry"], "acme", "imported").await;
+    assert!(retry.status.success(), "{}", explain(&retry));
+    let r = report(&retry);
+    assert_eq!(r["has_failures"], false, "{r}");
+
+    assert_same_tree(
+        &snapshot(&src.url, &src.owner_token, "acme").await,
+        &snapshot(&dst.url, &dst.owner_token, "imported/acme").await,
+    );
+    let want = epics_and_notes(&src.url, &src.owner_token, "acme").await;
+    let got = epics_and_notes(&dst.url, &dst.owner_token, "imported/acme").await;
+    assert_eq!(
+        want, got,
+        "every epic exactly once, with its notes exactly once"
+    );
+    for g in ["acme", "acme/backend", "acme/frontend"] {
+        let s = get_all(
+            &src.url,
+            &src.owner_token,
+            &format!("groups/{}/boards", enc(g)),
+        )
+        .await;
+        let d = get_all(
+            &dst.url,
+            &dst.owner_token,
+            &format!("groups/imported%2F{}/boards", enc(g)),
+        )
+        .await;
+        assert_eq!(s.len(), d.len(), "boards of {g} exactly once");
+    }
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_single_subgroup_can_be_retried() {
+    let (src, dst) = (source().await, destination().await);
+    let labels = get_all(
+        &src.url,
+        &src.owner_token,
+        "groups/acme%2Ffrontend/labels?include_ancestor_groups=false",
+    )
+    .await;
+    let victim = labels[0]["name"].as_str().unwrap().to_string();
+    set_faults(
+        &dst,
+        json!({"reject": [{"method": "POST", "path_contains": "/labels", "body_contains": victim, "status": 422, "message": "Label is invalid"}]}),
+    )
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    assert_eq!(
+        migrate(&src, &dst, data.path(), &[], "acme", "imported")
+            .await
+            .status
+            .code(),
+        Some(2)
+    );
+    set_faults(&dst, json!({})).await;
+
+    let retry = migrate(
+        &src,
+        &dst,
+        data.path(),
+        &["--retry"],
+        "acme/frontend",
+        "imported/acme",
+    )
+    .await;
+    assert!(retry.status.success(), "{}", explain(&retry));
+    let r = report(&retry);
+    assert_eq!(
+        r["entities"].as_array().unwrap().len(),
+        1,
+        "only the subgroup was retried"
+    );
+    assert_same_tree(
+        &snapshot(&src.url, &src.owner_token, "acme").await,
+        &snapshot(&dst.url, &dst.owner_token, "imported/acme").await,
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_explicit_user_map_maps_users_without_a_public_email() {
+    let (src, dst) = (source().await, destination().await);
+    let frontend = get_all(&src.url, &src.owner_token, "groups/acme%2Ffrontend/members").await;
+    let hidden = frontend
+        .iter()
+        .find(|m| m["public_email"].as_str().unwrap_or("").is_empty())
+        .expect("the sample has a member without a public email");
+    let username = hidden["username"].as_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("users.csv");
+    std::fs::write(&map, format!("source,destination\n{username},{username}\n")).unwrap();
+
+    let out = migrate(
+        &src,
+        &dst,
+        dir.path(),
+        &["--user-map", map.to_str().unwrap()],
+        "acme",
+        "imported",
+    )
+    .await;
+    assert!(out.status.success(), "{}", explain(&out));
+    let r = report(&out);
+    let skipped_members: Vec<&Value> = r["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["skipped"].as_array().unwrap())
+        .filter(|k| k["relation"] == "members")
+        .collect();
+    assert!(skipped_members.is_empty(), "{skipped_members:?}");
+    let dest = get_all(
+        &dst.url,
+        &dst.owner_token,
+        "groups/imported%2Facme%2Ffrontend/members",
+    )
+    .await;
+    let m = dest
+        .iter()
+        .find(|d| d["username"] == username)
+        .expect("the mapped member arrived");
+    assert_eq!(m["access_level"], hidden["access_level"]);
+
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "only-one-column\n").unwrap();
+    let out = migrate(
+        &src,
+        &dst,
+        dir.path(),
+        &["--user-map", bad.to_str().unwrap()],
+        "acme",
+        "imported",
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
+    src.shutdown().await;
+    dst.shutdown().await;
+}
