@@ -235,6 +235,19 @@ fn derived_state(start: &str, due: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn boards_iterations_and_project_counts_migrate_exactly_with_no_failure() {
     let (src, dst) = (source().await, destination().await);
+    // One board hides its closed list, which GitLab sets by an update after the create.
+    let boards = get_all(&src.url, &src.owner_token, "groups/acme/boards").await;
+    let resp = http()
+        .put(format!(
+            "{}/api/v4/groups/acme/boards/{}",
+            src.url, boards[0]["id"]
+        ))
+        .header("PRIVATE-TOKEN", &src.owner_token)
+        .json(&json!({ "hide_closed_list": true }))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "PUT board: {}", resp.status());
     let data = tempfile::tempdir().unwrap();
     let out = run(migrate_cmd(&src, &dst, data.path(), true)).await;
     let r = assert_no_failure_of_mine(&out);
@@ -265,6 +278,14 @@ async fn boards_iterations_and_project_counts_migrate_exactly_with_no_failure() 
     assert!(
         milestone_lists >= 1,
         "a milestone list is part of the sample"
+    );
+    assert!(
+        want[""]["boards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["hide_closed_list"] == true),
+        "{want:#?}"
     );
     assert_same(&want, &got);
     assert_eq!(total(&got, "projects"), 0, "projects are not migrated yet");

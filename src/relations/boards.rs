@@ -119,12 +119,7 @@ impl Relation for Boards {
     ) -> Result<u64, LoadError> {
         let group = ctx.destination_id()?;
         let name = text(record, "name").to_string();
-        let mut body = json!({ "name": name });
-        for f in ["hide_backlog_list", "hide_closed_list"] {
-            if let Some(v) = record.get(f).filter(|v| v.is_boolean()) {
-                body[f] = v.clone();
-            }
-        }
+        let body = json!({ "name": name });
         let path = format!("groups/{group}/boards");
         // Always looked up first, not only in doubt: GitLab creates a default board when a group's boards
         // are first listed, and a same-named board in a group this migration created is that one or ours.
@@ -136,6 +131,14 @@ impl Relation for Boards {
                 .and_then(id_of))
         })
         .await?;
+
+        // GitLab's create takes only the name; hiding the backlog or closed list is an update.
+        let hidden = pick(record, &["hide_backlog_list", "hide_closed_list"]);
+        if hidden.values().any(|v| v.as_bool() == Some(true)) {
+            dest.client
+                .put(&format!("{path}/{board}"), &Value::Object(hidden))
+                .await?;
+        }
 
         let lists_path = format!("groups/{group}/boards/{board}/lists");
         let existing = dest.list_all(&lists_path, &[]).await?;
