@@ -1,7 +1,9 @@
 //! The manifest: what a bundle holds and the sha256 of every member. Its own sha256 is the bundle's root
 //! digest, so checking that one value out of band pins every byte of the bundle.
 
-use super::{BundleError, FORMAT_NAME, FORMAT_VERSION, check_member_name, member_path};
+use super::{
+    BundleError, FORMAT_NAME, FORMAT_VERSION, MAX_BATCH_BYTES, check_member_name, member_path,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 
@@ -123,6 +125,13 @@ impl Manifest {
                 return Err(BundleError::ManifestMismatch(format!(
                     "member `{}` belongs to entity `{}`, which the manifest does not list",
                     m.path, m.entity
+                )));
+            }
+            if m.size > MAX_BATCH_BYTES || m.compressed_size > MAX_BATCH_BYTES {
+                return Err(BundleError::ManifestMismatch(format!(
+                    "member `{}` declares {} bytes, more than any batch this appliance writes",
+                    m.path,
+                    m.size.max(m.compressed_size)
                 )));
             }
             if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -31,6 +31,9 @@ pub const SIGNATURE: &str = "manifest.sig";
 pub const ZSTD_LEVEL: i32 = 9;
 /// A manifest larger than this is not one this build wrote.
 pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
+/// A batch (one page of records) larger than this, compressed or not, is refused: it bounds the memory
+/// a hostile manifest can make a reader allocate.
+pub const MAX_BATCH_BYTES: u64 = 1 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -132,7 +135,10 @@ pub fn check_member_name(path: &str) -> Result<(), BundleError> {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod name_tests {
     use super::*;
 
     #[test]

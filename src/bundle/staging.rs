@@ -1,8 +1,10 @@
 //! The staging directory of an export: one compressed batch file per committed page, each written
-//! atomically (temporary file, fsync, rename) with a small description beside it, so an export that
-//! crashed resumes with every committed page already on disk and a re-extracted page replaces its file.
+//! atomically (temporary file, fsync, rename), so an export that crashed resumes with every committed
+//! page already on disk and a re-extracted page replaces its file. A small description beside each
+//! (records, sizes, digest) saves decompressing it again when packing; it is only a cache.
 
 use super::{BundleError, ZSTD_LEVEL, volumes::sync_dir};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -65,20 +67,29 @@ impl Staging {
         let dir = self.batch_dir(entity, relation);
         std::fs::create_dir_all(&dir).map_err(BundleError::write(&dir))?;
         write_atomic(&dir.join(format!("{page:06}.ndjson.zst")), &compressed)?;
+        // The description is a cache, not synced: `batches` recomputes it when it does not describe
+        // the data file (lost in a crash, or left from an earlier write of the page).
         let meta_bytes = serde_json::to_vec(&meta)
             .map_err(|e| BundleError::write(&dir)(std::io::Error::other(e)))?;
-        // The description goes last: a batch counts as staged only once both files are in place.
-        write_atomic(&dir.join(format!("{page:06}.json")), &meta_bytes)?;
+        let meta_path = dir.join(format!("{page:06}.json"));
+        let tmp = meta_path.with_extension("json.tmp");
+        std::fs::write(&tmp, &meta_bytes).map_err(BundleError::write(&tmp))?;
+        std::fs::rename(&tmp, &meta_path).map_err(BundleError::write(&meta_path))?;
         Ok(meta)
     }
 
-    /// Every staged batch with its data file, sorted by (entity, relation, page).
+    /// Every staged batch with its data file, sorted by (entity, relation, page). Each description is
+    /// checked against its data file (hashed on the rayon pool) and rebuilt from it when stale.
     pub fn batches(&self) -> Result<Vec<(BatchMeta, PathBuf)>, BundleError> {
-        let mut out = Vec::new();
         let root = self.dir.join("groups");
+        let mut files = Vec::new();
         if root.is_dir() {
-            collect(&root, &mut out)?;
+            collect(&root, &mut files)?;
         }
+        let mut out = files
+            .par_iter()
+            .map(|data| describe(&root, data).map(|m| (m, data.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
         out.sort_by(|(a, _), (b, _)| {
             (&a.entity, &a.relation, a.page).cmp(&(&b.entity, &b.relation, b.page))
         });
@@ -94,20 +105,74 @@ impl Staging {
     }
 }
 
-fn collect(dir: &Path, out: &mut Vec<(BatchMeta, PathBuf)>) -> Result<(), BundleError> {
+/// Every `<page>.ndjson.zst` under `dir`.
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), BundleError> {
     for entry in std::fs::read_dir(dir).map_err(BundleError::read(dir))? {
         let path = entry.map_err(BundleError::read(dir))?.path();
         if path.is_dir() {
             collect(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "json") {
-            let bytes = std::fs::read(&path).map_err(BundleError::read(&path))?;
-            let meta: BatchMeta = serde_json::from_slice(&bytes).map_err(|e| {
-                BundleError::read(&path)(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-            })?;
-            out.push((meta, path.with_extension("ndjson.zst")));
+        } else if path.to_str().is_some_and(|p| p.ends_with(".ndjson.zst")) {
+            out.push(path);
         }
     }
     Ok(())
+}
+
+/// The description of one staged data file: its cached one when it matches the bytes, else rebuilt.
+fn describe(root: &Path, data: &Path) -> Result<BatchMeta, BundleError> {
+    let bytes = std::fs::read(data).map_err(BundleError::read(data))?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let meta_path = data.with_extension("").with_extension("json");
+    let cached = std::fs::read(&meta_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<BatchMeta>(&b).ok())
+        .filter(|m| m.sha256 == sha256 && m.compressed_size == bytes.len() as u64);
+    if let Some(meta) = cached {
+        return Ok(meta);
+    }
+    // groups/<entity>/<relation>/<page>.ndjson.zst: a relation name has no slash.
+    let bad = |why: &str| BundleError::Corrupt {
+        member: data.display().to_string(),
+        why: why.to_string(),
+    };
+    let rel = data
+        .strip_prefix(root)
+        .map_err(|_| bad("outside the staging directory"))?;
+    let parts: Vec<&str> = rel.iter().map(|c| c.to_str().unwrap_or("")).collect();
+    let [entity @ .., relation, file] = parts.as_slice() else {
+        return Err(bad("not a staged batch"));
+    };
+    let page: u64 = file
+        .trim_end_matches(".ndjson.zst")
+        .parse()
+        .map_err(|_| bad("not a staged batch"))?;
+    let ndjson = zstd::decode_all(bytes.as_slice()).map_err(|e| bad(&format!("zstd: {e}")))?;
+    let mut latest: Option<i64> = None;
+    let mut records = 0;
+    for line in ndjson.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        records += 1;
+        let r: Value = serde_json::from_slice(line).map_err(|e| bad(&e.to_string()))?;
+        if let Some(t) = record_time(&r) {
+            latest = Some(latest.map_or(t, |l| l.max(t)));
+        }
+    }
+    Ok(BatchMeta {
+        entity: entity.join("/"),
+        relation: relation.to_string(),
+        page,
+        records,
+        size: ndjson.len() as u64,
+        compressed_size: bytes.len() as u64,
+        sha256,
+        latest,
+    })
+}
+
+fn record_time(r: &Value) -> Option<i64> {
+    ["updated_at", "created_at"]
+        .iter()
+        .filter_map(|f| r.get(*f).and_then(Value::as_str).and_then(parse_time))
+        .max()
 }
 
 /// One record per line, and the latest timestamp among them.
@@ -120,10 +185,8 @@ pub fn encode_ndjson(records: &[Value]) -> Result<(Vec<u8>, Option<i64>), Bundle
             why: e.to_string(),
         })?;
         out.push(b'\n');
-        for field in ["updated_at", "created_at"] {
-            if let Some(t) = r.get(field).and_then(Value::as_str).and_then(parse_time) {
-                latest = Some(latest.map_or(t, |l| l.max(t)));
-            }
+        if let Some(t) = record_time(r) {
+            latest = Some(latest.map_or(t, |l| l.max(t)));
         }
     }
     Ok((out, latest))

@@ -8,11 +8,14 @@ use crate::forge::ForgeError;
 use crate::relations::{EntityContext, Relation};
 use async_trait::async_trait;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub struct BundleSource {
     bundle: Arc<Bundle>,
+    /// (entity, relation) -> indexes into the manifest's members, in batch order.
+    batches: HashMap<(String, String), Vec<usize>>,
     name: String,
 }
 
@@ -29,8 +32,19 @@ impl BundleSource {
         })
         .await
         .map_err(|e| BundleError::NotABundle(e.to_string()))??;
+        let mut batches: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        for (i, m) in bundle.manifest.members.iter().enumerate() {
+            batches
+                .entry((m.entity.clone(), m.relation.clone()))
+                .or_default()
+                .push(i);
+        }
+        for list in batches.values_mut() {
+            list.sort_by_key(|i| bundle.manifest.members[*i].batch);
+        }
         Ok(BundleSource {
             bundle: Arc::new(bundle),
+            batches,
             name: path.to_string(),
         })
     }
@@ -64,15 +78,8 @@ impl Source for BundleSource {
         cursor: Option<&str>,
     ) -> Result<ExtractedPage, ForgeError> {
         let entity = ctx.entity.source_full_path.as_str();
-        let batches: Vec<_> = self
-            .bundle
-            .manifest
-            .members
-            .iter()
-            .filter(|m| m.entity == entity && m.relation == relation.name())
-            .cloned()
-            .collect();
-        if batches.is_empty() {
+        let key = (entity.to_string(), relation.name().to_string());
+        let Some(batches) = self.batches.get(&key) else {
             if relation.name() == "group" {
                 return Err(self.error(format!(
                     "the bundle holds no record of group `{entity}`: its export did not finish"
@@ -83,19 +90,21 @@ impl Source for BundleSource {
                 next: None,
                 total: Some(0),
             });
-        }
+        };
         let index: usize = match cursor {
             None => 0,
             Some(c) => c
                 .parse()
                 .map_err(|_| self.error(format!("`{c}` is not a batch number")))?,
         };
-        let mut batches = batches;
-        batches.sort_by_key(|m| m.batch);
-        let total = batches.iter().map(|m| m.records).sum();
-        let member = batches.get(index).cloned().ok_or_else(|| {
-            self.error(format!("batch {index} of `{entity}` is not in the bundle"))
-        })?;
+        let members = &self.bundle.manifest.members;
+        let total = batches.iter().map(|i| members[*i].records).sum();
+        let member = batches
+            .get(index)
+            .map(|i| members[*i].clone())
+            .ok_or_else(|| {
+                self.error(format!("batch {index} of `{entity}` is not in the bundle"))
+            })?;
         let bundle = Arc::clone(&self.bundle);
         let records = tokio::task::spawn_blocking(move || bundle.records(&member))
             .await
