@@ -280,6 +280,7 @@ fn relation_names(portable: Portable) -> &'static [&'static str] {
 
 /// Snapshot the portable's relations and compress them into files and batches.
 fn build(sim: &Sim, portable: Portable, batched: bool) -> Vec<RelationExport> {
+    let started = std::time::Instant::now();
     let contents = {
         let store = sim.read();
         match portable {
@@ -287,8 +288,9 @@ fn build(sim: &Sim, portable: Portable, batched: bool) -> Vec<RelationExport> {
             Portable::Project(id) => tree::project_relations(&store, id),
         }
     };
+    let rendered = started.elapsed();
     let finished_at = now();
-    contents
+    let relations: Vec<RelationExport> = contents
         .into_iter()
         .map(|(relation, content)| {
             let mut export = RelationExport::started(relation, false, &finished_at);
@@ -327,18 +329,31 @@ fn build(sim: &Sim, portable: Portable, batched: bool) -> Vec<RelationExport> {
             }
             export
         })
-        .collect()
+        .collect();
+    tracing::debug!(
+        ?portable,
+        ?rendered,
+        total = ?started.elapsed(),
+        "relation export built"
+    );
+    relations
 }
 
 /// One record per line (NDJSON), or a single JSON document, gzipped.
 fn gzip(records: &[Value], ndjson: bool) -> std::io::Result<Bytes> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    // serde_json writes token by token; the encoder must see large writes to be fast.
+    let mut text = Vec::with_capacity(records.len() * 512);
     for record in records {
-        serde_json::to_writer(&mut gz, record)?;
+        serde_json::to_writer(&mut text, record)?;
         if ndjson {
-            gz.write_all(b"\n")?;
+            text.push(b'\n');
         }
     }
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(text.len() / 8),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(&text)?;
     Ok(Bytes::from(gz.finish()?))
 }
 
