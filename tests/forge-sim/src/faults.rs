@@ -412,6 +412,9 @@ fn client_key(req: &Request) -> String {
     if let Some(auth) = text("authorization") {
         return format!("auth:{auth}");
     }
+    // REQUEST (edges helper -> core helper): serve with
+    // `app.into_make_service_with_connect_info::<SocketAddr>()` so anonymous clients get a budget
+    // per address; without it they share one ("ip:unknown").
     if let Some(info) = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
