@@ -126,6 +126,7 @@ fn seed_progress(f: &Fixture, entity_id: u64, failures: Vec<Failure>) {
                 fetched: 2,
                 imported: vec![("11".into(), 111)],
                 failures,
+                ..Default::default()
             },
             4_100,
         )
@@ -147,7 +148,7 @@ fn seed_progress(f: &Fixture, entity_id: u64, failures: Vec<Failure>) {
                 source_total: Some(5),
                 fetched: 5,
                 imported: vec![("1".into(), 10), ("2".into(), 20)],
-                failures: Vec::new(),
+                ..Default::default()
             },
             4_200,
         )

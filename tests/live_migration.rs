@@ -101,7 +101,18 @@ async fn a_record_the_destination_rejects_becomes_a_failure_and_the_rest_arrives
         "groups/acme/labels?include_ancestor_groups=false",
     )
     .await;
-    let victim = labels[0]["name"].as_str().unwrap().to_string();
+    // A label no epic names: GitLab creates the labels an epic names, which would hide the rejection.
+    let epics = get_all(&src.url, &src.owner_token, "groups/acme/epics?state=all").await;
+    let named: Vec<&str> = epics
+        .iter()
+        .flat_map(|e| e["labels"].as_array().unwrap())
+        .filter_map(Value::as_str)
+        .collect();
+    let victim = labels
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .find(|n| !named.contains(&n.as_str()))
+        .expect("a label no epic uses");
     let rule = json!({"reject": [{
         "method": "POST", "path_contains": "/labels", "body_contains": victim,
         "status": 400, "message": "{\"title\":[\"is invalid\"]}"

@@ -7,8 +7,10 @@
 //! is named in the text ("*By Name on date (imported from GitLab)*"), as GitLab does for unmapped users.
 //! System notes (events) cannot be created through the API and are not migrated.
 
-use super::{EntityContext, Extraction, LoadError, Relation, create_once_keyed, pick, text};
-use crate::forge::{ForgeError, GitLab};
+use super::{
+    EntityContext, Extraction, LoadError, Relation, create_once, create_once_keyed, pick, text,
+};
+use crate::forge::{ForgeError, GitLab, gitlab::id_of};
 use crate::user_map::attribution;
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -266,7 +268,16 @@ async fn load_notes(
         if !created_at.is_empty() {
             req["created_at"] = json!(created_at);
         }
-        dest.client.post(&format!("{epic}/notes"), &req).await?;
+        let path = format!("{epic}/notes");
+        // A lost answer may hide a note that was written: look for its text before writing it again.
+        create_once(dest, &path, &req, false, || async {
+            let notes = dest.list_all(&path, &[]).await?;
+            Ok(notes
+                .iter()
+                .find(|n| text(n, "body") == body)
+                .and_then(id_of))
+        })
+        .await?;
     }
     Ok(())
 }
@@ -298,11 +309,19 @@ async fn load_award_emoji(dest: &GitLab, epic: &str, record: &Value) -> Result<(
         .into_iter()
         .filter(|n| !present.iter().any(|p| p == n))
     {
-        match dest.client.post(&path, &json!({ "name": name })).await {
+        let awarded = create_once(dest, &path, &json!({ "name": name }), false, || async {
+            let present = dest.list_all(&path, &[]).await?;
+            Ok(present
+                .iter()
+                .find(|e| text(e, "name") == name)
+                .and_then(id_of))
+        })
+        .await;
+        match awarded {
             Ok(_) => {}
-            // Awarded by an earlier attempt whose answer was lost.
-            Err(e) if matches!(e.status(), Some(400) | Some(404) | Some(409)) => {}
-            Err(e) => return Err(e.into()),
+            // GitLab refuses the same emoji twice from one user: it is there.
+            Err(e) if e.message.contains("already") || e.message.contains("has been taken") => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())

@@ -22,7 +22,7 @@ struct Api {
 impl Api {
     fn new(sim: &RunningSim, token: &str) -> Api {
         Api {
-            client: Client::new(),
+            client: test_client(),
             base: format!("{}/api/v4", sim.url),
             token: token.to_string(),
         }
@@ -99,7 +99,7 @@ fn names(list: &Value, key: &str) -> Vec<String> {
 #[tokio::test]
 async fn auth_codes_match_gitlab() {
     let sim = start(Dataset::Small, 7).await;
-    let client = Client::new();
+    let client = test_client();
     let url = format!("{}/api/v4/groups/acme", sim.url);
 
     let anonymous = client.get(&url).send().await.unwrap();
@@ -1004,7 +1004,7 @@ fn cli_prints_one_json_line_and_serves() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let version: Value = runtime.block_on(async {
-        Client::new()
+        test_client()
             .get(format!("{url}/api/v4/version"))
             .header("PRIVATE-TOKEN", owner)
             .send()
@@ -1042,4 +1042,15 @@ fn cli_prints_one_json_line_and_serves() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// In a workspace build reqwest's TLS comes without a crypto provider (the appliance picks ring):
+/// install it before the first client is built.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn test_client() -> reqwest::Client {
+    install_crypto_provider();
+    reqwest::Client::new()
 }

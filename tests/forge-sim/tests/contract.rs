@@ -189,7 +189,7 @@ fn pattern_matches(pattern: &str, text: &str) -> Option<bool> {
 }
 
 async fn get(sim: &RunningSim, path: &str) -> Value {
-    let resp = reqwest::Client::new()
+    let resp = test_client()
         .get(format!("{}/api/v4/{path}", sim.url))
         .header("PRIVATE-TOKEN", &sim.owner_token)
         .send()
@@ -561,4 +561,15 @@ fn checker_catches_what_it_claims_to() {
         errors.iter().any(|e| e.contains("required key `tag_name`")),
         "{errors:?}"
     );
+}
+
+/// In a workspace build reqwest's TLS comes without a crypto provider (the appliance picks ring):
+/// install it before the first client is built.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn test_client() -> reqwest::Client {
+    install_crypto_provider();
+    reqwest::Client::new()
 }

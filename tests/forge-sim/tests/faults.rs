@@ -62,6 +62,7 @@ async fn serve(cfg: FaultConfig, seed: u64) -> Served {
 }
 
 fn client() -> reqwest::Client {
+    install_crypto_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -444,4 +445,10 @@ async fn running_simulator_applies_faults_from_its_config_and_admin_routes() {
         Some(&2)
     );
     sim.shutdown().await;
+}
+
+/// In a workspace build reqwest's TLS comes without a crypto provider (the appliance picks ring):
+/// install it before the first client is built.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -39,6 +39,7 @@ fn repo_url(sim: &RunningSim, token: &str, full_path: &str) -> String {
 }
 
 fn client() -> reqwest::Client {
+    install_crypto_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -316,4 +317,10 @@ async fn gzip_compressed_upload_pack_requests_are_inflated() {
     );
     assert!(bytes.windows(4).any(|w| w == b"PACK"), "a pack follows");
     sim.shutdown().await;
+}
+
+/// In a workspace build reqwest's TLS comes without a crypto provider (the appliance picks ring):
+/// install it before the first client is built.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

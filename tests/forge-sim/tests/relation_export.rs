@@ -20,10 +20,13 @@ impl Api {
         Api {
             url: format!("{}/api/v4", sim.url),
             token: token.to_owned(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .expect("client"),
+            http: {
+                install_crypto_provider();
+                reqwest::Client::builder()
+                    .timeout(Duration::from_secs(20))
+                    .build()
+                    .expect("client")
+            },
         }
     }
 
@@ -385,4 +388,10 @@ async fn exports_need_owner_or_maintainer_access() {
         404
     );
     sim.shutdown().await;
+}
+
+/// In a workspace build reqwest's TLS comes without a crypto provider (the appliance picks ring):
+/// install it before the first client is built.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
