@@ -1,5 +1,5 @@
 //! Bundle throughput, run by hand: `cargo bench --bench bundle [-- RECORDS]`.
-//! Stages synthetic relation records (issue-like, ~0.5 KiB each, 100 per batch), packs them, and
+//! Stages synthetic relation records (issue-like, ~0.4 KiB each, 100 per page), packs them, and
 //! verifies the bundle; then does the same bytes with `tar | zstd -T0`, `sha256sum` and `tar | gzip`
 //! for comparison. Prints one line per step: seconds, MiB/s of NDJSON, and sizes.
 
@@ -95,7 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rayon::current_num_threads()
     );
     println!(
-        "stage (serialize + zstd-9 per batch, parallel, fsync):  {stage_secs:6.2} s  {:7.1} MiB/s",
+        "stage pages (serialize NDJSON, write + fsync):         {stage_secs:6.2} s  {:7.1} MiB/s",
         mib_s(raw, stage_secs)
     );
 
@@ -126,7 +126,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pack_secs = t.elapsed().as_secs_f64();
     let bundle_size = std::fs::metadata(&out)?.len();
     println!(
-        "pack (manifest + tar, rehash staged members):           {pack_secs:6.2} s  {:7.1} MiB/s",
+        "pack (join pages, zstd-9 in parallel, manifest, tar): {pack_secs:6.2} s  {:7.1} MiB/s",
         mib_s(raw, pack_secs)
     );
     println!(

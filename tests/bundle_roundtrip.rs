@@ -115,6 +115,15 @@ async fn two_exports_of_the_same_data_are_byte_identical_and_hold_no_token() {
     export(&src, &b, &dir.path().join("data-b"), &[]).await;
     let (a_bytes, b_bytes) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     assert!(a_bytes == b_bytes, "two exports of the same source differ");
+    // Several bundles in one call: each gets its verdict.
+    let v = verify(&[&a, &b], &[]).await;
+    assert!(v.status.success(), "{}", text(&v));
+    assert_eq!(
+        String::from_utf8_lossy(&v.stdout).matches(": OK:").count(),
+        2,
+        "{}",
+        text(&v)
+    );
 
     // Split into volumes: the same stream, cut into pieces; verify and inspect find the rest.
     let vol = dir.path().join("v.bundle");

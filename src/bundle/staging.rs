@@ -1,7 +1,8 @@
-//! The staging directory of an export: one compressed batch file per committed page, each written
-//! atomically (temporary file, fsync, rename), so an export that crashed resumes with every committed
-//! page already on disk and a re-extracted page replaces its file. A small description beside each
-//! (records, sizes, digest) saves decompressing it again when packing; it is only a cache.
+//! The staging directory of an export: one NDJSON file per committed page, each written atomically
+//! (temporary file, fsync, rename), so an export that crashed resumes with every committed page already
+//! on disk and a re-extracted page replaces its file. Pages are stored uncompressed: packing joins them
+//! into larger members and compresses those in parallel. A small description beside each page
+//! (records, size, digest, latest timestamp) saves parsing it again when packing; it is only a cache.
 
 use super::{BundleError, ZSTD_LEVEL, volumes::sync_dir};
 use rayon::prelude::*;
@@ -11,15 +12,16 @@ use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// What a staged batch holds; written as `<page:06>.json` beside `<page:06>.ndjson.zst`.
+/// What a staged page holds; written as `<page:06>.json` beside `<page:06>.ndjson`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BatchMeta {
     pub entity: String,
     pub relation: String,
     pub page: u64,
     pub records: u64,
+    /// Bytes of NDJSON.
     pub size: u64,
-    pub compressed_size: u64,
+    /// sha256 of the NDJSON file.
     pub sha256: String,
     /// The latest `updated_at`/`created_at` among the records, seconds since the epoch.
     pub latest: Option<i64>,
@@ -42,7 +44,7 @@ impl Staging {
         self.dir.join("groups").join(entity).join(relation)
     }
 
-    /// Compresses one page of records and makes it durable. CPU work: call it off the async runtime.
+    /// Makes one page of records durable. Blocking I/O: call it off the async runtime.
     pub fn write_batch(
         &self,
         entity: &str,
@@ -53,20 +55,18 @@ impl Staging {
         super::check_member_name(entity)?;
         super::check_member_name(relation)?;
         let (ndjson, latest) = encode_ndjson(records)?;
-        let compressed = compress(&ndjson)?;
         let meta = BatchMeta {
             entity: entity.to_string(),
             relation: relation.to_string(),
             page,
             records: records.len() as u64,
             size: ndjson.len() as u64,
-            compressed_size: compressed.len() as u64,
-            sha256: hex::encode(Sha256::digest(&compressed)),
+            sha256: hex::encode(Sha256::digest(&ndjson)),
             latest,
         };
         let dir = self.batch_dir(entity, relation);
         std::fs::create_dir_all(&dir).map_err(BundleError::write(&dir))?;
-        write_atomic(&dir.join(format!("{page:06}.ndjson.zst")), &compressed)?;
+        write_atomic(&dir.join(format!("{page:06}.ndjson")), &ndjson)?;
         // The description is a cache, not synced: `batches` recomputes it when it does not describe
         // the data file (lost in a crash, or left from an earlier write of the page).
         let meta_bytes = serde_json::to_vec(&meta)
@@ -105,13 +105,13 @@ impl Staging {
     }
 }
 
-/// Every `<page>.ndjson.zst` under `dir`.
+/// Every `<page>.ndjson` under `dir`.
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), BundleError> {
     for entry in std::fs::read_dir(dir).map_err(BundleError::read(dir))? {
         let path = entry.map_err(BundleError::read(dir))?.path();
         if path.is_dir() {
             collect(&path, out)?;
-        } else if path.to_str().is_some_and(|p| p.ends_with(".ndjson.zst")) {
+        } else if path.to_str().is_some_and(|p| p.ends_with(".ndjson")) {
             out.push(path);
         }
     }
@@ -122,15 +122,15 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), BundleError> {
 fn describe(root: &Path, data: &Path) -> Result<BatchMeta, BundleError> {
     let bytes = std::fs::read(data).map_err(BundleError::read(data))?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    let meta_path = data.with_extension("").with_extension("json");
+    let meta_path = data.with_extension("json");
     let cached = std::fs::read(&meta_path)
         .ok()
         .and_then(|b| serde_json::from_slice::<BatchMeta>(&b).ok())
-        .filter(|m| m.sha256 == sha256 && m.compressed_size == bytes.len() as u64);
+        .filter(|m| m.sha256 == sha256 && m.size == bytes.len() as u64);
     if let Some(meta) = cached {
         return Ok(meta);
     }
-    // groups/<entity>/<relation>/<page>.ndjson.zst: a relation name has no slash.
+    // groups/<entity>/<relation>/<page>.ndjson: a relation name has no slash.
     let bad = |why: &str| BundleError::Corrupt {
         member: data.display().to_string(),
         why: why.to_string(),
@@ -143,10 +143,10 @@ fn describe(root: &Path, data: &Path) -> Result<BatchMeta, BundleError> {
         return Err(bad("not a staged batch"));
     };
     let page: u64 = file
-        .trim_end_matches(".ndjson.zst")
+        .trim_end_matches(".ndjson")
         .parse()
         .map_err(|_| bad("not a staged batch"))?;
-    let ndjson = zstd::decode_all(bytes.as_slice()).map_err(|e| bad(&format!("zstd: {e}")))?;
+    let ndjson = bytes;
     let mut latest: Option<i64> = None;
     let mut records = 0;
     for line in ndjson.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
@@ -162,7 +162,6 @@ fn describe(root: &Path, data: &Path) -> Result<BatchMeta, BundleError> {
         page,
         records,
         size: ndjson.len() as u64,
-        compressed_size: bytes.len() as u64,
         sha256,
         latest,
     })

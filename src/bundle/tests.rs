@@ -70,10 +70,10 @@ fn a_packed_bundle_reads_back_batch_by_batch() {
     assert!(verify(&bundle, None).is_empty());
     let relations = bundle.manifest.relations();
     let label_batches = &relations[&("acme", "labels")];
-    // The empty page is not a member.
-    assert_eq!(label_batches.len(), 2);
-    let second = bundle.records(label_batches[1]).unwrap();
-    assert_eq!(second, labels(2, 3));
+    // Small pages are joined into one member; the empty page adds nothing.
+    assert_eq!(label_batches.len(), 1);
+    let records = bundle.records(label_batches[0]).unwrap();
+    assert_eq!(records, labels(5, 0));
     assert_eq!(
         bundle.manifest.children("acme")[0].source_full_path,
         "acme/backend"
@@ -165,5 +165,60 @@ fn lost_batch_descriptions_are_rebuilt_from_the_data() {
     assert_eq!(
         std::fs::read(dir.path().join("a.bundle")).unwrap(),
         std::fs::read(dir.path().join("b.bundle")).unwrap()
+    );
+}
+
+#[test]
+fn a_large_relation_is_split_into_members_of_about_a_mebibyte() {
+    let dir = tempfile::tempdir().unwrap();
+    let staging = Staging::new(dir.path().join("staging"));
+    staging
+        .write_batch("acme", "group", 0, &[json!({"id": 1})])
+        .unwrap();
+    let page = |p: usize| -> Vec<Value> {
+        (0..100)
+            .map(|i| json!({"id": p * 100 + i, "description": "x".repeat(1000)}))
+            .collect()
+    };
+    for p in 0..25 {
+        staging
+            .write_batch("acme", "labels", p as u64, &page(p))
+            .unwrap();
+    }
+    let packed = pack(
+        &staging,
+        PackOptions {
+            out: dir.path().join("big.bundle"),
+            source_url: "https://gitlab.example.com".into(),
+            entities: vec![entity("acme", None)],
+            volume_size: None,
+            sign_key: None,
+            source_date_epoch: Some(0),
+        },
+    )
+    .unwrap();
+    let label_members: Vec<_> = packed
+        .manifest
+        .members
+        .iter()
+        .filter(|m| m.relation == "labels")
+        .collect();
+    assert_eq!(label_members.len(), 3, "2.5 MB of pages give three members");
+    assert!(
+        label_members
+            .iter()
+            .all(|m| m.size <= writer::TARGET_MEMBER_BYTES)
+    );
+    let bundle = Bundle::open(&[dir.path().join("big.bundle")]).unwrap();
+    assert!(verify(&bundle, None).is_empty());
+    let ids: Vec<u64> = label_members
+        .iter()
+        .flat_map(|m| bundle.records(m).unwrap())
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        (0..2500).collect::<Vec<u64>>(),
+        "every record once, in page order"
     );
 }

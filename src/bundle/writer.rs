@@ -1,17 +1,18 @@
-//! Packs a staging directory into a bundle: manifest first, then its digest and optional signature,
-//! then the members in name order, every tar header deterministic (mode 0644, uid/gid 0, no user names,
+//! Packs a staging directory into a bundle: pages joined into members of about 1 MiB and compressed
+//! in parallel, then the manifest first, its digest and optional signature, then the members in name
+//! order, every tar header deterministic (mode 0644, uid/gid 0, no user names,
 //! mtime = the source state time). The same staged records always give the same bytes.
 
 use super::manifest::{Manifest, ManifestEntity, ManifestMember};
-use super::staging::Staging;
+use super::staging::{Staging, compress};
 use super::volumes::VolumeWriter;
 use super::{
     BundleError, FORMAT_NAME, FORMAT_VERSION, MANIFEST, MANIFEST_DIGEST, SIGNATURE, member_path,
 };
 use ed25519_dalek::{Signer, SigningKey};
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 
 pub struct PackOptions {
@@ -40,23 +41,37 @@ pub fn source_date_epoch() -> Option<i64> {
         .and_then(|s| s.trim().parse().ok())
 }
 
+/// Pages of one relation are joined into members of about this much NDJSON: large enough to compress
+/// well and keep tar headers a small share, small enough that a replay holds one member in memory.
+pub const TARGET_MEMBER_BYTES: u64 = 1 << 20;
+
 pub fn pack(staging: &Staging, opts: PackOptions) -> Result<Packed, BundleError> {
     let staged = staging.batches()?;
-    // Pages without records (an empty relation, a last empty page) are not members; the others are
-    // numbered 0, 1, ... per (entity, relation) in page order.
-    let mut next_batch: BTreeMap<(String, String), u64> = BTreeMap::new();
-    let mut members = Vec::new();
+    // Consecutive pages of one (entity, relation) become one member until it reaches the target size;
+    // pages without records are skipped. Batches are numbered 0, 1, ... per (entity, relation).
+    let mut planned: Vec<(ManifestMember, Vec<PathBuf>)> = Vec::new();
     let mut latest: Option<i64> = None;
     for (meta, file) in staged.into_iter().filter(|(m, _)| m.records > 0) {
-        let counter = next_batch
-            .entry((meta.entity.clone(), meta.relation.clone()))
-            .or_default();
-        let batch = *counter;
-        *counter += 1;
         if let Some(t) = meta.latest {
             latest = Some(latest.map_or(t, |l| l.max(t)));
         }
-        members.push((
+        if let Some((last, pages)) = planned.last_mut()
+            && last.entity == meta.entity
+            && last.relation == meta.relation
+            && last.size + meta.size <= TARGET_MEMBER_BYTES
+        {
+            last.records += meta.records;
+            last.size += meta.size;
+            pages.push(file);
+            continue;
+        }
+        let batch = match planned.last() {
+            Some((last, _)) if last.entity == meta.entity && last.relation == meta.relation => {
+                last.batch + 1
+            }
+            _ => 0,
+        };
+        planned.push((
             ManifestMember {
                 path: member_path(&meta.entity, &meta.relation, batch),
                 entity: meta.entity,
@@ -64,12 +79,40 @@ pub fn pack(staging: &Staging, opts: PackOptions) -> Result<Packed, BundleError>
                 batch,
                 records: meta.records,
                 size: meta.size,
-                compressed_size: meta.compressed_size,
-                sha256: meta.sha256,
+                compressed_size: 0,
+                sha256: String::new(),
             },
-            file,
+            vec![file],
         ));
     }
+    // Compress members in parallel into files beside the staged pages; the tar is written in order.
+    let packed_dir = staging.dir().join("packed");
+    let _ = std::fs::remove_dir_all(&packed_dir);
+    std::fs::create_dir_all(&packed_dir).map_err(BundleError::write(&packed_dir))?;
+    let mut members: Vec<(ManifestMember, PathBuf)> = planned
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, (mut member, pages))| {
+            let mut ndjson = Vec::with_capacity(member.size as usize);
+            for page in &pages {
+                let mut f = std::fs::File::open(page).map_err(BundleError::read(page))?;
+                f.read_to_end(&mut ndjson)
+                    .map_err(BundleError::read(page))?;
+            }
+            if ndjson.len() as u64 != member.size {
+                return Err(BundleError::Corrupt {
+                    member: member.path.clone(),
+                    why: "a staged page changed while the bundle was packed".into(),
+                });
+            }
+            let compressed = compress(&ndjson)?;
+            member.compressed_size = compressed.len() as u64;
+            member.sha256 = hex::encode(Sha256::digest(&compressed));
+            let file = packed_dir.join(format!("{i:08}.zst"));
+            std::fs::write(&file, &compressed).map_err(BundleError::write(&file))?;
+            Ok((member, file))
+        })
+        .collect::<Result<_, BundleError>>()?;
     members.sort_by(|(a, _), (b, _)| a.path.cmp(&b.path));
     let epoch = opts.source_date_epoch.or(latest).unwrap_or(0).max(0);
     let mut entities = opts.entities;
@@ -117,7 +160,7 @@ pub fn pack(staging: &Staging, opts: PackOptions) -> Result<Packed, BundleError>
         let actual = hex::encode(Sha256::digest(&data));
         if actual != m.sha256 || data.len() as u64 != m.compressed_size {
             return Err(BundleError::DigestMismatch {
-                member: format!("{} (staged as {})", m.path, file.display()),
+                member: format!("{} (packed as {})", m.path, file.display()),
                 expected: m.sha256.clone(),
                 actual,
             });
@@ -125,6 +168,7 @@ pub fn pack(staging: &Staging, opts: PackOptions) -> Result<Packed, BundleError>
         append(&mut tar, &m.path, &data)?;
     }
     tar.finish().map_err(BundleError::write(&out))?;
+    let _ = std::fs::remove_dir_all(&packed_dir);
     let mut writer = tar.into_inner().map_err(BundleError::write(&out))?;
     writer.flush().map_err(BundleError::write(&out))?;
     let files = writer.finish()?;

@@ -4,6 +4,7 @@
 
 use crate::bundle::sign::{fingerprint, load_verifying_key};
 use crate::bundle::{Bundle, verify};
+use ed25519_dalek::VerifyingKey;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,7 +13,8 @@ pub const EXIT_BAD_BUNDLE: u8 = 1;
 
 #[derive(clap::Args, Debug)]
 pub struct VerifyArgs {
-    /// The bundle file, its first volume (the others are found beside it), or every volume.
+    /// Bundle files to check; a bundle in volumes is named by its first volume (the others are found
+    /// beside it) or by all of them.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     /// Require a signature by this Ed25519 public key (64 hex digits, or a file with them or a PEM key).
@@ -26,19 +28,42 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(load_verifying_key)
         .transpose()?;
-    let files = args.files.clone();
+    // Volumes of one bundle (`FILE.001 FILE.002 ...`) are one bundle; other names are one bundle each.
+    let all_volumes = args.files.iter().all(|f| {
+        f.extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.len() == 3 && e.bytes().all(|b| b.is_ascii_digit()))
+    });
+    let bundles: Vec<Vec<PathBuf>> = if all_volumes {
+        vec![args.files.clone()]
+    } else {
+        args.files.iter().map(|f| vec![f.clone()]).collect()
+    };
+    let mut all_good = true;
+    for files in bundles {
+        all_good &= check(files, key).await?;
+    }
+    Ok(if all_good {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_BAD_BUNDLE)
+    })
+}
+
+/// Verifies one bundle and prints the verdict; true when it is complete and intact.
+async fn check(files: Vec<PathBuf>, key: Option<VerifyingKey>) -> anyhow::Result<bool> {
+    let name = files[0].display().to_string();
     let result = tokio::task::spawn_blocking(move || {
         let bundle = Bundle::open(&files)?;
         let problems = verify(&bundle, key.as_ref());
         Ok::<_, crate::bundle::BundleError>((bundle, problems))
     })
     .await?;
-    let name = args.files[0].display();
     let (bundle, problems) = match result {
         Ok(r) => r,
         Err(e) => {
             println!("{name}: REFUSED: {e}");
-            return Ok(ExitCode::from(EXIT_BAD_BUNDLE));
+            return Ok(false);
         }
     };
     if !problems.is_empty() {
@@ -46,7 +71,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         for p in &problems {
             println!("  - {p}");
         }
-        return Ok(ExitCode::from(EXIT_BAD_BUNDLE));
+        return Ok(false);
     }
     let records: u64 = bundle.manifest.members.iter().map(|m| m.records).sum();
     println!(
@@ -62,5 +87,5 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         (None, None) => println!("signature:   none"),
     }
     println!("root digest: sha256:{}", bundle.root_digest);
-    Ok(ExitCode::SUCCESS)
+    Ok(true)
 }

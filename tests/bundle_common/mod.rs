@@ -2,16 +2,10 @@
 //! take a bundle apart or put a crafted one together to check what the reader refuses.
 #![allow(dead_code)]
 
-use crate::common::appliance;
+use crate::common::{appliance, run};
 use forge_sim::RunningSim;
 use std::path::Path;
 use std::process::{Command, Output};
-
-pub async fn run(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("run appliance"))
-        .await
-        .expect("join")
-}
 
 pub fn text(out: &Output) -> String {
     format!(
