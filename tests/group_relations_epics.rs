@@ -13,22 +13,9 @@ async fn migrate(
     dst: &forge_sim::RunningSim,
     data: &std::path::Path,
 ) -> Value {
-    let mut cmd = appliance();
-    cmd.args(["migrate", "--json", "--group", "acme", "--to", "imported"])
-        .args(["--source-url", &src.url, "--destination-url", &dst.url])
-        .arg("--data")
-        .arg(data)
-        .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
-        .env("APPLIANCE_DESTINATION_TOKEN", &dst.owner_token);
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let out = migrate_group(src, dst, data, "acme", "imported", &[]).await;
+    assert!(out.status.success(), "{}", explain(&out));
+    report(&out)
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {

@@ -7,36 +7,12 @@ use serde_json::{Value, json};
 use std::process::Output;
 use std::time::Duration;
 
-/// `appliance migrate --json` of the sample group `acme` into `imported`, run off the async runtime.
 async fn migrate(
     src: &forge_sim::RunningSim,
     dst: &forge_sim::RunningSim,
     data: &std::path::Path,
 ) -> Output {
-    let mut cmd = appliance();
-    cmd.args(["migrate", "--json", "--group", "acme", "--to", "imported"])
-        .args(["--source-url", &src.url, "--destination-url", &dst.url])
-        .arg("--data")
-        .arg(data)
-        .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
-        .env("APPLIANCE_DESTINATION_TOKEN", &dst.owner_token);
-    run(cmd).await
-}
-
-async fn run(mut cmd: std::process::Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("run appliance"))
-        .await
-        .expect("join")
-}
-
-fn report(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "the report is JSON ({e}); stdout: {} stderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    migrate_group(src, dst, data, "acme", "imported", &[]).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,51 +5,6 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use std::process::Output;
-
-async fn migrate(
-    src: &forge_sim::RunningSim,
-    dst: &forge_sim::RunningSim,
-    data: &std::path::Path,
-    extra: &[&str],
-    group: &str,
-    to: &str,
-) -> Output {
-    let mut cmd = appliance();
-    cmd.args(["migrate", "--json", "--group", group, "--to", to])
-        .args(["--source-url", &src.url, "--destination-url", &dst.url])
-        .args(extra)
-        .arg("--data")
-        .arg(data)
-        .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
-        .env("APPLIANCE_DESTINATION_TOKEN", &dst.owner_token);
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
-}
-
-fn explain(out: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    )
-}
-
-fn report(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
-}
-
-async fn set_faults(sim: &forge_sim::RunningSim, cfg: Value) {
-    let resp = http()
-        .put(format!("{}/-/sim/faults", sim.url))
-        .json(&cfg)
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
-}
 
 /// Titles of every epic of a group tree, and the number of notes of each, sorted.
 async fn epics_and_notes(base: &str, token: &str, root: &str) -> Vec<(String, String, usize)> {
@@ -123,12 +78,12 @@ async fn a_retry_after_injected_failures_completes_without_duplicates() {
     )
     .await;
     let data = tempfile::tempdir().unwrap();
-    let first = migrate(&src, &dst, data.path(), &[], "acme", "imported").await;
+    let first = migrate_group(&src, &dst, data.path(), "acme", "imported", &[]).await;
     assert_eq!(first.status.code(), Some(2));
     assert_eq!(report(&first)["has_failures"], true);
 
     set_faults(&dst, json!({})).await;
-    let refused = migrate(&src, &dst, data.path(), &[], "acme", "imported").await;
+    let refused = migrate_group(&src, &dst, data.path(), "acme", "imported", &[]).await;
     assert!(!refused.status.success());
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("--retry"),
@@ -136,7 +91,7 @@ async fn a_retry_after_injected_failures_completes_without_duplicates() {
         String::from_utf8_lossy(&refused.stderr)
     );
 
-    let retry = migrate(&src, &dst, data.path(), &["--retry"], "acme", "imported").await;
+    let retry = migrate_group(&src, &dst, data.path(), "acme", "imported", &["--retry"]).await;
     assert!(retry.status.success(), "{}", explain(&retry));
     let r = report(&retry);
     assert_eq!(r["has_failures"], false, "{r}");
@@ -187,7 +142,7 @@ async fn a_single_subgroup_can_be_retried() {
     .await;
     let data = tempfile::tempdir().unwrap();
     assert_eq!(
-        migrate(&src, &dst, data.path(), &[], "acme", "imported")
+        migrate_group(&src, &dst, data.path(), "acme", "imported", &[])
             .await
             .status
             .code(),
@@ -195,13 +150,13 @@ async fn a_single_subgroup_can_be_retried() {
     );
     set_faults(&dst, json!({})).await;
 
-    let retry = migrate(
+    let retry = migrate_group(
         &src,
         &dst,
         data.path(),
-        &["--retry"],
         "acme/frontend",
         "imported/acme",
+        &["--retry"],
     )
     .await;
     assert!(retry.status.success(), "{}", explain(&retry));
@@ -232,13 +187,13 @@ async fn an_explicit_user_map_maps_users_without_a_public_email() {
     let map = dir.path().join("users.csv");
     std::fs::write(&map, format!("source,destination\n{username},{username}\n")).unwrap();
 
-    let out = migrate(
+    let out = migrate_group(
         &src,
         &dst,
         dir.path(),
-        &["--user-map", map.to_str().unwrap()],
         "acme",
         "imported",
+        &["--user-map", map.to_str().unwrap()],
     )
     .await;
     assert!(out.status.success(), "{}", explain(&out));
@@ -265,13 +220,13 @@ async fn an_explicit_user_map_maps_users_without_a_public_email() {
 
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "only-one-column\n").unwrap();
-    let out = migrate(
+    let out = migrate_group(
         &src,
         &dst,
         dir.path(),
-        &["--user-map", bad.to_str().unwrap()],
         "acme",
         "imported",
+        &["--user-map", bad.to_str().unwrap()],
     )
     .await;
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));

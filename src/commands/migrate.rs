@@ -1,13 +1,12 @@
 //! `appliance migrate`: one live migration in the foreground. Running the same command again after a
 //! crash or an unreachable forge resumes the unfinished migration instead of starting a new one.
 
-use super::{EXIT_PAUSED, exit_code, run_with_progress};
-use crate::engine::{Destination, Engine, EngineConfig, EngineError, SubmitError, SubmitRequest};
+use super::run_and_report;
+use crate::engine::{Destination, Engine, EngineConfig, SubmitError, SubmitRequest};
 use crate::forge::{base_string, parse_forge_url};
 use crate::model::{EntityRequest, EntityType};
 use anyhow::Context;
 use secrecy::SecretString;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -102,22 +101,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
             bulk.id
         }
     };
-    let show_progress = !args.json && std::io::stderr().is_terminal();
-    match run_with_progress(&engine, id, show_progress).await {
-        Ok(report) => {
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", report.to_text());
-            }
-            Ok(exit_code(&report))
-        }
-        Err(EngineError::Unreachable(why)) => {
-            eprintln!("Migration {id} paused: {why}\nRun the same command again to resume it.");
-            Ok(ExitCode::from(EXIT_PAUSED))
-        }
-        Err(e) => Err(e.into()),
-    }
+    run_and_report(&engine, id, args.json, "Migration").await
 }
 
 /// An unfinished bulk import in this data directory for the same source group and destination.

@@ -43,6 +43,33 @@ pub fn exit_code(report: &Report) -> ExitCode {
 /// The exit status of a migration that paused because a forge was unreachable: run it again to resume.
 pub const EXIT_PAUSED: u8 = 3;
 
+/// Runs a recorded bulk import in the foreground, prints its report (text or JSON) and turns the outcome
+/// into the exit status: 0 finished cleanly, 2 with failures, 3 paused (run the same command again).
+/// `what` names the run in messages ("Migration", "Replay").
+pub async fn run_and_report(
+    engine: &Arc<Engine>,
+    id: u64,
+    json: bool,
+    what: &str,
+) -> anyhow::Result<ExitCode> {
+    let show_progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    match run_with_progress(engine, id, show_progress).await {
+        Ok(report) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
+            Ok(exit_code(&report))
+        }
+        Err(EngineError::Unreachable(why)) => {
+            eprintln!("{what} {id} paused: {why}\nRun the same command again to resume it.");
+            Ok(ExitCode::from(EXIT_PAUSED))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Runs a recorded bulk import in the foreground with a progress bar, and returns its report.
 pub async fn run_with_progress(
     engine: &Arc<Engine>,

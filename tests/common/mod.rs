@@ -189,3 +189,60 @@ pub fn counts(t: &TreeSnapshot) -> (usize, usize, usize, usize) {
     };
     (n("labels"), n("milestones"), n("badges"), t.len())
 }
+
+/// Runs a command off the async runtime (the simulators keep serving meanwhile).
+pub async fn run(mut cmd: Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("run appliance"))
+        .await
+        .expect("join")
+}
+
+/// `appliance migrate --json --group GROUP --to TO [EXTRA...]` from `src` into `dst`.
+pub async fn migrate_group(
+    src: &RunningSim,
+    dst: &RunningSim,
+    data: &std::path::Path,
+    group: &str,
+    to: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut cmd = appliance();
+    cmd.args(["migrate", "--json", "--group", group, "--to", to])
+        .args(["--source-url", &src.url, "--destination-url", &dst.url])
+        .args(extra)
+        .arg("--data")
+        .arg(data)
+        .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
+        .env("APPLIANCE_DESTINATION_TOKEN", &dst.owner_token);
+    run(cmd).await
+}
+
+/// What a command printed, for assertion messages.
+pub fn explain(out: &std::process::Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    )
+}
+
+/// The JSON report a `--json` run printed.
+pub fn report(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("the report is JSON ({e}): {}", explain(out)))
+}
+
+/// Replaces a simulator's fault configuration (`{}` clears it).
+pub async fn set_faults(sim: &RunningSim, cfg: Value) {
+    let resp = http()
+        .put(format!("{}/-/sim/faults", sim.url))
+        .json(&cfg)
+        .send()
+        .await
+        .expect("PUT /-/sim/faults");
+    assert!(
+        resp.status().is_success(),
+        "PUT /-/sim/faults: {}",
+        resp.status()
+    );
+}
