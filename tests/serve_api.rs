@@ -318,3 +318,37 @@ async fn python_gitlab_drives_the_api_unchanged() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn posting_the_same_migration_again_continues_it_without_duplicates() {
+    let (src, dst) = (source().await, destination().await);
+    let labels = get_all(
+        &src.url,
+        &src.owner_token,
+        "groups/acme%2Fbackend/labels?include_ancestor_groups=false",
+    )
+    .await;
+    let victim = labels[0]["name"].as_str().unwrap().to_string();
+    set_faults(
+        &dst,
+        json!({"reject": [{"method": "POST", "path_contains": "/labels", "body_contains": victim, "status": 422, "message": "Label is invalid"}]}),
+    )
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let server = serve(&dst, data.path());
+    let first = start(&server, &src).await["id"].as_u64().unwrap();
+    let done = wait_for(&server, first, "finished").await;
+    assert_eq!(done["has_failures"], true);
+
+    set_faults(&dst, json!({})).await;
+    let second = start(&server, &src).await["id"].as_u64().unwrap();
+    assert_ne!(first, second);
+    let done = wait_for(&server, second, "finished").await;
+    assert_eq!(done["has_failures"], false, "{done}");
+    assert_same_tree(
+        &snapshot(&src.url, &src.owner_token, "acme").await,
+        &snapshot(&dst.url, &dst.owner_token, "imported/acme").await,
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}

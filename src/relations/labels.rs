@@ -75,12 +75,14 @@ impl Relation for Labels {
             };
             // A label of that title can exist without being ours as the source has it: GitLab creates
             // missing labels (default color) when an issue or epic names one. Make it the source's.
+            // "" and null both mean "no description".
             let stale = !text(existing, "color").eq_ignore_ascii_case(text(&body, "color"))
-                || existing.get("description").unwrap_or(&Value::Null)
-                    != body.get("description").unwrap_or(&Value::Null);
+                || text(existing, "description") != text(&body, "description");
             if stale && let Some(id) = id_of(existing) {
                 let mut fix = json!({ "color": body["color"] });
-                fix["description"] = body.get("description").cloned().unwrap_or(json!(""));
+                if let Some(d) = body.get("description") {
+                    fix["description"] = d.clone();
+                }
                 dest.client.put(&format!("{path}/{id}"), &fix).await?;
             }
             Ok(id_of(existing))
