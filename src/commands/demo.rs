@@ -1,9 +1,10 @@
 //! `appliance demo`: a real migration end to end on this machine, with nothing to set up. It starts the
 //! simulator's `small` dataset as the source and `empty` as the destination (both in-process, on
-//! loopback), migrates the source's top-level group into the destination's `imported` group, and
-//! prints the report.
+//! loopback), then migrates the source's top-level group twice: live into `imported/<group>`, and offline
+//! (export to a bundle, verify it, replay it) into `imported/<group>-offline`. It prints both reports and
+//! compares the two copies through the destination's API.
 
-use super::{exit_code, run_with_progress};
+use super::{export, replay, run_with_progress, verify};
 use crate::engine::{Destination, Engine, EngineConfig, SubmitRequest};
 use crate::forge::client::RetryPolicy;
 use crate::forge::{ForgeClient, GitLab, parse_forge_url};
@@ -11,6 +12,7 @@ use crate::model::{EntityRequest, EntityType};
 use anyhow::Context;
 use forge_sim::{Dataset, RunningSim, SimConfig};
 use secrecy::SecretString;
+use serde_json::Value;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,12 +22,9 @@ pub struct DemoArgs {
     /// Seed of the sample data (the same seed gives the same data).
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// Keep the migration state here instead of a temporary directory.
+    /// Keep the migration state and the bundle here instead of a temporary directory.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
@@ -35,13 +34,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let destination = RunningSim::start(SimConfig::new(Dataset::Empty, args.seed))
         .await
         .context("starting the sample destination")?;
-    eprintln!(
+    println!(
         "Source:      {} (sample dataset `small`, seed {})",
         source.url, args.seed
     );
-    eprintln!("Destination: {} (sample dataset `empty`)", destination.url);
+    println!("Destination: {} (sample dataset `empty`)", destination.url);
 
     let source_url = parse_forge_url(&source.url, false)?;
+    let dest_url = parse_forge_url(&destination.url, false)?;
     let source_token = SecretString::from(source.owner_token.clone());
     let reader = GitLab::new(ForgeClient::new(
         source_url.clone(),
@@ -56,24 +56,24 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let group = top
         .first()
         .and_then(|g| g.get("full_path"))
-        .and_then(|p| p.as_str())
+        .and_then(Value::as_str)
         .context("the sample source has no top-level group")?
         .to_string();
-
     let temp = tempfile::tempdir()?;
     let data = args
         .data
         .clone()
         .unwrap_or_else(|| temp.path().to_path_buf());
-    let config = EngineConfig::new(
-        data,
+
+    // 1. Live: source API -> destination API.
+    println!("\n== Live: migrating `{group}` into `imported/{group}`");
+    let engine = Engine::open(EngineConfig::new(
+        data.join("live"),
         Some(Destination {
-            url: parse_forge_url(&destination.url, false)?,
+            url: dest_url.clone(),
             token: SecretString::from(destination.owner_token.clone()),
         }),
-    );
-    let engine = Engine::open(config)?;
-    eprintln!("Migrating group `{group}` live into `imported/{group}` ...");
+    ))?;
     let (bulk, _) = engine
         .create(SubmitRequest {
             source_url: source_url.to_string(),
@@ -81,7 +81,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             entities: vec![EntityRequest {
                 entity_type: EntityType::Group,
                 source_full_path: group.clone(),
-                destination_slug: group.rsplit('/').next().unwrap_or(&group).to_string(),
+                destination_slug: group.clone(),
                 destination_namespace: "imported".into(),
                 migrate_projects: true,
                 migrate_memberships: true,
@@ -91,14 +91,124 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         })
         .await
         .map_err(|e| anyhow::anyhow!("Import failed. {e}"))?;
-    let show_progress = !args.json && std::io::stderr().is_terminal();
-    let report = run_with_progress(&engine, bulk.id, show_progress).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.to_text());
+    let live = run_with_progress(&engine, bulk.id, std::io::stderr().is_terminal()).await?;
+    print!("{}", live.to_text());
+    drop(engine);
+
+    // 2. Offline: source -> bundle -> verify -> replay into the destination.
+    let bundle = data.join(format!("{group}.bundle"));
+    println!("\n== Offline: exporting `{group}` to {}", bundle.display());
+    let exported = export::run(export::ExportArgs {
+        source_url: source.url.clone(),
+        source_token: source.owner_token.clone(),
+        group: Some(group.clone()),
+        project: Vec::new(),
+        out: bundle.clone(),
+        data: data.join("export"),
+        volume_size: None,
+        sign_key: None,
+        allow_http: false,
+        json: false,
+    })
+    .await?;
+    println!("\n== Offline: verifying the bundle");
+    let verified = verify::run(verify::VerifyArgs {
+        files: vec![bundle.clone()],
+        trusted_key: None,
+    })
+    .await?;
+    let offline_slug = format!("{group}-offline");
+    println!("\n== Offline: replaying the bundle into `imported/{offline_slug}`");
+    let replayed = replay::run(replay::ReplayArgs {
+        files: vec![bundle],
+        destination_url: destination.url.clone(),
+        destination_token: destination.owner_token.clone(),
+        to: "imported".into(),
+        slug: Some(offline_slug.clone()),
+        data: data.join("replay"),
+        trusted_key: None,
+        allow_http: false,
+        json: false,
+        user_map: None,
+    })
+    .await?;
+
+    // 3. The two copies, side by side, as the destination's API shows them.
+    let dest = GitLab::new(ForgeClient::new(
+        dest_url,
+        SecretString::from(destination.owner_token.clone()),
+        4,
+        RetryPolicy::default(),
+    )?);
+    let live_counts = tree_counts(&dest, &format!("imported/{group}")).await?;
+    let offline_counts = tree_counts(&dest, &format!("imported/{offline_slug}")).await?;
+    println!("\n== Live and offline copies at the destination");
+    println!("    {:<12} {:>8} {:>8}", "", "live", "offline");
+    for ((name, l), (_, o)) in live_counts.iter().zip(&offline_counts) {
+        println!("    {name:<12} {l:>8} {o:>8}");
     }
+    let same = live_counts == offline_counts;
+    println!(
+        "    {}",
+        if same {
+            "The two copies hold the same records."
+        } else {
+            "The two copies DIFFER."
+        }
+    );
     source.shutdown().await;
     destination.shutdown().await;
-    Ok(exit_code(&report))
+    let all_ok = [exported, verified, replayed]
+        .iter()
+        .all(|c| *c == ExitCode::SUCCESS);
+    Ok(
+        if super::exit_code(&live) == ExitCode::SUCCESS && all_ok && same {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        },
+    )
+}
+
+/// How many groups, labels, milestones, badges, epics, boards and members a group tree has.
+async fn tree_counts(dest: &GitLab, root: &str) -> anyhow::Result<Vec<(&'static str, usize)>> {
+    let top = dest
+        .group(root)
+        .await?
+        .with_context(|| format!("`{root}` exists at the destination"))?;
+    let id = top.get("id").and_then(Value::as_u64).unwrap_or_default();
+    let mut groups = vec![id];
+    for g in dest
+        .list_all(&format!("groups/{id}/descendant_groups"), &[])
+        .await?
+    {
+        groups.extend(g.get("id").and_then(Value::as_u64));
+    }
+    let mut counts = vec![("groups", groups.len())];
+    for (name, path, query) in [
+        (
+            "labels",
+            "labels",
+            vec![("include_ancestor_groups", "false".to_string())],
+        ),
+        ("milestones", "milestones", vec![]),
+        ("badges", "badges", vec![]),
+        (
+            "epics",
+            "epics",
+            vec![("include_descendant_groups", "false".to_string())],
+        ),
+        ("boards", "boards", vec![]),
+        ("members", "members", vec![]),
+    ] {
+        let mut n = 0;
+        for g in &groups {
+            n += dest
+                .list_all(&format!("groups/{g}/{path}"), &query)
+                .await?
+                .len();
+        }
+        counts.push((name, n));
+    }
+    Ok(counts)
 }
