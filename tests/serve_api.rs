@@ -352,3 +352,109 @@ async fn posting_the_same_migration_again_continues_it_without_duplicates() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exports_and_replays_run_through_the_same_api() {
+    let (src, dst) = (source().await, destination().await);
+    let data = tempfile::tempdir().unwrap();
+    let server = serve(&dst, data.path());
+    // Export: GitLab's request shape plus `export_bundle`.
+    let export = json!({
+        "configuration": {"url": src.url, "access_token": src.owner_token},
+        "entities": [{"source_type": "group_entity", "source_full_path": "acme",
+                      "destination_slug": "acme", "destination_namespace": "imported"}],
+        "export_bundle": "acme.bundle"
+    });
+    let resp = api(&server, reqwest::Method::POST, "bulk_imports")
+        .await
+        .json(&export)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let id = resp.json::<Value>().await.unwrap()["id"].as_u64().unwrap();
+    wait_for(&server, id, "finished").await;
+    let bundle = data.path().join("bundles").join("acme.bundle");
+    assert!(bundle.is_file(), "the export wrote {}", bundle.display());
+    assert!(
+        get(&dst.url, &dst.owner_token, "groups/imported%2Facme")
+            .await
+            .is_none(),
+        "an export writes nothing to the destination"
+    );
+
+    // Replay: `configuration[bundle]` instead of a live source, as a form body like curl sends.
+    let form = [
+        ("configuration[bundle]", "acme.bundle"),
+        ("entities[][source_type]", "group_entity"),
+        ("entities[][source_full_path]", "acme"),
+        ("entities[][destination_slug]", "acme-offline"),
+        ("entities[][destination_namespace]", "imported"),
+    ];
+    let resp = api(&server, reqwest::Method::POST, "bulk_imports")
+        .await
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let replay = resp.json::<Value>().await.unwrap()["id"].as_u64().unwrap();
+    let done = wait_for(&server, replay, "finished").await;
+    assert_eq!(done["has_failures"], false);
+    assert_same_tree(
+        &snapshot(&src.url, &src.owner_token, "acme").await,
+        &snapshot(&dst.url, &dst.owner_token, "imported/acme-offline").await,
+    );
+    let listed: Vec<Value> = api(&server, reqwest::Method::GET, "bulk_imports?sort=asc")
+        .await
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2, "both runs are listed like any migration");
+
+    // A damaged bundle is refused before anything is recorded or written.
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(data.path().join("bundles").join("broken.bundle"), bytes).unwrap();
+    let broken = [
+        ("configuration[bundle]", "broken.bundle"),
+        ("entities[][source_type]", "group_entity"),
+        ("entities[][source_full_path]", "acme"),
+        ("entities[][destination_slug]", "acme-broken"),
+        ("entities[][destination_namespace]", "imported"),
+    ];
+    let resp = api(&server, reqwest::Method::POST, "bulk_imports")
+        .await
+        .form(&broken)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    let msg = resp.json::<Value>().await.unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(msg.contains("cannot be replayed"), "{msg}");
+    assert!(
+        get(&dst.url, &dst.owner_token, "groups/imported%2Facme-broken")
+            .await
+            .is_none()
+    );
+    let resp = api(&server, reqwest::Method::POST, "bulk_imports")
+        .await
+        .json(&json!({"configuration": {"bundle": "../etc/passwd"}, "entities": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        400,
+        "a bundle is a file name in the bundle directory, never a path"
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}

@@ -67,6 +67,7 @@ fn submit_error(e: SubmitError) -> ApiError {
             "Import failed. '{full_path}' already exists. Change the destination and try again."
         )),
         e @ (SubmitError::SourceUnreachable { .. }
+        | SubmitError::InvalidBundle(_)
         | SubmitError::ProjectsNotSupported { .. }
         | SubmitError::MigratedBefore { .. }) => {
             ApiError::Unprocessable(e.to_string())
@@ -91,6 +92,13 @@ pub async fn create(
     let tree = body_tree(&headers, &body)?;
     let params = params::create_params(&tree)?;
     let token = params.access_token.clone();
+    let bundle_dir = state.engine.bundle_dir().to_path_buf();
+    let (replay, export) = (params.replay_bundle.clone(), params.export_bundle.clone());
+    if replay.is_some() && export.is_some() {
+        return Err(ApiError::BadRequest(
+            "configuration[bundle], export_bundle are mutually exclusive".into(),
+        ));
+    }
     let req = SubmitRequest {
         source_url: params.url,
         source_token: params.access_token,
@@ -100,7 +108,25 @@ pub async fn create(
         // same place before continues it, writing only what is missing.
         continue_earlier: true,
     };
-    match state.engine.submit(req).await {
+    let submitted = match (replay, export) {
+        (Some(name), _) => {
+            let (entities, user_map) = (req.entities, req.user_map);
+            state
+                .engine
+                .submit_replay(bundle_dir.join(name), entities, user_map, true)
+                .await
+        }
+        (None, Some(name)) => {
+            if let Err(e) = std::fs::create_dir_all(&bundle_dir) {
+                return Err(ApiError::Unavailable(format!(
+                    "503 Service Unavailable: cannot create the bundle directory: {e}"
+                )));
+            }
+            state.engine.submit_export(req, bundle_dir.join(name)).await
+        }
+        (None, None) => state.engine.submit(req).await,
+    };
+    match submitted {
         Ok((bulk, _)) => {
             tracing::info!(bulk_import = bulk.id, source = %bulk.source_url, "migration started through the API");
             Ok((StatusCode::CREATED, Json(render::bulk_import(&bulk))))

@@ -18,6 +18,35 @@ pub struct CreateParams {
     pub entities: Vec<EntityRequest>,
     /// Appliance extension: explicit user mapping, as CSV text or `[{source, destination}]`.
     pub user_map: Vec<UserMapping>,
+    /// Appliance extension `configuration[bundle]`: replay this bundle (a file name in the bundle
+    /// directory) instead of reading a live source; `url` and `access_token` are then not needed.
+    pub replay_bundle: Option<String>,
+    /// Appliance extension `export_bundle`: export the entities into this bundle file (a file name in
+    /// the bundle directory) instead of migrating them into the destination.
+    pub export_bundle: Option<String>,
+}
+
+/// A bundle file name: letters, digits, `.`, `_`, `-`, not starting with `.` (no paths).
+fn bundle_name(value: Option<&Value>, field: &str, errors: &mut Vec<String>) -> Option<String> {
+    let v = value?;
+    match v.as_str() {
+        Some(name)
+            if !name.is_empty()
+                && !name.starts_with('.')
+                && name.len() <= 200
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) =>
+        {
+            Some(name.to_string())
+        }
+        _ => {
+            errors.push(format!(
+                "{field} is invalid: a file name in the bundle directory (letters, digits, '.', '_', '-')"
+            ));
+            None
+        }
+    }
 }
 
 /// GitLab's `Gitlab::Regex.oci_repository_path_regex_message`, with the example the API adds.
@@ -111,11 +140,18 @@ pub fn create_params(body: &Value) -> Result<CreateParams, ApiError> {
 
     let mut url = None;
     let mut access_token = None;
+    let mut replay_bundle = None;
+    let export_bundle = bundle_name(root.get("export_bundle"), "export_bundle", &mut errors);
     match root.get("configuration") {
         None | Some(Value::Null) => {
             errors.push("configuration is missing".to_string());
             errors.push("configuration[url] is missing".to_string());
             errors.push("configuration[access_token] is missing".to_string());
+        }
+        Some(Value::Object(config)) if config.contains_key("bundle") => {
+            replay_bundle = bundle_name(config.get("bundle"), "configuration[bundle]", &mut errors);
+            url = Some(String::new());
+            access_token = Some(String::new());
         }
         Some(Value::Object(config)) => {
             url = required_string(config, "configuration[url]", "url", &mut errors);
@@ -191,6 +227,8 @@ pub fn create_params(body: &Value) -> Result<CreateParams, ApiError> {
             access_token: SecretString::from(token),
             entities,
             user_map,
+            replay_bundle,
+            export_bundle,
         }),
         _ => Err(ApiError::BadRequest(errors.join(", "))),
     }

@@ -24,6 +24,10 @@ pub struct ServeArgs {
     /// Access token on the destination (prefer the environment variable).
     #[arg(long, env = "APPLIANCE_DESTINATION_TOKEN", hide_env_values = true)]
     pub destination_token: String,
+    /// Where bundles named by API requests are written (`export_bundle`) and read
+    /// (`configuration[bundle]`); defaults to `<data>/bundles`.
+    #[arg(long, env = "APPLIANCE_BUNDLE_DIR")]
+    pub bundle_dir: Option<PathBuf>,
     /// Allow plain http to forges that are not on this machine.
     #[arg(long)]
     pub allow_http: bool,
@@ -37,6 +41,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let mut config = EngineConfig::new(args.data.clone(), Some(destination));
     config.allow_http = args.allow_http;
+    if let Some(dir) = &args.bundle_dir {
+        config.bundle_dir = dir.clone();
+    }
     let engine = Engine::open(config)?;
     let (token, origin) = load_or_create_token(&args.data).with_context(|| {
         format!(

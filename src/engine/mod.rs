@@ -4,6 +4,7 @@
 //! that a restart would need.
 
 mod endpoints;
+mod offline;
 mod pipeline;
 mod runner;
 pub mod stages;
@@ -36,6 +37,8 @@ pub struct EngineConfig {
     /// The live destination migrations write into; None for an appliance that only exports bundles.
     pub destination: Option<Destination>,
     pub allow_http: bool,
+    /// Where bundles exported and replayed through the API live (`<data>/bundles` by default).
+    pub bundle_dir: PathBuf,
     /// Entities migrated at the same time.
     pub entity_concurrency: usize,
     /// Requests in flight at once to one forge instance.
@@ -46,6 +49,7 @@ pub struct EngineConfig {
 impl EngineConfig {
     pub fn new(data_dir: PathBuf, destination: Option<Destination>) -> Self {
         EngineConfig {
+            bundle_dir: data_dir.join("bundles"),
             data_dir,
             destination,
             allow_http: false,
@@ -99,6 +103,8 @@ pub enum SubmitError {
         "'{full_path}' was migrated here from the same source before; retry to continue it (only what is missing is written)"
     )]
     MigratedBefore { full_path: String },
+    #[error("The bundle cannot be replayed: {0}")]
+    InvalidBundle(String),
     #[error("Unable to reach the destination instance: {0}")]
     DestinationUnreachable(String),
     #[error(
@@ -179,6 +185,11 @@ impl Engine {
         self.config.destination.as_ref().map(|d| &d.url)
     }
 
+    /// The directory API requests name bundles in (`export_bundle`, `configuration[bundle]`).
+    pub fn bundle_dir(&self) -> &std::path::Path {
+        &self.config.bundle_dir
+    }
+
     pub fn data_dir(&self) -> &std::path::Path {
         &self.config.data_dir
     }
@@ -203,9 +214,38 @@ impl Engine {
             .destination
             .as_ref()
             .ok_or(SubmitError::NoDestination)?;
-        let url = parse_forge_url(&req.source_url, self.config.allow_http)
+        let url = self
+            .check_source(&req.source_url, &req.source_token, &req.entities)
+            .await?;
+        for e in &req.entities {
+            self.check_destination_for(destination, &base_string(&url), e, req.continue_earlier)
+                .await?;
+        }
+        self.record(Plan {
+            source_url: base_string(&url),
+            source: SourceKind::Live {
+                url: base_string(&url),
+            },
+            source_token: Some(req.source_token),
+            user_map: req.user_map,
+            destination: DestinationKind::Live {
+                url: base_string(destination.client.base()),
+            },
+            entities: req.entities,
+        })
+        .await
+    }
+
+    /// The source answers with this token, and has every entity asked for. Returns its parsed URL.
+    pub(crate) async fn check_source(
+        &self,
+        source_url: &str,
+        token: &SecretString,
+        entities: &[EntityRequest],
+    ) -> Result<Url, SubmitError> {
+        let url = parse_forge_url(source_url, self.config.allow_http)
             .map_err(|e| SubmitError::InvalidSourceUrl(e.to_string()))?;
-        let source = self.source_gitlab(url.clone(), req.source_token.clone())?;
+        let source = self.source_gitlab(url.clone(), token.clone())?;
         match source.version().await {
             Ok(_) => {}
             Err(e) if matches!(e.status(), Some(401) | Some(403)) => {
@@ -221,7 +261,7 @@ impl Engine {
                 });
             }
         }
-        for e in &req.entities {
+        for e in entities {
             if e.entity_type == EntityType::Project {
                 return Err(SubmitError::ProjectsNotSupported {
                     full_path: e.source_full_path.clone(),
@@ -239,40 +279,39 @@ impl Engine {
                     full_path: e.source_full_path.clone(),
                 });
             }
-            match check_destination(destination, e).await {
-                Err(SubmitError::DestinationExists { full_path }) => {
-                    // Ours, from an earlier migration of the same source entity: a retry continues it.
-                    let scope = MappingScope::new(
-                        &base_string(&url),
-                        &e.source_full_path,
-                        &base_string(destination.client.base()),
-                        &full_path,
-                    );
-                    let store = self.store.clone();
-                    let earlier = blocking(move || store.mapped_ids(&scope, "group")).await?;
-                    if earlier.is_empty() {
-                        return Err(SubmitError::DestinationExists { full_path });
-                    }
-                    if !req.continue_earlier {
-                        return Err(SubmitError::MigratedBefore { full_path });
-                    }
-                }
-                other => other?,
-            }
         }
-        self.record(Plan {
-            source_url: base_string(&url),
-            source: SourceKind::Live {
-                url: base_string(&url),
-            },
-            source_token: Some(req.source_token),
-            user_map: req.user_map,
-            destination: DestinationKind::Live {
-                url: base_string(destination.client.base()),
-            },
-            entities: req.entities,
-        })
-        .await
+        Ok(url)
+    }
+
+    /// The destination namespace exists and the new group's path is free, or holds this appliance's
+    /// earlier migration of the same source entity (continued when `continue_earlier`).
+    pub(crate) async fn check_destination_for(
+        &self,
+        destination: &GitLab,
+        source_base: &str,
+        e: &EntityRequest,
+        continue_earlier: bool,
+    ) -> Result<(), SubmitError> {
+        match check_destination(destination, e).await {
+            Err(SubmitError::DestinationExists { full_path }) => {
+                let scope = MappingScope::new(
+                    source_base,
+                    &e.source_full_path,
+                    &base_string(destination.client.base()),
+                    &full_path,
+                );
+                let store = self.store.clone();
+                let earlier = blocking(move || store.mapped_ids(&scope, "group")).await?;
+                if earlier.is_empty() {
+                    return Err(SubmitError::DestinationExists { full_path });
+                }
+                if !continue_earlier {
+                    return Err(SubmitError::MigratedBefore { full_path });
+                }
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Records a bulk import exactly as planned, without checking anything remote. Exports and replays
