@@ -293,3 +293,64 @@ async fn a_signed_bundle_is_accepted_only_with_its_own_key() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_of_a_project_or_an_unknown_group_is_refused_before_anything_is_written() {
+    let src = source().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.bundle");
+
+    let mut cmd = appliance();
+    cmd.args([
+        "export",
+        "--project",
+        "acme/backend/api",
+        "--source-url",
+        &src.url,
+    ])
+    .arg("--out")
+    .arg(&out)
+    .arg("--data")
+    .arg(dir.path().join("data"))
+    .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token);
+    let o = run(cmd).await;
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("projects come in a later release"),
+        "{}",
+        text(&o)
+    );
+
+    let mut cmd = appliance();
+    cmd.args([
+        "export",
+        "--group",
+        "no-such-group",
+        "--source-url",
+        &src.url,
+    ])
+    .arg("--out")
+    .arg(&out)
+    .arg("--data")
+    .arg(dir.path().join("data"))
+    .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token);
+    let o = run(cmd).await;
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("'no-such-group' was not found"),
+        "{}",
+        text(&o)
+    );
+
+    let mut cmd = export_cmd(&src, &out, &dir.path().join("data"));
+    cmd.env("APPLIANCE_SOURCE_TOKEN", "glpat-not-a-token");
+    let o = run(cmd).await;
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("refused the access token"),
+        "{}",
+        text(&o)
+    );
+    assert!(!out.exists(), "a refused export wrote a bundle");
+    src.shutdown().await;
+}
