@@ -21,10 +21,10 @@ fn record(i: usize) -> serde_json::Value {
             i % 90,
             i % 700
         ),
-        "state": if i % 3 == 0 { "closed" } else { "opened" },
+        "state": if i.is_multiple_of(3) { "closed" } else { "opened" },
         "created_at": format!("2023-{:02}-{:02}T{:02}:{:02}:00.000Z", i % 12 + 1, i % 28 + 1, i % 24, i % 60),
         "updated_at": format!("2023-{:02}-{:02}T{:02}:{:02}:30.000Z", i % 12 + 1, i % 28 + 1, i % 24, i % 60),
-        "labels": ["bug", if i % 2 == 0 { "backend" } else { "frontend" }],
+        "labels": ["bug", if i.is_multiple_of(2) { "backend" } else { "frontend" }],
         "weight": i % 8,
         "author_id": i % 40 + 1,
     })

@@ -87,7 +87,7 @@ async fn damaged_or_malicious_bundles_are_refused_before_anything_is_written() {
     assert_refused(&dst, &data, &cut, "truncated", "truncated").await;
 
     // A flipped bit inside a member: the member and both digests are named.
-    let bundle = appliance::bundle::Bundle::open(&[good.clone()]).unwrap();
+    let bundle = appliance::bundle::Bundle::open(std::slice::from_ref(&good)).unwrap();
     let at = bundle.location(labels).unwrap().offset + 20;
     let mut flipped = bytes.clone();
     flipped[at as usize] ^= 0x04;

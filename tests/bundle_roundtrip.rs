@@ -146,6 +146,16 @@ async fn two_exports_of_the_same_data_are_byte_identical_and_hold_no_token() {
     let first = dir.path().join("v.bundle.001");
     let v = verify(&[&first], &[]).await;
     assert!(v.status.success(), "{}", text(&v));
+    // A bundle in volumes replays from its first volume, here under another slug.
+    let dst = destination().await;
+    let mut cmd = replay_cmd(&dst, &first, &dir.path().join("replay-data"));
+    cmd.args(["--slug", "acme-offline"]);
+    let r = run(cmd).await;
+    assert!(r.status.success(), "{}", text(&r));
+    let want = snapshot(&src.url, &src.owner_token, "acme").await;
+    let got = snapshot(&dst.url, &dst.owner_token, "imported/acme-offline").await;
+    assert_same_tree(&want, &got);
+    dst.shutdown().await;
 
     // What inspect shows: the source, every group of the tree, and the record counts.
     let mut cmd = appliance();
@@ -164,7 +174,6 @@ async fn two_exports_of_the_same_data_are_byte_identical_and_hold_no_token() {
         paths.contains(&"acme") && paths.contains(&"acme/backend"),
         "{paths:?}"
     );
-    let want = snapshot(&src.url, &src.owner_token, "acme").await;
     let (labels, _, _, _) = counts(&want);
     let exported_labels: u64 = info["entities"]
         .as_array()
