@@ -97,8 +97,21 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         }
     );
     println!();
+    let ew = m
+        .entities
+        .iter()
+        .map(|e| e.source_full_path.len())
+        .chain([6])
+        .max()
+        .unwrap_or(6);
+    let rw = per
+        .keys()
+        .map(|(_, r)| r.len())
+        .chain([8])
+        .max()
+        .unwrap_or(8);
     println!(
-        "{:<40} {:<8} {:<12} {:>8} {:>10} {:>10}",
+        "{:<ew$}  {:<8}  {:<rw$}  {:>8}  {:>10}  {:>10}",
         "ENTITY", "STATUS", "RELATION", "RECORDS", "SIZE", "STORED"
     );
     for e in &m.entities {
@@ -107,11 +120,11 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
             .filter(|((ent, _), _)| *ent == e.source_full_path)
             .collect();
         if rels.is_empty() {
-            println!("{:<40} {:<8} {:<12}", e.source_full_path, e.status, "-");
+            println!("{:<ew$}  {:<8}  {:<rw$}", e.source_full_path, e.status, "-");
         }
         for ((_, rel), (_, r, s, c)) in rels {
             println!(
-                "{:<40} {:<8} {:<12} {:>8} {:>10} {:>10}",
+                "{:<ew$}  {:<8}  {:<rw$}  {:>8}  {:>10}  {:>10}",
                 e.source_full_path, e.status, rel, r, s, c
             );
         }
