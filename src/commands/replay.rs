@@ -97,6 +97,8 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             std::env::current_dir()?.join(first)
         }
     };
+    // The engine opens the bundle again: it must still be the one verified (and trusted) here.
+    crate::source::bundle::pin(&bundle_path.display().to_string(), &bundle.root_digest);
     let dest_url =
         parse_forge_url(&args.destination_url, args.allow_http).context("--destination-url")?;
     let token = SecretString::from(args.destination_token.clone());

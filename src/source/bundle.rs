@@ -8,9 +8,20 @@ use crate::forge::ForgeError;
 use crate::relations::{EntityContext, Relation};
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+/// Root digests of bundles a command verified (with its trusted key) in this process: the engine opens
+/// the bundle again and refuses it if it is no longer the bundle that was verified.
+static PINNED: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+
+/// Remembers that the bundle at `path` was verified with this root digest.
+pub fn pin(path: &str, root_digest: &str) {
+    if let Ok(mut pinned) = PINNED.lock() {
+        pinned.insert(path.to_string(), root_digest.to_string());
+    }
+}
 
 pub struct BundleSource {
     bundle: Arc<Bundle>,
@@ -23,10 +34,20 @@ impl BundleSource {
     /// Opens and verifies every byte of the bundle (on the blocking pool).
     pub async fn open(path: &str) -> Result<BundleSource, BundleError> {
         let paths = vec![PathBuf::from(path)];
+        let name = path.to_string();
         let bundle = tokio::task::spawn_blocking(move || -> Result<Bundle, BundleError> {
             let bundle = Bundle::open(&paths)?;
             if let Some(problem) = verify(&bundle, None).into_iter().next() {
                 return Err(problem);
+            }
+            let pinned = PINNED.lock().ok().and_then(|p| p.get(&name).cloned());
+            if let Some(digest) = pinned
+                && digest != bundle.root_digest
+            {
+                return Err(BundleError::Signature(format!(
+                    "{name} changed after it was verified (root digest sha256:{digest}, now sha256:{}); it was refused",
+                    bundle.root_digest
+                )));
             }
             Ok(bundle)
         })
@@ -126,5 +147,47 @@ impl Source for BundleSource {
             .filter(|e| e.status == "finished")
             .map(|e| json!({ "id": e.id, "full_path": e.source_full_path, "path": e.path }))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::{ManifestEntity, PackOptions, Staging, pack};
+
+    #[tokio::test]
+    async fn a_bundle_that_changed_after_verification_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let staging = Staging::new(dir.path().join("staging"));
+        staging
+            .write_batch("acme", "group", 0, &[json!({"id": 1, "name": "Acme"})])
+            .unwrap();
+        let out = dir.path().join("b.bundle");
+        let packed = pack(
+            &staging,
+            PackOptions {
+                out: out.clone(),
+                source_url: "https://gitlab.example.com".into(),
+                entities: vec![ManifestEntity {
+                    source_full_path: "acme".into(),
+                    entity_type: "group".into(),
+                    id: Some(1),
+                    path: "acme".into(),
+                    parent: None,
+                    status: "finished".into(),
+                }],
+                volume_size: None,
+                sign_key: None,
+                source_date_epoch: Some(0),
+            },
+        )
+        .unwrap();
+        let path = out.display().to_string();
+        pin(&path, &packed.root_digest);
+        let source = BundleSource::open(&path).await.unwrap();
+        assert_eq!(source.url(), "https://gitlab.example.com");
+        pin(&path, &"0".repeat(64));
+        let err = BundleSource::open(&path).await.err().unwrap().to_string();
+        assert!(err.contains("changed after it was verified"), "{err}");
     }
 }
