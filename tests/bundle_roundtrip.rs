@@ -202,3 +202,34 @@ async fn two_exports_of_the_same_data_are_byte_identical_and_hold_no_token() {
     }
     src.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subgroup_exports_and_replays_as_a_tree_of_its_own() {
+    let (src, dst) = (source().await, destination().await);
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("backend.bundle");
+    let mut cmd = appliance();
+    cmd.args([
+        "export",
+        "--group",
+        "acme/backend",
+        "--source-url",
+        &src.url,
+    ])
+    .arg("--out")
+    .arg(&bundle)
+    .arg("--data")
+    .arg(dir.path().join("export-data"))
+    .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token);
+    let o = run(cmd).await;
+    assert!(o.status.success(), "{}", text(&o));
+
+    let r = run(replay_cmd(&dst, &bundle, &dir.path().join("replay-data"))).await;
+    assert!(r.status.success(), "{}", text(&r));
+    let want = snapshot(&src.url, &src.owner_token, "acme/backend").await;
+    let got = snapshot(&dst.url, &dst.owner_token, "imported/backend").await;
+    assert!(want.contains_key("services"), "{want:?}");
+    assert_same_tree(&want, &got);
+    src.shutdown().await;
+    dst.shutdown().await;
+}
