@@ -20,6 +20,8 @@ const BLOCK: u64 = 512;
 /// Where a member's bytes are in the tar stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Location {
+    /// Where the member's first header starts (its GNU long-name header, when it has one).
+    pub header: u64,
     pub offset: u64,
     pub size: u64,
 }
@@ -63,25 +65,30 @@ impl Bundle {
                 loc.size
             )));
         }
-        let manifest_bytes = volumes.read_at(loc.offset, loc.size)?;
+        let manifest_bytes = read_padded(&volumes, MANIFEST, loc)?;
         let root_digest = hex::encode(Sha256::digest(&manifest_bytes));
         let manifest = Manifest::parse(&manifest_bytes)?;
 
         let digest_loc = by_path.get(MANIFEST_DIGEST).copied().ok_or_else(|| {
             BundleError::ManifestMismatch(format!("{MANIFEST_DIGEST} is missing"))
         })?;
-        let recorded = volumes.read_at(digest_loc.offset, digest_loc.size.min(4096))?;
-        let recorded = String::from_utf8_lossy(&recorded);
-        let recorded = recorded.split_whitespace().next().unwrap_or("");
-        if recorded != root_digest {
+        if digest_loc.size > 4096 {
+            return Err(BundleError::ManifestMismatch(format!(
+                "{MANIFEST_DIGEST} is {} bytes long",
+                digest_loc.size
+            )));
+        }
+        let recorded = read_padded(&volumes, MANIFEST_DIGEST, digest_loc)?;
+        if recorded != digest_line(&root_digest).as_bytes() {
+            let recorded = String::from_utf8_lossy(&recorded);
             return Err(BundleError::DigestMismatch {
                 member: MANIFEST.into(),
-                expected: recorded.to_string(),
+                expected: recorded.trim().to_string(),
                 actual: root_digest,
             });
         }
         let signature = match by_path.get(SIGNATURE) {
-            Some(l) if l.size == 64 => Some(volumes.read_at(l.offset, l.size)?),
+            Some(l) if l.size == 64 => Some(read_padded(&volumes, SIGNATURE, *l)?),
             Some(l) => {
                 return Err(BundleError::Signature(format!(
                     "{SIGNATURE} is {} bytes; an ed25519 signature is 64",
@@ -122,6 +129,19 @@ impl Bundle {
                 Some(_) => {}
             }
         }
+        // Every header must be exactly the one the writer makes for that member, so no byte of the
+        // bundle escapes the check (a header's own checksum misses some changes).
+        for (path, loc) in &index {
+            let expected = canonical_header(path, loc.size, manifest.source_state_epoch)?;
+            let actual = volumes.read_at(loc.header, loc.offset - loc.header)?;
+            if actual != expected {
+                return Err(BundleError::DamagedHeader {
+                    offset: loc.header,
+                    after: path.clone(),
+                    why: "it is not the header this format prescribes for that member".into(),
+                });
+            }
+        }
         Ok(Bundle {
             volumes,
             manifest,
@@ -143,14 +163,7 @@ impl Bundle {
         let loc = self
             .location(&m.path)
             .ok_or_else(|| BundleError::ManifestMismatch(format!("`{}` is missing", m.path)))?;
-        let mut data = self.volumes.read_at(loc.offset, padded(loc.size))?;
-        if data[loc.size as usize..].iter().any(|b| *b != 0) {
-            return Err(BundleError::Corrupt {
-                member: m.path.clone(),
-                why: "the padding after it is not zeros".into(),
-            });
-        }
-        data.truncate(loc.size as usize);
+        let data = read_padded(&self.volumes, &m.path, loc)?;
         let actual = hex::encode(Sha256::digest(&data));
         if actual != m.sha256 {
             return Err(BundleError::DigestMismatch {
@@ -182,6 +195,55 @@ impl Bundle {
             })
             .collect()
     }
+}
+
+/// A member's bytes; the tar padding after them must be zeros.
+fn read_padded(
+    volumes: &Arc<VolumeSet>,
+    path: &str,
+    loc: Location,
+) -> Result<Vec<u8>, BundleError> {
+    let mut data = volumes.read_at(loc.offset, padded(loc.size))?;
+    if data[loc.size as usize..].iter().any(|b| *b != 0) {
+        return Err(BundleError::Corrupt {
+            member: path.to_string(),
+            why: "the padding after it is not zeros".into(),
+        });
+    }
+    data.truncate(loc.size as usize);
+    Ok(data)
+}
+
+/// The content of `manifest.sha256`.
+pub fn digest_line(root_digest: &str) -> String {
+    format!("{root_digest}  {MANIFEST}\n")
+}
+
+/// The header bytes (with a GNU long-name header before them when the name needs one) the writer puts
+/// before a member.
+pub fn canonical_header(path: &str, size: u64, mtime: i64) -> Result<Vec<u8>, BundleError> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut h = header_for(size, mtime);
+    builder
+        .append_data(&mut h, path, std::io::empty())
+        .map_err(|e| BundleError::UnsafeMember {
+            path: path.to_string(),
+            why: e.to_string(),
+        })?;
+    // Not `into_inner`: that would append the end-of-archive blocks.
+    Ok(builder.get_ref().clone())
+}
+
+/// A deterministic ustar header: mode 0644, uid/gid 0, no user names, mtime = the source state time.
+pub fn header_for(size: u64, mtime: i64) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(size);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(mtime.max(0) as u64);
+    h.set_entry_type(tar::EntryType::Regular);
+    h
 }
 
 /// Decompresses one member, refusing to produce more than `declared` bytes.
@@ -242,6 +304,7 @@ fn walk(volumes: &Arc<VolumeSet>) -> Result<Vec<(String, Location)>, BundleError
     let mut index = Vec::new();
     let mut seen = HashSet::new();
     let mut long_name: Option<Vec<u8>> = None;
+    let mut long_name_at: Option<u64> = None;
     let mut end = 0u64;
     let mut previous = String::from("none");
     for entry in &mut entries {
@@ -277,6 +340,7 @@ fn walk(volumes: &Arc<VolumeSet>) -> Result<Vec<(String, Location)>, BundleError
                 buf.pop();
             }
             long_name = Some(buf);
+            long_name_at = Some(entry.raw_header_position());
             continue;
         }
         let raw = long_name
@@ -309,6 +373,7 @@ fn walk(volumes: &Arc<VolumeSet>) -> Result<Vec<(String, Location)>, BundleError
         index.push((
             path,
             Location {
+                header: long_name_at.take().unwrap_or(entry.raw_header_position()),
                 offset: entry.raw_file_position(),
                 size,
             },

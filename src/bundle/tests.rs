@@ -222,3 +222,32 @@ fn a_large_relation_is_split_into_members_of_about_a_mebibyte() {
         "every record once, in page order"
     );
 }
+
+#[test]
+fn a_flipped_bit_anywhere_in_a_bundle_is_found() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("bundles/samples/acme.bundle");
+    let bytes = std::fs::read(&golden).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("flipped.bundle");
+    let bundle_ok = |b: &[u8]| -> bool {
+        std::fs::write(&copy, b).unwrap();
+        match Bundle::open(std::slice::from_ref(&copy)) {
+            Ok(bundle) => verify(&bundle, None).is_empty(),
+            Err(_) => false,
+        }
+    };
+    assert!(bundle_ok(&bytes));
+    // Every 29th byte, a different bit each time: headers, manifest, members, padding, end blocks.
+    let mut missed = Vec::new();
+    for (n, at) in (0..bytes.len()).step_by(29).enumerate() {
+        let mut b = bytes.clone();
+        b[at] ^= 1 << (n % 8);
+        if bundle_ok(&b) {
+            missed.push(at);
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "flips at these offsets went unnoticed: {missed:?}"
+    );
+}

@@ -4,6 +4,7 @@
 //! mtime = the source state time). The same staged records always give the same bytes.
 
 use super::manifest::{Manifest, ManifestEntity, ManifestMember};
+use super::reader::{digest_line, header_for};
 use super::staging::{Staging, compress};
 use super::volumes::VolumeWriter;
 use super::{
@@ -135,13 +136,7 @@ pub fn pack(staging: &Staging, opts: PackOptions) -> Result<Packed, BundleError>
     let out = opts.out.clone();
     let mut tar = tar::Builder::new(VolumeWriter::new(out.clone(), opts.volume_size));
     let append = |tar: &mut tar::Builder<VolumeWriter>, path: &str, data: &[u8]| {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(epoch as u64);
-        h.set_entry_type(tar::EntryType::Regular);
+        let mut h = header_for(data.len() as u64, epoch);
         tar.append_data(&mut h, path, data)
             .map_err(BundleError::write(&out))
     };
@@ -149,7 +144,7 @@ pub fn pack(staging: &Staging, opts: PackOptions) -> Result<Packed, BundleError>
     append(
         &mut tar,
         MANIFEST_DIGEST,
-        format!("{root_digest}  {MANIFEST}\n").as_bytes(),
+        digest_line(&root_digest).as_bytes(),
     )?;
     if let Some(key) = &opts.sign_key {
         let sig = key.sign(&manifest_bytes);
