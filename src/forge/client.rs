@@ -192,11 +192,13 @@ impl ForgeClient {
             .retry(policy)
             .sleep(tokio::time::sleep)
             .when(|e: &ForgeError| retryable(e, idempotent))
+            // The forge's Retry-After replaces the planned delay, but only while retries remain: a
+            // forge that keeps answering 429 ends as "unreachable" (a paused, resumable migration).
             .adjust(|e: &ForgeError, planned| match e {
                 ForgeError::Status {
                     retry_after: Some(wait),
                     ..
-                } => Some((*wait).min(Duration::from_secs(600))),
+                } => planned.map(|p| p.max((*wait).min(Duration::from_secs(600)))),
                 _ => planned,
             })
             .notify(|e: &ForgeError, wait| {
@@ -423,4 +425,93 @@ mod tests {
         let m = gitlab_message(b"", StatusCode::BAD_GATEWAY);
         assert_eq!(m, "502 Bad Gateway");
     }
+}
+
+#[cfg(test)]
+mod retry_tests {
+    use super::*;
+    use axum::{Router, http::StatusCode as S, routing::get};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    async fn serve(router: Router) -> Url {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Url::parse(&format!("http://{addr}")).unwrap()
+    }
+
+    fn client(url: Url, max_times: usize) -> ForgeClient {
+        let retry = RetryPolicy {
+            max_times,
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+        };
+        ForgeClient::new(url, SecretString::from("t".to_string()), 2, retry).unwrap()
+    }
+
+    #[tokio::test]
+    async fn retry_after_is_honoured_and_a_forge_that_never_stops_refusing_ends_the_retries() {
+        let hits = Arc::new(AtomicU32::new(0));
+        let h = hits.clone();
+        let router = Router::new().route(
+            "/api/v4/version",
+            get(move || {
+                let h = h.clone();
+                async move {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    (
+                        S::TOO_MANY_REQUESTS,
+                        [("retry-after", "0")],
+                        r#"{"message":"Retry later"}"#,
+                    )
+                }
+            }),
+        );
+        let c = client(serve(router).await, 3);
+        let err = c.get("version", &[]).await.unwrap_err();
+        assert_eq!(err.status(), Some(429));
+        assert!(
+            err.is_unreachable(),
+            "a forge that keeps refusing pauses the migration"
+        );
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            4,
+            "one try and three retries, then it stops"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_transient_error_is_retried_and_a_refusal_is_not() {
+        let hits = Arc::new(AtomicU32::new(0));
+        let h = hits.clone();
+        let router = Router::new()
+            .route(
+                "/api/v4/version",
+                get(move || {
+                    let h = h.clone();
+                    async move {
+                        if h.fetch_add(1, Ordering::SeqCst) < 2 {
+                            (S::BAD_GATEWAY, "").into_response()
+                        } else {
+                            axum::Json(serde_json::json!({"version": "17.6.0"})).into_response()
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/api/v4/user",
+                get(|| async { (S::UNAUTHORIZED, r#"{"message":"401 Unauthorized"}"#) }),
+            );
+        let c = client(serve(router).await, 5);
+        assert_eq!(c.get("version", &[]).await.unwrap()["version"], "17.6.0");
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+        let err = c.get("user", &[]).await.unwrap_err();
+        assert_eq!(
+            (err.status(), err.message().as_str()),
+            (Some(401), "401 Unauthorized")
+        );
+    }
+
+    use axum::response::IntoResponse;
 }
