@@ -3,6 +3,7 @@
 
 mod common;
 
+use appliance::relations::uploads::{links, masked};
 use appliance::user_map::attribution;
 use common::*;
 use serde_json::Value;
@@ -16,6 +17,18 @@ async fn migrate(
     let out = migrate_group(src, dst, data, "acme", "imported", &[]).await;
     assert!(out.status.success(), "{}", explain(&out));
     report(&out)
+}
+
+/// The raw bytes behind an API path (an uploaded file).
+async fn bytes(base: &str, token: &str, path: &str) -> Vec<u8> {
+    let resp = http()
+        .get(format!("{base}/api/v4/{path}"))
+        .header("PRIVATE-TOKEN", token)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
+    resp.bytes().await.unwrap().to_vec()
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
@@ -95,6 +108,7 @@ async fn epics_arrive_with_fields_labels_parents_and_notes() {
         "acme/backend/services",
     ];
     let mut total = 0;
+    let mut uploads = 0;
     for g in groups {
         let want = epics(&src.url, &src.owner_token, g).await;
         let got = epics(&dst.url, &dst.owner_token, &format!("imported/{g}")).await;
@@ -131,9 +145,33 @@ async fn epics_arrive_with_fields_labels_parents_and_notes() {
             } else {
                 attribution(s(w, "description"), s(author, "name"), s(w, "created_at"))
             };
+            // Files it links to were uploaded again: same text, new secrets, same bytes.
+            for (from, to) in links(s(w, "description"))
+                .iter()
+                .zip(links(s(d, "description")))
+            {
+                assert_ne!(
+                    from, &to,
+                    "{g} epic `{title}`: the link points at the destination's copy"
+                );
+                let want = bytes(
+                    &src.url,
+                    &src.owner_token,
+                    &format!("groups/{}{from}", enc(g)),
+                )
+                .await;
+                let got = bytes(
+                    &dst.url,
+                    &dst.owner_token,
+                    &format!("groups/imported%2F{}{to}", enc(g)),
+                )
+                .await;
+                assert_eq!(want, got, "{g} epic `{title}`: {from} arrived intact");
+                uploads += 1;
+            }
             assert_eq!(
-                s(d, "description"),
-                expected,
+                masked(s(d, "description")),
+                masked(&expected),
                 "{g} epic `{title}`: description and author"
             );
             let wn = w["notes"].as_array().unwrap();
@@ -164,6 +202,7 @@ async fn epics_arrive_with_fields_labels_parents_and_notes() {
         }
     }
     assert!(total >= 5, "the sample has epics to compare ({total})");
+    assert!(uploads >= 1, "the sample links a file from an epic");
     src.shutdown().await;
     dst.shutdown().await;
 }

@@ -152,6 +152,113 @@ impl ForgeClient {
             .1)
     }
 
+    /// The raw bytes of an API path (an uploaded file), refused past `limit` bytes.
+    pub async fn get_bytes(&self, path: &str, limit: usize) -> Result<Vec<u8>, ForgeError> {
+        let url = self.api_url(path);
+        let attempt = || async {
+            let _permit = self.permit(&url).await?;
+            let resp = self
+                .inner
+                .http
+                .get(&url)
+                .header("PRIVATE-TOKEN", self.inner.token.expose_secret())
+                .send()
+                .await
+                .map_err(|e| network("GET", &url, &e, true))?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            self.observe_rate_limit(&headers).await;
+            if !status.is_success() {
+                let body = resp.bytes().await.unwrap_or_default();
+                return Err(status_error("GET", &url, status, &headers, &body));
+            }
+            let mut out = Vec::new();
+            let mut stream = resp.bytes_stream();
+            while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+                let chunk = chunk.map_err(|e| network("GET", &url, &e, true))?;
+                if out.len() + chunk.len() > limit {
+                    return Err(ForgeError::Decode {
+                        url: url.clone(),
+                        message: format!(
+                            "larger than the {limit} bytes the appliance carries for one file"
+                        ),
+                    });
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(out)
+        };
+        self.retrying(true, attempt).await
+    }
+
+    /// `POST` of one file as `multipart/form-data` field `file` (GitLab's uploads API).
+    pub async fn post_file(
+        &self,
+        path: &str,
+        filename: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Value, ForgeError> {
+        let url = self.api_url(path);
+        let attempt = || async {
+            let _permit = self.permit(&url).await?;
+            let part =
+                reqwest::multipart::Part::bytes(bytes.clone()).file_name(filename.to_string());
+            let form = reqwest::multipart::Form::new().part("file", part);
+            let resp = self
+                .inner
+                .http
+                .post(&url)
+                .header("PRIVATE-TOKEN", self.inner.token.expose_secret())
+                .multipart(form)
+                .send()
+                .await
+                .map_err(|e| network("POST", &url, &e, !e.is_connect()))?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            self.observe_rate_limit(&headers).await;
+            let body = resp
+                .bytes()
+                .await
+                .map_err(|e| network("POST", &url, &e, true))?;
+            if !status.is_success() {
+                return Err(status_error("POST", &url, status, &headers, &body));
+            }
+            serde_json::from_slice(&body).map_err(|e| ForgeError::Decode {
+                url: url.clone(),
+                message: e.to_string(),
+            })
+        };
+        self.retrying(false, attempt).await
+    }
+
+    async fn permit(&self, url: &str) -> Result<tokio::sync::SemaphorePermit<'_>, ForgeError> {
+        let permit = self
+            .inner
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| ForgeError::Network {
+                method: "ANY".into(),
+                url: url.to_string(),
+                message: "client is shutting down".into(),
+                maybe_applied: false,
+            })?;
+        let pause = *self.inner.paused_until.lock().await;
+        if let Some(until) = pause {
+            tokio::time::sleep_until(until).await;
+        }
+        Ok(permit)
+    }
+
+    fn policy(&self) -> ExponentialBuilder {
+        let p = &self.inner.retry;
+        ExponentialBuilder::default()
+            .with_min_delay(p.min_delay)
+            .with_max_delay(p.max_delay)
+            .with_max_times(p.max_times)
+            .with_jitter()
+    }
+
     pub async fn put(&self, path: &str, body: &Value) -> Result<Value, ForgeError> {
         let url = self.api_url(path);
         // PUT sets a state; repeating it gives the same state.
@@ -181,19 +288,24 @@ impl ForgeClient {
         body: Option<&Value>,
         idempotent: bool,
     ) -> Result<(HeaderMap, Value), ForgeError> {
-        let p = &self.inner.retry;
-        let policy = ExponentialBuilder::default()
-            .with_min_delay(p.min_delay)
-            .with_max_delay(p.max_delay)
-            .with_max_times(p.max_times)
-            .with_jitter();
-        let attempt = || self.send_once(method.clone(), url, query, body);
+        self.retrying(idempotent, || {
+            self.send_once(method.clone(), url, query, body)
+        })
+        .await
+    }
+
+    /// Runs `attempt` with the client's retry policy: exponential backoff with jitter, the forge's
+    /// `Retry-After` honoured while retries remain (a forge that keeps answering 429 ends as
+    /// "unreachable": a paused, resumable migration), and only what is safe to repeat repeated.
+    async fn retrying<T, F, Fut>(&self, idempotent: bool, attempt: F) -> Result<T, ForgeError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ForgeError>>,
+    {
         attempt
-            .retry(policy)
+            .retry(self.policy())
             .sleep(tokio::time::sleep)
             .when(|e: &ForgeError| retryable(e, idempotent))
-            // The forge's Retry-After replaces the planned delay, but only while retries remain: a
-            // forge that keeps answering 429 ends as "unreachable" (a paused, resumable migration).
             .adjust(|e: &ForgeError, planned| match e {
                 ForgeError::Status {
                     retry_after: Some(wait),
@@ -214,21 +326,7 @@ impl ForgeClient {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<(HeaderMap, Value), ForgeError> {
-        let _permit = self
-            .inner
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| ForgeError::Network {
-                method: method.to_string(),
-                url: url.to_string(),
-                message: "client is shutting down".into(),
-                maybe_applied: false,
-            })?;
-        let pause = *self.inner.paused_until.lock().await;
-        if let Some(until) = pause {
-            tokio::time::sleep_until(until).await;
-        }
+        let _permit = self.permit(url).await?;
         let mut req = self
             .inner
             .http
@@ -240,20 +338,17 @@ impl ForgeClient {
         if let Some(b) = body {
             req = req.json(b);
         }
-        let net = |e: reqwest::Error, maybe_applied: bool| ForgeError::Network {
-            method: method.to_string(),
-            url: url.to_string(),
-            message: error_chain(&e),
-            maybe_applied,
-        };
         let resp = req.send().await.map_err(|e| {
             let applied = !(e.is_connect() || e.is_builder());
-            net(e, applied)
+            network(method.as_str(), url, &e, applied)
         })?;
         let status = resp.status();
         let headers = resp.headers().clone();
         self.observe_rate_limit(&headers).await;
-        let bytes = resp.bytes().await.map_err(|e| net(e, true))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| network(method.as_str(), url, &e, true))?;
         if status.is_success() {
             if bytes.is_empty() || status == StatusCode::NO_CONTENT {
                 return Ok((headers, Value::Null));
@@ -264,14 +359,7 @@ impl ForgeClient {
             })?;
             return Ok((headers, value));
         }
-        Err(ForgeError::Status {
-            method: method.to_string(),
-            url: url.to_string(),
-            status: status.as_u16(),
-            message: gitlab_message(&bytes, status),
-            correlation_id: header_str(&headers, "x-request-id"),
-            retry_after: header_u64(&headers, "retry-after").map(Duration::from_secs),
-        })
+        Err(status_error(method.as_str(), url, status, &headers, &bytes))
     }
 
     /// GitLab announces its budget with `RateLimit-Remaining` and `RateLimit-Reset` (epoch seconds):
@@ -287,6 +375,32 @@ impl ForgeClient {
             let wait = Duration::from_secs(reset.saturating_sub(now).min(600));
             *self.inner.paused_until.lock().await = Some(Instant::now() + wait);
         }
+    }
+}
+
+fn network(method: &str, url: &str, e: &reqwest::Error, maybe_applied: bool) -> ForgeError {
+    ForgeError::Network {
+        method: method.to_string(),
+        url: url.to_string(),
+        message: error_chain(e),
+        maybe_applied,
+    }
+}
+
+fn status_error(
+    method: &str,
+    url: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ForgeError {
+    ForgeError::Status {
+        method: method.to_string(),
+        url: url.to_string(),
+        status: status.as_u16(),
+        message: gitlab_message(body, status),
+        correlation_id: header_str(headers, "x-request-id"),
+        retry_after: header_u64(headers, "retry-after").map(Duration::from_secs),
     }
 }
 

@@ -7,6 +7,7 @@
 //! is named in the text ("*By Name on date (imported from GitLab)*"), as GitLab does for unmapped users.
 //! System notes (events) cannot be created through the API and are not migrated.
 
+use super::uploads::{self, masked};
 use super::{
     EntityContext, Extraction, LoadError, Relation, create_once, create_once_keyed, pick, text,
 };
@@ -134,6 +135,12 @@ impl Relation for Epics {
                 })
                 .collect(),
         );
+        let mut texts = vec![text(record, "description").to_string()];
+        if let Some(notes) = record["notes"].as_array() {
+            texts.extend(notes.iter().map(|n| text(n, "body").to_string()));
+        }
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        record["uploads"] = Value::Array(uploads::collect(source, &ctx.source_id(), &refs).await?);
         let emoji = source.list_all(&format!("{base}/award_emoji"), &[]).await?;
         record["award_emoji"] = Value::Array(
             emoji
@@ -194,30 +201,36 @@ impl Relation for Epics {
             }
         }
         let path = format!("groups/{group}/epics");
-        let iid = create_once_keyed(
-            dest,
-            &path,
-            &body,
-            in_doubt,
-            || async {
-                let found = dest
-                    .list_all(
-                        &path,
-                        &[
-                            ("search", title.clone()),
-                            ("include_descendant_groups", "false".into()),
-                            ("state", "all".into()),
-                        ],
-                    )
-                    .await?;
-                Ok(found
-                    .iter()
-                    .find(|e| text(e, "title") == title && text(e, "description") == description)
-                    .and_then(iid_of))
-            },
-            iid_of,
-        )
-        .await?;
+        // Descriptions are compared with upload secrets masked: a rewritten link is the same text.
+        let find = || async {
+            let found = dest
+                .list_all(
+                    &path,
+                    &[
+                        ("search", title.clone()),
+                        ("include_descendant_groups", "false".into()),
+                        ("state", "all".into()),
+                    ],
+                )
+                .await?;
+            Ok(found
+                .iter()
+                .find(|e| {
+                    text(e, "title") == title
+                        && masked(text(e, "description")) == masked(&description)
+                })
+                .and_then(iid_of))
+        };
+        let mut files = Files::new(group, record);
+        // An epic an earlier attempt created is found before its files are uploaded again.
+        let existing = if in_doubt { find().await? } else { None };
+        let iid = match existing {
+            Some(iid) => iid,
+            None => {
+                body["description"] = json!(files.rewrite(dest, &description).await?);
+                create_once_keyed(dest, &path, &body, in_doubt, find, iid_of).await?
+            }
+        };
         let epic = format!("{path}/{iid}");
         let id = dest
             .client
@@ -231,9 +244,42 @@ impl Relation for Epics {
                 .put(&epic, &json!({ "state_event": "close" }))
                 .await?;
         }
-        load_notes(dest, &format!("{path}/{id}"), record, in_doubt).await?;
+        load_notes(dest, &format!("{path}/{id}"), record, in_doubt, &mut files).await?;
         load_award_emoji(dest, &epic, record).await?;
         Ok(iid)
+    }
+}
+
+/// The files an epic's description and notes link to, uploaded to the destination group the first
+/// time a text needs them.
+struct Files<'a> {
+    group: u64,
+    carried: &'a [Value],
+    moves: Option<Vec<(String, String)>>,
+}
+
+impl<'a> Files<'a> {
+    fn new(group: u64, record: &'a Value) -> Files<'a> {
+        let carried = record["uploads"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        Files {
+            group,
+            carried,
+            moves: None,
+        }
+    }
+
+    /// `text` with its upload links pointing at the destination's copies.
+    async fn rewrite(&mut self, dest: &GitLab, text: &str) -> Result<String, LoadError> {
+        if uploads::links(text).is_empty() {
+            return Ok(text.to_string());
+        }
+        if self.moves.is_none() {
+            self.moves = Some(uploads::place(dest, self.group, self.carried).await?);
+        }
+        Ok(uploads::rewrite(text, self.moves.as_deref().unwrap_or(&[])))
     }
 }
 
@@ -244,16 +290,18 @@ async fn load_notes(
     epic: &str,
     record: &Value,
     in_doubt: bool,
+    files: &mut Files<'_>,
 ) -> Result<(), LoadError> {
     let notes = record["notes"].as_array().cloned().unwrap_or_default();
     if notes.is_empty() {
         return Ok(());
     }
+    // Texts are compared with upload secrets masked: a rewritten link is the same note.
     let existing: Vec<String> = if in_doubt {
         dest.list_all(&format!("{epic}/notes"), &[])
             .await?
             .iter()
-            .map(|n| text(n, "body").to_string())
+            .map(|n| masked(text(n, "body")))
             .collect()
     } else {
         Vec::new()
@@ -261,9 +309,10 @@ async fn load_notes(
     for note in notes {
         let created_at = text(&note, "created_at");
         let body = attributed(dest, text(&note, "body"), &note["author"], created_at).await?;
-        if existing.contains(&body) {
+        if existing.contains(&masked(&body)) {
             continue;
         }
+        let body = files.rewrite(dest, &body).await?;
         let mut req = json!({ "body": body });
         if !created_at.is_empty() {
             req["created_at"] = json!(created_at);
@@ -274,7 +323,7 @@ async fn load_notes(
             let notes = dest.list_all(&path, &[]).await?;
             Ok(notes
                 .iter()
-                .find(|n| text(n, "body") == body)
+                .find(|n| masked(text(n, "body")) == masked(&body))
                 .and_then(id_of))
         })
         .await?;

@@ -14,6 +14,7 @@ pub mod labels;
 pub mod members;
 pub mod milestones;
 pub mod projects;
+pub mod uploads;
 
 use crate::forge::{ForgeError, GitLab, gitlab::id_of};
 use crate::model::Entity;
