@@ -268,3 +268,137 @@ async fn members_map_by_public_email_and_the_unmapped_are_reported() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_an_admin_token_epics_notes_and_emoji_keep_their_mapped_authors() {
+    let (src, dst) = (source().await, destination().await);
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = appliance();
+    cmd.args(["migrate", "--json", "--group", "acme", "--to", "imported"])
+        .args(["--source-url", &src.url, "--destination-url", &dst.url])
+        .arg("--data")
+        .arg(data.path())
+        .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
+        .env("APPLIANCE_DESTINATION_TOKEN", &dst.admin_token);
+    let out = run(cmd).await;
+    assert!(out.status.success(), "{}", explain(&out));
+    let mapped = |u: &Value| !s(u, "public_email").is_empty();
+    let mut checked = 0;
+    let mut emoji_kept = 0;
+    for g in ["acme", "acme/backend", "acme/frontend"] {
+        let want = epics(&src.url, &src.owner_token, g).await;
+        let got = epics(&dst.url, &dst.admin_token, &format!("imported/{g}")).await;
+        for (title, w) in &want {
+            let d = &got[title];
+            let author = &w["author"];
+            // A mapped author who can see the group at the destination writes it; anyone else's text
+            // is written by the importer (root here), naming the author.
+            if mapped(author) && s(&d["author"], "username") == s(author, "username") {
+                assert_eq!(
+                    masked(s(d, "description")),
+                    masked(s(w, "description")),
+                    "{g} `{title}`: text unchanged"
+                );
+                checked += 1;
+            } else {
+                assert_eq!(
+                    s(&d["author"], "username"),
+                    "root",
+                    "{g} `{title}`: the importer writes it"
+                );
+                assert!(
+                    s(d, "description").contains("(imported from GitLab)"),
+                    "{g} `{title}`: and names the author"
+                );
+            }
+            for (a, b) in w["notes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(d["notes"].as_array().unwrap())
+            {
+                let kept = mapped(&a["author"])
+                    && s(&b["author"], "username") == s(&a["author"], "username");
+                let named = s(&b["author"], "username") == "root"
+                    && s(b, "body").contains("(imported from GitLab)");
+                assert!(
+                    kept || named,
+                    "{g} `{title}`: a note keeps its mapped author or names it"
+                );
+            }
+        }
+        // Emoji by mapped users keep their user.
+        for (title, _) in &want {
+            let src_epics = get_all(
+                &src.url,
+                &src.owner_token,
+                &format!(
+                    "groups/{}/epics?include_descendant_groups=false&state=all",
+                    enc(g)
+                ),
+            )
+            .await;
+            let dst_epics = get_all(
+                &dst.url,
+                &dst.admin_token,
+                &format!(
+                    "groups/imported%2F{}/epics?include_descendant_groups=false&state=all",
+                    enc(g)
+                ),
+            )
+            .await;
+            let iid = |list: &[Value]| {
+                list.iter().find(|e| s(e, "title") == title).unwrap()["iid"]
+                    .as_u64()
+                    .unwrap()
+            };
+            let pairs = |list: Vec<Value>| {
+                let mut v: Vec<(String, String)> = list
+                    .iter()
+                    .filter(|e| mapped(&e["user"]) || e["user"]["username"] == "root")
+                    .map(|e| {
+                        (
+                            s(e, "name").to_string(),
+                            s(&e["user"], "username").to_string(),
+                        )
+                    })
+                    .collect();
+                v.sort();
+                v
+            };
+            let se = get_all(
+                &src.url,
+                &src.owner_token,
+                &format!("groups/{}/epics/{}/award_emoji", enc(g), iid(&src_epics)),
+            )
+            .await;
+            let de = get_all(
+                &dst.url,
+                &dst.admin_token,
+                &format!(
+                    "groups/imported%2F{}/epics/{}/award_emoji",
+                    enc(g),
+                    iid(&dst_epics)
+                ),
+            )
+            .await;
+            let want_pairs: Vec<_> = pairs(se).into_iter().filter(|(_, u)| u != "root").collect();
+            let got_pairs = pairs(de);
+            for (name, user) in &want_pairs {
+                let kept = got_pairs.contains(&(name.clone(), user.clone()));
+                assert!(
+                    kept || got_pairs.contains(&(name.clone(), "root".to_string())),
+                    "{g} `{title}`: `{name}` by {user} arrived, by {user} or by the importer"
+                );
+                emoji_kept += usize::from(kept);
+            }
+        }
+    }
+    assert!(checked >= 2, "epics keep their mapped authors ({checked})");
+    assert!(
+        emoji_kept >= 1,
+        "award emoji keep their mapped users ({emoji_kept})"
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}

@@ -105,7 +105,9 @@ impl ForgeClient {
 
     pub async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, ForgeError> {
         let url = self.api_url(path);
-        let (_, body) = self.send(Method::GET, &url, query, None, true).await?;
+        let (_, body) = self
+            .send(Method::GET, &url, query, None, true, None)
+            .await?;
         Ok(body)
     }
 
@@ -119,7 +121,7 @@ impl ForgeClient {
         let (headers, body) = match cursor {
             Some(next) => {
                 self.same_origin(next)?;
-                self.send(Method::GET, next, &[], None, true).await?
+                self.send(Method::GET, next, &[], None, true, None).await?
             }
             None => {
                 let mut q: Vec<(&str, String)> = query.to_vec();
@@ -127,7 +129,7 @@ impl ForgeClient {
                     q.push(("per_page", "100".into()));
                 }
                 let url = self.api_url(path);
-                self.send(Method::GET, &url, &q, None, true).await?
+                self.send(Method::GET, &url, &q, None, true, None).await?
             }
         };
         let items = match body {
@@ -144,10 +146,25 @@ impl ForgeClient {
         Ok(ListPage { items, next, total })
     }
 
+    /// `POST` as another user (`Sudo`, which GitLab allows an administrator's token); None: as the
+    /// token's own user.
+    pub async fn post_as(
+        &self,
+        path: &str,
+        body: &Value,
+        sudo: Option<&str>,
+    ) -> Result<Value, ForgeError> {
+        let url = self.api_url(path);
+        Ok(self
+            .send(Method::POST, &url, &[], Some(body), false, sudo)
+            .await?
+            .1)
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ForgeError> {
         let url = self.api_url(path);
         Ok(self
-            .send(Method::POST, &url, &[], Some(body), false)
+            .send(Method::POST, &url, &[], Some(body), false, None)
             .await?
             .1)
     }
@@ -262,7 +279,10 @@ impl ForgeClient {
     pub async fn put(&self, path: &str, body: &Value) -> Result<Value, ForgeError> {
         let url = self.api_url(path);
         // PUT sets a state; repeating it gives the same state.
-        Ok(self.send(Method::PUT, &url, &[], Some(body), true).await?.1)
+        Ok(self
+            .send(Method::PUT, &url, &[], Some(body), true, None)
+            .await?
+            .1)
     }
 
     fn same_origin(&self, url: &str) -> Result<(), ForgeError> {
@@ -287,9 +307,10 @@ impl ForgeClient {
         query: &[(&str, String)],
         body: Option<&Value>,
         idempotent: bool,
+        sudo: Option<&str>,
     ) -> Result<(HeaderMap, Value), ForgeError> {
         self.retrying(idempotent, || {
-            self.send_once(method.clone(), url, query, body)
+            self.send_once(method.clone(), url, query, body, sudo)
         })
         .await
     }
@@ -325,6 +346,7 @@ impl ForgeClient {
         url: &str,
         query: &[(&str, String)],
         body: Option<&Value>,
+        sudo: Option<&str>,
     ) -> Result<(HeaderMap, Value), ForgeError> {
         let _permit = self.permit(url).await?;
         let mut req = self
@@ -337,6 +359,9 @@ impl ForgeClient {
         }
         if let Some(b) = body {
             req = req.json(b);
+        }
+        if let Some(user) = sudo {
+            req = req.header("Sudo", user);
         }
         let resp = req.send().await.map_err(|e| {
             let applied = !(e.is_connect() || e.is_builder());

@@ -8,9 +8,7 @@
 //! System notes (events) cannot be created through the API and are not migrated.
 
 use super::uploads::{self, masked};
-use super::{
-    EntityContext, Extraction, LoadError, Relation, create_once, create_once_keyed, pick, text,
-};
+use super::{EntityContext, Extraction, LoadError, Relation, create_once_keyed, pick, text};
 use crate::forge::{ForgeError, GitLab, gitlab::id_of};
 use crate::user_map::attribution;
 use async_trait::async_trait;
@@ -46,25 +44,71 @@ fn iid_of(v: &Value) -> Option<u64> {
     v.get("iid").and_then(Value::as_u64)
 }
 
-/// `text`, with the original author named when the importing user is not that author.
-async fn attributed(
+/// Who writes a text, and what it says. The mapped author writes it (GitLab's `Sudo`) when the
+/// destination token is an administrator's; otherwise the importing user does, and an author who is not
+/// that user is named in the text, as GitLab does for unmapped users.
+async fn written_by(
     dest: &GitLab,
     body: &str,
     author: &Value,
     created_at: &str,
-) -> Result<String, LoadError> {
+) -> Result<(Option<String>, String), LoadError> {
     let importer = dest.current_user().await?;
-    let mapped = dest.map_user(author).await?;
-    let is_importer =
-        mapped.is_some_and(|m| Some(m.id) == importer.get("id").and_then(Value::as_u64));
-    if is_importer {
-        return Ok(body.to_string());
+    let importer_id = importer.get("id").and_then(Value::as_u64);
+    let admin = importer.get("is_admin").and_then(Value::as_bool) == Some(true);
+    match dest.map_user(author).await? {
+        Some(m) if Some(m.id) == importer_id => Ok((None, body.to_string())),
+        Some(m) if admin => Ok((Some(m.username), body.to_string())),
+        _ => Ok((None, named(body, author, created_at))),
     }
+}
+
+/// `body` with its author named, for a text the importing user writes on the author's behalf.
+fn named(body: &str, author: &Value, created_at: &str) -> String {
     let name = match text(author, "name") {
         "" => text(author, "username"),
         n => n,
     };
-    Ok(attribution(body, name, created_at))
+    attribution(body, name, created_at)
+}
+
+/// A write as the author (`Sudo`) that GitLab refused because the author cannot see the group there:
+/// the importing user writes it instead, naming the author.
+fn refused(e: &LoadError) -> bool {
+    e.message.starts_with("403") || e.message.starts_with("404")
+}
+
+async fn find_epic(
+    dest: &GitLab,
+    path: &str,
+    title: &str,
+    description: &str,
+) -> Result<Option<u64>, ForgeError> {
+    let found = dest
+        .list_all(
+            path,
+            &[
+                ("search", title.to_string()),
+                ("include_descendant_groups", "false".into()),
+                ("state", "all".into()),
+            ],
+        )
+        .await?;
+    // Descriptions are compared with upload secrets masked: a rewritten link is the same text.
+    Ok(found
+        .iter()
+        .find(|e| {
+            text(e, "title") == title && masked(text(e, "description")) == masked(description)
+        })
+        .and_then(iid_of))
+}
+
+async fn find_note(dest: &GitLab, path: &str, body: &str) -> Result<Option<u64>, ForgeError> {
+    let notes = dest.list_all(path, &[]).await?;
+    Ok(notes
+        .iter()
+        .find(|n| masked(text(n, "body")) == masked(body))
+        .and_then(id_of))
 }
 
 #[async_trait]
@@ -171,7 +215,7 @@ impl Relation for Epics {
         let group = ctx.destination_id()?;
         let title = text(record, "title").to_string();
         let created_at = text(record, "created_at");
-        let description = attributed(
+        let (author, description) = written_by(
             dest,
             text(record, "description"),
             &record["author"],
@@ -201,26 +245,7 @@ impl Relation for Epics {
             }
         }
         let path = format!("groups/{group}/epics");
-        // Descriptions are compared with upload secrets masked: a rewritten link is the same text.
-        let find = || async {
-            let found = dest
-                .list_all(
-                    &path,
-                    &[
-                        ("search", title.clone()),
-                        ("include_descendant_groups", "false".into()),
-                        ("state", "all".into()),
-                    ],
-                )
-                .await?;
-            Ok(found
-                .iter()
-                .find(|e| {
-                    text(e, "title") == title
-                        && masked(text(e, "description")) == masked(&description)
-                })
-                .and_then(iid_of))
-        };
+        let find = || find_epic(dest, &path, &title, &description);
         let mut files = Files::new(group, record);
         // An epic an earlier attempt created is found before its files are uploaded again.
         let existing = if in_doubt { find().await? } else { None };
@@ -228,7 +253,17 @@ impl Relation for Epics {
             Some(iid) => iid,
             None => {
                 body["description"] = json!(files.rewrite(dest, &description).await?);
-                create_once_keyed(dest, &path, &body, in_doubt, find, iid_of).await?
+                let by = author.as_deref();
+                match create_once_keyed(dest, &path, &body, in_doubt, find, iid_of, by).await {
+                    Err(e) if by.is_some() && refused(&e) => {
+                        let text_named =
+                            named(text(record, "description"), &record["author"], created_at);
+                        body["description"] = json!(files.rewrite(dest, &text_named).await?);
+                        let find = || find_epic(dest, &path, &title, &text_named);
+                        create_once_keyed(dest, &path, &body, false, find, iid_of, None).await?
+                    }
+                    other => other?,
+                }
             }
         };
         let epic = format!("{path}/{iid}");
@@ -308,7 +343,8 @@ async fn load_notes(
     };
     for note in notes {
         let created_at = text(&note, "created_at");
-        let body = attributed(dest, text(&note, "body"), &note["author"], created_at).await?;
+        let (author, body) =
+            written_by(dest, text(&note, "body"), &note["author"], created_at).await?;
         if existing.contains(&masked(&body)) {
             continue;
         }
@@ -319,53 +355,91 @@ async fn load_notes(
         }
         let path = format!("{epic}/notes");
         // A lost answer may hide a note that was written: look for its text before writing it again.
-        create_once(dest, &path, &req, false, || async {
-            let notes = dest.list_all(&path, &[]).await?;
-            Ok(notes
-                .iter()
-                .find(|n| masked(text(n, "body")) == masked(&body))
-                .and_then(id_of))
-        })
-        .await?;
+        let find = || find_note(dest, &path, &body);
+        let by = author.as_deref();
+        match create_once_keyed(dest, &path, &req, false, find, id_of, by).await {
+            Err(e) if by.is_some() && refused(&e) => {
+                let text_named = files
+                    .rewrite(
+                        dest,
+                        &named(text(&note, "body"), &note["author"], created_at),
+                    )
+                    .await?;
+                req["body"] = json!(text_named);
+                let find = || find_note(dest, &path, &text_named);
+                create_once_keyed(dest, &path, &req, false, find, id_of, None).await?;
+            }
+            other => {
+                other?;
+            }
+        }
     }
     Ok(())
 }
 
-/// Award emoji, each name once, by the importing user (the API awards as the token's user only).
+/// Award emoji: each (name, user) once, by the mapped user where the token may act for others
+/// (`Sudo`), else by the importing user (once per name, as one user can award a name only once).
 async fn load_award_emoji(dest: &GitLab, epic: &str, record: &Value) -> Result<(), LoadError> {
-    let mut names: Vec<&str> = record["award_emoji"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| text(e, "name"))
-                .filter(|n| !n.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort_unstable();
-    names.dedup();
-    if names.is_empty() {
+    let importer = dest.current_user().await?;
+    let me = text(&importer, "username").to_string();
+    let mut wanted: Vec<(String, Option<String>)> = Vec::new();
+    for e in record["award_emoji"].as_array().into_iter().flatten() {
+        let name = text(e, "name");
+        if name.is_empty() {
+            continue;
+        }
+        let (by, _) = written_by(dest, "", &e["user"], "").await?;
+        let pair = (name.to_string(), by);
+        if !wanted.contains(&pair) {
+            wanted.push(pair);
+        }
+    }
+    if wanted.is_empty() {
         return Ok(());
     }
     let path = format!("{epic}/award_emoji");
-    let present: Vec<String> = dest
+    let awarded_by = |e: &Value| {
+        (
+            text(e, "name").to_string(),
+            text(&e["user"], "username").to_string(),
+        )
+    };
+    let present: Vec<(String, String)> = dest
         .list_all(&path, &[])
         .await?
         .iter()
-        .map(|e| text(e, "name").to_string())
+        .map(awarded_by)
         .collect();
-    for name in names
-        .into_iter()
-        .filter(|n| !present.iter().any(|p| p == n))
-    {
-        let awarded = create_once(dest, &path, &json!({ "name": name }), false, || async {
+    for (name, by) in wanted {
+        let who = by.clone().unwrap_or_else(|| me.clone());
+        if present.contains(&(name.clone(), who.clone())) {
+            continue;
+        }
+        let find = || async {
             let present = dest.list_all(&path, &[]).await?;
             Ok(present
                 .iter()
-                .find(|e| text(e, "name") == name)
+                .find(|e| awarded_by(e) == (name.clone(), who.clone()))
                 .and_then(id_of))
-        })
-        .await;
+        };
+        let body = json!({ "name": name });
+        let mut awarded =
+            create_once_keyed(dest, &path, &body, false, find, id_of, by.as_deref()).await;
+        if let Err(e) = &awarded
+            && by.is_some()
+            && refused(e)
+            && !present.iter().any(|(n, u)| *n == name && *u == me)
+        {
+            // The user cannot see the group there: the importing user awards it.
+            let find = || async {
+                let present = dest.list_all(&path, &[]).await?;
+                Ok(present
+                    .iter()
+                    .find(|e| awarded_by(e) == (name.clone(), me.clone()))
+                    .and_then(id_of))
+            };
+            awarded = create_once_keyed(dest, &path, &body, false, find, id_of, None).await;
+        }
         match awarded {
             Ok(_) => {}
             // GitLab refuses the same emoji twice from one user: it is there.

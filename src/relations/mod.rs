@@ -252,11 +252,12 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<Option<u64>, ForgeError>>,
 {
-    create_once_keyed(dest, path, body, in_doubt, find, id_of).await
+    create_once_keyed(dest, path, body, in_doubt, find, id_of, None).await
 }
 
 /// [`create_once`] for records addressed by another key than `id` (epics by `iid`): `key` picks it
-/// from the created record, and `find` returns the same key.
+/// from the created record, and `find` returns the same key. `sudo` writes as that user (GitLab's
+/// `Sudo`, for an administrator's token).
 pub(crate) async fn create_once_keyed<F, Fut>(
     dest: &GitLab,
     path: &str,
@@ -264,6 +265,7 @@ pub(crate) async fn create_once_keyed<F, Fut>(
     in_doubt: bool,
     find: F,
     key: fn(&Value) -> Option<u64>,
+    sudo: Option<&str>,
 ) -> Result<u64, LoadError>
 where
     F: Fn() -> Fut,
@@ -275,7 +277,7 @@ where
     let mut attempts = 0;
     loop {
         attempts += 1;
-        match dest.client.post(path, body).await {
+        match dest.client.post_as(path, body, sudo).await {
             Ok(created) => {
                 return key(&created).ok_or_else(|| LoadError {
                     class: "BulkImports::Error".into(),

@@ -5,6 +5,7 @@
 //! This module decides access only; it never changes the store.
 
 use axum::http::HeaderMap;
+use axum::http::StatusCode;
 
 use crate::error::ApiError;
 use crate::model::Parent;
@@ -63,9 +64,42 @@ pub fn authenticate(
             .find(|(k, _)| k == "private_token" || k == "access_token")
             .map(|(_, v)| v.clone())
     });
-    token
+    let user = token
         .and_then(|t| sim.user_for_token(&t))
-        .ok_or(ApiError::Unauthorized)
+        .ok_or(ApiError::Unauthorized)?;
+    // GitLab's `Sudo` (header or `sudo` parameter): an administrator acts as another user.
+    let sudo = headers
+        .get("sudo")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+        .or_else(|| {
+            query
+                .iter()
+                .find(|(k, _)| k == "sudo")
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .filter(|v| !v.is_empty());
+    let Some(sudo) = sudo else {
+        return Ok(user);
+    };
+    let store = sim.read();
+    if !store.is_admin(user) {
+        return Err(ApiError::message(
+            StatusCode::FORBIDDEN,
+            "403 Forbidden - Must be admin to use sudo",
+        ));
+    }
+    let target = sudo
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| store.user(id))
+        .or_else(|| store.user_by_username(&sudo));
+    target.map(|u| u.id).ok_or_else(|| {
+        ApiError::message(
+            StatusCode::NOT_FOUND,
+            format!("404 User with ID or username '{sudo}' Not Found"),
+        )
+    })
 }
 
 /// The group named by an API `:id`, if the caller can see it.

@@ -1054,3 +1054,34 @@ fn test_client() -> reqwest::Client {
     install_crypto_provider();
     reqwest::Client::new()
 }
+
+#[tokio::test]
+async fn sudo_lets_an_admin_act_as_another_user_and_nobody_else() {
+    let sim = RunningSim::start(SimConfig::new(Dataset::Small, 7))
+        .await
+        .unwrap();
+    let c = test_client();
+    let me = |token: &str, sudo: Option<&str>| {
+        let mut req = c
+            .get(format!("{}/api/v4/user", sim.url))
+            .header("PRIVATE-TOKEN", token);
+        if let Some(s) = sudo {
+            req = req.header("Sudo", s);
+        }
+        req.send()
+    };
+    let as_ada: Value = me(&sim.admin_token, Some("ada"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(as_ada["username"], "ada");
+    let refused = me(&sim.owner_token, Some("root")).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["message"], "403 Forbidden - Must be admin to use sudo");
+    let unknown = me(&sim.admin_token, Some("nobody")).await.unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    sim.shutdown().await;
+}
