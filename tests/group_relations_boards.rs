@@ -31,22 +31,6 @@ fn migrate_cmd(
     cmd
 }
 
-async fn run(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("run appliance"))
-        .await
-        .expect("join")
-}
-
-fn report(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "the report is JSON ({e}); stdout: {} stderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
 /// The relations this file is about.
 const MINE: &[&str] = &["boards", "iterations_cadences", "iterations", "projects"];
 
@@ -67,20 +51,6 @@ fn assert_no_failure_of_mine(out: &Output) -> Value {
         }
     }
     r
-}
-
-async fn set_faults(sim: &forge_sim::RunningSim, faults: Value) {
-    let resp = http()
-        .put(format!("{}/-/sim/faults", sim.url))
-        .json(&faults)
-        .send()
-        .await
-        .expect("PUT faults");
-    assert!(
-        resp.status().is_success(),
-        "faults refused: {}",
-        resp.status()
-    );
 }
 
 /// Per group (by its path below the root): boards with their lists in position order, cadences,
