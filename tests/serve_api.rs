@@ -25,6 +25,10 @@ impl Drop for Server {
 }
 
 fn serve(dst: &forge_sim::RunningSim, data: &std::path::Path) -> Server {
+    serve_with(dst, data, &[])
+}
+
+fn serve_with(dst: &forge_sim::RunningSim, data: &std::path::Path, extra: &[&str]) -> Server {
     let mut child = appliance()
         .args([
             "serve",
@@ -33,6 +37,7 @@ fn serve(dst: &forge_sim::RunningSim, data: &std::path::Path) -> Server {
             "--destination-url",
             &dst.url,
         ])
+        .args(extra)
         .arg("--data")
         .arg(data)
         .env("APPLIANCE_DESTINATION_TOKEN", &dst.owner_token)
@@ -454,6 +459,56 @@ async fn exports_and_replays_run_through_the_same_api() {
         resp.status(),
         400,
         "a bundle is a file name in the bundle directory, never a path"
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_migration_paused_by_an_unreachable_destination_resumes_by_itself() {
+    let (src, dst) = (source().await, destination().await);
+    let data = tempfile::tempdir().unwrap();
+    let server = serve_with(
+        &dst,
+        data.path(),
+        &["--http-retries", "1", "--resume-after", "1"],
+    );
+    set_faults(&dst, json!({"latency_ms": 100})).await;
+    let id = start(&server, &src).await["id"].as_u64().unwrap();
+    // The destination goes down in the middle of the run.
+    set_faults(&dst, json!({"fault_rate": 1.0})).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let b: Value = api(&server, reqwest::Method::GET, &format!("bulk_imports/{id}"))
+        .await
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        b["status"], "started",
+        "a paused migration is neither failed nor finished"
+    );
+    let counts: Value = http()
+        .get(format!("{}/-/sim/requests", dst.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        counts["injected"]["server_errors"].as_u64().unwrap_or(0) > 0,
+        "{counts}"
+    );
+
+    set_faults(&dst, json!({})).await;
+    let done = wait_for(&server, id, "finished").await;
+    assert_eq!(done["has_failures"], false, "{done}");
+    assert_same_tree(
+        &snapshot(&src.url, &src.owner_token, "acme").await,
+        &snapshot(&dst.url, &dst.owner_token, "imported/acme").await,
     );
     src.shutdown().await;
     dst.shutdown().await;

@@ -28,6 +28,13 @@ pub struct ServeArgs {
     /// (`configuration[bundle]`); defaults to `<data>/bundles`.
     #[arg(long, env = "APPLIANCE_BUNDLE_DIR")]
     pub bundle_dir: Option<PathBuf>,
+    /// Retries of one request to a forge before its migration pauses (429, 5xx, network errors).
+    #[arg(long, default_value_t = 8)]
+    pub http_retries: usize,
+    /// Seconds before a paused migration (a forge stayed unreachable) is tried again; doubles on
+    /// each pause, up to 16 times this.
+    #[arg(long, default_value_t = 30)]
+    pub resume_after: u64,
     /// Allow plain http to forges that are not on this machine.
     #[arg(long)]
     pub allow_http: bool,
@@ -41,6 +48,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let mut config = EngineConfig::new(args.data.clone(), Some(destination));
     config.allow_http = args.allow_http;
+    config.retry.max_times = args.http_retries;
+    config.resume_after = std::time::Duration::from_secs(args.resume_after.max(1));
     if let Some(dir) = &args.bundle_dir {
         config.bundle_dir = dir.clone();
     }

@@ -44,6 +44,9 @@ pub struct EngineConfig {
     /// Requests in flight at once to one forge instance.
     pub http_concurrency: usize,
     pub retry: RetryPolicy,
+    /// A migration paused because a forge stayed unreachable is tried again after this delay,
+    /// doubling up to 16 times it (in the background runs of `serve`; the CLI exits instead).
+    pub resume_after: std::time::Duration,
 }
 
 impl EngineConfig {
@@ -56,6 +59,7 @@ impl EngineConfig {
             entity_concurrency: 4,
             http_concurrency: 8,
             retry: RetryPolicy::default(),
+            resume_after: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -361,17 +365,38 @@ impl Engine {
     fn spawn(self: &Arc<Self>, id: u64) {
         let engine = Arc::clone(self);
         tokio::spawn(async move {
-            match engine.run(id).await {
-                Ok(b) => tracing::info!(
-                    bulk_import = id,
-                    status = b.status.as_str(),
-                    has_failures = b.has_failures,
-                    "migration ended"
-                ),
-                Err(EngineError::Canceled) => {
-                    tracing::info!(bulk_import = id, "migration canceled")
+            let mut wait = engine.config.resume_after;
+            loop {
+                match engine.run(id).await {
+                    Ok(b) => {
+                        tracing::info!(
+                            bulk_import = id,
+                            status = b.status.as_str(),
+                            has_failures = b.has_failures,
+                            "migration ended"
+                        );
+                        return;
+                    }
+                    Err(EngineError::Canceled) => {
+                        tracing::info!(bulk_import = id, "migration canceled");
+                        return;
+                    }
+                    // Everything done so far is committed: try again later, unless it was canceled.
+                    Err(EngineError::Unreachable(why)) => {
+                        tracing::warn!(bulk_import = id, error = %why, retry_in_s = wait.as_secs(), "migration paused");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(engine.config.resume_after * 16);
+                        let store = engine.store.clone();
+                        match blocking(move || store.bulk_import(id)).await {
+                            Ok(b) if !b.status.is_terminal() => continue,
+                            _ => return,
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(bulk_import = id, error = %e, "migration stopped");
+                        return;
+                    }
                 }
-                Err(e) => tracing::warn!(bulk_import = id, error = %e, "migration stopped"),
             }
         });
     }

@@ -77,7 +77,11 @@ impl ForgeError {
     pub fn is_unreachable(&self) -> bool {
         match self {
             ForgeError::Network { .. } => true,
-            ForgeError::Status { status, .. } => matches!(status, 429 | 502 | 503 | 504),
+            // A read that still fails with 500 after every retry means the forge is broken, not that
+            // one record is bad (a write's 500 may be that record's own).
+            ForgeError::Status { status, method, .. } => {
+                matches!(status, 429 | 502 | 503 | 504) || (*status == 500 && method == "GET")
+            }
             _ => false,
         }
     }
