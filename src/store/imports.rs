@@ -166,19 +166,20 @@ impl Store {
         now: Millis,
     ) -> Result<BulkImport> {
         let tx = self.write()?;
-        let bulk = {
-            let mut table = tx.open_table(BULK_IMPORTS)?;
-            let mut b: BulkImport = match table.get(id)? {
-                Some(v) => decode(v.value())?,
-                None => return Err(StoreError::NotFound(format!("bulk import {id}"))),
-            };
-            if !b.status.is_terminal() && b.status != status {
+        let bulk = update_record(
+            &tx,
+            BULK_IMPORTS,
+            id,
+            "bulk import",
+            |b: &mut BulkImport| {
+                if b.status.is_terminal() || b.status == status {
+                    return false;
+                }
                 b.status = status;
                 b.updated_at = now;
-                table.insert(id, encode(&b).as_slice())?;
-            }
-            b
-        };
+                true
+            },
+        )?;
         tx.commit()?;
         Ok(bulk)
     }
@@ -186,19 +187,20 @@ impl Store {
     /// Cancels a bulk import and every entity of it that has not ended, in one transaction.
     pub fn cancel_bulk_import(&self, id: u64, now: Millis) -> Result<BulkImport> {
         let tx = self.write()?;
-        let bulk = {
-            let mut table = tx.open_table(BULK_IMPORTS)?;
-            let mut b: BulkImport = match table.get(id)? {
-                Some(v) => decode(v.value())?,
-                None => return Err(StoreError::NotFound(format!("bulk import {id}"))),
-            };
-            if !b.status.is_terminal() {
+        let bulk = update_record(
+            &tx,
+            BULK_IMPORTS,
+            id,
+            "bulk import",
+            |b: &mut BulkImport| {
+                if b.status.is_terminal() {
+                    return false;
+                }
                 b.status = Status::Canceled;
                 b.updated_at = now;
-                table.insert(id, encode(&b).as_slice())?;
-            }
-            b
-        };
+                true
+            },
+        )?;
         {
             let mut entities = tx.open_table(ENTITIES)?;
             let mut changed = Vec::new();
@@ -293,19 +295,14 @@ impl Store {
         change: impl FnOnce(&mut Entity),
     ) -> Result<Entity> {
         let tx = self.write()?;
-        let e = {
-            let mut table = tx.open_table(ENTITIES)?;
-            let mut e: Entity = match table.get(id)? {
-                Some(v) => decode(v.value())?,
-                None => return Err(StoreError::NotFound(format!("entity {id}"))),
-            };
-            if !e.status.is_terminal() {
-                change(&mut e);
-                e.updated_at = now;
-                table.insert(id, encode(&e).as_slice())?;
+        let e = update_record(&tx, ENTITIES, id, "entity", |e: &mut Entity| {
+            if e.status.is_terminal() {
+                return false;
             }
-            e
-        };
+            change(e);
+            e.updated_at = now;
+            true
+        })?;
         tx.commit()?;
         Ok(e)
     }
@@ -363,30 +360,43 @@ fn insert_entity(
 
 /// Marks an entity and its bulk import as having failures, inside an open transaction.
 pub(crate) fn flag_failures(tx: &WriteTransaction, entity_id: u64, now: Millis) -> Result<()> {
-    let mut entities = tx.open_table(ENTITIES)?;
-    let mut e: Entity = match entities.get(entity_id)? {
-        Some(v) => decode(v.value())?,
-        None => return Err(StoreError::NotFound(format!("entity {entity_id}"))),
-    };
-    if !e.has_failures {
-        e.has_failures = true;
-        e.updated_at = now;
-        entities.insert(entity_id, encode(&e).as_slice())?;
-    }
-    let mut imports = tx.open_table(BULK_IMPORTS)?;
-    let mut b: BulkImport = match imports.get(e.bulk_import_id)? {
-        Some(v) => decode(v.value())?,
-        None => {
-            return Err(StoreError::NotFound(format!(
-                "bulk import {}",
-                e.bulk_import_id
-            )));
+    let flag = |has_failures: &mut bool, updated_at: &mut Millis| {
+        let changed = !*has_failures;
+        *has_failures = true;
+        if changed {
+            *updated_at = now;
         }
+        changed
     };
-    if !b.has_failures {
-        b.has_failures = true;
-        b.updated_at = now;
-        imports.insert(b.id, encode(&b).as_slice())?;
-    }
+    let e = update_record(tx, ENTITIES, entity_id, "entity", |e: &mut Entity| {
+        flag(&mut e.has_failures, &mut e.updated_at)
+    })?;
+    update_record(
+        tx,
+        BULK_IMPORTS,
+        e.bulk_import_id,
+        "bulk import",
+        |b: &mut BulkImport| flag(&mut b.has_failures, &mut b.updated_at),
+    )?;
     Ok(())
+}
+
+/// Reads the record `id` of `table` inside an open write transaction and lets `change` edit it; the
+/// record is written back only when `change` says it changed. Returns the record as it is after.
+fn update_record<T: serde::Serialize + serde::de::DeserializeOwned>(
+    tx: &WriteTransaction,
+    table: redb::TableDefinition<u64, &[u8]>,
+    id: u64,
+    what: &str,
+    change: impl FnOnce(&mut T) -> bool,
+) -> Result<T> {
+    let mut t = tx.open_table(table)?;
+    let mut record: T = match t.get(id)? {
+        Some(v) => decode(v.value())?,
+        None => return Err(StoreError::NotFound(format!("{what} {id}"))),
+    };
+    if change(&mut record) {
+        t.insert(id, encode(&record).as_slice())?;
+    }
+    Ok(record)
 }

@@ -105,16 +105,7 @@ impl Store {
         now: Millis,
     ) -> Result<Tracker> {
         let tx = self.write()?;
-        let tracker = {
-            let mut trackers = tx.open_table(TRACKERS)?;
-            let mut t: Tracker = match trackers.get((entity_id, relation))? {
-                Some(v) => decode(v.value())?,
-                None => {
-                    return Err(super::StoreError::NotFound(format!(
-                        "tracker {entity_id}/{relation}"
-                    )));
-                }
-            };
+        let tracker = update_tracker(&tx, entity_id, relation, |t| {
             t.cursor = page.next_cursor.clone();
             t.in_doubt = false;
             if let Some(total) = page.source_total {
@@ -131,9 +122,7 @@ impl Store {
                 }
             }
             t.updated_at = now;
-            trackers.insert((entity_id, relation), encode(&t).as_slice())?;
-            t
-        };
+        })?;
         {
             let mut map = tx.open_table(ID_MAP)?;
             for (source_id, dest_id) in &page.imported {
@@ -170,21 +159,10 @@ impl Store {
         now: Millis,
     ) -> Result<Tracker> {
         let tx = self.write()?;
-        let t = {
-            let mut trackers = tx.open_table(TRACKERS)?;
-            let mut t: Tracker = match trackers.get((entity_id, relation))? {
-                Some(v) => decode(v.value())?,
-                None => {
-                    return Err(super::StoreError::NotFound(format!(
-                        "tracker {entity_id}/{relation}"
-                    )));
-                }
-            };
+        let t = update_tracker(&tx, entity_id, relation, |t| {
             t.status = status;
             t.updated_at = now;
-            trackers.insert((entity_id, relation), encode(&t).as_slice())?;
-            t
-        };
+        })?;
         if let Some(f) = failure {
             let seq = next_id(&tx, "failure_id")?;
             tx.open_table(FAILURES)?
@@ -202,21 +180,29 @@ impl Store {
         change: impl FnOnce(&mut Tracker),
     ) -> Result<Tracker> {
         let tx = self.write()?;
-        let t = {
-            let mut trackers = tx.open_table(TRACKERS)?;
-            let mut t: Tracker = match trackers.get((entity_id, relation))? {
-                Some(v) => decode(v.value())?,
-                None => {
-                    return Err(super::StoreError::NotFound(format!(
-                        "tracker {entity_id}/{relation}"
-                    )));
-                }
-            };
-            change(&mut t);
-            trackers.insert((entity_id, relation), encode(&t).as_slice())?;
-            t
-        };
+        let t = update_tracker(&tx, entity_id, relation, change)?;
         tx.commit()?;
         Ok(t)
     }
+}
+
+/// Reads a tracker inside an open write transaction, applies `change` and writes it back.
+fn update_tracker(
+    tx: &redb::WriteTransaction,
+    entity_id: u64,
+    relation: &str,
+    change: impl FnOnce(&mut Tracker),
+) -> Result<Tracker> {
+    let mut trackers = tx.open_table(TRACKERS)?;
+    let mut t: Tracker = match trackers.get((entity_id, relation))? {
+        Some(v) => decode(v.value())?,
+        None => {
+            return Err(super::StoreError::NotFound(format!(
+                "tracker {entity_id}/{relation}"
+            )));
+        }
+    };
+    change(&mut t);
+    trackers.insert((entity_id, relation), encode(&t).as_slice())?;
+    Ok(t)
 }
