@@ -367,3 +367,78 @@ async fn a_group_the_destination_refuses_ends_failed_with_its_reason() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+/// How each relation of each entity was read, from a JSON report: (entity, relation) -> via.
+fn read_via(r: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for e in r["entities"].as_array().unwrap() {
+        for s in e["stats"].as_array().unwrap() {
+            if let Some(via) = s["extracted_via"].as_str() {
+                out.push((
+                    e["source_full_path"].as_str().unwrap().to_string(),
+                    s["relation"].as_str().unwrap().to_string(),
+                    via.to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_relation_export_is_preferred_and_rest_is_the_fallback() {
+    let (src, dst) = (source().await, destination().await);
+    let exported = ["labels", "milestones", "badges"];
+
+    // An owner may export the group: those relations come from GitLab's relation export.
+    let data = tempfile::tempdir().unwrap();
+    let out = migrate(&src, &dst, data.path()).await;
+    assert!(out.status.success(), "{}", explain(&out));
+    let via = read_via(&report(&out));
+    for (entity, relation, how) in &via {
+        let want = if exported.contains(&relation.as_str()) {
+            "relation_export"
+        } else {
+            "rest"
+        };
+        assert_eq!(how, want, "{entity} {relation}");
+    }
+    assert!(via.iter().any(|(_, _, how)| how == "relation_export"));
+    assert_same_tree(
+        &snapshot(&src.url, &src.owner_token, "acme").await,
+        &snapshot(&dst.url, &dst.owner_token, "imported/acme").await,
+    );
+
+    // A maintainer may not (GitLab answers 403): everything comes through REST, with the same result.
+    let bjorn = src.token_for("bjorn").expect("bjorn's token");
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = appliance();
+    cmd.args([
+        "migrate",
+        "--json",
+        "--group",
+        "acme/backend",
+        "--to",
+        "imported",
+        "--slug",
+        "backend-rest",
+    ])
+    .args(["--source-url", &src.url, "--destination-url", &dst.url])
+    .arg("--data")
+    .arg(data.path())
+    .env("APPLIANCE_SOURCE_TOKEN", &bjorn)
+    .env("APPLIANCE_DESTINATION_TOKEN", &dst.owner_token);
+    let out = run(cmd).await;
+    assert!(out.status.success(), "{}", explain(&out));
+    let via = read_via(&report(&out));
+    assert!(
+        !via.is_empty() && via.iter().all(|(_, _, how)| how == "rest"),
+        "{via:?}"
+    );
+    assert_same_tree(
+        &snapshot(&src.url, &src.owner_token, "acme/backend").await,
+        &snapshot(&dst.url, &dst.owner_token, "imported/backend-rest").await,
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}

@@ -27,9 +27,7 @@ impl Engine {
                     self.config.http_concurrency,
                     self.config.retry.clone(),
                 )?;
-                Ok(Arc::new(LiveSource {
-                    gitlab: GitLab::new(client),
-                }))
+                Ok(Arc::new(LiveSource::new(GitLab::new(client))))
             }
             SourceKind::Bundle { path } => {
                 let source = crate::source::bundle::BundleSource::open(path)

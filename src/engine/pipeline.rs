@@ -80,7 +80,7 @@ impl PipelineRun<'_> {
                 }
             };
             let in_doubt = tracker.in_doubt || self.continuing;
-            let via = self.source.via();
+            let via = self.source.via_for(relation, self.ctx);
             let store = self.store.clone();
             blocking(move || store.begin_page(entity_id, name, via, now_millis())).await?;
 

@@ -161,6 +161,16 @@ impl ForgeClient {
             .1)
     }
 
+    /// `POST` of a request that may be repeated safely (starting an export restarts it), so it is
+    /// retried on every transient error like a read.
+    pub async fn post_repeatable(&self, path: &str, body: &Value) -> Result<Value, ForgeError> {
+        let url = self.api_url(path);
+        Ok(self
+            .send(Method::POST, &url, &[], Some(body), true, None)
+            .await?
+            .1)
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ForgeError> {
         let url = self.api_url(path);
         Ok(self

@@ -16,6 +16,12 @@ impl Relation for Badges {
     fn pipeline_class(&self) -> &'static str {
         "BulkImports::Common::Pipelines::BadgesPipeline"
     }
+    fn export_relation(&self) -> Option<&'static str> {
+        Some("badges")
+    }
+    fn from_export(&self, record: Value) -> Value {
+        self.transform(record)
+    }
     fn extraction(&self, ctx: &EntityContext) -> Extraction {
         Extraction::List {
             path: format!("groups/{}/badges", ctx.source_id()),

@@ -16,6 +16,22 @@ impl Relation for Labels {
     fn pipeline_class(&self) -> &'static str {
         "BulkImports::Common::Pipelines::LabelsPipeline"
     }
+    fn export_relation(&self) -> Option<&'static str> {
+        Some("labels")
+    }
+    fn from_export(&self, record: Value) -> Value {
+        let fields = [
+            "id",
+            "title",
+            "color",
+            "description",
+            "created_at",
+            "updated_at",
+            "type",
+            "template",
+        ];
+        Value::Object(pick(&record, &fields))
+    }
     fn extraction(&self, ctx: &EntityContext) -> Extraction {
         Extraction::List {
             path: format!("groups/{}/labels", ctx.source_id()),

@@ -16,6 +16,13 @@ impl Relation for Milestones {
     fn pipeline_class(&self) -> &'static str {
         "BulkImports::Common::Pipelines::MilestonesPipeline"
     }
+    fn export_relation(&self) -> Option<&'static str> {
+        Some("milestones")
+    }
+    fn from_export(&self, record: Value) -> Value {
+        // The export's record has the REST record's fields: the same transform keeps both alike.
+        self.transform(record)
+    }
     fn extraction(&self, ctx: &EntityContext) -> Extraction {
         Extraction::List {
             path: format!("groups/{}/milestones", ctx.source_id()),

@@ -1,19 +1,98 @@
-//! A live GitLab source read through its REST list endpoints, one page at a time.
+//! A live GitLab source. Relations that GitLab's relation export holds are read from it, a batch at a
+//! time, where the source offers it to this token; every other relation (and every relation of a
+//! source that does not export) is read through its REST list endpoint, one page at a time.
 
+use super::export::Exports;
 use super::{ExtractedPage, Source};
 use crate::forge::{ForgeError, GitLab};
 use crate::relations::{EntityContext, Extraction, Relation};
 use async_trait::async_trait;
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Cursor of a relation read from the export: the next batch number.
+const EXPORT_CURSOR: &str = "export:";
 
 pub struct LiveSource {
-    pub gitlab: GitLab,
+    gitlab: GitLab,
+    exports: Exports,
+    /// How each (entity, relation) was last read.
+    via: Mutex<HashMap<(u64, &'static str), &'static str>>,
+}
+
+impl LiveSource {
+    pub fn new(gitlab: GitLab) -> LiveSource {
+        LiveSource {
+            gitlab,
+            exports: Exports::default(),
+            via: Mutex::default(),
+        }
+    }
+
+    fn read_via(&self, ctx: &EntityContext, relation: &dyn Relation, how: &'static str) {
+        self.via
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((ctx.entity.id, relation.name()), how);
+    }
+
+    /// A page from the relation export, or None when this relation is to be read through REST.
+    async fn from_export(
+        &self,
+        relation: &dyn Relation,
+        ctx: &EntityContext,
+        cursor: Option<&str>,
+    ) -> Result<Option<ExtractedPage>, ForgeError> {
+        let Some(name) = relation.export_relation() else {
+            return Ok(None);
+        };
+        // A relation that started through REST keeps going through REST.
+        let batch = match cursor {
+            None => 1,
+            Some(c) => match c
+                .strip_prefix(EXPORT_CURSOR)
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                Some(n) => n,
+                None => return Ok(None),
+            },
+        };
+        let group = ctx.source_id();
+        let Some(exported) = self.exports.relation(&self.gitlab, &group, name).await? else {
+            return Ok(None);
+        };
+        let mut records = Vec::new();
+        if exported.batches > 0 {
+            for r in self
+                .exports
+                .batch(&self.gitlab, &group, name, batch)
+                .await?
+            {
+                let mut record = relation.from_export(r);
+                relation.enrich(&self.gitlab, ctx, &mut record).await?;
+                records.push(record);
+            }
+        }
+        Ok(Some(ExtractedPage {
+            records,
+            next: (batch < exported.batches).then(|| format!("{EXPORT_CURSOR}{}", batch + 1)),
+            total: Some(exported.total),
+        }))
+    }
 }
 
 #[async_trait]
 impl Source for LiveSource {
     fn via(&self) -> &'static str {
         "rest"
+    }
+
+    fn via_for(&self, relation: &dyn Relation, ctx: &EntityContext) -> &'static str {
+        let via = self.via.lock().unwrap_or_else(|p| p.into_inner());
+        via.get(&(ctx.entity.id, relation.name()))
+            .copied()
+            .unwrap_or("rest")
     }
 
     fn url(&self) -> String {
@@ -26,6 +105,11 @@ impl Source for LiveSource {
         ctx: &EntityContext,
         cursor: Option<&str>,
     ) -> Result<ExtractedPage, ForgeError> {
+        if let Some(page) = self.from_export(relation, ctx, cursor).await? {
+            self.read_via(ctx, relation, "relation_export");
+            return Ok(page);
+        }
+        self.read_via(ctx, relation, "rest");
         match relation.extraction(ctx) {
             Extraction::Single { path } => {
                 let mut record = relation.transform(self.gitlab.client.get(&path, &[]).await?);

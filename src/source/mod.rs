@@ -2,6 +2,7 @@
 //! import/export format; it never knows where they go.
 
 pub mod bundle;
+pub mod export;
 pub mod live;
 
 use crate::forge::ForgeError;
@@ -25,6 +26,11 @@ pub struct ExtractedPage {
 pub trait Source: Send + Sync {
     /// How records are read, recorded on each tracker: "rest", "relation_export" or "bundle".
     fn via(&self) -> &'static str;
+    /// How the last page of `relation` for this entity was read (a live source may use the relation
+    /// export for some relations and REST for others).
+    fn via_for(&self, _relation: &dyn Relation, _ctx: &EntityContext) -> &'static str {
+        self.via()
+    }
     /// The source's base URL, without credentials.
     fn url(&self) -> String;
     async fn extract(

@@ -1,0 +1,154 @@
+//! GitLab's relation export API, the one its own direct transfer uses: the source builds every relation
+//! of a group as batches of gzipped NDJSON, and the appliance downloads them one batch at a time. It is
+//! started once per group, on the first relation that asks for it; a source that does not offer it (or
+//! a token without the rights: 403/404) is remembered, and its relations are read through REST instead.
+
+use crate::forge::{ForgeError, GitLab};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// How long the source may take to build a group's export before the appliance reads REST instead.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(300);
+/// The largest batch download accepted (GitLab's batches hold 1000 records).
+const MAX_BATCH: usize = 256 * 1024 * 1024;
+
+/// One relation of a finished group export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExportedRelation {
+    pub batches: u64,
+    pub total: u64,
+}
+
+/// A group's export: the relations it holds, or None when the source would not export it.
+type GroupExport = Option<HashMap<String, ExportedRelation>>;
+
+#[derive(Default)]
+pub struct Exports {
+    groups: Mutex<HashMap<String, Arc<OnceCell<GroupExport>>>>,
+}
+
+impl Exports {
+    /// The export of `relation` of group `group` (a source id or encoded path), started and waited
+    /// for on first use; None when the source does not export it to this token.
+    pub async fn relation(
+        &self,
+        gitlab: &GitLab,
+        group: &str,
+        relation: &str,
+    ) -> Result<Option<ExportedRelation>, ForgeError> {
+        let cell = {
+            let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+            groups.entry(group.to_string()).or_default().clone()
+        };
+        let export = cell.get_or_try_init(|| build(gitlab, group)).await?;
+        Ok(export.as_ref().and_then(|e| e.get(relation).copied()))
+    }
+
+    /// The records of batch `number` (1-based) of an exported relation.
+    pub async fn batch(
+        &self,
+        gitlab: &GitLab,
+        group: &str,
+        relation: &str,
+        number: u64,
+    ) -> Result<Vec<Value>, ForgeError> {
+        let path = format!(
+            "groups/{group}/export_relations/download?relation={relation}&batched=true&batch_number={number}"
+        );
+        let gz = gitlab.client.get_bytes(&path, MAX_BATCH).await?;
+        let url = gitlab.client.api_url(&path);
+        tokio::task::spawn_blocking(move || ndjson(&gz, &url))
+            .await
+            .map_err(|e| ForgeError::Decode {
+                url: String::new(),
+                message: e.to_string(),
+            })?
+    }
+}
+
+/// Starts a group's batched export and waits until every relation is built.
+async fn build(gitlab: &GitLab, group: &str) -> Result<GroupExport, ForgeError> {
+    let start = format!("groups/{group}/export_relations");
+    match gitlab
+        .client
+        .post_repeatable(&start, &json!({ "batched": true }))
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if matches!(e.status(), Some(401 | 403 | 404 | 405)) => {
+            tracing::info!(group, error = %e, "the source does not export this group; reading REST");
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    }
+    let deadline = tokio::time::Instant::now() + BUILD_TIMEOUT;
+    let mut wait = Duration::from_millis(50);
+    loop {
+        let status = gitlab.client.get(&format!("{start}/status"), &[]).await?;
+        let relations = status.as_array().cloned().unwrap_or_default();
+        let building = relations
+            .iter()
+            .any(|r| r.get("status").and_then(Value::as_i64) == Some(0));
+        if !relations.is_empty() && !building {
+            // Failed relations (-1) are left out: they are read through REST.
+            let done = relations
+                .iter()
+                .filter(|r| r.get("status").and_then(Value::as_i64) == Some(1))
+                .filter_map(|r| {
+                    let name = r.get("relation")?.as_str()?.to_string();
+                    let batches = r.get("batches_count").and_then(Value::as_u64).unwrap_or(0);
+                    let total = r
+                        .get("total_objects_count")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0);
+                    Some((name, ExportedRelation { batches, total }))
+                })
+                .collect();
+            return Ok(Some(done));
+        }
+        if tokio::time::Instant::now() > deadline {
+            tracing::warn!(group, "the source's export took too long; reading REST");
+            return Ok(None);
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Gunzips a batch and parses one JSON record per line.
+fn ndjson(gz: &[u8], url: &str) -> Result<Vec<Value>, ForgeError> {
+    let bad = |message: String| ForgeError::Decode {
+        url: url.to_string(),
+        message,
+    };
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(gz)
+        .take(MAX_BATCH as u64 * 8)
+        .read_to_string(&mut text)
+        .map_err(|e| bad(format!("not gzipped NDJSON: {e}")))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).map_err(|e| bad(format!("a line is not JSON: {e}"))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_batch_is_gunzipped_and_read_line_by_line() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(b"{\"id\":1,\"title\":\"bug\"}\n\n{\"id\":2,\"title\":\"ui\"}\n")
+            .unwrap();
+        let records = ndjson(&gz.finish().unwrap(), "u").unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[1]["title"], "ui");
+        assert!(ndjson(b"not gzip", "u").is_err());
+    }
+}
