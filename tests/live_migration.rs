@@ -388,7 +388,7 @@ fn read_via(r: &Value) -> Vec<(String, String, String)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_relation_export_is_preferred_and_rest_is_the_fallback() {
     let (src, dst) = (source().await, destination().await);
-    let exported = ["labels", "milestones", "badges"];
+    let exported = ["labels", "milestones", "badges", "members"];
 
     // An owner may export the group: those relations come from GitLab's relation export.
     let data = tempfile::tempdir().unwrap();

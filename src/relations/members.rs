@@ -31,6 +31,18 @@ impl Relation for Members {
     fn pipeline_class(&self) -> &'static str {
         "BulkImports::Common::Pipelines::MembersPipeline"
     }
+    fn export_relation(&self) -> Option<&'static str> {
+        Some("members")
+    }
+    fn from_export(&self, record: Value) -> Value {
+        // The export keys a membership by its own id, REST by the user's: keep REST's key, so the id
+        // map holds one entry per member whichever path read it. Invite tokens are never copied.
+        let user = pick(&record["user"], &["id", "username", "name", "public_email"]);
+        let mut r = pick(&record, &["access_level", "expires_at", "created_at"]);
+        r.insert("id".into(), user.get("id").cloned().unwrap_or(Value::Null));
+        r.insert("user".into(), Value::Object(user));
+        Value::Object(r)
+    }
     fn extraction(&self, ctx: &EntityContext) -> Extraction {
         Extraction::List {
             // Direct members only: inherited ones are migrated with the ancestor that grants them.
@@ -154,5 +166,25 @@ async fn existing_is_direct(dest: &GitLab, group: u64, user_id: u64) -> Result<b
         Ok(_) => Ok(true),
         Err(e) if e.status() == Some(404) => Ok(false),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exported_membership_is_keyed_by_its_user_and_carries_no_invite_token() {
+        let exported = json!({
+            "id": 7, "access_level": 30, "expires_at": null, "created_at": "2023-03-20T07:52:06.433Z",
+            "invite_token": "secret-invite", "invite_email": "x@example.com", "source_id": 1,
+            "user": {"id": 4, "public_email": "chen@forge-sim.test", "username": "chen"}, "user_id": 4
+        });
+        let record = Members.from_export(exported);
+        assert_eq!(Members.source_id(&record), "4");
+        assert_eq!(record["user"]["username"], "chen");
+        assert_eq!(record["access_level"], 30);
+        assert!(!record.to_string().contains("secret-invite"));
+        assert!(!record.to_string().contains("invite_email"));
     }
 }
