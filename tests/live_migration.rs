@@ -93,13 +93,7 @@ async fn a_record_the_destination_rejects_becomes_a_failure_and_the_rest_arrives
         "method": "POST", "path_contains": "/labels", "body_contains": victim,
         "status": 400, "message": "{\"title\":[\"is invalid\"]}"
     }]});
-    let resp = http()
-        .put(format!("{}/-/sim/faults", dst.url))
-        .json(&rule)
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
+    set_faults(&dst, rule).await;
 
     let data = tempfile::tempdir().unwrap();
     let out = migrate(&src, &dst, data.path()).await;
@@ -159,12 +153,7 @@ async fn a_migration_killed_midway_resumes_without_duplicates() {
     let (src, dst) = (source().await, destination().await);
     // Slow the destination down so the kill lands in the middle of the run.
     let slow = json!({"latency_ms": 150});
-    http()
-        .put(format!("{}/-/sim/faults", dst.url))
-        .json(&slow)
-        .send()
-        .await
-        .unwrap();
+    set_faults(&dst, slow.clone()).await;
 
     let data = tempfile::tempdir().unwrap();
     let mut child = appliance()
@@ -214,12 +203,7 @@ async fn a_migration_killed_midway_resumes_without_duplicates() {
         "the kill landed after the migration was complete"
     );
 
-    http()
-        .put(format!("{}/-/sim/faults", dst.url))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    set_faults(&dst, json!({})).await;
     let out = migrate(&src, &dst, data.path()).await;
     assert!(
         out.status.success(),
@@ -282,13 +266,7 @@ async fn flaky_forges_still_give_a_complete_migration_without_duplicates() {
         "burst_429": 3, "burst_retry_after_secs": 1
     });
     for sim in [&src, &dst] {
-        let resp = http()
-            .put(format!("{}/-/sim/faults", sim.url))
-            .json(&flaky)
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success());
+        set_faults(sim, flaky.clone()).await;
     }
     let data = tempfile::tempdir().unwrap();
     let out = migrate(&src, &dst, data.path()).await;
@@ -307,12 +285,7 @@ async fn flaky_forges_still_give_a_complete_migration_without_duplicates() {
         .await
         .unwrap();
     for sim in [&src, &dst] {
-        http()
-            .put(format!("{}/-/sim/faults", sim.url))
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
+        set_faults(sim, json!({})).await;
     }
     let want = snapshot(&src.url, &src.owner_token, "acme").await;
     let got = snapshot(&dst.url, &dst.owner_token, "imported/acme").await;
@@ -336,12 +309,7 @@ async fn a_group_the_destination_refuses_ends_failed_with_its_reason() {
         "method": "POST", "path_contains": "/groups", "body_contains": "\"path\":\"acme\"",
         "status": 403, "message": "403 Forbidden"
     }]});
-    http()
-        .put(format!("{}/-/sim/faults", dst.url))
-        .json(&rule)
-        .send()
-        .await
-        .unwrap();
+    set_faults(&dst, rule.clone()).await;
     let data = tempfile::tempdir().unwrap();
     let out = migrate(&src, &dst, data.path()).await;
     assert_eq!(

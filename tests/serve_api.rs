@@ -161,12 +161,7 @@ async fn a_migration_started_through_the_api_finishes_with_exact_stats() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cancel_stops_a_running_migration_promptly() {
     let (src, dst) = (source().await, destination().await);
-    http()
-        .put(format!("{}/-/sim/faults", dst.url))
-        .json(&json!({"latency_ms": 200}))
-        .send()
-        .await
-        .unwrap();
+    set_faults(&dst, json!({"latency_ms": 200})).await;
     let data = tempfile::tempdir().unwrap();
     let server = serve(&dst, data.path());
     let id = start(&server, &src).await["id"].as_u64().unwrap();
@@ -232,12 +227,7 @@ async fn cancel_stops_a_running_migration_promptly() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restarted_appliance_resumes_the_migration_without_duplicates() {
     let (src, dst) = (source().await, destination().await);
-    http()
-        .put(format!("{}/-/sim/faults", dst.url))
-        .json(&json!({"latency_ms": 150}))
-        .send()
-        .await
-        .unwrap();
+    set_faults(&dst, json!({"latency_ms": 150})).await;
     let data = tempfile::tempdir().unwrap();
     let id = {
         let server = serve(&dst, data.path());
@@ -272,12 +262,7 @@ async fn a_restarted_appliance_resumes_the_migration_without_duplicates() {
         "the kill landed after the migration was complete"
     );
 
-    http()
-        .put(format!("{}/-/sim/faults", dst.url))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    set_faults(&dst, json!({})).await;
     let server = serve(&dst, data.path());
     wait_for(&server, id, "finished").await;
     let got = snapshot(&dst.url, &dst.owner_token, "imported/acme").await;
