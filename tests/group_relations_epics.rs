@@ -98,111 +98,7 @@ async fn epics_arrive_with_fields_labels_parents_and_notes() {
     let data = tempfile::tempdir().unwrap();
     let report = migrate(&src, &dst, data.path()).await;
     assert_eq!(report["has_failures"], false, "{report}");
-    let importer = get(&dst.url, &dst.owner_token, "user").await.unwrap();
-    let importer = s(&importer, "username").to_string();
-
-    let groups = [
-        "acme",
-        "acme/backend",
-        "acme/frontend",
-        "acme/backend/services",
-    ];
-    let mut total = 0;
-    let mut uploads = 0;
-    for g in groups {
-        let want = epics(&src.url, &src.owner_token, g).await;
-        let got = epics(&dst.url, &dst.owner_token, &format!("imported/{g}")).await;
-        total += want.len();
-        assert_eq!(
-            want.keys().collect::<Vec<_>>(),
-            got.keys().collect::<Vec<_>>(),
-            "epics of {g}"
-        );
-        for (title, w) in &want {
-            let d = &got[title];
-            for field in [
-                "state",
-                "confidential",
-                "start_date_fixed",
-                "due_date_fixed",
-                "labels",
-            ] {
-                assert_eq!(w[field], d[field], "{g} epic `{title}`: {field}");
-            }
-            // Parents in the same group compare by title; a parent in an ancestor group by its title there.
-            if let Some(p) = w["parent"].as_str().filter(|p| !p.starts_with("id:")) {
-                assert_eq!(d["parent"].as_str(), Some(p), "{g} epic `{title}`: parent");
-            } else {
-                assert_eq!(
-                    w["parent"].is_null(),
-                    d["parent"].is_null(),
-                    "{g} epic `{title}`: has a parent"
-                );
-            }
-            let author = &w["author"];
-            let expected = if s(author, "username") == importer {
-                s(w, "description").to_string()
-            } else {
-                attribution(s(w, "description"), s(author, "name"), s(w, "created_at"))
-            };
-            // Files it links to were uploaded again: same text, new secrets, same bytes.
-            for (from, to) in links(s(w, "description"))
-                .iter()
-                .zip(links(s(d, "description")))
-            {
-                assert_ne!(
-                    from, &to,
-                    "{g} epic `{title}`: the link points at the destination's copy"
-                );
-                let want = bytes(
-                    &src.url,
-                    &src.owner_token,
-                    &format!("groups/{}{from}", enc(g)),
-                )
-                .await;
-                let got = bytes(
-                    &dst.url,
-                    &dst.owner_token,
-                    &format!("groups/imported%2F{}{to}", enc(g)),
-                )
-                .await;
-                assert_eq!(want, got, "{g} epic `{title}`: {from} arrived intact");
-                uploads += 1;
-            }
-            assert_eq!(
-                masked(s(d, "description")),
-                masked(&expected),
-                "{g} epic `{title}`: description and author"
-            );
-            let wn = w["notes"].as_array().unwrap();
-            let dn = d["notes"].as_array().unwrap();
-            assert_eq!(wn.len(), dn.len(), "{g} epic `{title}`: notes");
-            for (a, b) in wn.iter().zip(dn) {
-                assert!(
-                    s(b, "body").starts_with(s(a, "body")),
-                    "{g} epic `{title}`: note order and text"
-                );
-            }
-            let mut we: Vec<&str> = w["emoji"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter_map(Value::as_str)
-                .collect();
-            we.sort_unstable();
-            we.dedup();
-            let mut de: Vec<&str> = d["emoji"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter_map(Value::as_str)
-                .collect();
-            de.sort_unstable();
-            assert_eq!(we, de, "{g} epic `{title}`: award emoji names");
-        }
-    }
-    assert!(total >= 5, "the sample has epics to compare ({total})");
-    assert!(uploads >= 1, "the sample links a file from an epic");
+    assert_epics_arrived(&src, &dst, "imported/acme").await;
     src.shutdown().await;
     dst.shutdown().await;
 }
@@ -213,58 +109,7 @@ async fn members_map_by_public_email_and_the_unmapped_are_reported() {
     let data = tempfile::tempdir().unwrap();
     let report = migrate(&src, &dst, data.path()).await;
     assert_eq!(report["has_failures"], false);
-    let mut skipped_users = Vec::new();
-    for e in report["entities"].as_array().unwrap() {
-        for k in e["skipped"].as_array().unwrap() {
-            if k["relation"] == "members" {
-                skipped_users.push(s(k, "source_title").to_string());
-                assert!(!s(k, "exception_message").is_empty());
-            }
-        }
-    }
-    for g in [
-        "acme",
-        "acme/backend",
-        "acme/frontend",
-        "acme/backend/services",
-    ] {
-        let src_members = get_all(
-            &src.url,
-            &src.owner_token,
-            &format!("groups/{}/members", enc(g)),
-        )
-        .await;
-        let dest_all = get_all(
-            &dst.url,
-            &dst.owner_token,
-            &format!("groups/imported%2F{}/members/all", enc(g)),
-        )
-        .await;
-        for m in &src_members {
-            let username = s(m, "username");
-            let got = dest_all.iter().find(|d| s(d, "username") == username);
-            if s(m, "public_email").is_empty() {
-                assert!(
-                    got.is_none(),
-                    "{g}: `{username}` has no public email, so is not mapped"
-                );
-                assert!(
-                    skipped_users.iter().any(|u| u == username),
-                    "{g}: `{username}` is reported as skipped"
-                );
-            } else {
-                let got = got.unwrap_or_else(|| panic!("{g}: member `{username}` arrived"));
-                assert!(
-                    got["access_level"].as_u64() >= m["access_level"].as_u64(),
-                    "{g}: `{username}` has at least the source's access"
-                );
-            }
-        }
-    }
-    assert!(
-        !skipped_users.is_empty(),
-        "the sample has a member without a public email"
-    );
+    assert_members_arrived(&src, &dst, &report, "imported/acme").await;
     src.shutdown().await;
     dst.shutdown().await;
 }
@@ -399,6 +244,229 @@ async fn with_an_admin_token_epics_notes_and_emoji_keep_their_mapped_authors() {
         emoji_kept >= 1,
         "award emoji keep their mapped users ({emoji_kept})"
     );
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+/// The destination path of a sample group when `acme` arrived as `dest_root`.
+fn dest_path(dest_root: &str, group: &str) -> String {
+    format!("{dest_root}{}", group.strip_prefix("acme").unwrap_or(group))
+}
+
+/// Every epic of the sample tree arrived under `dest_root` with its fields, labels, parent, author,
+/// notes, award emoji and linked files.
+async fn assert_epics_arrived(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    dest_root: &str,
+) {
+    let dest = |g: &str| dest_path(dest_root, g);
+    let importer = get(&dst.url, &dst.owner_token, "user").await.unwrap();
+    let importer = s(&importer, "username").to_string();
+
+    let groups = [
+        "acme",
+        "acme/backend",
+        "acme/frontend",
+        "acme/backend/services",
+    ];
+    let mut total = 0;
+    let mut uploads = 0;
+    for g in groups {
+        let want = epics(&src.url, &src.owner_token, g).await;
+        let got = epics(&dst.url, &dst.owner_token, &dest(g)).await;
+        total += want.len();
+        assert_eq!(
+            want.keys().collect::<Vec<_>>(),
+            got.keys().collect::<Vec<_>>(),
+            "epics of {g}"
+        );
+        for (title, w) in &want {
+            let d = &got[title];
+            for field in [
+                "state",
+                "confidential",
+                "start_date_fixed",
+                "due_date_fixed",
+                "labels",
+            ] {
+                assert_eq!(w[field], d[field], "{g} epic `{title}`: {field}");
+            }
+            // Parents in the same group compare by title; a parent in an ancestor group by its title there.
+            if let Some(p) = w["parent"].as_str().filter(|p| !p.starts_with("id:")) {
+                assert_eq!(d["parent"].as_str(), Some(p), "{g} epic `{title}`: parent");
+            } else {
+                assert_eq!(
+                    w["parent"].is_null(),
+                    d["parent"].is_null(),
+                    "{g} epic `{title}`: has a parent"
+                );
+            }
+            let author = &w["author"];
+            let expected = if s(author, "username") == importer {
+                s(w, "description").to_string()
+            } else {
+                attribution(s(w, "description"), s(author, "name"), s(w, "created_at"))
+            };
+            // Files it links to were uploaded again: same text, new secrets, same bytes.
+            for (from, to) in links(s(w, "description"))
+                .iter()
+                .zip(links(s(d, "description")))
+            {
+                assert_ne!(
+                    from, &to,
+                    "{g} epic `{title}`: the link points at the destination's copy"
+                );
+                let want = bytes(
+                    &src.url,
+                    &src.owner_token,
+                    &format!("groups/{}{from}", enc(g)),
+                )
+                .await;
+                let got = bytes(
+                    &dst.url,
+                    &dst.owner_token,
+                    &format!("groups/{}{to}", enc(&dest(g))),
+                )
+                .await;
+                assert_eq!(want, got, "{g} epic `{title}`: {from} arrived intact");
+                uploads += 1;
+            }
+            assert_eq!(
+                masked(s(d, "description")),
+                masked(&expected),
+                "{g} epic `{title}`: description and author"
+            );
+            let wn = w["notes"].as_array().unwrap();
+            let dn = d["notes"].as_array().unwrap();
+            assert_eq!(wn.len(), dn.len(), "{g} epic `{title}`: notes");
+            for (a, b) in wn.iter().zip(dn) {
+                assert!(
+                    s(b, "body").starts_with(s(a, "body")),
+                    "{g} epic `{title}`: note order and text"
+                );
+            }
+            let mut we: Vec<&str> = w["emoji"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            we.sort_unstable();
+            we.dedup();
+            let mut de: Vec<&str> = d["emoji"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            de.sort_unstable();
+            assert_eq!(we, de, "{g} epic `{title}`: award emoji names");
+        }
+    }
+    assert!(total >= 5, "the sample has epics to compare ({total})");
+    assert!(uploads >= 1, "the sample links a file from an epic");
+}
+
+/// Every member of the sample tree with a public email arrived under `dest_root` with at least its
+/// access; every one without is absent and reported as skipped in `report`.
+async fn assert_members_arrived(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    report: &Value,
+    dest_root: &str,
+) {
+    let mut skipped_users = Vec::new();
+    for e in report["entities"].as_array().unwrap() {
+        for k in e["skipped"].as_array().unwrap() {
+            if k["relation"] == "members" {
+                skipped_users.push(s(k, "source_title").to_string());
+                assert!(!s(k, "exception_message").is_empty());
+            }
+        }
+    }
+    for g in [
+        "acme",
+        "acme/backend",
+        "acme/frontend",
+        "acme/backend/services",
+    ] {
+        let src_members = get_all(
+            &src.url,
+            &src.owner_token,
+            &format!("groups/{}/members", enc(g)),
+        )
+        .await;
+        let dest_all = get_all(
+            &dst.url,
+            &dst.owner_token,
+            &format!("groups/{}/members/all", enc(&dest_path(dest_root, g))),
+        )
+        .await;
+        for m in &src_members {
+            let username = s(m, "username");
+            let got = dest_all.iter().find(|d| s(d, "username") == username);
+            if s(m, "public_email").is_empty() {
+                assert!(
+                    got.is_none(),
+                    "{g}: `{username}` has no public email, so is not mapped"
+                );
+                assert!(
+                    skipped_users.iter().any(|u| u == username),
+                    "{g}: `{username}` is reported as skipped"
+                );
+            } else {
+                let got = got.unwrap_or_else(|| panic!("{g}: member `{username}` arrived"));
+                assert!(
+                    got["access_level"].as_u64() >= m["access_level"].as_u64(),
+                    "{g}: `{username}` has at least the source's access"
+                );
+            }
+        }
+    }
+    assert!(
+        !skipped_users.is_empty(),
+        "the sample has a member without a public email"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn epics_and_members_arrive_the_same_through_a_bundle() {
+    let (src, dst) = (source().await, destination().await);
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("acme.bundle");
+    let mut export = appliance();
+    export
+        .args(["export", "--group", "acme", "--source-url", &src.url])
+        .arg("--out")
+        .arg(&bundle)
+        .arg("--data")
+        .arg(dir.path().join("export"))
+        .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token);
+    let out = run(export).await;
+    assert!(out.status.success(), "{}", explain(&out));
+    let mut replay = appliance();
+    replay
+        .arg("replay")
+        .arg(&bundle)
+        .args([
+            "--json",
+            "--to",
+            "imported",
+            "--slug",
+            "acme-offline",
+            "--destination-url",
+            &dst.url,
+        ])
+        .arg("--data")
+        .arg(dir.path().join("replay"))
+        .env("APPLIANCE_DESTINATION_TOKEN", &dst.owner_token);
+    let out = run(replay).await;
+    assert!(out.status.success(), "{}", explain(&out));
+    let replayed = report(&out);
+    assert_eq!(replayed["has_failures"], false, "{replayed}");
+    assert_epics_arrived(&src, &dst, "imported/acme-offline").await;
+    assert_members_arrived(&src, &dst, &replayed, "imported/acme-offline").await;
     src.shutdown().await;
     dst.shutdown().await;
 }
