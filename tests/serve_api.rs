@@ -64,6 +64,18 @@ async fn api(server: &Server, method: reqwest::Method, path: &str) -> reqwest::R
         .header("PRIVATE-TOKEN", API_TOKEN)
 }
 
+/// `GET /api/v4/<path>` of the served API, as JSON.
+async fn get_json<T: serde::de::DeserializeOwned>(server: &Server, path: &str) -> T {
+    api(server, reqwest::Method::GET, path)
+        .await
+        .send()
+        .await
+        .expect("the API answers")
+        .json()
+        .await
+        .expect("a JSON body")
+}
+
 /// Starts a migration of `acme` into `imported` with a curl-style form body, as the spec's example does.
 async fn start(server: &Server, src: &forge_sim::RunningSim) -> Value {
     let form = [
@@ -94,14 +106,7 @@ async fn start(server: &Server, src: &forge_sim::RunningSim) -> Value {
 async fn wait_for(server: &Server, id: u64, wanted: &str) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let b: Value = api(server, reqwest::Method::GET, &format!("bulk_imports/{id}"))
-            .await
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let b: Value = get_json(server, &format!("bulk_imports/{id}")).await;
         if b["status"] == wanted {
             return b;
         }
@@ -127,18 +132,8 @@ async fn a_migration_started_through_the_api_finishes_with_exact_stats() {
     let got = snapshot(&dst.url, &dst.owner_token, "imported/acme").await;
     assert_same_tree(&want, &got);
 
-    let entities: Vec<Value> = api(
-        &server,
-        reqwest::Method::GET,
-        &format!("bulk_imports/{id}/entities?sort=asc"),
-    )
-    .await
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let entities: Vec<Value> =
+        get_json(&server, &format!("bulk_imports/{id}/entities?sort=asc")).await;
     assert_eq!(entities.len(), want.len());
     assert!(entities.iter().all(|e| e["status"] == "finished"));
     let top = &entities[0];
@@ -178,18 +173,7 @@ async fn cancel_stops_a_running_migration_promptly() {
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["status"], "canceled");
-    let entities: Vec<Value> = api(
-        &server,
-        reqwest::Method::GET,
-        &format!("bulk_imports/{id}/entities"),
-    )
-    .await
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let entities: Vec<Value> = get_json(&server, &format!("bulk_imports/{id}/entities")).await;
     assert!(
         entities.iter().all(|e| e["status"] == "canceled"),
         "{entities:?}"
@@ -395,14 +379,7 @@ async fn exports_and_replays_run_through_the_same_api() {
         &snapshot(&src.url, &src.owner_token, "acme").await,
         &snapshot(&dst.url, &dst.owner_token, "imported/acme-offline").await,
     );
-    let listed: Vec<Value> = api(&server, reqwest::Method::GET, "bulk_imports?sort=asc")
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Vec<Value> = get_json(&server, "bulk_imports?sort=asc").await;
     assert_eq!(listed.len(), 2, "both runs are listed like any migration");
 
     // A damaged bundle is refused before anything is recorded or written.
@@ -463,14 +440,7 @@ async fn a_migration_paused_by_an_unreachable_destination_resumes_by_itself() {
     // The destination goes down in the middle of the run.
     set_faults(&dst, json!({"fault_rate": 1.0})).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let b: Value = api(&server, reqwest::Method::GET, &format!("bulk_imports/{id}"))
-        .await
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let b: Value = get_json(&server, &format!("bulk_imports/{id}")).await;
     assert_eq!(
         b["status"], "started",
         "a paused migration is neither failed nor finished"
