@@ -71,6 +71,7 @@ async fn a_replayed_bundle_gives_the_same_destination_as_a_live_migration() {
     let via_live = snapshot(&live.url, &live.owner_token, "imported/acme").await;
     let (labels, milestones, badges, groups) = counts(&want);
     assert!(groups >= 4 && labels > 0 && milestones > 0 && badges > 0);
+    assert_has_group_files(&want);
     assert_same_tree(&via_live, &via_bundle);
     assert_same_tree(&want, &via_bundle);
 

@@ -38,6 +38,7 @@ async fn a_group_tree_migrates_complete_with_exact_stats() {
         groups >= 4 && labels > 0 && milestones > 0 && badges > 0,
         "the sample source is not empty: {want:?}"
     );
+    assert_has_group_files(&want);
     assert_same_tree(&want, &got);
 
     let r = report(&out);

@@ -4,8 +4,8 @@
 
 use crate::relations::{
     Relation, badges::Badges, boards::Boards, epic_links::EpicLinks, epics::Epics, group::Group,
-    iterations::Iterations, iterations::IterationsCadences, labels::Labels, members::Members,
-    milestones::Milestones, projects::Projects,
+    group_files::GroupFiles, iterations::Iterations, iterations::IterationsCadences,
+    labels::Labels, members::Members, milestones::Milestones, projects::Projects,
 };
 
 /// The name of the pipeline that turns subgroups into entities (tracked like a relation).
@@ -15,6 +15,7 @@ pub fn group_stages() -> Vec<Vec<Box<dyn Relation>>> {
     vec![
         vec![Box::new(Group)],
         vec![
+            Box::new(GroupFiles),
             Box::new(Labels),
             Box::new(Milestones),
             Box::new(Badges),

@@ -218,44 +218,72 @@ impl ForgeClient {
         self.retrying(true, attempt).await
     }
 
-    /// `POST` of one file as `multipart/form-data` field `file` (GitLab's uploads API).
+    /// `POST` of one file as `multipart/form-data` field `file` (GitLab's uploads API). Retried even when
+    /// the first attempt may have been applied: a markdown upload sent twice only leaves an unused copy,
+    /// and the caller links the copy whose answer it got.
     pub async fn post_file(
         &self,
         path: &str,
         filename: &str,
         bytes: Vec<u8>,
     ) -> Result<Value, ForgeError> {
+        self.send_file(Method::POST, path, "file", filename, bytes)
+            .await
+    }
+
+    /// `PUT` of one file as `multipart/form-data` field `field` (a group's `avatar`). Setting a file
+    /// twice gives the same result, so it is retried like any PUT.
+    pub async fn put_file(
+        &self,
+        path: &str,
+        field: &str,
+        filename: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Value, ForgeError> {
+        self.send_file(Method::PUT, path, field, filename, bytes)
+            .await
+    }
+
+    async fn send_file(
+        &self,
+        method: Method,
+        path: &str,
+        field: &str,
+        filename: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Value, ForgeError> {
         let url = self.api_url(path);
+        let verb = method.as_str().to_string();
         let attempt = || async {
             let _permit = self.permit(&url).await?;
             let part =
                 reqwest::multipart::Part::bytes(bytes.clone()).file_name(filename.to_string());
-            let form = reqwest::multipart::Form::new().part("file", part);
+            let form = reqwest::multipart::Form::new().part(field.to_string(), part);
             let resp = self
                 .inner
                 .http
-                .post(&url)
+                .request(method.clone(), &url)
                 .header("PRIVATE-TOKEN", self.inner.token.expose_secret())
                 .multipart(form)
                 .send()
                 .await
-                .map_err(|e| network("POST", &url, &e, !e.is_connect()))?;
+                .map_err(|e| network(&verb, &url, &e, !e.is_connect()))?;
             let status = resp.status();
             let headers = resp.headers().clone();
             self.observe_rate_limit(&headers).await;
             let body = resp
                 .bytes()
                 .await
-                .map_err(|e| network("POST", &url, &e, true))?;
+                .map_err(|e| network(&verb, &url, &e, true))?;
             if !status.is_success() {
-                return Err(status_error("POST", &url, status, &headers, &body));
+                return Err(status_error(&verb, &url, status, &headers, &body));
             }
             serde_json::from_slice(&body).map_err(|e| ForgeError::Decode {
                 url: url.clone(),
                 message: e.to_string(),
             })
         };
-        self.retrying(false, attempt).await
+        self.retrying(true, attempt).await
     }
 
     async fn permit(&self, url: &str) -> Result<tokio::sync::SemaphorePermit<'_>, ForgeError> {

@@ -9,6 +9,7 @@ pub mod boards;
 pub mod epic_links;
 pub mod epics;
 pub mod group;
+pub mod group_files;
 pub mod iterations;
 pub mod labels;
 pub mod members;
@@ -220,6 +221,11 @@ pub trait Relation: Send + Sync {
         _record: &mut Value,
     ) -> Result<(), ForgeError> {
         Ok(())
+    }
+    /// Whether a record read through `Extraction::Single` is one to migrate (a group without an avatar
+    /// has no avatar record); records for which this is false are not counted at all.
+    fn exists(&self, _record: &Value) -> bool {
+        true
     }
     /// Why this relation's records are listed and counted but never loaded (shown in the report); None
     /// for a relation that migrates.

@@ -113,6 +113,13 @@ impl Source for LiveSource {
         match relation.extraction(ctx) {
             Extraction::Single { path } => {
                 let mut record = relation.transform(self.gitlab.client.get(&path, &[]).await?);
+                if !relation.exists(&record) {
+                    return Ok(ExtractedPage {
+                        records: Vec::new(),
+                        next: None,
+                        total: Some(0),
+                    });
+                }
                 relation.enrich(&self.gitlab, ctx, &mut record).await?;
                 Ok(ExtractedPage {
                     records: vec![record],

@@ -80,6 +80,57 @@ pub async fn get(base: &str, token: &str, path: &str) -> Option<Value> {
     Some(resp.json().await.expect("JSON"))
 }
 
+/// The bytes a GitLab API path serves (a file download), or None for a 404.
+pub async fn get_bytes(base: &str, token: &str, path: &str) -> Option<Vec<u8>> {
+    let url = format!("{base}/api/v4/{path}");
+    let resp = http()
+        .get(&url)
+        .header("PRIVATE-TOKEN", token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    if resp.status() == 404 {
+        return None;
+    }
+    assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
+    Some(resp.bytes().await.expect("a body").to_vec())
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// A group's avatar and the files its description links to, as digests a user could compare, with the
+/// description's upload secrets masked (they differ at every GitLab).
+async fn group_files(base: &str, token: &str, group: &Value) -> (String, Value, Value) {
+    let gid = group["id"].as_u64().expect("group id");
+    let description = group["description"].as_str().unwrap_or_default();
+    let mut files = Vec::new();
+    for link in appliance::relations::uploads::links(description) {
+        let bytes = get_bytes(base, token, &format!("groups/{gid}{link}"))
+            .await
+            .unwrap_or_else(|| panic!("{link} in the description of group {gid} is served"));
+        files.push(Value::String(sha256(&bytes)));
+    }
+    let avatar = match group["avatar_url"].as_str() {
+        Some(_) => {
+            let bytes = get_bytes(base, token, &format!("groups/{gid}/avatar"))
+                .await
+                .unwrap_or_else(|| {
+                    panic!("group {gid} has an avatar_url, so its avatar is served")
+                });
+            Value::String(sha256(&bytes))
+        }
+        None => Value::Null,
+    };
+    (
+        appliance::relations::uploads::masked(description),
+        Value::Array(files),
+        avatar,
+    )
+}
+
 pub fn enc(path: &str) -> String {
     path.replace('/', "%2F")
 }
@@ -156,6 +207,10 @@ pub async fn snapshot(base: &str, token: &str, root: &str) -> TreeSnapshot {
                 "mentions_disabled",
             ],
         );
+        let (description, files, avatar) = group_files(base, token, &g).await;
+        attrs["description"] = Value::String(description);
+        attrs["description_files"] = files;
+        attrs["avatar_sha256"] = avatar;
         attrs["labels"] = Value::Array(sorted(labels));
         attrs["milestones"] = Value::Array(sorted(milestones));
         attrs["badges"] = Value::Array(sorted(badges));
@@ -188,6 +243,22 @@ pub fn counts(t: &TreeSnapshot) -> (usize, usize, usize, usize) {
             .sum::<usize>()
     };
     (n("labels"), n("milestones"), n("badges"), t.len())
+}
+
+/// Asserts the sample tree has what the group-files comparison needs: an avatar on the top group and a
+/// file linked from a subgroup's description (so comparing them can fail).
+pub fn assert_has_group_files(t: &TreeSnapshot) {
+    assert!(
+        t[""]["avatar_sha256"].is_string(),
+        "the top group has an avatar: {:?}",
+        t[""]
+    );
+    assert!(
+        t.values().any(|g| g["description_files"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty())),
+        "a group's description links a file"
+    );
 }
 
 /// Runs a command off the async runtime (the simulators keep serving meanwhile).

@@ -104,7 +104,21 @@ pub struct Group {
     pub share_with_group_lock: bool,
     pub auto_devops_enabled: Option<bool>,
     pub default_branch_protection: u8,
-    pub avatar_url: Option<String>,
+    /// The group's avatar (file name and bytes), served at `GET /groups/:id/avatar`.
+    #[serde(skip)]
+    pub avatar: Option<(String, Vec<u8>)>,
+}
+
+impl Group {
+    /// GitLab's `avatar_url`: where the web serves the group's avatar.
+    pub fn avatar_url(&self, base_url: &str) -> Option<String> {
+        self.avatar.as_ref().map(|(filename, _)| {
+            format!(
+                "{base_url}/uploads/-/system/group/avatar/{}/{filename}",
+                self.id
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

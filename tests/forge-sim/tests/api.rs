@@ -906,6 +906,67 @@ async fn uploads_return_markdown_and_serve_the_file() {
     sim.shutdown().await;
 }
 
+/// A multipart body with one file part.
+fn one_file(field: &str, filename: &str, content: &[u8]) -> Vec<u8> {
+    let mut body = format!(
+        "--XyZ\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(content);
+    body.extend_from_slice(b"\r\n--XyZ--\r\n");
+    body
+}
+
+#[tokio::test]
+async fn a_group_avatar_is_set_served_and_validated() {
+    let sim = start(Dataset::Small, 7).await;
+    let api = Api::new(&sim, &sim.owner_token);
+    let put = |filename: &str, content: &[u8]| {
+        api.client
+            .put(format!("{}/groups/acme%2Fbackend", api.base))
+            .header("PRIVATE-TOKEN", &api.token)
+            .header("Content-Type", "multipart/form-data; boundary=XyZ")
+            .body(one_file("avatar", filename, content))
+            .send()
+    };
+    // The sample's top group has one; a subgroup has none until one is set.
+    let top = api.json("/groups/acme").await;
+    assert!(
+        top["avatar_url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/uploads/-/system/group/avatar/1/acme-logo.png")),
+        "{top}"
+    );
+    let none = api.get("/groups/acme%2Fbackend/avatar").await;
+    assert_eq!(none.status(), StatusCode::NOT_FOUND);
+
+    let refused = put("logo.exe", b"MZ").await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let message: Value = refused.json().await.unwrap();
+    assert!(
+        message["message"]["avatar"][0]
+            .as_str()
+            .is_some_and(|m| m.starts_with("file format is not supported")),
+        "{message}"
+    );
+    let too_big = put("big.png", &vec![0u8; 200 * 1024 + 1]).await.unwrap();
+    assert_eq!(too_big.status(), StatusCode::BAD_REQUEST);
+
+    let set = put("team.png", b"\x89PNG team").await.unwrap();
+    assert_eq!(set.status(), StatusCode::OK);
+    let group: Value = set.json().await.unwrap();
+    assert!(
+        group["avatar_url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/team.png")),
+        "{group}"
+    );
+    let served = api.get("/groups/acme%2Fbackend/avatar").await;
+    assert_eq!(served.status(), StatusCode::OK);
+    assert_eq!(served.bytes().await.unwrap().as_ref(), b"\x89PNG team");
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn same_seed_gives_identical_data() {
     let first = start(Dataset::Small, 11).await;

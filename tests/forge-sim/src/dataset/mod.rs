@@ -180,6 +180,20 @@ impl Builder {
         id
     }
 
+    pub fn group_avatar(&mut self, group_id: u64, filename: &str, content: Vec<u8>) {
+        if let Some(mut group) = self.store.group(group_id).cloned() {
+            group.avatar = Some((filename.to_string(), content));
+            self.store.insert_group(group);
+        }
+    }
+
+    pub fn group_description(&mut self, group_id: u64, description: &str) {
+        if let Some(mut group) = self.store.group(group_id).cloned() {
+            group.description = description.to_string();
+            self.store.insert_group(group);
+        }
+    }
+
     pub fn project(
         &mut self,
         group_id: u64,

@@ -2,6 +2,7 @@
 //! subgroups, four projects with git history, and every relation a migration touches, a few to
 //! a few dozen each, with unicode, markdown references (`#1`, `~bug`, `%"v2.0"`, `@bjorn`) and
 //! uploads, open and closed items, confidential issues and epics, nested epics, iterations.
+//! `acme` has an avatar, and `acme/frontend`'s description links a file uploaded to that group.
 //!
 //! Groups: `acme` (private), `acme/backend`, `acme/backend/services`, `acme/frontend`.
 //! Projects: `acme/backend/api` (12 issues, 5 MRs), `acme/backend/services/billing` (6, 3),
@@ -65,6 +66,14 @@ pub fn build(seed: u64) -> Seeded {
         Some(acme),
         "private",
         "The web client",
+    );
+
+    // The top group has an avatar; a subgroup's description links a file uploaded to it.
+    b.group_avatar(acme, "acme-logo.png", PNG_1X1.to_vec());
+    let palette = b.upload(Parent::Group(frontend), "palette.png", PNG_1X1.to_vec());
+    b.group_description(
+        frontend,
+        &format!("The web client. Colours: ![palette]({palette})"),
     );
 
     b.member(Parent::Group(acme), ada, access::OWNER);

@@ -389,7 +389,7 @@ fn group_self(store: &Store, group_id: u64) -> Value {
     };
     json!({
         "id": g.id, "name": g.name, "path": g.path, "description": g.description,
-        "avatar": {"url": g.avatar_url}, "membership_lock": false,
+        "avatar": {"url": g.avatar_url("")}, "membership_lock": false,
         "share_with_group_lock": g.share_with_group_lock,
         "visibility_level": visibility_level(&g.visibility),
         "request_access_enabled": g.request_access_enabled, "lfs_enabled": g.lfs_enabled,

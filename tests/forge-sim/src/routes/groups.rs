@@ -43,7 +43,7 @@ pub fn render(sim: &Sim, group: &Group, detail: bool) -> Value {
             "allow_force_push": false,
             "allowed_to_merge": [{ "access_level": 40 }]
         },
-        "avatar_url": group.avatar_url,
+        "avatar_url": group.avatar_url(&sim.base_url),
         "request_access_enabled": group.request_access_enabled,
         "full_name": group.full_name,
         "full_path": group.full_path,
@@ -322,7 +322,7 @@ pub fn new_group(
         share_with_group_lock: false,
         auto_devops_enabled: None,
         default_branch_protection: 2,
-        avatar_url: None,
+        avatar: None,
     }
 }
 
@@ -361,6 +361,7 @@ pub fn create(ctx: &Ctx) -> Answer {
     let id = store.next_group_id();
     let mut group = new_group(&store, id, &name, &path, parent.as_ref(), now.clone());
     apply_settings(ctx, &mut group)?;
+    set_avatar(ctx, &mut group)?;
     let mut errors: Vec<(&str, String)> = Vec::new();
     if name.trim().is_empty() {
         errors.push(("name", "can't be blank".into()));
@@ -426,7 +427,50 @@ pub fn update(ctx: &Ctx, scope: &Scope) -> Answer {
         group.name = name;
     }
     apply_settings(ctx, &mut group)?;
+    set_avatar(ctx, &mut group)?;
     let value = render(ctx.sim, &group, true);
     store.insert_group(group);
     Ok(Reply::ok(value))
+}
+
+/// The image formats GitLab's avatar uploader accepts, and its size limit.
+const AVATAR_FORMATS: &[&str] = &["png", "jpg", "jpeg", "gif", "bmp", "tiff", "ico", "webp"];
+const AVATAR_MAX_BYTES: usize = 200 * 1024;
+
+/// A multipart `avatar` file replaces the group's avatar; `avatar=` (empty) removes it.
+fn set_avatar(ctx: &Ctx, group: &mut Group) -> Result<(), ApiError> {
+    if let Some(file) = ctx.params.files.iter().find(|f| f.field == "avatar") {
+        let filename = file.filename.rsplit('/').next().unwrap_or("avatar");
+        let ext = filename
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        let problem = if !AVATAR_FORMATS.contains(&ext.as_str()) {
+            Some(format!(
+                "file format is not supported. Please try one of the following supported formats: {}",
+                AVATAR_FORMATS.join(", ")
+            ))
+        } else if file.content.len() > AVATAR_MAX_BYTES {
+            Some("is too big (should be at most 200 KiB)".to_string())
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(ApiError::bad_request(json!({ "avatar": [problem] })));
+        }
+        group.avatar = Some((filename.to_string(), file.content.clone()));
+    } else if ctx.params.text("avatar").as_deref() == Some("") {
+        group.avatar = None;
+    }
+    Ok(())
+}
+
+/// `GET /groups/:id/avatar`: the avatar file itself.
+pub fn avatar(ctx: &Ctx, scope: &Scope) -> Answer {
+    let store = ctx.sim.read();
+    let group = store
+        .group(scope.parent.id())
+        .ok_or(ApiError::NotFound("Group"))?;
+    let (filename, bytes) = group.avatar.clone().ok_or(ApiError::NoRoute)?;
+    Ok(super::uploads::file_reply(&filename, bytes))
 }

@@ -274,6 +274,7 @@ fn group_routes(
     match rest {
         [] if get => groups::get(ctx, scope),
         [] if put => groups::update(ctx, scope),
+        ["avatar"] if get => groups::avatar(ctx, scope),
         ["subgroups"] if get => groups::subgroups(ctx, scope, false),
         ["descendant_groups"] if get => groups::subgroups(ctx, scope, true),
         ["projects"] if get => projects::list(ctx, Some(gid)),

@@ -18,7 +18,7 @@ fn render(sim: &Sim, store: &Store, group: &Group) -> Value {
         "kind": "group",
         "full_path": group.full_path,
         "parent_id": group.parent_id,
-        "avatar_url": group.avatar_url,
+        "avatar_url": group.avatar_url(&sim.base_url),
         "web_url": format!("{}/groups/{}", sim.base_url, group.full_path),
         "members_count_with_descendants": store.members.count(crate::model::Parent::Group(group.id)),
         "root_repository_size": 0,

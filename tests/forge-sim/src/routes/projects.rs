@@ -19,7 +19,7 @@ pub fn render(sim: &Sim, store: &Store, project: &Project, detail: bool) -> Valu
     let namespace = store.group(project.namespace_id).map(|g| {
         json!({
             "id": g.id, "name": g.name, "path": g.path, "kind": "group",
-            "full_path": g.full_path, "parent_id": g.parent_id, "avatar_url": g.avatar_url,
+            "full_path": g.full_path, "parent_id": g.parent_id, "avatar_url": g.avatar_url(base),
             "web_url": format!("{base}/groups/{}", g.full_path),
         })
     });

@@ -106,16 +106,17 @@ pub fn create(ctx: &Ctx, scope: &Scope) -> Answer {
     Ok(Reply::created(value))
 }
 
-fn file_reply(upload: &Upload) -> Reply {
+/// A file download the way GitLab sends one (type from the name, shown inline).
+pub fn file_reply(filename: &str, bytes: Vec<u8>) -> Reply {
     Reply {
         status: axum::http::StatusCode::OK,
         body: ReplyBody::Bytes {
-            content_type: content_type(&upload.filename).to_string(),
-            bytes: upload.content.clone(),
+            content_type: content_type(filename).to_string(),
+            bytes,
         },
         headers: vec![(
             "Content-Disposition".into(),
-            format!("inline; filename=\"{}\"", upload.filename),
+            format!("inline; filename=\"{filename}\""),
         )],
     }
 }
@@ -131,7 +132,7 @@ pub fn get(ctx: &Ctx, scope: &Scope, secret: &str, filename: &str) -> Answer {
     let store = ctx.sim.read();
     let upload =
         find(&store, scope.parent, secret, filename).ok_or(ApiError::NotFound("Upload"))?;
-    Ok(file_reply(upload))
+    Ok(file_reply(&upload.filename, upload.content.clone()))
 }
 
 /// Web (non-API) upload URLs.
@@ -191,5 +192,5 @@ pub fn web(
         return Err(ApiError::NoRoute);
     }
     let upload = find(&store, owner, secret, filename).ok_or(ApiError::NoRoute)?;
-    Ok(file_reply(upload))
+    Ok(file_reply(&upload.filename, upload.content.clone()))
 }
