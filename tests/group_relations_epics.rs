@@ -71,6 +71,16 @@ async fn epics(base: &str, token: &str, group: &str) -> BTreeMap<String, Value> 
         .iter()
         .map(|a| s(a, "name").to_string())
         .collect();
+        // Children in the order GitLab lists them (their relative position), by title.
+        let children: Vec<Value> = get_all(
+            base,
+            token,
+            &format!("groups/{}/epics/{iid}/epics", enc(group)),
+        )
+        .await
+        .iter()
+        .map(|c| c["title"].clone())
+        .collect();
         let parent = match e["parent_id"].as_u64() {
             Some(pid) => match by_id.get(&pid) {
                 Some(t) => Value::String(t.clone()),
@@ -86,6 +96,7 @@ async fn epics(base: &str, token: &str, group: &str) -> BTreeMap<String, Value> 
                 "start_date_fixed": e["start_date_fixed"], "due_date_fixed": e["due_date_fixed"],
                 "labels": e["labels"], "parent": parent, "author": e["author"],
                 "created_at": e["created_at"], "notes": notes, "emoji": emoji,
+                "children": children,
             }),
         );
     }
@@ -272,6 +283,7 @@ async fn assert_epics_arrived(
     ];
     let mut total = 0;
     let mut uploads = 0;
+    let mut ordered = 0;
     for g in groups {
         let want = epics(&src.url, &src.owner_token, g).await;
         let got = epics(&dst.url, &dst.owner_token, &dest(g)).await;
@@ -289,8 +301,12 @@ async fn assert_epics_arrived(
                 "start_date_fixed",
                 "due_date_fixed",
                 "labels",
+                "children",
             ] {
                 assert_eq!(w[field], d[field], "{g} epic `{title}`: {field}");
+            }
+            if w["children"].as_array().is_some_and(|c| c.len() > 1) {
+                ordered += 1;
             }
             // Parents in the same group compare by title; a parent in an ancestor group by its title there.
             if let Some(p) = w["parent"].as_str().filter(|p| !p.starts_with("id:")) {
@@ -366,6 +382,10 @@ async fn assert_epics_arrived(
     }
     assert!(total >= 5, "the sample has epics to compare ({total})");
     assert!(uploads >= 1, "the sample links a file from an epic");
+    assert!(
+        ordered >= 1,
+        "the sample has an epic whose children are ordered"
+    );
 }
 
 /// Every member of the sample tree with a public email arrived under `dest_root` with at least its

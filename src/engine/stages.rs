@@ -3,9 +3,10 @@
 //! their own. Relations in one stage run at the same time. Adding a relation = one line here.
 
 use crate::relations::{
-    Relation, badges::Badges, boards::Boards, epic_links::EpicLinks, epics::Epics, group::Group,
-    group_files::GroupFiles, iterations::Iterations, iterations::IterationsCadences,
-    labels::Labels, members::Members, milestones::Milestones, projects::Projects,
+    Relation, badges::Badges, boards::Boards, epic_links::EpicLinks, epic_order::EpicOrder,
+    epics::Epics, group::Group, group_files::GroupFiles, iterations::Iterations,
+    iterations::IterationsCadences, labels::Labels, members::Members, milestones::Milestones,
+    projects::Projects,
 };
 
 /// The name of the pipeline that turns subgroups into entities (tracked like a relation).
@@ -26,6 +27,8 @@ pub fn group_stages() -> Vec<Vec<Box<dyn Relation>>> {
         vec![Box::new(Iterations), Box::new(Epics)],
         // Board lists point at labels, milestones and iterations, so boards come after all three.
         vec![Box::new(Boards), Box::new(EpicLinks)],
+        // Children are ordered once their parent links are set.
+        vec![Box::new(EpicOrder)],
     ]
 }
 

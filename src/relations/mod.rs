@@ -7,6 +7,7 @@
 pub mod badges;
 pub mod boards;
 pub mod epic_links;
+pub mod epic_order;
 pub mod epics;
 pub mod group;
 pub mod group_files;

@@ -237,6 +237,9 @@ pub struct Epic {
     pub created_at: String,
     pub updated_at: String,
     pub closed_at: Option<String>,
+    /// Order among the parent's children (GitLab's `relative_position`; unset sorts last). Not in the
+    /// REST entity: the children list is sorted by it, and the relation export carries it.
+    pub relative_position: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

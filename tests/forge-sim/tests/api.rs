@@ -367,10 +367,55 @@ async fn small_group_tree_and_relations_read_like_gitlab() {
         .iter()
         .find(|e| e["title"] == "Platform 2.0")
         .unwrap();
-    let children = api
-        .json(&format!("/groups/acme/epics/{}/epics", platform["iid"]))
+    // Children come in their relative position, and move between siblings.
+    let children_path = format!("/groups/acme/epics/{}/epics", platform["iid"]);
+    let titles = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["title"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let children = api.json(&children_path).await;
+    assert_eq!(
+        titles(&children),
+        ["Security hardening", "Billing rewrite", "API v2"]
+    );
+    let id_of = |title: &str| {
+        children
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["title"] == title)
+            .unwrap()["id"]
+            .clone()
+    };
+    let (status, moved) = api
+        .put(
+            &format!("{children_path}/{}", id_of("Security hardening")),
+            json!({ "move_before_id": id_of("API v2") }),
+        )
         .await;
-    assert!(children.as_array().unwrap().len() >= 3);
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    assert_eq!(
+        titles(&moved),
+        ["Billing rewrite", "API v2", "Security hardening"]
+    );
+    assert_eq!(titles(&api.json(&children_path).await), titles(&moved));
+    let (status, _) = api
+        .put(
+            &format!("{children_path}/{}", id_of("Billing rewrite")),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = api
+        .put(
+            &format!("{children_path}/{}", id_of("Billing rewrite")),
+            json!({ "move_after_id": 999_999 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(
         epics
             .as_array()

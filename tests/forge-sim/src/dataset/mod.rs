@@ -180,6 +180,12 @@ impl Builder {
         id
     }
 
+    pub fn epic_position(&mut self, epic_id: u64, position: i64) {
+        if let Some(e) = self.store.epics.get_mut(epic_id) {
+            e.relative_position = Some(position);
+        }
+    }
+
     pub fn group_avatar(&mut self, group_id: u64, filename: &str, content: Vec<u8>) {
         if let Some(mut group) = self.store.group(group_id).cloned() {
             group.avatar = Some((filename.to_string(), content));
@@ -385,6 +391,7 @@ impl Builder {
             created_at,
             closed_at: closed.then(|| updated_at.clone()),
             updated_at,
+            relative_position: None,
         });
         id
     }

@@ -183,7 +183,7 @@ pub fn build(seed: u64) -> Seeded {
         true,
         false,
     );
-    b.epic(
+    let security = b.epic(
         acme,
         "Security hardening",
         "Confidential work, do not share.",
@@ -223,6 +223,10 @@ pub fn build(seed: u64) -> Seeded {
         false,
         false,
     );
+    // Platform's children are ordered by hand, not in the order they were created.
+    b.epic_position(security, 1000);
+    b.epic_position(billing_epic, 2000);
+    b.epic_position(api_v2, 3000);
     let epic_ids: Vec<u64> = b.store.epics.all().map(|e| e.id).collect();
     for (n, epic) in epic_ids.iter().enumerate() {
         for k in 0..(n % 3 + 1) {

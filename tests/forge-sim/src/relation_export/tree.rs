@@ -528,7 +528,7 @@ fn epic_core(e: &Epic) -> Value {
         "due_date_sourcing_milestone_id": null, "start_date_fixed": e.start_date_fixed,
         "due_date_fixed": e.due_date_fixed, "start_date_is_fixed": e.start_date_is_fixed,
         "due_date_is_fixed": e.due_date_is_fixed, "closed_by_id": null,
-        "closed_at": e.closed_at, "parent_id": e.parent_id, "relative_position": null,
+        "closed_at": e.closed_at, "parent_id": e.parent_id, "relative_position": e.relative_position,
         "start_date_sourcing_epic_id": null, "due_date_sourcing_epic_id": null,
         "confidential": e.confidential, "color": e.color, "state": e.state
     })

@@ -197,11 +197,7 @@ pub fn get(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Answer {
 pub fn children(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Answer {
     let id = find(ctx, scope, raw_iid)?;
     let store = ctx.sim.read();
-    let epics: Vec<&Epic> = store
-        .epics
-        .all()
-        .filter(|e| e.parent_id == Some(id))
-        .collect();
+    let epics = ordered_children(&store, id);
     paginate(
         ctx,
         epics,
@@ -209,6 +205,68 @@ pub fn children(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Answer {
         |e| e.id,
         |e| render(ctx.sim, &store, e),
     )
+}
+
+/// An epic's children as GitLab lists them: by relative position (unset last), then by id.
+fn ordered_children(store: &Store, parent: u64) -> Vec<&Epic> {
+    let mut epics: Vec<&Epic> = store
+        .epics
+        .all()
+        .filter(|e| e.parent_id == Some(parent))
+        .collect();
+    epics.sort_by_key(|e| (e.relative_position.is_none(), e.relative_position, e.id));
+    epics
+}
+
+/// `PUT /groups/:id/epics/:epic_iid/epics/:child_epic_id`: moves a child epic between two of its
+/// siblings (`move_before_id` ends up before it, `move_after_id` after it); answers the children in
+/// their new order.
+pub fn reorder_child(ctx: &Ctx, scope: &Scope, raw_iid: &str, raw_child: &str) -> Answer {
+    scope.require(access::GUEST)?;
+    let parent = find(ctx, scope, raw_iid)?;
+    let child: u64 = raw_child
+        .parse()
+        .map_err(|_| ApiError::invalid("child_epic_id"))?;
+    let before = ctx.params.u64("move_before_id")?;
+    let after = ctx.params.u64("move_after_id")?;
+    if before.is_none() && after.is_none() {
+        return Err(ApiError::Param(
+            "move_before_id, move_after_id are missing, at least one parameter must be provided"
+                .into(),
+        ));
+    }
+    let mut store = ctx.sim.write();
+    let mut order: Vec<u64> = ordered_children(&store, parent)
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let not_found = || ApiError::NotFound("Epic");
+    if !order.contains(&child) {
+        return Err(not_found());
+    }
+    for sibling in before.iter().chain(after.iter()) {
+        if *sibling == child || !order.contains(sibling) {
+            return Err(not_found());
+        }
+    }
+    order.retain(|e| *e != child);
+    let at = match (before, after) {
+        (Some(b), _) => order.iter().position(|e| *e == b).map(|i| i + 1),
+        (None, Some(a)) => order.iter().position(|e| *e == a),
+        (None, None) => None,
+    }
+    .ok_or_else(not_found)?;
+    order.insert(at, child);
+    for (n, id) in order.iter().enumerate() {
+        if let Some(e) = store.epics.get_mut(*id) {
+            e.relative_position = Some((n as i64 + 1) * 1000);
+        }
+    }
+    let rendered: Vec<Value> = ordered_children(&store, parent)
+        .into_iter()
+        .map(|e| render(ctx.sim, &store, e))
+        .collect();
+    Ok(Reply::ok(Value::Array(rendered)))
 }
 
 pub fn issues(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Answer {
@@ -321,6 +379,7 @@ pub fn create(ctx: &Ctx, scope: &Scope) -> Answer {
         updated_at: created_at.clone(),
         created_at,
         closed_at: None,
+        relative_position: None,
     };
     let value = render(ctx.sim, &store, &epic);
     store.epics.insert(epic);

@@ -286,6 +286,7 @@ fn group_routes(
         ["epics", iid] if put => epics::update(ctx, scope, iid),
         ["epics", iid] if delete => epics::remove(ctx, scope, iid),
         ["epics", iid, "epics"] if get => epics::children(ctx, scope, iid),
+        ["epics", iid, "epics", child] if put => epics::reorder_child(ctx, scope, iid, child),
         ["epics", iid, "issues"] if get => epics::issues(ctx, scope, iid),
         ["epics", iid, "issues", issue] if post => epics::assign_issue(ctx, scope, iid, issue),
         // Award emoji address epics by iid, notes and discussions by id (as GitLab does).
