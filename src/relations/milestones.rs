@@ -1,8 +1,9 @@
-//! Group milestones: title, description, state, start and due dates. GitLab's API cannot set a
+//! Group milestones: title, description, state, start and due dates, and the files the description
+//! links to (carried in the record, uploaded again and relinked). GitLab's API cannot set a
 //! milestone's iid or timestamps; a closed milestone is created and then closed.
 
-use super::{EntityContext, Extraction, LoadError, Relation, create_once, pick, text};
-use crate::forge::{GitLab, gitlab::id_of};
+use super::{EntityContext, Extraction, LoadError, Relation, create_once, pick, text, uploads};
+use crate::forge::{ForgeError, GitLab, gitlab::id_of};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
@@ -45,6 +46,19 @@ impl Relation for Milestones {
             ],
         ))
     }
+    async fn enrich(
+        &self,
+        source: &GitLab,
+        ctx: &EntityContext,
+        record: &mut Value,
+    ) -> Result<(), ForgeError> {
+        let description = text(record, "description").to_string();
+        if !uploads::links(&description).is_empty() {
+            record["uploads"] =
+                Value::Array(uploads::collect(source, &ctx.source_id(), &[&description]).await?);
+        }
+        Ok(())
+    }
     fn source_url(&self, ctx: &EntityContext, record: &Value) -> Option<String> {
         let iid = record.get("iid")?.as_u64()?;
         Some(format!("{}/-/milestones/{iid}", ctx.source_web_url()))
@@ -65,14 +79,30 @@ impl Relation for Milestones {
             }
         }
         let path = format!("groups/{group}/milestones");
-        let id = create_once(dest, &path, &body, in_doubt, || async {
+        let find = || async {
             let found = dest.list_all(&path, &[("title", title.clone())]).await?;
             Ok(found
                 .iter()
                 .find(|m| text(m, "title") == title)
                 .and_then(id_of))
-        })
-        .await?;
+        };
+        // A milestone an earlier attempt created is found before its files are uploaded again.
+        let existing = if in_doubt { find().await? } else { None };
+        let id = match existing {
+            Some(id) => id,
+            None => {
+                let carried = record["uploads"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                if !carried.is_empty() {
+                    let moves = uploads::place(dest, group, carried).await?;
+                    body["description"] =
+                        json!(uploads::rewrite(text(record, "description"), &moves));
+                }
+                create_once(dest, &path, &body, false, find).await?
+            }
+        };
         if text(record, "state") == "closed" {
             dest.client
                 .put(

@@ -101,19 +101,26 @@ fn sha256(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
-/// A group's avatar and the files its description links to, as digests a user could compare, with the
-/// description's upload secrets masked (they differ at every GitLab).
-async fn group_files(base: &str, token: &str, group: &Value) -> (String, Value, Value) {
-    let gid = group["id"].as_u64().expect("group id");
-    let description = group["description"].as_str().unwrap_or_default();
+/// `text` with its upload secrets masked (they differ at every GitLab), and the digests of the files it
+/// links to in group `gid`, as a user could compare them.
+async fn linked_files(base: &str, token: &str, gid: u64, text: &str) -> (Value, Value) {
     let mut files = Vec::new();
-    for link in appliance::relations::uploads::links(description) {
+    for link in appliance::relations::uploads::links(text) {
         let bytes = get_bytes(base, token, &format!("groups/{gid}{link}"))
             .await
-            .unwrap_or_else(|| panic!("{link} in the description of group {gid} is served"));
+            .unwrap_or_else(|| panic!("{link}, linked in group {gid}, is served"));
         files.push(Value::String(sha256(&bytes)));
     }
-    let avatar = match group["avatar_url"].as_str() {
+    (
+        Value::String(appliance::relations::uploads::masked(text)),
+        Value::Array(files),
+    )
+}
+
+/// A group's avatar, as a digest (null without one).
+async fn avatar(base: &str, token: &str, group: &Value) -> Value {
+    let gid = group["id"].as_u64().expect("group id");
+    match group["avatar_url"].as_str() {
         Some(_) => {
             let bytes = get_bytes(base, token, &format!("groups/{gid}/avatar"))
                 .await
@@ -123,12 +130,7 @@ async fn group_files(base: &str, token: &str, group: &Value) -> (String, Value, 
             Value::String(sha256(&bytes))
         }
         None => Value::Null,
-    };
-    (
-        appliance::relations::uploads::masked(description),
-        Value::Array(files),
-        avatar,
-    )
+    }
 }
 
 pub fn enc(path: &str) -> String {
@@ -177,16 +179,16 @@ pub async fn snapshot(base: &str, token: &str, root: &str) -> TreeSnapshot {
         .iter()
         .map(|l| fields(l, &["name", "color", "description"]))
         .collect();
-        let milestones: Vec<Value> = get_all(base, token, &format!("groups/{gid}/milestones"))
-            .await
-            .iter()
-            .map(|m| {
-                fields(
-                    m,
-                    &["title", "description", "state", "start_date", "due_date"],
-                )
-            })
-            .collect();
+        let mut milestones: Vec<Value> = Vec::new();
+        for m in get_all(base, token, &format!("groups/{gid}/milestones")).await {
+            let mut f = fields(
+                &m,
+                &["title", "description", "state", "start_date", "due_date"],
+            );
+            let text = m["description"].as_str().unwrap_or_default();
+            (f["description"], f["description_files"]) = linked_files(base, token, gid, text).await;
+            milestones.push(f);
+        }
         let badges: Vec<Value> = get_all(base, token, &format!("groups/{gid}/badges"))
             .await
             .iter()
@@ -207,10 +209,10 @@ pub async fn snapshot(base: &str, token: &str, root: &str) -> TreeSnapshot {
                 "mentions_disabled",
             ],
         );
-        let (description, files, avatar) = group_files(base, token, &g).await;
-        attrs["description"] = Value::String(description);
-        attrs["description_files"] = files;
-        attrs["avatar_sha256"] = avatar;
+        let text = g["description"].as_str().unwrap_or_default();
+        (attrs["description"], attrs["description_files"]) =
+            linked_files(base, token, gid, text).await;
+        attrs["avatar_sha256"] = avatar(base, token, &g).await;
         attrs["labels"] = Value::Array(sorted(labels));
         attrs["milestones"] = Value::Array(sorted(milestones));
         attrs["badges"] = Value::Array(sorted(badges));
@@ -245,8 +247,8 @@ pub fn counts(t: &TreeSnapshot) -> (usize, usize, usize, usize) {
     (n("labels"), n("milestones"), n("badges"), t.len())
 }
 
-/// Asserts the sample tree has what the group-files comparison needs: an avatar on the top group and a
-/// file linked from a subgroup's description (so comparing them can fail).
+/// Asserts the sample tree has what the file comparisons need: an avatar on the top group, and files
+/// linked from a subgroup's and a milestone's description (so comparing them can fail).
 pub fn assert_has_group_files(t: &TreeSnapshot) {
     assert!(
         t[""]["avatar_sha256"].is_string(),
@@ -258,6 +260,18 @@ pub fn assert_has_group_files(t: &TreeSnapshot) {
             .as_array()
             .is_some_and(|f| !f.is_empty())),
         "a group's description links a file"
+    );
+    assert!(
+        t.values().any(
+            |g| g["milestones"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|m| m["description_files"]
+                    .as_array()
+                    .is_some_and(|f| !f.is_empty()))
+        ),
+        "a milestone's description links a file"
     );
 }
 

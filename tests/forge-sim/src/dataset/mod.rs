@@ -307,6 +307,12 @@ impl Builder {
         id
     }
 
+    pub fn milestone_description(&mut self, milestone_id: u64, description: &str) {
+        if let Some(m) = self.store.milestones.get_mut(milestone_id) {
+            m.description = description.to_string();
+        }
+    }
+
     pub fn badge(&mut self, owner: Parent, name: &str, link_url: &str, image_url: &str) {
         let id = self.store.badges.next_id();
         self.store.badges.insert(Badge {

@@ -124,6 +124,15 @@ pub fn build(seed: u64) -> Seeded {
 
     b.milestone(Parent::Group(acme), "v1.0", true, Some(-30));
     let v2 = b.milestone(Parent::Group(acme), "v2.0", false, Some(60));
+    let plan = b.upload(
+        Parent::Group(acme),
+        "v2-plan.txt",
+        b"Scope of v2.0\n".to_vec(),
+    );
+    b.milestone_description(
+        v2,
+        &format!("Milestone **v2.0**. Plan: [v2-plan.txt]({plan})"),
+    );
     b.milestone(Parent::Group(acme), "Q3 🎯", false, None);
     b.milestone(Parent::Group(backend), "Sprint 1", false, Some(14));
     b.milestone(Parent::Group(frontend), "Redesign", false, Some(90));
