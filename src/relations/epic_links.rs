@@ -11,6 +11,32 @@ use serde_json::{Value, json};
 
 pub struct EpicLinks;
 
+/// The source web page of the epic a record is about.
+pub(super) fn epic_url(ctx: &EntityContext, record: &Value) -> Option<String> {
+    Some(format!(
+        "{}/-/epics/{}",
+        ctx.source_web_url(),
+        record.get("iid")?.as_u64()?
+    ))
+}
+
+/// The destination iid of the epic a record (keyed by the source epic's `id`) is about; an epic this
+/// migration did not create is skipped, saying what could not be done (`consequence`).
+pub(super) async fn migrated_epic(
+    ctx: &EntityContext,
+    record: &Value,
+    consequence: &str,
+) -> Result<u64, LoadError> {
+    let source = record.get("id").map(Value::to_string).unwrap_or_default();
+    match ctx.ids.get("epics", &source).await? {
+        Some(iid) => Ok(iid),
+        None => Err(LoadError::skipped(format!(
+            "epic `{}` was not migrated, so {consequence}",
+            text(record, "title")
+        ))),
+    }
+}
+
 #[async_trait]
 impl Relation for EpicLinks {
     fn name(&self) -> &'static str {
@@ -29,11 +55,7 @@ impl Relation for EpicLinks {
         ))
     }
     fn source_url(&self, ctx: &EntityContext, record: &Value) -> Option<String> {
-        Some(format!(
-            "{}/-/epics/{}",
-            ctx.source_web_url(),
-            record.get("iid")?.as_u64()?
-        ))
+        epic_url(ctx, record)
     }
     async fn load(
         &self,
@@ -42,13 +64,7 @@ impl Relation for EpicLinks {
         record: &Value,
         _in_doubt: bool,
     ) -> Result<u64, LoadError> {
-        let child_source = record.get("id").map(Value::to_string).unwrap_or_default();
-        let Some(child) = ctx.ids.get("epics", &child_source).await? else {
-            return Err(LoadError::skipped(format!(
-                "epic `{}` was not migrated, so its parent cannot be set",
-                text(record, "title")
-            )));
-        };
+        let child = migrated_epic(ctx, record, "its parent cannot be set").await?;
         let Some(parent_source) = record.get("parent_id").filter(|p| !p.is_null()) else {
             return Ok(child);
         };

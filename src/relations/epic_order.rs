@@ -9,7 +9,8 @@
 //! ordered ones; the order of top-level epics on epic boards is board-specific and only GraphQL can set
 //! it, so neither is reproduced.
 
-use super::{EntityContext, Extraction, LoadError, Relation, pick, text};
+use super::epic_links::{epic_url, migrated_epic};
+use super::{EntityContext, Extraction, LoadError, Relation, pick};
 use crate::forge::{ForgeError, GitLab, gitlab::id_of};
 use async_trait::async_trait;
 use serde_json::{Value, json};
@@ -54,11 +55,7 @@ impl Relation for EpicOrder {
         Ok(())
     }
     fn source_url(&self, ctx: &EntityContext, record: &Value) -> Option<String> {
-        Some(format!(
-            "{}/-/epics/{}",
-            ctx.source_web_url(),
-            record.get("iid")?.as_u64()?
-        ))
+        epic_url(ctx, record)
     }
     async fn load(
         &self,
@@ -67,13 +64,7 @@ impl Relation for EpicOrder {
         record: &Value,
         _in_doubt: bool,
     ) -> Result<u64, LoadError> {
-        let source_id = record.get("id").map(Value::to_string).unwrap_or_default();
-        let Some(parent) = ctx.ids.get("epics", &source_id).await? else {
-            return Err(LoadError::skipped(format!(
-                "epic `{}` was not migrated, so its children cannot be ordered",
-                text(record, "title")
-            )));
-        };
+        let parent = migrated_epic(ctx, record, "its children cannot be ordered").await?;
         let children = record["children"]
             .as_array()
             .map(Vec::as_slice)

@@ -66,18 +66,8 @@ pub async fn get_all(base: &str, token: &str, path: &str) -> Vec<Value> {
 }
 
 pub async fn get(base: &str, token: &str, path: &str) -> Option<Value> {
-    let url = format!("{base}/api/v4/{path}");
-    let resp = http()
-        .get(&url)
-        .header("PRIVATE-TOKEN", token)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-    if resp.status() == 404 {
-        return None;
-    }
-    assert!(resp.status().is_success(), "GET {url}: {}", resp.status());
-    Some(resp.json().await.expect("JSON"))
+    let body = get_bytes(base, token, path).await?;
+    Some(serde_json::from_slice(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}")))
 }
 
 /// The bytes a GitLab API path serves (a file download), or None for a 404.
