@@ -24,6 +24,11 @@ pub struct Manifest {
     pub entities: Vec<ManifestEntity>,
     /// Sorted by path; the tar holds them in this order.
     pub members: Vec<ManifestMember>,
+    /// The Ed25519 public key (64 hex digits) that signed the bundle, when it is signed: every verify
+    /// checks `manifest.sig` against it, so a damaged signature is found without a trusted key. Which
+    /// key to trust is still `--trusted-key`'s to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

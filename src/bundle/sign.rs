@@ -98,6 +98,43 @@ pub fn check(
     })
 }
 
+/// Checks that a signed bundle is intact: `manifest.sig` must verify against the key the manifest
+/// names (`signed_by`), and one must not come without the other. Says nothing about whether that key
+/// is trusted.
+pub fn check_intact(
+    manifest: &[u8],
+    signed_by: Option<&str>,
+    signature: Option<&[u8]>,
+) -> Result<(), BundleError> {
+    match (signed_by, signature) {
+        (None, None) => Ok(()),
+        // Written before the manifest named its signer: only a trusted key can check it.
+        (None, Some(_)) => Ok(()),
+        (Some(_), None) => Err(BundleError::Signature(
+            "the manifest says the bundle is signed, but manifest.sig is missing".into(),
+        )),
+        (Some(hex_key), Some(sig)) => {
+            let key = hex::decode(hex_key)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .and_then(|b| VerifyingKey::from_bytes(&b).ok())
+                .ok_or_else(|| {
+                    BundleError::Signature(format!(
+                        "the manifest's signed_by `{hex_key}` is not an Ed25519 public key"
+                    ))
+                })?;
+            let sig = Signature::from_slice(sig)
+                .map_err(|e| BundleError::Signature(format!("manifest.sig is malformed: {e}")))?;
+            key.verify_strict(manifest, &sig).map_err(|_| {
+                BundleError::Signature(format!(
+                    "manifest.sig does not verify against the key the manifest names ({}): the signature is damaged",
+                    fingerprint(&key)
+                ))
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -132,6 +132,12 @@ fn a_signature_is_checked_against_the_trusted_key_only() {
     .unwrap();
     let bundle = Bundle::open(&[dir.path().join("s.bundle")]).unwrap();
     assert!(verify(&bundle, Some(&key.verifying_key())).is_empty());
+    // Intact without a trusted key too: the signature verifies against the key the manifest names.
+    assert_eq!(
+        bundle.manifest.signed_by,
+        Some(hex::encode(key.verifying_key().as_bytes()))
+    );
+    assert!(verify(&bundle, None).is_empty());
     let problems = verify(&bundle, Some(&other.verifying_key()));
     assert_eq!(problems.len(), 1);
     assert!(
@@ -225,7 +231,16 @@ fn a_large_relation_is_split_into_members_of_about_a_mebibyte() {
 
 #[test]
 fn a_flipped_bit_anywhere_in_a_bundle_is_found() {
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("bundles/samples/acme.bundle");
+    // The signed sample too: its signature is checked against the key its manifest names.
+    for sample in ["acme.bundle", "acme-signed.bundle"] {
+        flips_are_found(sample);
+    }
+}
+
+fn flips_are_found(sample: &str) {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("bundles/samples")
+        .join(sample);
     let bytes = std::fs::read(&golden).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("flipped.bundle");
@@ -248,6 +263,6 @@ fn a_flipped_bit_anywhere_in_a_bundle_is_found() {
     }
     assert!(
         missed.is_empty(),
-        "flips at these offsets went unnoticed: {missed:?}"
+        "{sample}: flips at these offsets went unnoticed: {missed:?}"
     );
 }

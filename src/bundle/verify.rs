@@ -1,4 +1,5 @@
-//! Checks a whole bundle: the signature (when a trusted key is given), then every member's digest,
+//! Checks a whole bundle: the signature (against the key the manifest names, and the trusted key when
+//! one is given), then every member's digest,
 //! size and record count, members in parallel on the rayon pool. Every problem is reported, not only
 //! the first, each naming the member and the expected and actual values.
 
@@ -12,7 +13,13 @@ pub type Problem = BundleError;
 /// An empty list means the bundle is complete and intact (and signed by `trusted`, when given).
 pub fn verify(bundle: &Bundle, trusted: Option<&VerifyingKey>) -> Vec<Problem> {
     let mut problems = Vec::new();
-    if let Some(key) = trusted
+    if let Err(e) = sign::check_intact(
+        &bundle.manifest_bytes,
+        bundle.manifest.signed_by.as_deref(),
+        bundle.signature.as_deref(),
+    ) {
+        problems.push(e);
+    } else if let Some(key) = trusted
         && let Err(e) = sign::check(&bundle.manifest_bytes, bundle.signature.as_deref(), key)
     {
         problems.push(e);

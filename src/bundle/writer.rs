@@ -127,6 +127,10 @@ pub fn pack(staging: &Staging, opts: PackOptions) -> Result<Packed, BundleError>
         source_state_epoch: epoch,
         entities,
         members: members.iter().map(|(m, _)| m.clone()).collect(),
+        signed_by: opts
+            .sign_key
+            .as_ref()
+            .map(|k| hex::encode(k.verifying_key().as_bytes())),
     };
     let mut manifest_bytes = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| BundleError::write(&opts.out)(std::io::Error::other(e)))?;

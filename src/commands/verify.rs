@@ -83,7 +83,13 @@ async fn check(files: Vec<PathBuf>, key: Option<VerifyingKey>) -> anyhow::Result
     );
     match (&key, &bundle.signature) {
         (Some(k), _) => println!("signature:   valid, by trusted key {}", fingerprint(k)),
-        (None, Some(_)) => println!("signature:   present, not checked (pass --trusted-key)"),
+        (None, Some(_)) => match &bundle.manifest.signed_by {
+            Some(signer) => println!(
+                "signature:   intact, by key {} (not checked against a trusted key: pass --trusted-key)",
+                &signer[..16.min(signer.len())]
+            ),
+            None => println!("signature:   present, not checked (pass --trusted-key)"),
+        },
         (None, None) => println!("signature:   none"),
     }
     println!("root digest: sha256:{}", bundle.root_digest);
