@@ -234,3 +234,91 @@ async fn a_subgroup_exports_and_replays_as_a_tree_of_its_own() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bundle_from_before_epic_events_replays_as_it_did() {
+    let (src, dst) = (source().await, destination().await);
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("acme.bundle");
+    export(&src, &bundle, &dir.path().join("export-data"), &[]).await;
+    // Take the epics' `events` out, as an appliance that did not migrate them exported them.
+    let mut parts = members(&std::fs::read(&bundle).unwrap());
+    let mut rewritten = Vec::new();
+    let mut had_events = 0;
+    for part in parts.iter_mut().filter(|p| p.path.contains("/epics/")) {
+        let plain = zstd::decode_all(part.data.as_slice()).unwrap();
+        let mut out = Vec::new();
+        for line in plain.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let mut record: Value = serde_json::from_slice(line).unwrap();
+            let events = record.as_object_mut().unwrap().remove("events");
+            had_events += events.and_then(|e| e.as_array().map(Vec::len)).unwrap_or(0);
+            out.extend(serde_json::to_vec(&record).unwrap());
+            out.push(b'\n');
+        }
+        part.data = zstd::encode_all(out.as_slice(), 3).unwrap();
+        rewritten.push((part.path.clone(), out.len(), part.data.clone()));
+    }
+    assert!(had_events > 0, "the export carried events to take out");
+    with_manifest(&mut parts, |m| {
+        for member in m["members"].as_array_mut().unwrap() {
+            if let Some((_, size, data)) = rewritten.iter().find(|(p, ..)| member["path"] == *p) {
+                member["size"] = (*size).into();
+                member["compressed_size"] = data.len().into();
+                member["sha256"] = sha256_hex(data).into();
+            }
+        }
+    });
+    let old = dir.path().join("old.bundle");
+    std::fs::write(&old, pack(&parts)).unwrap();
+
+    let out = run(replay_cmd(&dst, &old, &dir.path().join("replay-data"))).await;
+    assert!(out.status.success(), "{}", text(&out));
+    // As before: each epic created with its labels (events by its creator, the importer here) and
+    // closed afterwards when it is closed; its final labels and state are the source's.
+    let importer = get(&dst.url, &dst.owner_token, "user").await.unwrap()["username"].clone();
+    let mut compared = 0;
+    for g in ["acme", "acme/backend", "acme/frontend"] {
+        let list = |base: &str, token: &str, group: String| {
+            let path = format!(
+                "groups/{}/epics?include_descendant_groups=false&state=all",
+                enc(&group)
+            );
+            let (base, token) = (base.to_string(), token.to_string());
+            async move { get_all(&base, &token, &path).await }
+        };
+        let want = list(&src.url, &src.owner_token, g.to_string()).await;
+        let got = list(&dst.url, &dst.owner_token, format!("imported/{g}")).await;
+        for w in &want {
+            let d = got.iter().find(|d| d["title"] == w["title"]).unwrap();
+            assert_eq!((&w["labels"], &w["state"]), (&d["labels"], &d["state"]));
+            let group = format!("imported/{g}");
+            let [states, labels] = epic_events(
+                &dst.url,
+                &dst.owner_token,
+                &group,
+                d["id"].as_u64().unwrap(),
+            )
+            .await;
+            let closed: Vec<String> = match w["state"].as_str() {
+                Some("closed") => vec!["closed".into()],
+                _ => Vec::new(),
+            };
+            let added: Vec<String> = w["labels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| format!("add {}", l.as_str().unwrap()))
+                .collect();
+            let what = |events: &[(String, Value)]| -> Vec<String> {
+                assert!(events.iter().all(|(_, u)| u["username"] == importer));
+                events.iter().map(|(w, _)| w.clone()).collect()
+            };
+            assert_eq!(what(&states), closed, "{g} `{}`", w["title"]);
+            assert_eq!(what(&labels), added, "{g} `{}`", w["title"]);
+            compared += 1;
+        }
+    }
+    assert!(compared >= 5, "{compared} epics compared");
+    src.shutdown().await;
+    dst.shutdown().await;
+}

@@ -1,5 +1,6 @@
-//! Epics (with parents, labels, notes, award emoji) and members (mapped by public email) arrive as a
-//! user would check them, compared through both simulators' APIs after a live migration.
+//! Epics (with parents, labels, notes, award emoji, and their history of state and label events) and
+//! members (mapped by public email) arrive as a user would check them, compared through both
+//! simulators' APIs after a live migration and after an export and replay.
 
 mod common;
 
@@ -81,6 +82,13 @@ async fn epics(base: &str, token: &str, group: &str) -> BTreeMap<String, Value> 
         .iter()
         .map(|c| c["title"].clone())
         .collect();
+        let [states, labels] = epic_events(base, token, group, e["id"].as_u64().unwrap()).await;
+        let history = |events: Vec<(String, Value)>| -> Vec<Value> {
+            events
+                .into_iter()
+                .map(|(what, user)| serde_json::json!({ "what": what, "user": user }))
+                .collect()
+        };
         let parent = match e["parent_id"].as_u64() {
             Some(pid) => match by_id.get(&pid) {
                 Some(t) => Value::String(t.clone()),
@@ -97,10 +105,43 @@ async fn epics(base: &str, token: &str, group: &str) -> BTreeMap<String, Value> 
                 "labels": e["labels"], "parent": parent, "author": e["author"],
                 "created_at": e["created_at"], "notes": notes, "emoji": emoji,
                 "children": children,
+                "state_events": history(states), "label_events": history(labels),
             }),
         );
     }
     out
+}
+
+/// The epic's state events and label events arrived in the source's order, each made by
+/// `actor(source user)`: what a user reads in the epic's history, but for the times. Returns how
+/// many events were compared.
+fn assert_same_history(
+    g: &str,
+    title: &str,
+    want: &Value,
+    got: &Value,
+    actor: &dyn Fn(&Value) -> String,
+) -> usize {
+    let mut compared = 0;
+    for kind in ["state_events", "label_events"] {
+        let w = want[kind].as_array().unwrap();
+        let expected: Vec<(&str, String)> = w
+            .iter()
+            .map(|e| (s(e, "what"), actor(&e["user"])))
+            .collect();
+        let arrived: Vec<(&str, String)> = got[kind]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (s(e, "what"), s(&e["user"], "username").to_string()))
+            .collect();
+        assert_eq!(
+            expected, arrived,
+            "{g} epic `{title}`: {kind} in order, each by its mapped user"
+        );
+        compared += w.len();
+    }
+    compared
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -141,11 +182,42 @@ async fn with_an_admin_token_epics_notes_and_emoji_keep_their_mapped_authors() {
     let mapped = |u: &Value| !s(u, "public_email").is_empty();
     let mut checked = 0;
     let mut emoji_kept = 0;
+    let (mut events_kept, mut events_by_importer) = (0, 0);
     for g in ["acme", "acme/backend", "acme/frontend"] {
         let want = epics(&src.url, &src.owner_token, g).await;
         let got = epics(&dst.url, &dst.admin_token, &format!("imported/{g}")).await;
+        // Who may change an epic there (reporter or more, inherited too): a mapped user among them
+        // makes their own changes through Sudo; GitLab refuses anyone else, and the importer does it.
+        let writers: Vec<String> = get_all(
+            &dst.url,
+            &dst.admin_token,
+            &format!("groups/imported%2F{}/members/all", enc(g)),
+        )
+        .await
+        .iter()
+        .filter(|m| m["access_level"].as_u64() >= Some(20))
+        .map(|m| s(m, "username").to_string())
+        .collect();
+        let actor = |u: &Value| {
+            let username = s(u, "username").to_string();
+            if mapped(u) && writers.contains(&username) {
+                username
+            } else {
+                "root".to_string()
+            }
+        };
         for (title, w) in &want {
             let d = &got[title];
+            assert_same_history(g, title, w, d, &actor);
+            for kind in ["state_events", "label_events"] {
+                for e in w[kind].as_array().unwrap() {
+                    if actor(&e["user"]) == "root" {
+                        events_by_importer += 1;
+                    } else {
+                        events_kept += 1;
+                    }
+                }
+            }
             let author = &w["author"];
             // A mapped author who can see the group at the destination writes it; anyone else's text
             // is written by the importer (root here), naming the author.
@@ -252,6 +324,11 @@ async fn with_an_admin_token_epics_notes_and_emoji_keep_their_mapped_authors() {
     }
     assert!(checked >= 2, "epics keep their mapped authors ({checked})");
     assert!(
+        events_kept >= 3 && events_by_importer >= 1,
+        "events keep their mapped users ({events_kept}), or are made by the importer when GitLab \
+         refuses them ({events_by_importer})"
+    );
+    assert!(
         emoji_kept >= 1,
         "award emoji keep their mapped users ({emoji_kept})"
     );
@@ -265,7 +342,8 @@ fn dest_path(dest_root: &str, group: &str) -> String {
 }
 
 /// Every epic of the sample tree arrived under `dest_root` with its fields, labels, parent, author,
-/// notes, award emoji and linked files.
+/// notes, award emoji, linked files and its history of state and label events (all made by the
+/// importing user, as the destination token cannot act for others).
 async fn assert_epics_arrived(
     src: &forge_sim::RunningSim,
     dst: &forge_sim::RunningSim,
@@ -284,6 +362,9 @@ async fn assert_epics_arrived(
     let mut total = 0;
     let mut uploads = 0;
     let mut ordered = 0;
+    let mut events = 0;
+    let mut seen = Vec::new();
+    let by_importer = |_: &Value| importer.clone();
     for g in groups {
         let want = epics(&src.url, &src.owner_token, g).await;
         let got = epics(&dst.url, &dst.owner_token, &dest(g)).await;
@@ -378,9 +459,26 @@ async fn assert_epics_arrived(
                 .collect();
             de.sort_unstable();
             assert_eq!(we, de, "{g} epic `{title}`: award emoji names");
+            events += assert_same_history(g, title, w, d, &by_importer);
+            for kind in ["state_events", "label_events"] {
+                let whats = w[kind].as_array().unwrap().iter();
+                seen.extend(whats.map(|e| s(e, "what").to_string()));
+            }
         }
     }
     assert!(total >= 5, "the sample has epics to compare ({total})");
+    // The sample's histories are there to compare: closed, reopened and closed again; a label
+    // added and later removed.
+    assert!(
+        events >= 10,
+        "the sample's epics have histories ({events} events)"
+    );
+    for what in ["closed", "reopened", "add tech debt", "remove tech debt"] {
+        assert!(
+            seen.iter().any(|w| w == what),
+            "the sample has a `{what}` event: {seen:?}"
+        );
+    }
     assert!(uploads >= 1, "the sample links a file from an epic");
     assert!(
         ordered >= 1,

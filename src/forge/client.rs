@@ -315,10 +315,20 @@ impl ForgeClient {
     }
 
     pub async fn put(&self, path: &str, body: &Value) -> Result<Value, ForgeError> {
+        self.put_as(path, body, None).await
+    }
+
+    /// `PUT` as another user (`Sudo`, see [`ForgeClient::post_as`]); None: as the token's own user.
+    pub async fn put_as(
+        &self,
+        path: &str,
+        body: &Value,
+        sudo: Option<&str>,
+    ) -> Result<Value, ForgeError> {
         let url = self.api_url(path);
         // PUT sets a state; repeating it gives the same state.
         Ok(self
-            .send(Method::PUT, &url, &[], Some(body), true, None)
+            .send(Method::PUT, &url, &[], Some(body), true, sudo)
             .await?
             .1)
     }

@@ -1,12 +1,17 @@
 //! Group epics: title, description, state, dates, confidentiality, color, labels, author, with their
-//! notes and award emoji nested as in GitLab's epics.ndjson. Parent links are set afterwards by
-//! `epic_links`, once every epic of the group exists. The id map holds each epic's destination *iid*,
-//! because GitLab's epic API addresses epics by iid.
+//! notes and award emoji nested as in GitLab's epics.ndjson, and the history of their state and labels
+//! (`events`, see `epic_events`). Parent links are set afterwards by `epic_links`, once every epic of
+//! the group exists. The id map holds each epic's destination *iid*, because GitLab's epic API
+//! addresses epics by iid.
 //!
-//! Through the REST API every record is created by the importing user: an author who is not that user
-//! is named in the text ("*By Name on date (imported from GitLab)*"), as GitLab does for unmapped users.
-//! System notes (events) cannot be created through the API and are not migrated.
+//! A text is written by its mapped author (`Sudo`) when the destination token is an administrator's;
+//! otherwise by the importing user, and an author who is not that user is named in the text
+//! ("*By Name on date (imported from GitLab)*"), as GitLab does for unmapped users.
+//! State and label events are reproduced by closing, reopening and labelling the epic again in order,
+//! so they keep their order and mapped actor but are dated by the destination (the API cannot set an
+//! event's time). System notes cannot be created through the API and are not migrated.
 
+use super::epic_events::{self, History};
 use super::uploads::{self, masked};
 use super::{EntityContext, Extraction, LoadError, Relation, create_once_keyed, pick, text};
 use crate::forge::{ForgeError, GitLab, gitlab::id_of};
@@ -36,7 +41,7 @@ const FIELDS: &[&str] = &[
     "labels",
 ];
 
-fn user_of(v: &Value) -> Value {
+pub(super) fn user_of(v: &Value) -> Value {
     Value::Object(pick(v, &["id", "username", "name", "public_email"]))
 }
 
@@ -47,7 +52,7 @@ fn iid_of(v: &Value) -> Option<u64> {
 /// Who writes a text, and what it says. The mapped author writes it (GitLab's `Sudo`) when the
 /// destination token is an administrator's; otherwise the importing user does, and an author who is not
 /// that user is named in the text, as GitLab does for unmapped users.
-async fn written_by(
+pub(super) async fn written_by(
     dest: &GitLab,
     body: &str,
     author: &Value,
@@ -72,9 +77,9 @@ fn named(body: &str, author: &Value, created_at: &str) -> String {
     attribution(body, name, created_at)
 }
 
-/// A write as the author (`Sudo`) that GitLab refused because the author cannot see the group there:
-/// the importing user writes it instead, naming the author.
-fn refused(e: &LoadError) -> bool {
+/// A write as the author (`Sudo`) that GitLab refused because the author cannot see the group (or
+/// change the record) there: the importing user writes it instead, naming the author.
+pub(super) fn refused(e: &LoadError) -> bool {
     e.message.starts_with("403") || e.message.starts_with("404")
 }
 
@@ -150,7 +155,7 @@ impl Relation for Epics {
             return Ok(());
         };
         let base = format!("groups/{}/epics/{iid}", ctx.source_id());
-        // GitLab addresses an epic's notes by the epic's id, its award emoji by its iid.
+        // GitLab addresses an epic's notes and events by the epic's id, its award emoji by its iid.
         let id = record.get("id").and_then(Value::as_u64).unwrap_or_default();
         let notes = source
             .list_all(
@@ -185,6 +190,7 @@ impl Relation for Epics {
         }
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         record["uploads"] = Value::Array(uploads::collect(source, &ctx.source_id(), &refs).await?);
+        record["events"] = Value::Array(epic_events::read(source, &ctx.source_id(), id).await?);
         let emoji = source.list_all(&format!("{base}/award_emoji"), &[]).await?;
         record["award_emoji"] = Value::Array(
             emoji
@@ -222,10 +228,15 @@ impl Relation for Epics {
             created_at,
         )
         .await?;
-        let labels: Vec<&str> = record["labels"]
-            .as_array()
-            .map(|ls| ls.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        // A record with a history of label events gets its labels by replaying them.
+        let history = History::of(record);
+        let labels: Vec<&str> = match &history {
+            Some(h) if h.sets_labels() => Vec::new(),
+            _ => record["labels"]
+                .as_array()
+                .map(|ls| ls.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default(),
+        };
         let mut body = json!({
             "title": title,
             "description": description,
@@ -274,10 +285,15 @@ impl Relation for Epics {
             .get("id")
             .and_then(Value::as_u64)
             .unwrap_or_default();
-        if text(record, "state") == "closed" {
-            dest.client
-                .put(&epic, &json!({ "state_event": "close" }))
-                .await?;
+        match &history {
+            Some(h) => h.replay(dest, &path, iid, id, record, in_doubt).await?,
+            // A record from an older bundle, without its events.
+            None if text(record, "state") == "closed" => {
+                dest.client
+                    .put(&epic, &json!({ "state_event": "close" }))
+                    .await?;
+            }
+            None => {}
         }
         load_notes(dest, &format!("{path}/{id}"), record, in_doubt, &mut files).await?;
         load_award_emoji(dest, &epic, record).await?;

@@ -6,6 +6,7 @@
 
 pub mod badges;
 pub mod boards;
+mod epic_events;
 pub mod epic_links;
 pub mod epic_order;
 pub mod epics;

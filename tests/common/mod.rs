@@ -321,3 +321,36 @@ pub async fn set_faults(sim: &RunningSim, cfg: Value) {
         resp.status()
     );
 }
+
+/// An epic's history as a user reads it (the epic by its id): its state events and its label events,
+/// each list as the API gives it (oldest first), as (what changed, who changed it): `closed`,
+/// `reopened`, `add <label title>`, `remove <label title>`, with the user's whole record.
+pub async fn epic_events(
+    base: &str,
+    token: &str,
+    group: &str,
+    epic_id: u64,
+) -> [Vec<(String, Value)>; 2] {
+    let events = |kind: &'static str| {
+        let path = format!(
+            "groups/{}/epics/{epic_id}/resource_{kind}_events",
+            enc(group)
+        );
+        async move { get_all(base, token, &path).await }
+    };
+    let text = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+    let states = events("state")
+        .await
+        .iter()
+        .map(|e| (text(e, "state"), e["user"].clone()))
+        .collect();
+    let labels = events("label")
+        .await
+        .iter()
+        .map(|e| {
+            let what = format!("{} {}", text(e, "action"), text(&e["label"], "name"));
+            (what, e["user"].clone())
+        })
+        .collect();
+    [states, labels]
+}

@@ -351,6 +351,32 @@ pub struct AwardEmoji {
     pub updated_at: String,
 }
 
+/// A change of an epic's state, recorded when it happens (GitLab's resource state event).
+#[derive(Debug, Clone, Serialize)]
+pub struct StateEvent {
+    pub id: u64,
+    /// The epic the state changed on.
+    pub eventable: Parent,
+    /// Who changed it (the `Sudo` user when an administrator acted for someone).
+    pub user_id: u64,
+    /// `closed` or `reopened`.
+    pub state: String,
+    pub created_at: String,
+}
+
+/// A label added to or removed from an epic, recorded when it happens (GitLab's resource label
+/// event). The label is kept by id, so the event names it as it is now, or not at all once deleted.
+#[derive(Debug, Clone, Serialize)]
+pub struct LabelEvent {
+    pub id: u64,
+    pub eventable: Parent,
+    pub user_id: u64,
+    pub label_id: u64,
+    /// `add` or `remove`.
+    pub action: String,
+    pub created_at: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ReleaseLink {
     pub id: u64,
@@ -436,6 +462,8 @@ record!(Issue, |r| Parent::Project(r.project_id));
 record!(MergeRequest, |r| Parent::Project(r.project_id));
 record!(Note, |r| r.noteable);
 record!(AwardEmoji, |r| r.awardable);
+record!(StateEvent, |r| r.eventable);
+record!(LabelEvent, |r| r.eventable);
 record!(Release, |r| Parent::Project(r.project_id));
 record!(Snippet, |r| Parent::Project(r.project_id));
 record!(ProtectedBranch, |r| Parent::Project(r.project_id));

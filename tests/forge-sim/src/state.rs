@@ -22,8 +22,8 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::git::GitStore;
 use crate::model::{
     AwardEmoji, Badge, Board, BoardList, Epic, Group, Issue, Iteration, IterationCadence, Label,
-    Member, MergeRequest, Milestone, Note, Parent, Project, ProtectedBranch, Record, Release,
-    Snippet, Upload, User, access,
+    LabelEvent, Member, MergeRequest, Milestone, Note, Parent, Project, ProtectedBranch, Record,
+    Release, Snippet, StateEvent, Upload, User, access,
 };
 
 /// The shared handle every route gets as `State<Arc<Sim>>`.
@@ -190,6 +190,9 @@ pub struct Store {
     pub merge_requests: Table<MergeRequest>,
     pub notes: Table<Note>,
     pub award_emoji: Table<AwardEmoji>,
+    /// Resource state and label events of epics, by the epic (`Parent::Epic`).
+    pub state_events: Table<StateEvent>,
+    pub label_events: Table<LabelEvent>,
     pub releases: Table<Release>,
     pub snippets: Table<Snippet>,
     pub protected_branches: Table<ProtectedBranch>,
@@ -225,6 +228,8 @@ impl Store {
             merge_requests: Table::new(iid_first),
             notes: Table::new(first_id),
             award_emoji: Table::new(first_id),
+            state_events: Table::new(first_id),
+            label_events: Table::new(first_id),
             releases: Table::new(first_id),
             snippets: Table::new(first_id),
             protected_branches: Table::new(first_id),

@@ -1191,3 +1191,189 @@ async fn sudo_lets_an_admin_act_as_another_user_and_nobody_else() {
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     sim.shutdown().await;
 }
+
+/// An epic's state events as (state, username) and its label events as (action, label, username),
+/// each in the order the API lists them, and the time of every event.
+type History = (
+    Vec<(String, String)>,
+    Vec<(String, String, String)>,
+    Vec<String>,
+);
+
+async fn epic_events(api: &Api, group: &str, epic_id: &Value) -> History {
+    let text = |v: &Value| v.as_str().unwrap().to_string();
+    let (mut states, mut labels, mut times) = (Vec::new(), Vec::new(), Vec::new());
+    let listed = api
+        .json(&format!(
+            "{group}/epics/{epic_id}/resource_state_events?per_page=100"
+        ))
+        .await;
+    for e in listed.as_array().unwrap() {
+        assert_eq!(e["resource_type"], "Epic");
+        assert_eq!(&e["resource_id"], epic_id);
+        states.push((text(&e["state"]), text(&e["user"]["username"])));
+        times.push(text(&e["created_at"]));
+    }
+    let listed = api
+        .json(&format!(
+            "{group}/epics/{epic_id}/resource_label_events?per_page=100"
+        ))
+        .await;
+    for e in listed.as_array().unwrap() {
+        assert_eq!(e["resource_type"], "Epic");
+        assert!(e["label"]["id"].is_u64() && e["label"]["color"].is_string());
+        labels.push((
+            text(&e["action"]),
+            text(&e["label"]["name"]),
+            text(&e["user"]["username"]),
+        ));
+        times.push(text(&e["created_at"]));
+    }
+    (states, labels, times)
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+fn triples(list: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    list.iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn small_epics_have_a_history_of_state_and_label_events() {
+    let sim = start(Dataset::Small, 7).await;
+    let api = Api::new(&sim, &sim.owner_token);
+    let epic = |group: &'static str, title: &'static str| {
+        let api = &api;
+        async move {
+            let list = api
+                .json(&format!(
+                    "/groups/{group}/epics?include_descendant_groups=false&state=all"
+                ))
+                .await;
+            list.as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["title"] == title)
+                .unwrap_or_else(|| panic!("epic `{title}` in {group}"))
+                .clone()
+        }
+    };
+    let billing = epic("acme", "Billing rewrite").await;
+    assert_eq!(billing["state"], "closed");
+    let (states, labels, times) = epic_events(&api, "/groups/acme", &billing["id"]).await;
+    assert_eq!(
+        states,
+        pairs(&[("closed", "chen"), ("reopened", "ada"), ("closed", "chen")])
+    );
+    assert_eq!(
+        labels,
+        triples(&[
+            ("add", "feature", "bjorn"),
+            ("add", "priority::high", "bjorn"),
+            ("add", "déjà vu", "ada"),
+        ])
+    );
+    // The label was added between the first close and the reopening.
+    assert!(times[0] < times[5] && times[5] < times[1], "{times:?}");
+    let api_v2 = epic("acme%2Fbackend", "API v2").await;
+    assert_eq!(api_v2["labels"], json!(["backend-only"]));
+    let (states, labels, _) = epic_events(&api, "/groups/acme%2Fbackend", &api_v2["id"]).await;
+    assert!(states.is_empty());
+    assert_eq!(
+        labels,
+        triples(&[
+            ("add", "backend-only", "bjorn"),
+            ("add", "tech debt", "bjorn"),
+            ("remove", "tech debt", "chen"),
+        ])
+    );
+    let old = epic("acme", "Old migration").await;
+    let (states, labels, _) = epic_events(&api, "/groups/acme", &old["id"]).await;
+    assert_eq!((states, labels.len()), (pairs(&[("closed", "ada")]), 0));
+    // Like notes, events address the epic by id: its iid is not an epic id.
+    assert_eq!(
+        api.get(&format!(
+            "/groups/acme/epics/{}/resource_label_events",
+            billing["iid"]
+        ))
+        .await
+        .status(),
+        StatusCode::NOT_FOUND
+    );
+    // Paginated like every list.
+    let first = api
+        .get(&format!(
+            "/groups/acme/epics/{}/resource_state_events?per_page=2",
+            billing["id"]
+        ))
+        .await;
+    assert_eq!(header(&first, "x-total"), "3");
+    assert_eq!(header(&first, "x-next-page"), "2");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn epic_writes_record_events_by_the_acting_user() {
+    let sim = start(Dataset::Empty, 3).await;
+    // The admin writes as itself (root), then for ada through Sudo.
+    let admin = Api::new(&sim, &sim.admin_token);
+    let g = format!("/groups/{}", admin.json("/groups/imported").await["id"]);
+    let (status, epic) = admin
+        .post(
+            &format!("{g}/epics"),
+            json!({"title": "History", "labels": "one,two"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{epic}");
+    let path = format!("{g}/epics/{}", epic["iid"]);
+    let put = |body: Value| admin.put(&path, body);
+    assert_eq!(put(json!({"state_event": "close"})).await.0, StatusCode::OK);
+    // Closing a closed epic and reopening an open one change nothing and record nothing.
+    assert_eq!(put(json!({"state_event": "close"})).await.0, StatusCode::OK);
+    assert_eq!(
+        put(json!({"state_event": "reopen"})).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        put(json!({"state_event": "reopen"})).await.0,
+        StatusCode::OK
+    );
+    let (_, after) = put(json!({"add_labels": "three,one", "remove_labels": "two"})).await;
+    assert_eq!(after["labels"], json!(["one", "three"]));
+    assert_eq!(
+        put(json!({"labels": "three"})).await.1["labels"],
+        json!(["three"])
+    );
+    let sudo = test_client()
+        .put(format!("{}/api/v4{path}", sim.url))
+        .header("PRIVATE-TOKEN", &sim.admin_token)
+        .header("Sudo", "ada")
+        .json(&json!({"state_event": "close", "add_labels": "four"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sudo.status(), StatusCode::OK);
+    let (states, labels, _) = epic_events(&admin, &g, &epic["id"]).await;
+    assert_eq!(
+        states,
+        pairs(&[("closed", "root"), ("reopened", "root"), ("closed", "ada")])
+    );
+    assert_eq!(
+        labels,
+        triples(&[
+            ("add", "one", "root"),
+            ("add", "two", "root"),
+            ("add", "three", "root"),
+            ("remove", "two", "root"),
+            ("remove", "one", "root"),
+            ("add", "four", "ada"),
+        ])
+    );
+    sim.shutdown().await;
+}

@@ -17,6 +17,8 @@ use crate::model::{
     AwardEmoji, Badge, Board, BoardList, Epic, Group, Issue, Iteration, IterationCadence, Label,
     Member, MergeRequest, Milestone, Note, Parent, Project, Release, Snippet, Upload, User,
 };
+use crate::routes::epics::change_state;
+use crate::routes::events::{record_labels, record_state};
 use crate::routes::groups::new_group;
 use crate::state::Store;
 use crate::timestamp::{format_date, format_time};
@@ -394,12 +396,60 @@ impl Builder {
             due_date_is_fixed: fixed,
             due_date_fixed: fixed.then_some(due),
             color: "#1068bf".into(),
-            created_at,
+            created_at: created_at.clone(),
             closed_at: closed.then(|| updated_at.clone()),
-            updated_at,
+            updated_at: updated_at.clone(),
             relative_position: None,
         });
+        // What GitLab records for an epic created with labels and later closed by its author.
+        let names: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
+        let epic = Parent::Epic(id);
+        let group = Parent::Group(group_id);
+        record_labels(
+            &mut self.store,
+            epic,
+            group,
+            author,
+            &[],
+            &names,
+            &created_at,
+        );
+        if closed {
+            record_state(&mut self.store, epic, author, "closed", &updated_at);
+        }
         id
+    }
+
+    /// `user` closes (`close`) or reopens (`reopen`) an epic later, as GitLab records it.
+    pub fn epic_state(&mut self, epic_id: u64, state_event: &str, user: u64) {
+        let at = self.tick(600);
+        let Some(epic) = self.store.epics.get_mut(epic_id) else {
+            return;
+        };
+        let Some(state) = change_state(epic, state_event, &at) else {
+            return;
+        };
+        epic.updated_at = at.clone();
+        record_state(&mut self.store, Parent::Epic(epic_id), user, state, &at);
+    }
+
+    /// `user` adds and removes labels (by name) of an epic later, as GitLab records it.
+    pub fn epic_labels(&mut self, epic_id: u64, add: &[&str], remove: &[&str], user: u64) {
+        let at = self.tick(600);
+        let Some(epic) = self.store.epics.get_mut(epic_id) else {
+            return;
+        };
+        let before = epic.labels.clone();
+        for label in add {
+            if !epic.labels.iter().any(|l| l == label) {
+                epic.labels.push(label.to_string());
+            }
+        }
+        epic.labels.retain(|l| !remove.contains(&l.as_str()));
+        epic.updated_at = at.clone();
+        let (after, group) = (epic.labels.clone(), Parent::Group(epic.group_id));
+        let epic = Parent::Epic(epic_id);
+        record_labels(&mut self.store, epic, group, user, &before, &after, &at);
     }
 
     /// A cadence with `count` two-week iterations, the last ones current and upcoming.

@@ -1,7 +1,8 @@
 //! The `small` source dataset used by tests: one top-level group `acme` with two levels of
 //! subgroups, four projects with git history, and every relation a migration touches, a few to
 //! a few dozen each, with unicode, markdown references (`#1`, `~bug`, `%"v2.0"`, `@bjorn`) and
-//! uploads, open and closed items, confidential issues and epics, nested epics, iterations.
+//! uploads, open and closed items, confidential issues and epics, nested epics, iterations, epics
+//! with a history of state and label events.
 //! `acme` has an avatar, and `acme/frontend`'s description links a file uploaded to that group.
 //!
 //! Groups: `acme` (private), `acme/backend`, `acme/backend/services`, `acme/frontend`.
@@ -466,6 +467,16 @@ pub fn build(seed: u64) -> Seeded {
             false,
         );
     }
+
+    // Epic histories, seeded last so the rest of the dataset keeps its timestamps: an epic closed,
+    // reopened and closed again by different users (with a label added in between), and a label
+    // added and later removed by another user. Every epic also has the events its creation made.
+    b.epic_state(billing_epic, "close", chen);
+    b.epic_labels(billing_epic, &["déjà vu"], &[], ada);
+    b.epic_state(billing_epic, "reopen", ada);
+    b.epic_state(billing_epic, "close", chen);
+    b.epic_labels(api_v2, &["tech debt"], &[], bjorn);
+    b.epic_labels(api_v2, &[], &["tech debt"], chen);
 
     let repositories = b
         .store

@@ -1,6 +1,8 @@
 //! Group epics: list (with descendant groups' epics, as GitLab does by default), read, create,
 //! update (`state_event=close|reopen`, labels, parent), child epics and the epic's issues.
-//! Notes and award emoji on epics are served by `notes.rs`.
+//! Creating and updating record the resource events the change makes (labels added or removed,
+//! closed or reopened), by the acting user; `events.rs` serves them. Notes and award emoji on
+//! epics are served by `notes.rs`.
 //! It never changes issues except their `epic_id`, and creates only labels that are missing.
 
 use serde_json::{Value, json};
@@ -382,7 +384,17 @@ pub fn create(ctx: &Ctx, scope: &Scope) -> Answer {
         relative_position: None,
     };
     let value = render(ctx.sim, &store, &epic);
+    let labels = epic.labels.clone();
     store.epics.insert(epic);
+    super::events::record_labels(
+        &mut store,
+        Parent::Epic(id),
+        scope.parent,
+        ctx.user_id,
+        &[],
+        &labels,
+        &now,
+    );
     Ok(Reply::created(value))
 }
 
@@ -407,17 +419,21 @@ pub fn update(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Answer {
         Some(pid) => Some(parent_epic(&store, scope.parent.id(), pid)?),
         None => None,
     };
-    let mut labels = store
+    let before = store
         .epics
         .get(id)
         .map(|e| e.labels.clone())
         .unwrap_or_default();
+    let mut labels = before.clone();
     if let Some(set) = p.list("labels") {
         labels = ensure_labels(&mut store, scope.parent, &set, &now);
     }
     if let Some(add) = p.list("add_labels") {
-        labels.extend(ensure_labels(&mut store, scope.parent, &add, &now));
-        labels.dedup();
+        for label in ensure_labels(&mut store, scope.parent, &add, &now) {
+            if !labels.contains(&label) {
+                labels.push(label);
+            }
+        }
     }
     if let Some(remove) = p.list("remove_labels") {
         labels.retain(|l| !remove.contains(l));
@@ -451,20 +467,44 @@ pub fn update(ctx: &Ctx, scope: &Scope, raw_iid: &str) -> Answer {
     if parent_id.is_some() {
         epic.parent_id = parent_id;
     }
-    match state_event.as_deref() {
-        Some("close") if epic.state != "closed" => {
+    let changed = state_event
+        .as_deref()
+        .and_then(|event| change_state(epic, event, &now));
+    epic.updated_at = now.clone();
+    let epic = epic.clone();
+    let (eventable, user) = (Parent::Epic(id), ctx.user_id);
+    let after = &epic.labels;
+    super::events::record_labels(
+        &mut store,
+        eventable,
+        scope.parent,
+        user,
+        &before,
+        after,
+        &now,
+    );
+    if let Some(state) = changed {
+        super::events::record_state(&mut store, eventable, user, state, &now);
+    }
+    Ok(Reply::ok(render(ctx.sim, &store, &epic)))
+}
+
+/// Applies `state_event` (`close` or `reopen`) at `at` and returns the state event it makes
+/// (`closed` or `reopened`). Closing a closed epic or reopening an open one changes nothing.
+pub fn change_state(epic: &mut Epic, state_event: &str, at: &str) -> Option<&'static str> {
+    match state_event {
+        "close" if epic.state != "closed" => {
             epic.state = "closed".into();
-            epic.closed_at = Some(now.clone());
+            epic.closed_at = Some(at.to_string());
+            Some("closed")
         }
-        Some("reopen") => {
+        "reopen" if epic.state == "closed" => {
             epic.state = "opened".into();
             epic.closed_at = None;
+            Some("reopened")
         }
-        _ => {}
+        _ => None,
     }
-    epic.updated_at = now;
-    let epic = epic.clone();
-    Ok(Reply::ok(render(ctx.sim, &store, &epic)))
 }
 
 /// Deleting an epic needs the owner role; its children lose their parent.

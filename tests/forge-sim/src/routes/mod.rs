@@ -413,7 +413,7 @@ fn shared_routes(
     }
 }
 
-/// Notes and award emoji on an issue, merge request, epic or snippet.
+/// Notes, award emoji and resource events of an issue, merge request, epic or snippet.
 fn noteable_routes(
     ctx: &Ctx,
     scope: &Scope,
@@ -424,6 +424,7 @@ fn noteable_routes(
 ) -> Answer {
     match sub {
         ["resource_state_events"] if get => events::state_events(ctx, scope, noteable),
+        ["resource_label_events"] if get => events::label_events(ctx, scope, noteable),
         ["notes"] if get => notes::list(ctx, scope, noteable),
         ["discussions"] if get => notes::discussions(ctx, scope, noteable),
         ["discussions"] if post => notes::create_discussion(ctx, scope, noteable),
