@@ -256,7 +256,7 @@ async fn with_an_admin_token_epics_notes_and_emoji_keep_their_mapped_authors() {
             }
         }
         // Emoji by mapped users keep their user.
-        for (title, _) in &want {
+        for title in want.keys() {
             let src_epics = get_all(
                 &src.url,
                 &src.owner_token,
