@@ -74,3 +74,39 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_command_line_is_well_formed() {
+        // clap checks names, ids and conflicts of every subcommand only when it is built.
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn printing_parsed_arguments_never_shows_a_token() {
+        let cli = Cli::try_parse_from([
+            "appliance",
+            "migrate",
+            "--source-url",
+            "https://src.example",
+            "--source-token",
+            "glpat-source-secret",
+            "--destination-url",
+            "https://dst.example",
+            "--destination-token",
+            "glpat-destination-secret",
+            "--group",
+            "acme",
+            "--to",
+            "imported",
+        ])
+        .expect("a valid command line");
+        let printed = format!("{cli:?}");
+        assert!(printed.contains("https://src.example"), "{printed}");
+        assert!(!printed.contains("glpat-"), "{printed}");
+    }
+}

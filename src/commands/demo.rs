@@ -4,6 +4,7 @@
 //! (export to a bundle, verify it, replay it) into `imported/<group>-offline`. It prints both reports and
 //! compares the two copies through the destination's API.
 
+use super::args::{DestinationArgs, PlacementArgs, SourceArgs};
 use super::{export, replay, run_with_progress, verify};
 use crate::engine::{Destination, Engine, EngineConfig, SubmitRequest};
 use crate::forge::client::RetryPolicy;
@@ -99,8 +100,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let bundle = data.join(format!("{group}.bundle"));
     println!("\n== Offline: exporting `{group}` to {}", bundle.display());
     let exported = export::run(export::ExportArgs {
-        source_url: source.url.clone(),
-        source_token: source.owner_token.clone(),
+        source: SourceArgs {
+            url: source.url.clone(),
+            token: source.owner_token.clone().into(),
+        },
         group: Some(group.clone()),
         project: Vec::new(),
         out: bundle.clone(),
@@ -121,10 +124,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!("\n== Offline: replaying the bundle into `imported/{offline_slug}`");
     let replayed = replay::run(replay::ReplayArgs {
         files: vec![bundle],
-        destination_url: destination.url.clone(),
-        destination_token: destination.owner_token.clone(),
-        to: "imported".into(),
-        slug: Some(offline_slug.clone()),
+        destination: DestinationArgs {
+            url: destination.url.clone(),
+            token: destination.owner_token.clone().into(),
+        },
+        place: PlacementArgs {
+            to: "imported".into(),
+            slug: Some(offline_slug.clone()),
+        },
         data: data.join("replay"),
         trusted_key: None,
         allow_http: false,

@@ -2,6 +2,7 @@
 //! command again after a crash resumes the unfinished export (pages already staged are not fetched
 //! again). Prints the bundle's root digest, to be checked out of band before a replay.
 
+use super::args::SourceArgs;
 use super::{EXIT_PAUSED, exit_code, run_with_progress};
 use crate::bundle::sign::load_signing_key;
 use crate::bundle::{Bundle, Staging};
@@ -17,12 +18,8 @@ use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct ExportArgs {
-    /// Base URL of the source GitLab instance.
-    #[arg(long, env = "APPLIANCE_SOURCE_URL")]
-    pub source_url: String,
-    /// Access token on the source (prefer the environment variable: arguments are visible to `ps`).
-    #[arg(long, env = "APPLIANCE_SOURCE_TOKEN", hide_env_values = true)]
-    pub source_token: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
     /// Full path of the source group to export, e.g. `acme/platform`.
     #[arg(long, required_unless_present = "project")]
     pub group: Option<String>,
@@ -115,7 +112,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let source_url = parse_forge_url(&args.source_url, args.allow_http).context("--source-url")?;
+    let source_url = parse_forge_url(&args.source.url, args.allow_http).context("--source-url")?;
     let mut config = EngineConfig::new(args.data.clone(), None);
     config.allow_http = args.allow_http;
     let engine = Engine::open(config)?;
@@ -128,7 +125,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             id
         }
         None => {
-            check_source(&engine, &source_url, &args.source_token, &group).await?;
+            check_source(&engine, &source_url, &args.source.token, &group).await?;
             let (namespace, slug) = match group.rsplit_once('/') {
                 Some((ns, slug)) => (ns.to_string(), slug.to_string()),
                 None => (String::new(), group.clone()),
@@ -139,7 +136,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
                     source: SourceKind::Live {
                         url: base_string(&source_url),
                     },
-                    source_token: Some(SecretString::from(args.source_token.clone())),
+                    source_token: Some(args.source.token.clone()),
                     destination,
                     entities: vec![EntityRequest {
                         entity_type: EntityType::Group,
@@ -220,11 +217,11 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
 async fn check_source(
     engine: &Engine,
     url: &url::Url,
-    token: &str,
+    token: &SecretString,
     group: &str,
 ) -> anyhow::Result<()> {
     let gitlab = engine
-        .source_gitlab(url.clone(), SecretString::from(token.to_string()))
+        .source_gitlab(url.clone(), token.clone())
         .map_err(|e| anyhow::anyhow!("Export failed. {e}"))?;
     if let Err(e) = gitlab.version().await {
         if matches!(e.status(), Some(401) | Some(403)) {

@@ -1,38 +1,26 @@
 //! `appliance migrate`: one live migration in the foreground. Running the same command again after a
 //! crash or an unreachable forge resumes the unfinished migration instead of starting a new one.
 
+use super::args::{DestinationArgs, PlacementArgs, SourceArgs};
 use super::run_and_report;
 use crate::engine::{Destination, Engine, EngineConfig, SubmitError, SubmitRequest};
 use crate::forge::{base_string, parse_forge_url};
 use crate::model::{EntityRequest, EntityType};
 use anyhow::Context;
-use secrecy::SecretString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
 pub struct MigrateArgs {
-    /// Base URL of the source GitLab instance.
-    #[arg(long, env = "APPLIANCE_SOURCE_URL")]
-    pub source_url: String,
-    /// Access token on the source (prefer the environment variable: arguments are visible to `ps`).
-    #[arg(long, env = "APPLIANCE_SOURCE_TOKEN", hide_env_values = true)]
-    pub source_token: String,
-    /// Base URL of the destination GitLab instance.
-    #[arg(long, env = "APPLIANCE_DESTINATION_URL")]
-    pub destination_url: String,
-    /// Access token on the destination.
-    #[arg(long, env = "APPLIANCE_DESTINATION_TOKEN", hide_env_values = true)]
-    pub destination_token: String,
+    #[command(flatten)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    pub destination: DestinationArgs,
     /// Full path of the source group, e.g. `acme/platform`.
     #[arg(long)]
     pub group: String,
-    /// Full path of the destination namespace (an existing group).
-    #[arg(long = "to")]
-    pub to: String,
-    /// Path of the new group in the destination namespace; defaults to the source group's path.
-    #[arg(long)]
-    pub slug: Option<String>,
+    #[command(flatten)]
+    pub place: PlacementArgs,
     /// Where the migration state is kept (created if missing).
     #[arg(long, default_value = "appliance-data")]
     pub data: PathBuf,
@@ -56,14 +44,14 @@ pub struct MigrateArgs {
 
 pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let destination = Destination {
-        url: parse_forge_url(&args.destination_url, args.allow_http)
+        url: parse_forge_url(&args.destination.url, args.allow_http)
             .context("--destination-url")?,
-        token: SecretString::from(args.destination_token),
+        token: args.destination.token,
     };
     let mut config = EngineConfig::new(args.data.clone(), Some(destination));
     config.allow_http = args.allow_http;
     let engine = Engine::open(config)?;
-    let slug = args.slug.clone().unwrap_or_else(|| {
+    let slug = args.place.slug.clone().unwrap_or_else(|| {
         args.group
             .rsplit('/')
             .next()
@@ -74,11 +62,11 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         entity_type: EntityType::Group,
         source_full_path: args.group.trim_matches('/').to_string(),
         destination_slug: slug,
-        destination_namespace: args.to.trim_matches('/').to_string(),
+        destination_namespace: args.place.namespace(),
         migrate_projects: true,
         migrate_memberships: !args.skip_memberships,
     };
-    let source_url = parse_forge_url(&args.source_url, args.allow_http).context("--source-url")?;
+    let source_url = parse_forge_url(&args.source.url, args.allow_http).context("--source-url")?;
     let id = match find_unfinished(&engine, &base_string(&source_url), &entity)? {
         Some(id) => {
             eprintln!("Resuming migration {id} from {}", args.data.display());
@@ -87,7 +75,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         None => {
             let req = SubmitRequest {
                 source_url: source_url.to_string(),
-                source_token: SecretString::from(args.source_token),
+                source_token: args.source.token,
                 entities: vec![entity],
                 user_map: super::read_user_map(args.user_map.as_deref())?,
                 continue_earlier: args.retry,

@@ -1,6 +1,7 @@
 //! One file per subcommand. Each parses nothing itself (clap does) and only wires the library together
 //! and prints; the work is in the engine.
 
+pub mod args;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod export;

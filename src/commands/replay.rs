@@ -3,6 +3,7 @@
 //! runs it like a live migration, with the same stats and failures. Running the same command again
 //! after a crash resumes the unfinished replay without creating anything twice.
 
+use super::args::{DestinationArgs, PlacementArgs};
 use super::verify::EXIT_BAD_BUNDLE;
 use super::{EXIT_PAUSED, exit_code, run_with_progress};
 use crate::bundle::sign::load_verifying_key;
@@ -21,18 +22,10 @@ pub struct ReplayArgs {
     /// The bundle file, its first volume (the others are found beside it), or every volume.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Base URL of the destination GitLab instance.
-    #[arg(long, env = "APPLIANCE_DESTINATION_URL")]
-    pub destination_url: String,
-    /// Access token on the destination (prefer the environment variable).
-    #[arg(long, env = "APPLIANCE_DESTINATION_TOKEN", hide_env_values = true)]
-    pub destination_token: String,
-    /// Full path of the destination namespace (an existing group).
-    #[arg(long = "to")]
-    pub to: String,
-    /// Path of the new group in the destination namespace; defaults to the exported group's path.
-    #[arg(long)]
-    pub slug: Option<String>,
+    #[command(flatten)]
+    pub destination: DestinationArgs,
+    #[command(flatten)]
+    pub place: PlacementArgs,
     /// Where the replay state is kept (created if missing).
     #[arg(long, default_value = "appliance-data")]
     pub data: PathBuf,
@@ -100,8 +93,8 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     // The engine opens the bundle again: it must still be the one verified (and trusted) here.
     crate::source::bundle::pin(&bundle_path.display().to_string(), &bundle.root_digest);
     let dest_url =
-        parse_forge_url(&args.destination_url, args.allow_http).context("--destination-url")?;
-    let token = SecretString::from(args.destination_token.clone());
+        parse_forge_url(&args.destination.url, args.allow_http).context("--destination-url")?;
+    let token = args.destination.token.clone();
     let mut config = EngineConfig::new(
         args.data.clone(),
         Some(Destination {
@@ -114,8 +107,8 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let entity = EntityRequest {
         entity_type: EntityType::Group,
         source_full_path: root.source_full_path.clone(),
-        destination_slug: args.slug.clone().unwrap_or_else(|| root.path.clone()),
-        destination_namespace: args.to.trim_matches('/').to_string(),
+        destination_slug: args.place.slug.clone().unwrap_or_else(|| root.path.clone()),
+        destination_namespace: args.place.namespace(),
         migrate_projects: true,
         migrate_memberships: true,
     };

@@ -1,11 +1,11 @@
 //! `appliance serve`: GitLab's bulk_imports API on a local port. Migrations started through it write into
 //! the configured destination; unfinished ones resume at start. Stops cleanly on SIGTERM or Ctrl-C.
 
+use super::args::DestinationArgs;
 use crate::api::{self, ApiState, TokenOrigin, load_or_create_token};
 use crate::engine::{Destination, Engine, EngineConfig};
 use crate::forge::parse_forge_url;
 use anyhow::Context;
-use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,12 +18,9 @@ pub struct ServeArgs {
     /// Where migration state and the API token are kept (created if missing).
     #[arg(long, default_value = "appliance-data", env = "APPLIANCE_DATA")]
     pub data: PathBuf,
-    /// Base URL of the destination GitLab instance migrations write into.
-    #[arg(long, env = "APPLIANCE_DESTINATION_URL")]
-    pub destination_url: String,
-    /// Access token on the destination (prefer the environment variable).
-    #[arg(long, env = "APPLIANCE_DESTINATION_TOKEN", hide_env_values = true)]
-    pub destination_token: String,
+    /// The destination GitLab instance migrations write into.
+    #[command(flatten)]
+    pub destination: DestinationArgs,
     /// Where bundles named by API requests are written (`export_bundle`) and read
     /// (`configuration[bundle]`); defaults to `<data>/bundles`.
     #[arg(long, env = "APPLIANCE_BUNDLE_DIR")]
@@ -42,9 +39,9 @@ pub struct ServeArgs {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let destination = Destination {
-        url: parse_forge_url(&args.destination_url, args.allow_http)
+        url: parse_forge_url(&args.destination.url, args.allow_http)
             .context("--destination-url")?,
-        token: SecretString::from(args.destination_token),
+        token: args.destination.token,
     };
     let mut config = EngineConfig::new(args.data.clone(), Some(destination));
     config.allow_http = args.allow_http;
