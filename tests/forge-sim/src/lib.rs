@@ -16,6 +16,7 @@ pub mod dataset;
 pub mod error;
 pub mod faults;
 pub mod git;
+pub mod graphql;
 pub mod model;
 pub mod pagination;
 pub mod relation_export;
