@@ -53,8 +53,19 @@ fn assert_no_failure_of_mine(out: &Output) -> Value {
     r
 }
 
+const CADENCES: &str = "query($fullPath: ID!, $first: Int, $after: String) { group(fullPath: $fullPath) {
+  iterationCadences(first: $first, after: $after) {
+    nodes { title description automatic startDate durationInWeeks iterationsInAdvance active rollOver }
+    pageInfo { hasNextPage endCursor } } } }";
+
+const ITERATIONS: &str =
+    "query($fullPath: ID!, $first: Int, $after: String) { group(fullPath: $fullPath) {
+  iterations(includeAncestors: false, first: $first, after: $after) {
+    nodes { title description startDate dueDate iterationCadence { title } }
+    pageInfo { hasNextPage endCursor } } } }";
+
 /// Per group (by its path below the root): boards with their lists in position order, cadences,
-/// iterations with their cadence's title, and how many projects the group itself has.
+/// iterations with their title, dates and cadence's title, and how many projects the group itself has.
 async fn relations(base: &str, token: &str, root: &str) -> BTreeMap<String, Value> {
     let top = get(base, token, &format!("groups/{}", enc(root)))
         .await
@@ -97,39 +108,41 @@ async fn relations(base: &str, token: &str, root: &str) -> BTreeMap<String, Valu
         }
         boards.sort_by_key(|b| b.to_string());
 
-        let cadence_rows = get_all(base, token, &format!("groups/{gid}/iterations_cadences")).await;
-        let cadence_title = |id: &Value| -> Value {
-            cadence_rows
-                .iter()
-                .find(|c| &c["id"] == id)
-                .map(|c| c["title"].clone())
-                .unwrap_or(Value::Null)
-        };
-        let mut cadences: Vec<Value> = cadence_rows
-            .iter()
-            .map(|c| {
-                json!({
-                    "title": c["title"], "description": c["description"], "automatic": c["automatic"],
-                    "start_date": c["start_date"], "duration_in_weeks": c["duration_in_weeks"],
-                    "iterations_in_advance": c["iterations_in_advance"], "active": c["active"],
-                    "roll_over": c["roll_over"],
-                })
-            })
-            .collect();
-        cadences.sort_by_key(|c| c.to_string());
-
-        let mut iterations: Vec<Value> = get_all(
+        // GitLab serves cadences only through GraphQL; iterations are read there too, with their cadence.
+        let mut cadences: Vec<Value> = graphql_all(
             base,
             token,
-            &format!("groups/{gid}/iterations?include_ancestors=false"),
+            CADENCES,
+            json!({ "fullPath": full }),
+            &["group", "iterationCadences"],
+        )
+        .await
+        .iter()
+        .map(|c| {
+            json!({
+                "title": c["title"], "description": c["description"], "automatic": c["automatic"],
+                "start_date": c["startDate"], "duration_in_weeks": c["durationInWeeks"],
+                "iterations_in_advance": c["iterationsInAdvance"], "active": c["active"],
+                "roll_over": c["rollOver"],
+            })
+        })
+        .collect();
+        cadences.sort_by_key(|c| c.to_string());
+
+        let mut iterations: Vec<Value> = graphql_all(
+            base,
+            token,
+            ITERATIONS,
+            json!({ "fullPath": full }),
+            &["group", "iterations"],
         )
         .await
         .iter()
         .map(|i| {
             json!({
                 "title": i["title"], "description": i["description"],
-                "start_date": i["start_date"], "due_date": i["due_date"],
-                "cadence": cadence_title(&i["iteration_cadence_id"]),
+                "start_date": i["startDate"], "due_date": i["dueDate"],
+                "cadence": i["iterationCadence"]["title"],
             })
         })
         .collect();

@@ -1,6 +1,7 @@
 //! A live GitLab source. Relations that GitLab's relation export holds are read from it, a batch at a
 //! time, where the source offers it to this token; every other relation (and every relation of a
-//! source that does not export) is read through its REST list endpoint, one page at a time.
+//! source that does not export) is read through its REST list endpoint, one page at a time, or, for
+//! what GitLab serves only through GraphQL, through its GraphQL connection, one page per cursor.
 
 use super::export::Exports;
 use super::{ExtractedPage, Source};
@@ -13,6 +14,8 @@ use std::sync::Mutex;
 
 /// Cursor of a relation read from the export: the next batch number.
 const EXPORT_CURSOR: &str = "export:";
+/// Cursor of a relation read through GraphQL: the connection's end cursor.
+const GRAPHQL_CURSOR: &str = "graphql:";
 
 pub struct LiveSource {
     gitlab: GitLab,
@@ -109,8 +112,13 @@ impl Source for LiveSource {
             self.read_via(ctx, relation, "relation_export");
             return Ok(page);
         }
-        self.read_via(ctx, relation, "rest");
-        match relation.extraction(ctx) {
+        let extraction = relation.extraction(ctx);
+        let via = match extraction {
+            Extraction::Connection(_) => "graphql",
+            _ => "rest",
+        };
+        self.read_via(ctx, relation, via);
+        match extraction {
             Extraction::Single { path } => {
                 let mut record = relation.transform(self.gitlab.client.get(&path, &[]).await?);
                 if !relation.exists(&record) {
@@ -139,6 +147,23 @@ impl Source for LiveSource {
                     records,
                     next: page.next,
                     total: page.total,
+                })
+            }
+            Extraction::Connection(connection) => {
+                // A cursor of another path (a tracker written before this relation read GraphQL)
+                // starts over: what was loaded is in the id map and is not loaded again.
+                let after = cursor.and_then(|c| c.strip_prefix(GRAPHQL_CURSOR));
+                let page = self.gitlab.connection_page(&connection, after).await?;
+                let mut records = Vec::with_capacity(page.nodes.len());
+                for node in page.nodes {
+                    let mut record = relation.transform(node);
+                    relation.enrich(&self.gitlab, ctx, &mut record).await?;
+                    records.push(record);
+                }
+                Ok(ExtractedPage {
+                    records,
+                    next: page.next.map(|c| format!("{GRAPHQL_CURSOR}{c}")),
+                    total: None,
                 })
             }
         }
