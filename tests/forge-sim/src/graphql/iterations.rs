@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Exec, NOT_AVAILABLE, Obj, Resolved, connection};
 use crate::model::{Group, Iteration, IterationCadence, Parent, access};
+use crate::routes::iterations::state_name;
 use crate::state::{Sim, Store};
 use crate::timestamp::{format_date, format_time};
 
@@ -46,14 +47,6 @@ fn gitlab_time(stored: &str) -> String {
     match stored.split_once('.') {
         Some((seconds, _)) => format!("{seconds}Z"),
         None => stored.to_string(),
-    }
-}
-
-fn state_name(state: u8) -> &'static str {
-    match state {
-        1 => "upcoming",
-        2 => "current",
-        _ => "closed",
     }
 }
 

@@ -309,9 +309,6 @@ fn group_routes(
             noteable_routes(ctx, scope, Parent::Epic(epic), sub, get, post)
         }
         ["iterations"] if get => iterations::list(ctx, scope),
-        ["iterations"] if post => iterations::create(ctx, scope),
-        ["iterations_cadences"] if get => iterations::cadences(ctx, scope),
-        ["iterations_cadences"] if post => iterations::create_cadence(ctx, scope),
         // GitLab's group markdown uploads API (download by secret and file name).
         ["uploads", secret, filename] if get => uploads::get(ctx, scope, secret, filename),
         _ => shared_routes(ctx, method, scope, rest, get, post, put, delete),
