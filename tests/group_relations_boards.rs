@@ -373,6 +373,79 @@ async fn lost_answers_on_a_flaky_destination_create_no_duplicate_board_list_or_i
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn lost_mutation_answers_and_a_retry_create_no_duplicate_cadence_or_iteration() {
+    let (src, dst) = (source().await, destination().await);
+    let want = relations(&src.url, &src.owner_token, "acme").await;
+    let lose = |mutation: &str, times: u32| {
+        json!({ "method": "POST", "path_contains": "/api/graphql", "body_contains": mutation,
+                "lose_answer": true, "times": times })
+    };
+    // The first cadence and the first two iterations are created but their answers are lost, so the
+    // appliance must find them (cadence by title, iteration by cadence and start date) instead of
+    // sending the mutation again: GitLab allows two cadences with one title. One subgroup's cadence
+    // is refused outright, so its iterations cannot be created in this run.
+    set_faults(
+        &dst,
+        json!({ "reject": [
+            lose("iterationCadenceCreate", 1),
+            lose("iterationCreate(", 2),
+            { "method": "POST", "path_contains": "/api/graphql", "body_contains": "Backend cadence",
+              "status": 400, "message": "Refused by the test" }
+        ]}),
+    )
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let first = run(migrate_cmd(&src, &dst, data.path(), true)).await;
+    assert_eq!(first.status.code(), Some(2), "{}", explain(&first));
+    let failures: Vec<Value> = report(&first)["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["failures"].as_array().unwrap().clone())
+        .collect();
+    let cadence_failures: Vec<&Value> = failures
+        .iter()
+        .filter(|f| f["relation"] == "iterations_cadences")
+        .collect();
+    assert_eq!(cadence_failures.len(), 1, "{failures:#?}");
+    assert_eq!(cadence_failures[0]["source_title"], "Backend cadence");
+    assert_eq!(
+        cadence_failures[0]["exception_message"],
+        "Refused by the test"
+    );
+    assert!(
+        failures
+            .iter()
+            .filter(|f| f["relation"] == "iterations")
+            .all(|f| f["exception_message"]
+                .as_str()
+                .unwrap()
+                .contains("was not migrated")),
+        "{failures:#?}"
+    );
+    let injected: Value = http()
+        .get(format!("{}/-/sim/requests", dst.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(injected["injected"]["resets"], 3, "{injected}");
+
+    set_faults(&dst, json!({})).await;
+    let mut retry = migrate_cmd(&src, &dst, data.path(), true);
+    retry.arg("--retry");
+    let retry = run(retry).await;
+    let r = assert_no_failure_of_mine(&retry);
+    assert_eq!(r["has_failures"], false, "{r:#}");
+    let got = relations(&dst.url, &dst.owner_token, "imported/acme").await;
+    assert_same(&want, &got);
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_migration_killed_before_its_boards_resumes_without_duplicates_and_says_why_projects_wait()
  {
     let (src, dst) = (source().await, destination().await);
