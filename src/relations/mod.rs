@@ -1,8 +1,9 @@
 //! One file per relation. A relation says how its records are listed on a live source (a REST list, a
 //! single REST record, or a GraphQL connection), how such a record becomes a record in GitLab's
 //! import/export (NDJSON) format, and how that record is loaded into a live destination (a REST POST or
-//! a GraphQL mutation) without ever creating it twice. Where records come from (live source or bundle) and where
-//! they go (live destination or bundle) is decided by `crate::source` and `crate::sink`, not here.
+//! a GraphQL mutation) without ever creating it twice. Where records come from (live source or
+//! bundle) and where they go (live destination or bundle) is decided by `crate::source` and
+//! `crate::sink`, not here.
 //! Adding a relation is one file here plus one line in `crate::engine::stages`.
 
 pub mod badges;
@@ -146,7 +147,7 @@ pub enum Extraction {
     /// A single record, such as the group itself.
     Single { path: String },
     /// A GraphQL connection read a page at a time by cursor, for records GitLab serves only through
-    /// GraphQL (iteration cadences); `transform` receives its nodes.
+    /// GraphQL (iteration cadences, and iterations with their cadence); `transform` receives its nodes.
     Connection(Connection),
 }
 

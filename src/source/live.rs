@@ -40,6 +40,22 @@ impl LiveSource {
             .insert((ctx.entity.id, relation.name()), how);
     }
 
+    /// The relation's records from what its extraction read (REST records or GraphQL nodes).
+    async fn records(
+        &self,
+        relation: &dyn Relation,
+        ctx: &EntityContext,
+        items: Vec<Value>,
+    ) -> Result<Vec<Value>, ForgeError> {
+        let mut records = Vec::with_capacity(items.len());
+        for item in items {
+            let mut record = relation.transform(item);
+            relation.enrich(&self.gitlab, ctx, &mut record).await?;
+            records.push(record);
+        }
+        Ok(records)
+    }
+
     /// A page from the relation export, or None when this relation is to be read through REST.
     async fn from_export(
         &self,
@@ -137,14 +153,8 @@ impl Source for LiveSource {
             }
             Extraction::List { path, query } => {
                 let page = self.gitlab.client.list_page(&path, &query, cursor).await?;
-                let mut records = Vec::with_capacity(page.items.len());
-                for item in page.items {
-                    let mut record = relation.transform(item);
-                    relation.enrich(&self.gitlab, ctx, &mut record).await?;
-                    records.push(record);
-                }
                 Ok(ExtractedPage {
-                    records,
+                    records: self.records(relation, ctx, page.items).await?,
                     next: page.next,
                     total: page.total,
                 })
@@ -154,14 +164,8 @@ impl Source for LiveSource {
                 // starts over: what was loaded is in the id map and is not loaded again.
                 let after = cursor.and_then(|c| c.strip_prefix(GRAPHQL_CURSOR));
                 let page = self.gitlab.connection_page(&connection, after).await?;
-                let mut records = Vec::with_capacity(page.nodes.len());
-                for node in page.nodes {
-                    let mut record = relation.transform(node);
-                    relation.enrich(&self.gitlab, ctx, &mut record).await?;
-                    records.push(record);
-                }
                 Ok(ExtractedPage {
-                    records,
+                    records: self.records(relation, ctx, page.nodes).await?,
                     next: page.next.map(|c| format!("{GRAPHQL_CURSOR}{c}")),
                     total: None,
                 })
