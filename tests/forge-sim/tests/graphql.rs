@@ -183,8 +183,9 @@ async fn both_mutations_create_what_the_queries_then_read() {
     let sim = start(Dataset::Empty).await;
     let created = data(
         &sim,
-        CREATE_CADENCE,
+        &CREATE_CADENCE.replace("errors }", "errors clientMutationId }"),
         json!({ "input": {
+            "clientMutationId": "first",
             "groupPath": "imported", "title": "Sprints", "description": "two weeks",
             "automatic": false, "active": true, "startDate": "2024-01-01",
             "durationInWeeks": 2, "iterationsInAdvance": 1, "rollOver": true
@@ -193,6 +194,10 @@ async fn both_mutations_create_what_the_queries_then_read() {
     .await;
     let payload = &created["iterationCadenceCreate"];
     assert_eq!(payload["errors"], json!([]));
+    assert_eq!(
+        payload["clientMutationId"], "first",
+        "echoed from the input"
+    );
     let cadence = payload["iterationCadence"]["id"]
         .as_str()
         .unwrap()

@@ -309,6 +309,7 @@ fn payload(
         field,
         record: record.map(Box::new),
         errors,
+        client_mutation_id: Value::Null,
     })
 }
 

@@ -120,10 +120,10 @@ pub fn handle(
                 Ok(iterations::group(&store, user_id, &args))
             }
             (OperationKind::Mutation, "iterationCadenceCreate") => {
-                iterations::create_cadence(sim, user_id, input(&args))
+                iterations::create_cadence(sim, user_id, input(&args)).map(echo_client_id(&args))
             }
             (OperationKind::Mutation, "iterationCreate") => {
-                iterations::create_iteration(sim, user_id, input(&args))
+                iterations::create_iteration(sim, user_id, input(&args)).map(echo_client_id(&args))
             }
             (_, other) => Err(format!("Field '{other}' is not served by this simulator")),
         };
@@ -230,6 +230,30 @@ fn input(args: &Map<String, Value>) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
+/// Puts the input's `clientMutationId` into a mutation's payload.
+fn echo_client_id(args: &Map<String, Value>) -> impl FnOnce(Resolved) -> Resolved {
+    let id = input(args)
+        .get("clientMutationId")
+        .cloned()
+        .unwrap_or(Value::Null);
+    move |resolved| match resolved {
+        Resolved::Object(Obj::Payload {
+            type_name,
+            field,
+            record,
+            errors,
+            ..
+        }) => Resolved::Object(Obj::Payload {
+            type_name,
+            field,
+            record,
+            errors,
+            client_mutation_id: id,
+        }),
+        other => other,
+    }
+}
+
 fn reply(status: StatusCode, body: Value) -> Reply {
     Reply {
         status,
@@ -292,6 +316,8 @@ pub enum Obj {
         field: &'static str,
         record: Option<Box<Obj>>,
         errors: Vec<String>,
+        /// Echoed from the input, as every GitLab mutation does.
+        client_mutation_id: Value,
     },
 }
 
@@ -405,13 +431,12 @@ impl Exec<'_> {
             (Obj::PageInfo(p), "startCursor") => Resolved::Value(opt(&p.start_cursor)),
             (Obj::PageInfo(p), "endCursor") => Resolved::Value(opt(&p.end_cursor)),
             (Obj::Payload { errors, .. }, "errors") => Resolved::Value(json!(errors)),
-            (Obj::Payload { .. }, "clientMutationId") => Resolved::Value(
-                self.variables
-                    .get("input")
-                    .and_then(|i| i.get("clientMutationId"))
-                    .cloned()
-                    .unwrap_or(Value::Null),
-            ),
+            (
+                Obj::Payload {
+                    client_mutation_id, ..
+                },
+                "clientMutationId",
+            ) => Resolved::Value(client_mutation_id.clone()),
             (
                 Obj::Payload {
                     field,
