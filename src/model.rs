@@ -189,7 +189,8 @@ pub struct Tracker {
     /// may already exist at the destination, so the loader must look before it creates.
     pub in_doubt: bool,
     pub stats: RelationStats,
-    /// How the records were read: "rest" (list endpoints), "relation_export" or "bundle".
+    /// How the records were read: "rest" (list endpoints), "graphql" (connections),
+    /// "relation_export" or "bundle".
     pub extracted_via: Option<String>,
     /// Pages committed so far; the next page's index.
     pub pages: u64,

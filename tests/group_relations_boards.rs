@@ -53,8 +53,19 @@ fn assert_no_failure_of_mine(out: &Output) -> Value {
     r
 }
 
+const CADENCES: &str = "query($fullPath: ID!, $first: Int, $after: String) { group(fullPath: $fullPath) {
+  iterationCadences(first: $first, after: $after) {
+    nodes { title description automatic startDate durationInWeeks iterationsInAdvance active rollOver }
+    pageInfo { hasNextPage endCursor } } } }";
+
+const ITERATIONS: &str =
+    "query($fullPath: ID!, $first: Int, $after: String) { group(fullPath: $fullPath) {
+  iterations(includeAncestors: false, first: $first, after: $after) {
+    nodes { title description startDate dueDate iterationCadence { title } }
+    pageInfo { hasNextPage endCursor } } } }";
+
 /// Per group (by its path below the root): boards with their lists in position order, cadences,
-/// iterations with their cadence's title, and how many projects the group itself has.
+/// iterations with their title, dates and cadence's title, and how many projects the group itself has.
 async fn relations(base: &str, token: &str, root: &str) -> BTreeMap<String, Value> {
     let top = get(base, token, &format!("groups/{}", enc(root)))
         .await
@@ -97,39 +108,41 @@ async fn relations(base: &str, token: &str, root: &str) -> BTreeMap<String, Valu
         }
         boards.sort_by_key(|b| b.to_string());
 
-        let cadence_rows = get_all(base, token, &format!("groups/{gid}/iterations_cadences")).await;
-        let cadence_title = |id: &Value| -> Value {
-            cadence_rows
-                .iter()
-                .find(|c| &c["id"] == id)
-                .map(|c| c["title"].clone())
-                .unwrap_or(Value::Null)
-        };
-        let mut cadences: Vec<Value> = cadence_rows
-            .iter()
-            .map(|c| {
-                json!({
-                    "title": c["title"], "description": c["description"], "automatic": c["automatic"],
-                    "start_date": c["start_date"], "duration_in_weeks": c["duration_in_weeks"],
-                    "iterations_in_advance": c["iterations_in_advance"], "active": c["active"],
-                    "roll_over": c["roll_over"],
-                })
-            })
-            .collect();
-        cadences.sort_by_key(|c| c.to_string());
-
-        let mut iterations: Vec<Value> = get_all(
+        // GitLab serves cadences only through GraphQL; iterations are read there too, with their cadence.
+        let mut cadences: Vec<Value> = graphql_all(
             base,
             token,
-            &format!("groups/{gid}/iterations?include_ancestors=false"),
+            CADENCES,
+            json!({ "fullPath": full }),
+            &["group", "iterationCadences"],
+        )
+        .await
+        .iter()
+        .map(|c| {
+            json!({
+                "title": c["title"], "description": c["description"], "automatic": c["automatic"],
+                "start_date": c["startDate"], "duration_in_weeks": c["durationInWeeks"],
+                "iterations_in_advance": c["iterationsInAdvance"], "active": c["active"],
+                "roll_over": c["rollOver"],
+            })
+        })
+        .collect();
+        cadences.sort_by_key(|c| c.to_string());
+
+        let mut iterations: Vec<Value> = graphql_all(
+            base,
+            token,
+            ITERATIONS,
+            json!({ "fullPath": full }),
+            &["group", "iterations"],
         )
         .await
         .iter()
         .map(|i| {
             json!({
                 "title": i["title"], "description": i["description"],
-                "start_date": i["start_date"], "due_date": i["due_date"],
-                "cadence": cadence_title(&i["iteration_cadence_id"]),
+                "start_date": i["startDate"], "due_date": i["dueDate"],
+                "cadence": i["iterationCadence"]["title"],
             })
         })
         .collect();
@@ -353,6 +366,79 @@ async fn lost_answers_on_a_flaky_destination_create_no_duplicate_board_list_or_i
     );
     assert_no_failure_of_mine(&out);
     let want = relations(&src.url, &src.owner_token, "acme").await;
+    let got = relations(&dst.url, &dst.owner_token, "imported/acme").await;
+    assert_same(&want, &got);
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_mutation_answers_and_a_retry_create_no_duplicate_cadence_or_iteration() {
+    let (src, dst) = (source().await, destination().await);
+    let want = relations(&src.url, &src.owner_token, "acme").await;
+    let lose = |mutation: &str, times: u32| {
+        json!({ "method": "POST", "path_contains": "/api/graphql", "body_contains": mutation,
+                "lose_answer": true, "times": times })
+    };
+    // The first cadence and the first two iterations are created but their answers are lost, so the
+    // appliance must find them (cadence by title, iteration by cadence and start date) instead of
+    // sending the mutation again: GitLab allows two cadences with one title. One subgroup's cadence
+    // is refused outright, so its iterations cannot be created in this run.
+    set_faults(
+        &dst,
+        json!({ "reject": [
+            lose("iterationCadenceCreate", 1),
+            lose("iterationCreate(", 2),
+            { "method": "POST", "path_contains": "/api/graphql", "body_contains": "Backend cadence",
+              "status": 400, "message": "Refused by the test" }
+        ]}),
+    )
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let first = run(migrate_cmd(&src, &dst, data.path(), true)).await;
+    assert_eq!(first.status.code(), Some(2), "{}", explain(&first));
+    let failures: Vec<Value> = report(&first)["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["failures"].as_array().unwrap().clone())
+        .collect();
+    let cadence_failures: Vec<&Value> = failures
+        .iter()
+        .filter(|f| f["relation"] == "iterations_cadences")
+        .collect();
+    assert_eq!(cadence_failures.len(), 1, "{failures:#?}");
+    assert_eq!(cadence_failures[0]["source_title"], "Backend cadence");
+    assert_eq!(
+        cadence_failures[0]["exception_message"],
+        "Refused by the test"
+    );
+    assert!(
+        failures
+            .iter()
+            .filter(|f| f["relation"] == "iterations")
+            .all(|f| f["exception_message"]
+                .as_str()
+                .unwrap()
+                .contains("was not migrated")),
+        "{failures:#?}"
+    );
+    let injected: Value = http()
+        .get(format!("{}/-/sim/requests", dst.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(injected["injected"]["resets"], 3, "{injected}");
+
+    set_faults(&dst, json!({})).await;
+    let mut retry = migrate_cmd(&src, &dst, data.path(), true);
+    retry.arg("--retry");
+    let retry = run(retry).await;
+    let r = assert_no_failure_of_mine(&retry);
+    assert_eq!(r["has_failures"], false, "{r:#}");
     let got = relations(&dst.url, &dst.owner_token, "imported/acme").await;
     assert_same(&want, &got);
     src.shutdown().await;

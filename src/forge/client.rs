@@ -94,6 +94,14 @@ impl ForgeClient {
         )
     }
 
+    /// The instance's GraphQL endpoint.
+    pub fn graphql_url(&self) -> String {
+        format!(
+            "{}/api/graphql",
+            self.inner.base.as_str().trim_end_matches('/')
+        )
+    }
+
     /// A web URL on the instance, such as a group's page, for failure rows.
     pub fn web_url(&self, path: &str) -> String {
         format!(
@@ -177,6 +185,30 @@ impl ForgeClient {
             .send(Method::POST, &url, &[], Some(body), false, None)
             .await?
             .1)
+    }
+
+    /// Sends a GraphQL document (`POST /api/graphql` with `{query, variables}`) and returns its `data`,
+    /// with the same token, retries and rate limits as REST. A `query` reads, so it is retried like a
+    /// GET; a mutation like a POST (only when it cannot have been applied). An answer with `errors` is
+    /// [`ForgeError::GraphQl`].
+    pub async fn graphql(
+        &self,
+        document: &str,
+        variables: &Value,
+        query: bool,
+    ) -> Result<Value, ForgeError> {
+        let url = self.graphql_url();
+        let body = serde_json::json!({ "query": document, "variables": variables });
+        let (_, answer) = self
+            .send(Method::POST, &url, &[], Some(&body), query, None)
+            .await
+            .map_err(|mut e| {
+                if let ForgeError::Status { read, .. } = &mut e {
+                    *read = query;
+                }
+                e
+            })?;
+        graphql_data(&url, answer)
     }
 
     /// The raw bytes of an API path (an uploaded file), refused past `limit` bytes.
@@ -474,7 +506,57 @@ fn status_error(
         message: gitlab_message(body, status),
         correlation_id: header_str(headers, "x-request-id"),
         retry_after: header_u64(headers, "retry-after").map(Duration::from_secs),
+        read: method == "GET",
     }
+}
+
+/// The `data` of a GraphQL answer; its `errors`, when it has any, as one error.
+fn graphql_data(url: &str, answer: Value) -> Result<Value, ForgeError> {
+    if let Some(errors) = answer
+        .get("errors")
+        .and_then(Value::as_array)
+        .filter(|e| !e.is_empty())
+    {
+        return Err(ForgeError::GraphQl {
+            url: url.to_string(),
+            message: graphql_messages(errors),
+        });
+    }
+    match answer.get("data") {
+        Some(data @ Value::Object(_)) => Ok(data.clone()),
+        _ => Err(ForgeError::Decode {
+            url: url.to_string(),
+            message: format!("a GraphQL answer without data: {}", kind(&answer)),
+        }),
+    }
+}
+
+/// GraphQL `errors` for people: each message, with the path of the field it is about.
+fn graphql_messages(errors: &[Value]) -> String {
+    errors
+        .iter()
+        .map(|e| {
+            let message = e
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("an error without a message");
+            let path: Vec<String> = e
+                .get("path")
+                .and_then(Value::as_array)
+                .map(|p| {
+                    p.iter()
+                        .map(|s| s.as_str().map_or_else(|| s.to_string(), str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if path.is_empty() {
+                message.to_string()
+            } else {
+                format!("{message} (at {})", path.join("."))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn retryable(e: &ForgeError, idempotent: bool) -> bool {
@@ -489,10 +571,16 @@ fn retryable(e: &ForgeError, idempotent: bool) -> bool {
     }
 }
 
-/// GitLab puts its reason in `message` (a string, or an object of field -> reasons) or in `error`.
+/// GitLab puts its reason in `message` (a string, or an object of field -> reasons) or in `error`;
+/// its GraphQL endpoint in `errors` (`[{"message": ...}]`).
 pub fn gitlab_message(body: &[u8], status: StatusCode) -> String {
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let text = parsed.as_ref().and_then(|v| {
+        if let Some(errors) = v.get("errors").and_then(Value::as_array)
+            && v.get("message").is_none()
+        {
+            return Some(graphql_messages(errors));
+        }
         let m = v.get("message").or_else(|| v.get("error"))?;
         Some(match m {
             Value::String(s) => s.clone(),
@@ -611,6 +699,12 @@ mod tests {
         assert_eq!(m, "Label already exists");
         let m = gitlab_message(b"", StatusCode::BAD_GATEWAY);
         assert_eq!(m, "502 Bad Gateway");
+        // GitLab's GraphQL endpoint answers its refusals in GraphQL's shape.
+        let m = gitlab_message(
+            br#"{"errors":[{"message":"Invalid token"}]}"#,
+            StatusCode::UNAUTHORIZED,
+        );
+        assert_eq!(m, "Invalid token");
     }
 }
 

@@ -1,9 +1,11 @@
 //! Outbound HTTP to forges. One client per instance carries the token, bounds concurrency, retries what
-//! is safe to retry (honouring `Retry-After` and `RateLimit-*`) and follows GitLab's pagination.
+//! is safe to retry (honouring `Retry-After` and `RateLimit-*`) and follows GitLab's pagination: REST
+//! list pages, and GraphQL connections by cursor (`graphql.rs`).
 //! It never logs a token, and refuses plain `http://` unless the host is loopback or the user allowed it.
 
 pub mod client;
 pub mod gitlab;
+pub mod graphql;
 
 pub use client::{ForgeClient, ListPage};
 pub use gitlab::GitLab;
@@ -23,6 +25,9 @@ pub enum ForgeError {
         message: String,
         correlation_id: Option<String>,
         retry_after: Option<Duration>,
+        /// The request only read (a GET, or a GraphQL query): a 500 that outlasts the retries means
+        /// the forge is broken, not that one record is bad.
+        read: bool,
     },
     /// No usable answer. `maybe_applied` is true when the request may have reached the forge (a reset
     /// or timeout after sending), so a write may have happened.
@@ -35,6 +40,10 @@ pub enum ForgeError {
     },
     #[error("{url} returned a body that is not what GitLab sends: {message}")]
     Decode { url: String, message: String },
+    /// A GraphQL answer with an `errors` list (a document the forge's schema refuses, a resolver that
+    /// failed): nothing was read, and a mutation was not applied.
+    #[error("{url} answered with GraphQL errors: {message}")]
+    GraphQl { url: String, message: String },
 }
 
 impl ForgeError {
@@ -48,7 +57,9 @@ impl ForgeError {
     /// The message a user should see in a failure row: the forge's own words when it gave any.
     pub fn message(&self) -> String {
         match self {
-            ForgeError::Status { message, .. } => message.clone(),
+            ForgeError::Status { message, .. } | ForgeError::GraphQl { message, .. } => {
+                message.clone()
+            }
             other => other.to_string(),
         }
     }
@@ -69,6 +80,7 @@ impl ForgeError {
             ForgeError::Status { .. } => "Appliance::DestinationRejected",
             ForgeError::Network { .. } => "BulkImports::NetworkError",
             ForgeError::Decode { .. } => "BulkImports::Error",
+            ForgeError::GraphQl { .. } => "Appliance::GraphQLError",
         }
     }
 
@@ -79,8 +91,8 @@ impl ForgeError {
             ForgeError::Network { .. } => true,
             // A read that still fails with 500 after every retry means the forge is broken, not that
             // one record is bad (a write's 500 may be that record's own).
-            ForgeError::Status { status, method, .. } => {
-                matches!(status, 429 | 502 | 503 | 504) || (*status == 500 && method == "GET")
+            ForgeError::Status { status, read, .. } => {
+                matches!(status, 429 | 502 | 503 | 504) || (*status == 500 && *read)
             }
             _ => false,
         }

@@ -1,32 +1,144 @@
-//! Iteration cadences and their iterations. GitLab exports iterations nested in their cadence; here they
-//! are two relations, cadences a stage first, so that each page of iterations can be loaded on its own.
-//! An iteration names its cadence by source id, which the id map turns into the destination cadence; a
-//! cadence in doubt is found again by its title, an iteration by its cadence and start date. An iteration's state (upcoming, current, closed)
-//! is derived by GitLab from its dates, and its iid, sequence and timestamps are assigned by the
+//! Iteration cadences and their iterations, through GitLab's GraphQL API: GitLab has no REST endpoint for
+//! cadences, and creates neither cadences nor iterations over REST (`iterationCadenceCreate`,
+//! `iterationCreate`). GitLab exports iterations nested in their cadence; here they are two relations,
+//! cadences a stage first, so that each page of iterations can be loaded on its own.
+//!
+//! Records keep the export format (snake_case fields, numeric ids): a node's global id
+//! (`gid://gitlab/Iteration/34`) becomes its number, and an iteration names its cadence by source id,
+//! which the id map turns into the destination cadence. A cadence in doubt is found again by its title,
+//! an iteration by its cadence and start date. An iteration's state (upcoming, current, closed) is
+//! derived by GitLab from its dates, and its iid, sequence and timestamps are assigned by the
 //! destination: none of them can be set through the API.
 
-use super::{EntityContext, Extraction, LoadError, Relation, create_once, pick, text};
-use crate::forge::{ForgeError, GitLab, gitlab::id_of};
+use super::{EntityContext, Extraction, LoadError, Relation, create_once_graphql, text};
+use crate::forge::graphql::{Connection, gid, gid_id};
+use crate::forge::{ForgeError, GitLab};
 use async_trait::async_trait;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 pub struct IterationsCadences;
 pub struct Iterations;
 
-const CADENCE_FIELDS: &[&str] = &[
-    "title",
-    "description",
-    "automatic",
-    "start_date",
-    "duration_in_weeks",
-    "iterations_in_advance",
-    "active",
-    "roll_over",
+const CADENCE_CLASS: &str = "Iterations::Cadence";
+
+/// A group's cadences (its own, not its ancestors').
+const CADENCES: &str = r#"query($fullPath: ID!, $first: Int, $after: String) {
+  group(fullPath: $fullPath) {
+    iterationCadences(first: $first, after: $after) {
+      nodes { id title description automatic startDate durationInWeeks iterationsInAdvance active rollOver }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}"#;
+
+/// A group's iterations (its own: an ancestor's iterations migrate with the ancestor).
+const ITERATIONS: &str = r#"query($fullPath: ID!, $first: Int, $after: String) {
+  group(fullPath: $fullPath) {
+    iterations(includeAncestors: false, first: $first, after: $after) {
+      nodes { id iid sequence title description state startDate dueDate createdAt updatedAt iterationCadence { id } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}"#;
+
+/// The iterations of one cadence of a group, to find one again by its start date.
+const CADENCE_ITERATIONS: &str = r#"query($fullPath: ID!, $cadence: [IterationsCadenceID!], $first: Int, $after: String) {
+  group(fullPath: $fullPath) {
+    iterations(includeAncestors: false, iterationCadenceIds: $cadence, first: $first, after: $after) {
+      nodes { id startDate iterationCadence { id } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}"#;
+
+const CREATE_CADENCE: &str = r#"mutation($input: IterationCadenceCreateInput!) {
+  iterationCadenceCreate(input: $input) { iterationCadence { id } errors }
+}"#;
+
+const CREATE_ITERATION: &str = r#"mutation($input: iterationCreateInput!) {
+  iterationCreate(input: $input) { iteration { id } errors }
+}"#;
+
+/// The cadence fields a record carries: (record field, GraphQL field).
+const CADENCE_FIELDS: &[(&str, &str)] = &[
+    ("title", "title"),
+    ("description", "description"),
+    ("automatic", "automatic"),
+    ("start_date", "startDate"),
+    ("duration_in_weeks", "durationInWeeks"),
+    ("iterations_in_advance", "iterationsInAdvance"),
+    ("active", "active"),
+    ("roll_over", "rollOver"),
 ];
 
-/// The iteration cadences of a destination group.
-async fn cadences(dest: &GitLab, group: u64) -> Result<Vec<Value>, ForgeError> {
-    dest.list_all(&format!("groups/{group}/iterations_cadences"), &[])
+/// The iteration fields a record carries as they are: (record field, GraphQL field).
+const ITERATION_FIELDS: &[(&str, &str)] = &[
+    ("sequence", "sequence"),
+    ("title", "title"),
+    ("description", "description"),
+    ("start_date", "startDate"),
+    ("due_date", "dueDate"),
+    ("created_at", "createdAt"),
+    ("updated_at", "updatedAt"),
+];
+
+/// A group's connection of `document`, with `extra` variables.
+fn connection(
+    document: &'static str,
+    path: &'static [&'static str],
+    full_path: &str,
+    extra: &[(&str, Value)],
+) -> Connection {
+    let mut variables = Map::from_iter([("fullPath".to_string(), json!(full_path))]);
+    variables.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    Connection {
+        document,
+        variables,
+        path,
+    }
+}
+
+fn cadences_of(full_path: &str) -> Connection {
+    connection(CADENCES, &["group", "iterationCadences"], full_path, &[])
+}
+
+/// GraphQL's `Time` for a date column: `2024-01-02`, or a full time whose date is meant.
+fn date(v: &Value) -> Value {
+    match v.as_str() {
+        Some(s) if s.len() > 10 && s.as_bytes()[10] == b'T' => json!(&s[..10]),
+        _ => v.clone(),
+    }
+}
+
+/// Copies the (record, GraphQL) field pairs that are present and not null from `node`.
+fn from_node(node: &Value, fields: &[(&str, &str)], out: &mut Map<String, Value>) {
+    for (record, graphql) in fields {
+        if let Some(v) = node.get(*graphql).filter(|v| !v.is_null()) {
+            let v = if record.ends_with("_date") {
+                date(v)
+            } else {
+                v.clone()
+            };
+            out.insert((*record).to_string(), v);
+        }
+    }
+}
+
+/// A mutation's input from a record: the named (record, GraphQL) fields that are present.
+fn to_input(record: &Value, fields: &[(&str, &str)], input: &mut Map<String, Value>) {
+    for (field, graphql) in fields {
+        if let Some(v) = record.get(*field).filter(|v| !v.is_null()) {
+            input.insert((*graphql).to_string(), v.clone());
+        }
+    }
+}
+
+/// The destination group's cadences.
+async fn destination_cadences(
+    dest: &GitLab,
+    ctx: &EntityContext,
+) -> Result<Vec<Value>, ForgeError> {
+    dest.connection_all(&cadences_of(&ctx.entity.destination_full_path()))
         .await
 }
 
@@ -39,14 +151,14 @@ impl Relation for IterationsCadences {
         "BulkImports::Groups::Pipelines::IterationsCadencesPipeline"
     }
     fn extraction(&self, ctx: &EntityContext) -> Extraction {
-        Extraction::List {
-            path: format!("groups/{}/iterations_cadences", ctx.source_id()),
-            query: vec![],
-        }
+        Extraction::Connection(cadences_of(&ctx.entity.source_full_path))
     }
-    fn transform(&self, rest: Value) -> Value {
-        let mut r = pick(&rest, &["id", "created_at", "updated_at"]);
-        r.extend(pick(&rest, CADENCE_FIELDS));
+    fn transform(&self, node: Value) -> Value {
+        let mut r = Map::new();
+        if let Some(id) = gid_id(&node["id"]) {
+            r.insert("id".into(), json!(id));
+        }
+        from_node(&node, CADENCE_FIELDS, &mut r);
         Value::Object(r)
     }
     async fn load(
@@ -56,19 +168,44 @@ impl Relation for IterationsCadences {
         record: &Value,
         in_doubt: bool,
     ) -> Result<u64, LoadError> {
-        let group = ctx.destination_id()?;
+        ctx.destination_id()?;
         let title = text(record, "title").to_string();
-        let body = Value::Object(pick(record, CADENCE_FIELDS));
-        let path = format!("groups/{group}/iterations_cadences");
+        let mut input = Map::from_iter([
+            (
+                "groupPath".to_string(),
+                json!(ctx.entity.destination_full_path()),
+            ),
+            // Both are required by GitLab; a record always has them.
+            ("automatic".to_string(), json!(false)),
+            ("active".to_string(), json!(true)),
+        ]);
+        to_input(record, CADENCE_FIELDS, &mut input);
         // Titles are how a group's cadences are told apart.
-        create_once(dest, &path, &body, in_doubt, || async {
-            let found = cadences(dest, group).await?;
-            Ok(found
-                .iter()
-                .find(|c| text(c, "title") == title)
-                .and_then(id_of))
-        })
+        create_once_graphql(
+            dest,
+            CREATE_CADENCE,
+            ("iterationCadenceCreate", "iterationCadence"),
+            &Value::Object(input),
+            in_doubt,
+            || async {
+                let found = destination_cadences(dest, ctx).await?;
+                Ok(found
+                    .iter()
+                    .find(|c| text(c, "title") == title)
+                    .and_then(|c| gid_id(&c["id"])))
+            },
+        )
         .await
+    }
+}
+
+/// GitLab's iteration states as the export format numbers them.
+fn state_number(state: &Value) -> Option<u64> {
+    match state.as_str()? {
+        "upcoming" => Some(1),
+        "current" | "started" => Some(2),
+        "closed" => Some(3),
+        _ => None,
     }
 }
 
@@ -81,35 +218,30 @@ impl Relation for Iterations {
         "BulkImports::Groups::Pipelines::IterationsPipeline"
     }
     fn extraction(&self, ctx: &EntityContext) -> Extraction {
-        Extraction::List {
-            path: format!("groups/{}/iterations", ctx.source_id()),
-            // Iterations of ancestors are migrated with the ancestor.
-            query: vec![("include_ancestors", "false".into())],
-        }
+        Extraction::Connection(connection(
+            ITERATIONS,
+            &["group", "iterations"],
+            &ctx.entity.source_full_path,
+            &[],
+        ))
     }
-    fn transform(&self, rest: Value) -> Value {
-        let mut r = pick(
-            &rest,
-            &[
-                "id",
-                "iid",
-                "sequence",
-                "title",
-                "description",
-                "state",
-                "start_date",
-                "due_date",
-                "created_at",
-                "updated_at",
-            ],
-        );
-        if let Some(c) = rest
-            .get("iteration_cadence_id")
-            .or(rest.get("iterations_cadence_id"))
-            .filter(|c| !c.is_null())
-        {
-            r.insert("iterations_cadence_id".into(), c.clone());
+    fn transform(&self, node: Value) -> Value {
+        let mut r = Map::new();
+        for (field, value) in [
+            ("id", gid_id(&node["id"])),
+            // An iid is a GraphQL ID: a string of digits.
+            ("iid", gid_id(&node["iid"])),
+            ("state", state_number(&node["state"])),
+            (
+                "iterations_cadence_id",
+                gid_id(&node["iterationCadence"]["id"]),
+            ),
+        ] {
+            if let Some(v) = value {
+                r.insert(field.into(), json!(v));
+            }
         }
+        from_node(&node, ITERATION_FIELDS, &mut r);
         Value::Object(r)
     }
     fn title(&self, record: &Value) -> Option<String> {
@@ -131,56 +263,65 @@ impl Relation for Iterations {
         record: &Value,
         in_doubt: bool,
     ) -> Result<u64, LoadError> {
-        let group = ctx.destination_id()?;
+        ctx.destination_id()?;
+        let full_path = ctx.entity.destination_full_path();
         // Cadences migrate a stage earlier, so the id map knows the cadence's destination id.
         let source_cadence = record
             .get("iterations_cadence_id")
             .and_then(Value::as_u64)
             .map(|id| id.to_string())
             .unwrap_or_default();
-        let cadence_id = match ctx.ids.get("iterations_cadences", &source_cadence).await? {
-            Some(id) => id,
-            None => {
-                return Err(LoadError {
-                    class: "BulkImports::Error".into(),
-                    message: format!(
-                        "the iteration cadence {source_cadence} of this iteration was not migrated \
-                         (see the iterations_cadences failures), so the iteration cannot be created"
-                    ),
-                    correlation_id: None,
-                    unreachable: false,
-                });
-            }
+        let Some(cadence_id) = ctx.ids.get("iterations_cadences", &source_cadence).await? else {
+            return Err(LoadError {
+                class: "BulkImports::Error".into(),
+                message: format!(
+                    "the iteration cadence {source_cadence} of this iteration was not migrated \
+                     (see the iterations_cadences failures), so the iteration cannot be created"
+                ),
+                correlation_id: None,
+                unreachable: false,
+            });
         };
-        let automatic = cadences(dest, group).await?.iter().any(|c| {
-            id_of(c) == Some(cadence_id)
-                && c.get("automatic").and_then(Value::as_bool) == Some(true)
+        let cadence = gid(CADENCE_CLASS, cadence_id);
+        let automatic = destination_cadences(dest, ctx).await?.iter().any(|c| {
+            gid_id(&c["id"]) == Some(cadence_id) && c["automatic"].as_bool() == Some(true)
         });
         let start = text(record, "start_date").to_string();
-        let mut body = json!({
-            "start_date": start,
-            "due_date": text(record, "due_date"),
-            "iteration_cadence_id": cadence_id,
-        });
-        for f in ["title", "description"] {
-            if let Some(v) = record.get(f).filter(|v| !v.is_null()) {
-                body[f] = v.clone();
-            }
-        }
+        let mut input = Map::from_iter([
+            ("groupPath".to_string(), json!(full_path)),
+            ("iterationsCadenceId".to_string(), json!(cadence)),
+            ("startDate".to_string(), json!(start)),
+            ("dueDate".to_string(), json!(text(record, "due_date"))),
+        ]);
+        to_input(
+            record,
+            &[("title", "title"), ("description", "description")],
+            &mut input,
+        );
+        let of_cadence = connection(
+            CADENCE_ITERATIONS,
+            &["group", "iterations"],
+            &full_path,
+            &[("cadence", json!([cadence]))],
+        );
         // An automatic cadence may already have scheduled this iteration at the destination.
-        let path = format!("groups/{group}/iterations");
-        create_once(dest, &path, &body, in_doubt || automatic, || async {
-            let found = dest
-                .list_all(&path, &[("include_ancestors", "false".into())])
-                .await?;
-            Ok(found
-                .iter()
-                .find(|i| {
-                    i.get("iteration_cadence_id").and_then(Value::as_u64) == Some(cadence_id)
-                        && text(i, "start_date") == start
-                })
-                .and_then(id_of))
-        })
+        create_once_graphql(
+            dest,
+            CREATE_ITERATION,
+            ("iterationCreate", "iteration"),
+            &Value::Object(input),
+            in_doubt || automatic,
+            || async {
+                let found = dest.connection_all(&of_cadence).await?;
+                Ok(found
+                    .iter()
+                    .find(|i| {
+                        gid_id(&i["iterationCadence"]["id"]) == Some(cadence_id)
+                            && date(&i["startDate"]).as_str() == Some(start.as_str())
+                    })
+                    .and_then(|i| gid_id(&i["id"])))
+            },
+        )
         .await
     }
 }
@@ -190,16 +331,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_iteration_record_names_its_cadence_and_keeps_its_dates() {
+    fn an_iteration_node_becomes_a_record_that_names_its_cadence_and_keeps_its_dates() {
         let r = Iterations.transform(json!({
-            "id": 9, "iid": 2, "sequence": 2, "group_id": 1, "title": null, "description": null,
-            "state": 3, "start_date": "2023-01-02", "due_date": "2023-01-15",
-            "web_url": "https://x/groups/a/-/iterations/9", "iteration_cadence_id": 4
+            "id": "gid://gitlab/Iteration/9", "iid": "2", "sequence": 2, "title": null,
+            "description": null, "state": "closed", "startDate": "2023-01-02",
+            "dueDate": "2023-01-15", "createdAt": "2023-01-01T10:00:00Z",
+            "updatedAt": "2023-01-01T10:00:00Z",
+            "iterationCadence": { "id": "gid://gitlab/Iterations::Cadence/4" }
         }));
-        assert_eq!(r["iterations_cadence_id"], 4);
-        assert_eq!(r["start_date"], "2023-01-02");
-        assert_eq!(r["state"], 3);
-        assert!(r.get("web_url").is_none() && r.get("title").is_none());
+        assert_eq!(
+            r,
+            json!({
+                "id": 9, "iid": 2, "sequence": 2, "state": 3, "iterations_cadence_id": 4,
+                "start_date": "2023-01-02", "due_date": "2023-01-15",
+                "created_at": "2023-01-01T10:00:00Z", "updated_at": "2023-01-01T10:00:00Z"
+            })
+        );
         assert_eq!(
             Iterations.title(&r).as_deref(),
             Some("2023-01-02..2023-01-15")
@@ -207,15 +354,25 @@ mod tests {
     }
 
     #[test]
-    fn a_cadence_record_keeps_its_scheduling() {
+    fn a_cadence_node_becomes_a_record_that_keeps_its_scheduling() {
         let r = IterationsCadences.transform(json!({
-            "id": 4, "title": "Sprints", "group_id": 1, "description": "d", "start_date": "2023-01-02",
-            "duration_in_weeks": 2, "iterations_in_advance": 1, "active": true, "automatic": true,
-            "roll_over": false
+            "id": "gid://gitlab/Iterations::Cadence/4", "title": "Sprints", "description": "d",
+            "startDate": "2023-01-02T00:00:00Z", "durationInWeeks": 2, "iterationsInAdvance": 1,
+            "active": true, "automatic": true, "rollOver": false
         }));
-        for f in CADENCE_FIELDS {
-            assert!(r.get(*f).is_some(), "{f}");
-        }
-        assert!(r.get("group_id").is_none());
+        assert_eq!(
+            r,
+            json!({
+                "id": 4, "title": "Sprints", "description": "d", "start_date": "2023-01-02",
+                "duration_in_weeks": 2, "iterations_in_advance": 1, "active": true,
+                "automatic": true, "roll_over": false
+            })
+        );
+        let mut input = Map::new();
+        to_input(&r, CADENCE_FIELDS, &mut input);
+        assert_eq!(input["startDate"], "2023-01-02");
+        assert_eq!(input["durationInWeeks"], 2);
+        assert_eq!(input["rollOver"], false);
+        assert!(input.get("start_date").is_none());
     }
 }

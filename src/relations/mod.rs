@@ -1,7 +1,9 @@
-//! One file per relation. A relation says how its records are listed on a live source, how a REST record
-//! becomes a record in GitLab's import/export (NDJSON) format, and how that record is loaded into a live
-//! destination without ever creating it twice. Where records come from (live source or bundle) and where
-//! they go (live destination or bundle) is decided by `crate::source` and `crate::sink`, not here.
+//! One file per relation. A relation says how its records are listed on a live source (a REST list, a
+//! single REST record, or a GraphQL connection), how such a record becomes a record in GitLab's
+//! import/export (NDJSON) format, and how that record is loaded into a live destination (a REST POST or
+//! a GraphQL mutation) without ever creating it twice. Where records come from (live source or
+//! bundle) and where they go (live destination or bundle) is decided by `crate::source` and
+//! `crate::sink`, not here.
 //! Adding a relation is one file here plus one line in `crate::engine::stages`.
 
 pub mod badges;
@@ -19,6 +21,7 @@ pub mod milestones;
 pub mod projects;
 pub mod uploads;
 
+use crate::forge::graphql::{Connection, gid_id};
 use crate::forge::{ForgeError, GitLab, gitlab::id_of};
 use crate::model::Entity;
 use crate::store::{MappingScope, Store};
@@ -144,6 +147,9 @@ pub enum Extraction {
     },
     /// A single record, such as the group itself.
     Single { path: String },
+    /// A GraphQL connection read a page at a time by cursor, for records GitLab serves only through
+    /// GraphQL (iteration cadences, and iterations with their cadence); `transform` receives its nodes.
+    Connection(Connection),
 }
 
 /// Why one record could not be loaded.
@@ -202,7 +208,8 @@ pub trait Relation: Send + Sync {
     /// GitLab's pipeline class name, reported in failures.
     fn pipeline_class(&self) -> &'static str;
     fn extraction(&self, ctx: &EntityContext) -> Extraction;
-    /// Turns a REST record of the source into a record in GitLab's import/export format.
+    /// Turns a record as the extraction reads it (a REST record, or a GraphQL node) into a record in
+    /// GitLab's import/export format.
     fn transform(&self, rest: Value) -> Value;
     /// The relation's name in GitLab's relation export API, when records can be read from it (and
     /// `from_export` turns them into this relation's records); None: read through REST only.
@@ -289,22 +296,94 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Result<Option<u64>, ForgeError>>,
 {
+    let send = || async {
+        let created = dest
+            .client
+            .post_as(path, body, sudo)
+            .await
+            .map_err(Refusal::Forge)?;
+        key(&created).ok_or_else(|| {
+            Refusal::Broken(LoadError::internal(format!(
+                "POST {path} answered without an id"
+            )))
+        })
+    };
+    create_once_with(in_doubt, send, find).await
+}
+
+/// Creates a record with a GraphQL mutation (`mutation($input: ...) { <field>(input: $input) {
+/// <record> { id } errors } }`), never twice, as [`create_once`] does: the payload's `errors` are the
+/// destination refusing the record (a failure with GitLab's words), unless they say it exists, and
+/// then `find` looks it up. Returns the numeric id of the record's global id.
+pub(crate) async fn create_once_graphql<F, Fut>(
+    dest: &GitLab,
+    mutation: &str,
+    (field, record): (&str, &str),
+    input: &Value,
+    in_doubt: bool,
+    find: F,
+) -> Result<u64, LoadError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Option<u64>, ForgeError>>,
+{
+    let send = || async {
+        let data = dest
+            .mutate(mutation, serde_json::json!({ "input": input }))
+            .await
+            .map_err(Refusal::Forge)?;
+        let payload = &data[field];
+        let errors: Vec<&str> = payload["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if !errors.is_empty() {
+            return Err(Refusal::Rejected(errors.join("; ")));
+        }
+        gid_id(&payload[record]["id"]).ok_or_else(|| {
+            Refusal::Broken(LoadError::internal(format!(
+                "{field} answered without the {record}'s id"
+            )))
+        })
+    };
+    create_once_with(in_doubt, send, find).await
+}
+
+/// Why one attempt to create a record did not give its id.
+enum Refusal {
+    /// The request failed or the forge answered with an HTTP or GraphQL error.
+    Forge(ForgeError),
+    /// The forge answered and refused the record (a mutation's `errors`).
+    Rejected(String),
+    /// The forge answered something the appliance cannot use.
+    Broken(LoadError),
+}
+
+/// The one "never twice" loop behind every create: when an earlier attempt may have succeeded
+/// (`in_doubt`), or an attempt's outcome is unknown, or the destination says the record exists, `find`
+/// looks it up; an attempt whose outcome is unknown is repeated (after looking) at most twice.
+async fn create_once_with<S, SFut, F, Fut>(
+    in_doubt: bool,
+    send: S,
+    find: F,
+) -> Result<u64, LoadError>
+where
+    S: Fn() -> SFut,
+    SFut: Future<Output = Result<u64, Refusal>>,
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Option<u64>, ForgeError>>,
+{
     if in_doubt && let Some(id) = find().await? {
         return Ok(id);
     }
     let mut attempts = 0;
     loop {
         attempts += 1;
-        match dest.client.post_as(path, body, sudo).await {
-            Ok(created) => {
-                return key(&created).ok_or_else(|| LoadError {
-                    class: "BulkImports::Error".into(),
-                    message: format!("POST {path} answered without an id"),
-                    correlation_id: None,
-                    unreachable: false,
-                });
-            }
-            Err(e) => {
+        match send().await {
+            Ok(id) => return Ok(id),
+            Err(Refusal::Forge(e)) => {
                 let ambiguous = matches!(
                     e,
                     ForgeError::Network {
@@ -324,14 +403,31 @@ where
                 }
                 return Err(e.into());
             }
+            Err(Refusal::Rejected(message)) => {
+                if already_exists(&message)
+                    && let Some(id) = find().await?
+                {
+                    return Ok(id);
+                }
+                return Err(LoadError {
+                    class: "Appliance::DestinationRejected".into(),
+                    message,
+                    correlation_id: None,
+                    unreachable: false,
+                });
+            }
+            Err(Refusal::Broken(e)) => return Err(e),
         }
     }
 }
 
 /// GitLab's words for "a record with this key exists" (groups, labels: "has already been taken";
-/// milestones: "already being used for another group or project milestone").
+/// milestones, an iteration's title in its cadence: "already being used"; an iteration whose dates are
+/// taken in its cadence: "Dates cannot overlap").
 fn already_exists(message: &str) -> bool {
-    message.contains("already been taken") || message.contains("already being used")
+    message.contains("already been taken")
+        || message.contains("already being used")
+        || message.contains("Dates cannot overlap")
 }
 
 /// Copies the named fields that are present (and not null) from `from` into a JSON object.

@@ -1,6 +1,7 @@
 //! A live GitLab source. Relations that GitLab's relation export holds are read from it, a batch at a
 //! time, where the source offers it to this token; every other relation (and every relation of a
-//! source that does not export) is read through its REST list endpoint, one page at a time.
+//! source that does not export) is read through its REST list endpoint, one page at a time, or, for
+//! what GitLab serves only through GraphQL, through its GraphQL connection, one page per cursor.
 
 use super::export::Exports;
 use super::{ExtractedPage, Source};
@@ -13,6 +14,8 @@ use std::sync::Mutex;
 
 /// Cursor of a relation read from the export: the next batch number.
 const EXPORT_CURSOR: &str = "export:";
+/// Cursor of a relation read through GraphQL: the connection's end cursor.
+const GRAPHQL_CURSOR: &str = "graphql:";
 
 pub struct LiveSource {
     gitlab: GitLab,
@@ -35,6 +38,22 @@ impl LiveSource {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert((ctx.entity.id, relation.name()), how);
+    }
+
+    /// The relation's records from what its extraction read (REST records or GraphQL nodes).
+    async fn records(
+        &self,
+        relation: &dyn Relation,
+        ctx: &EntityContext,
+        items: Vec<Value>,
+    ) -> Result<Vec<Value>, ForgeError> {
+        let mut records = Vec::with_capacity(items.len());
+        for item in items {
+            let mut record = relation.transform(item);
+            relation.enrich(&self.gitlab, ctx, &mut record).await?;
+            records.push(record);
+        }
+        Ok(records)
     }
 
     /// A page from the relation export, or None when this relation is to be read through REST.
@@ -109,8 +128,13 @@ impl Source for LiveSource {
             self.read_via(ctx, relation, "relation_export");
             return Ok(page);
         }
-        self.read_via(ctx, relation, "rest");
-        match relation.extraction(ctx) {
+        let extraction = relation.extraction(ctx);
+        let via = match extraction {
+            Extraction::Connection(_) => "graphql",
+            _ => "rest",
+        };
+        self.read_via(ctx, relation, via);
+        match extraction {
             Extraction::Single { path } => {
                 let mut record = relation.transform(self.gitlab.client.get(&path, &[]).await?);
                 if !relation.exists(&record) {
@@ -129,16 +153,21 @@ impl Source for LiveSource {
             }
             Extraction::List { path, query } => {
                 let page = self.gitlab.client.list_page(&path, &query, cursor).await?;
-                let mut records = Vec::with_capacity(page.items.len());
-                for item in page.items {
-                    let mut record = relation.transform(item);
-                    relation.enrich(&self.gitlab, ctx, &mut record).await?;
-                    records.push(record);
-                }
                 Ok(ExtractedPage {
-                    records,
+                    records: self.records(relation, ctx, page.items).await?,
                     next: page.next,
                     total: page.total,
+                })
+            }
+            Extraction::Connection(connection) => {
+                // A cursor of another path (a tracker written before this relation read GraphQL)
+                // starts over: what was loaded is in the id map and is not loaded again.
+                let after = cursor.and_then(|c| c.strip_prefix(GRAPHQL_CURSOR));
+                let page = self.gitlab.connection_page(&connection, after).await?;
+                Ok(ExtractedPage {
+                    records: self.records(relation, ctx, page.nodes).await?,
+                    next: page.next.map(|c| format!("{GRAPHQL_CURSOR}{c}")),
+                    total: None,
                 })
             }
         }

@@ -24,7 +24,8 @@ pub struct ExtractedPage {
 
 #[async_trait]
 pub trait Source: Send + Sync {
-    /// How records are read, recorded on each tracker: "rest", "relation_export" or "bundle".
+    /// How records are read, recorded on each tracker: "rest", "graphql", "relation_export" or
+    /// "bundle".
     fn via(&self) -> &'static str;
     /// How the last page of `relation` for this entity was read (a live source may use the relation
     /// export for some relations and REST for others).

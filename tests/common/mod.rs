@@ -70,6 +70,43 @@ pub async fn get(base: &str, token: &str, path: &str) -> Option<Value> {
     Some(serde_json::from_slice(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON: {e}")))
 }
 
+/// Every node of a GraphQL connection: `document` takes `$first` and `$after` besides `variables`,
+/// and the connection is at `path` in `data` (e.g. `["group", "iterationCadences"]`).
+pub async fn graphql_all(
+    base: &str,
+    token: &str,
+    document: &str,
+    variables: Value,
+    path: &[&str],
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let mut vars = variables.clone();
+        vars["first"] = Value::from(100);
+        vars["after"] = after;
+        let resp = http()
+            .post(format!("{base}/api/graphql"))
+            .header("PRIVATE-TOKEN", token)
+            .json(&serde_json::json!({ "query": document, "variables": vars }))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {base}/api/graphql: {e}"));
+        assert!(resp.status().is_success(), "GraphQL: {}", resp.status());
+        let body: Value = resp.json().await.expect("a JSON body");
+        assert!(body.get("errors").is_none(), "GraphQL errors: {body}");
+        let mut at = &body["data"];
+        for key in path {
+            at = &at[*key];
+        }
+        out.extend(at["nodes"].as_array().expect("nodes").iter().cloned());
+        if at["pageInfo"]["hasNextPage"] != true {
+            return out;
+        }
+        after = at["pageInfo"]["endCursor"].clone();
+    }
+}
+
 /// The bytes a GitLab API path serves (a file download), or None for a 404.
 pub async fn get_bytes(base: &str, token: &str, path: &str) -> Option<Vec<u8>> {
     let url = format!("{base}/api/v4/{path}");

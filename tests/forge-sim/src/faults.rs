@@ -62,7 +62,8 @@ pub struct FaultConfig {
 }
 
 /// Answer requests that match with `status` and `{"message": message}`, as GitLab does for a record it
-/// refuses (e.g. 400 `{"message":"..."}`, 409, 422).
+/// refuses (e.g. 400 `{"message":"..."}`, 409, 422); or, with `lose_answer`, handle them and lose the
+/// answer.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RejectRule {
@@ -78,6 +79,9 @@ pub struct RejectRule {
     pub message: String,
     /// How many times the rule fires before it stops matching; `None` = every time.
     pub times: Option<u32>,
+    /// Instead of answering, let the request be handled and then reset its connection: the write
+    /// happens but the client never hears of it (`status` and `message` are not used).
+    pub lose_answer: bool,
 }
 
 impl RejectRule {
@@ -155,6 +159,12 @@ struct Draws {
     fault_kind: u8,
     reset: f64,
     truncate: f64,
+}
+
+/// What a matching reject rule does.
+enum Rejection {
+    Answer(Response),
+    LoseAnswer,
 }
 
 /// What the middleware decided before running the handler.
@@ -305,9 +315,19 @@ impl FaultState {
         }
 
         let (req, rejection) = self.reject(req, &config.reject).await;
-        if let Some(resp) = rejection {
-            self.injected(|c| c.rejected += 1);
-            return (req, Verdict::Answer(resp), rate_headers);
+        match rejection {
+            Some(Rejection::Answer(resp)) => {
+                self.injected(|c| c.rejected += 1);
+                return (req, Verdict::Answer(resp), rate_headers);
+            }
+            Some(Rejection::LoseAnswer) => {
+                let verdict = Verdict::Run {
+                    reset: true,
+                    truncate: false,
+                };
+                return (req, verdict, rate_headers);
+            }
+            None => {}
         }
 
         if draws.fault < config.fault_rate {
@@ -328,7 +348,7 @@ impl FaultState {
     }
 
     /// Find the first reject rule that matches; buffers the body only when a matching rule needs it.
-    async fn reject(&self, req: Request, rules: &[RejectRule]) -> (Request, Option<Response>) {
+    async fn reject(&self, req: Request, rules: &[RejectRule]) -> (Request, Option<Rejection>) {
         let method = req.method().as_str().to_owned();
         let path = req.uri().path().to_owned();
         let candidates: Vec<usize> = (0..rules.len())
@@ -358,13 +378,16 @@ impl FaultState {
             if !self.take_reject_firing(i) {
                 continue;
             }
+            if rule.lose_answer {
+                return (req, Some(Rejection::LoseAnswer));
+            }
             let status = StatusCode::from_u16(rule.status).unwrap_or(StatusCode::BAD_REQUEST);
             let message = match serde_json::from_str::<serde_json::Value>(&rule.message) {
                 Ok(v @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => v,
                 _ => serde_json::Value::String(rule.message.clone()),
             };
             let resp = (status, Json(serde_json::json!({ "message": message }))).into_response();
-            return (req, Some(resp));
+            return (req, Some(Rejection::Answer(resp)));
         }
         (req, None)
     }

@@ -1,5 +1,6 @@
-//! forge-sim: a GitLab REST API v4 simulator for testing the appliance, both as a source full
-//! of deterministic data and as a destination that records what was written.
+//! forge-sim: a GitLab simulator (REST API v4, and GraphQL for iteration cadences and iterations)
+//! for testing the appliance, both as a source full of deterministic data and as a destination that
+//! records what was written.
 //!
 //! This file owns the public face other code relies on: [`Dataset`], [`SimConfig`],
 //! [`RunningSim`] and [`router`]. It wires modules together and must never hold API logic.
@@ -16,6 +17,7 @@ pub mod dataset;
 pub mod error;
 pub mod faults;
 pub mod git;
+pub mod graphql;
 pub mod model;
 pub mod pagination;
 pub mod relation_export;
@@ -95,7 +97,7 @@ impl SimConfig {
     }
 }
 
-/// The whole HTTP face: relation-export routes, then the REST API, uploads and git smart HTTP
+/// The whole HTTP face: relation-export routes, then the REST API, GraphQL, uploads and git smart HTTP
 /// in the fallback, all behind the fault middleware; only `/-/sim/*` (fault control) bypasses it.
 pub fn router(sim: Arc<Sim>, faults: Arc<FaultState>) -> Router {
     let served = Router::new()

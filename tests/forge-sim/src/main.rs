@@ -9,7 +9,10 @@ use forge_sim::faults::FaultConfig;
 use forge_sim::{Dataset, RunningSim, SimConfig};
 
 #[derive(Debug, Parser)]
-#[command(name = "forge-sim", about = "A GitLab REST API v4 simulator for tests")]
+#[command(
+    name = "forge-sim",
+    about = "A GitLab REST API v4 (and GraphQL) simulator for tests"
+)]
 struct Args {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:0")]

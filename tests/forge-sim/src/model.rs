@@ -249,8 +249,9 @@ pub struct IterationCadence {
     pub title: String,
     pub description: Option<String>,
     pub start_date: String,
-    pub duration_in_weeks: u64,
-    pub iterations_in_advance: u64,
+    /// None for a manual cadence (GitLab clears the scheduling fields).
+    pub duration_in_weeks: Option<u64>,
+    pub iterations_in_advance: Option<u64>,
     pub active: bool,
     pub automatic: bool,
     pub roll_over: bool,

@@ -316,6 +316,7 @@ async fn reject_rule_refuses_one_record_like_gitlab() {
                 status: 400,
                 message: r#"{"title":["has already been taken"]}"#.into(),
                 times: Some(1),
+                ..RejectRule::default()
             }],
             ..FaultConfig::default()
         },
@@ -363,6 +364,45 @@ async fn reject_rule_refuses_one_record_like_gitlab() {
     assert_eq!(resp.status(), 422);
     let body: Value = resp.json().await.expect("json");
     assert_eq!(body, json!({"message": "Failed to save"}));
+}
+
+#[tokio::test]
+async fn a_lost_answer_rule_lets_the_write_happen_and_resets_the_connection() {
+    let s = serve(
+        FaultConfig {
+            reject: vec![RejectRule {
+                method: "POST".into(),
+                path_contains: "/items".into(),
+                body_contains: Some("bug".into()),
+                lose_answer: true,
+                times: Some(1),
+                ..RejectRule::default()
+            }],
+            ..FaultConfig::default()
+        },
+        1,
+    )
+    .await;
+    let c = client();
+    let post = |title: &str| {
+        c.post(format!("{}/api/v4/items", s.url))
+            .json(&json!({"title": title}))
+            .send()
+    };
+    assert!(post("bug").await.is_err(), "the answer is lost");
+    assert_eq!(
+        s.handled.load(Ordering::SeqCst),
+        1,
+        "but the write happened"
+    );
+    assert_eq!(
+        post("bug").await.expect("request").status(),
+        200,
+        "times: 1"
+    );
+    assert_eq!(post("feature").await.expect("request").status(), 200);
+    let c = counts(&s.url).await;
+    assert_eq!((c.injected.resets, c.injected.rejected), (1, 0));
 }
 
 #[tokio::test]

@@ -1,17 +1,20 @@
-//! Group iterations and iteration cadences. Iterations of ancestor groups are listed too
-//! (`include_ancestors`, default true), as GitLab does.
-//! It never changes issues or boards.
+//! Group iterations through REST: `GET /groups/:id/iterations`, the only iteration endpoint GitLab's
+//! REST API has (iterations of ancestor groups are listed too, `include_ancestors`, default true).
+//! The entity is GitLab's `API::Entities::Iteration`, which does not name the cadence. GitLab has
+//! no REST endpoint for cadences and creates neither cadences nor iterations over REST:
+//! those are GraphQL (`crate::graphql`), so `/groups/:id/iterations_cadences` and `POST
+//! /groups/:id/iterations` answer 404 here as there. It never changes issues or boards.
 
 use serde_json::{Value, json};
 
-use super::{Answer, Ctx, Reply};
+use super::{Answer, Ctx};
 use crate::auth::Scope;
-use crate::error::ApiError;
-use crate::model::{Iteration, IterationCadence, Parent, access};
+use crate::model::{Iteration, Parent};
 use crate::pagination::{Keyset, paginate};
 use crate::state::{Sim, Store};
 
-fn state_name(state: u8) -> &'static str {
+/// GitLab's name of an iteration state (1, 2, 3).
+pub fn state_name(state: u8) -> &'static str {
     match state {
         1 => "upcoming",
         2 => "current",
@@ -37,22 +40,6 @@ pub fn render(sim: &Sim, store: &Store, iteration: &Iteration) -> Value {
         "start_date": iteration.start_date,
         "due_date": iteration.due_date,
         "web_url": format!("{}/groups/{}/-/iterations/{}", sim.base_url, group_path, iteration.id),
-        "iteration_cadence_id": iteration.cadence_id,
-    })
-}
-
-pub fn render_cadence(cadence: &IterationCadence) -> Value {
-    json!({
-        "id": cadence.id,
-        "title": cadence.title,
-        "group_id": cadence.group_id,
-        "description": cadence.description,
-        "start_date": cadence.start_date,
-        "duration_in_weeks": cadence.duration_in_weeks,
-        "iterations_in_advance": cadence.iterations_in_advance,
-        "active": cadence.active,
-        "automatic": cadence.automatic,
-        "roll_over": cadence.roll_over,
     })
 }
 
@@ -91,127 +78,4 @@ pub fn list(ctx: &Ctx, scope: &Scope) -> Answer {
         |i| i.id,
         |i| render(ctx.sim, &store, i),
     )
-}
-
-pub fn cadences(ctx: &Ctx, scope: &Scope) -> Answer {
-    let store = ctx.sim.read();
-    let cadences: Vec<&IterationCadence> = store.cadences.children(scope.parent).collect();
-    paginate(
-        ctx,
-        cadences,
-        Keyset::NotOffered,
-        |c| c.id,
-        |c| render_cadence(c),
-    )
-}
-
-pub fn create_cadence(ctx: &Ctx, scope: &Scope) -> Answer {
-    scope.require(access::REPORTER)?;
-    let title = ctx.params.required("title")?;
-    let start_date = ctx
-        .params
-        .date("start_date")?
-        .flatten()
-        .ok_or_else(|| ApiError::missing("start_date"))?;
-    let mut store = ctx.sim.write();
-    let id = store.cadences.next_id();
-    let cadence = IterationCadence {
-        id,
-        group_id: scope.parent.id(),
-        title,
-        description: ctx.params.text("description"),
-        start_date,
-        duration_in_weeks: ctx.params.u64("duration_in_weeks")?.unwrap_or(2),
-        iterations_in_advance: ctx.params.u64("iterations_in_advance")?.unwrap_or(2),
-        active: ctx.params.bool("active")?.unwrap_or(true),
-        automatic: ctx.params.bool("automatic")?.unwrap_or(false),
-        roll_over: ctx.params.bool("roll_over")?.unwrap_or(false),
-    };
-    let value = render_cadence(&cadence);
-    store.cadences.insert(cadence);
-    Ok(Reply::created(value))
-}
-
-/// Creates an iteration in a cadence of the group (the first one unless
-/// `iteration_cadence_id` is given).
-pub fn create(ctx: &Ctx, scope: &Scope) -> Answer {
-    scope.require(access::REPORTER)?;
-    let start_date = ctx
-        .params
-        .date("start_date")?
-        .flatten()
-        .ok_or_else(|| ApiError::missing("start_date"))?;
-    let due_date = ctx
-        .params
-        .date("due_date")?
-        .flatten()
-        .ok_or_else(|| ApiError::missing("due_date"))?;
-    if due_date < start_date {
-        return Err(ApiError::bad_request(
-            json!({ "due_date": ["must be greater than start date"] }),
-        ));
-    }
-    let now = ctx.now();
-    let mut store = ctx.sim.write();
-    let first_cadence = store.cadences.children(scope.parent).next().map(|c| c.id);
-    let cadence_id = match ctx.params.u64("iteration_cadence_id")? {
-        Some(id) => store
-            .cadences
-            .get(id)
-            .filter(|c| Parent::Group(c.group_id) == scope.parent)
-            .map(|c| c.id)
-            .ok_or(ApiError::NotFound("Iteration Cadence"))?,
-        None => match first_cadence {
-            Some(cadence) => cadence,
-            None => {
-                let id = store.cadences.next_id();
-                store.cadences.insert(IterationCadence {
-                    id,
-                    group_id: scope.parent.id(),
-                    title: "Iterations".into(),
-                    description: None,
-                    start_date: start_date.clone(),
-                    duration_in_weeks: 2,
-                    iterations_in_advance: 2,
-                    active: true,
-                    automatic: false,
-                    roll_over: false,
-                });
-                id
-            }
-        },
-    };
-    let sequence = store
-        .iterations
-        .children(scope.parent)
-        .filter(|i| i.cadence_id == cadence_id)
-        .count() as u64
-        + 1;
-    let id = store.iterations.next_id();
-    let iid = store.iterations.next_iid(scope.parent);
-    let today = crate::timestamp::format_date(time::OffsetDateTime::now_utc().date());
-    let state = if start_date > today {
-        1
-    } else if due_date >= today {
-        2
-    } else {
-        3
-    };
-    let iteration = Iteration {
-        id,
-        iid,
-        sequence,
-        group_id: scope.parent.id(),
-        cadence_id,
-        title: ctx.params.text("title"),
-        description: ctx.params.text("description"),
-        state,
-        start_date,
-        due_date,
-        created_at: now.clone(),
-        updated_at: now,
-    };
-    let value = render(ctx.sim, &store, &iteration);
-    store.iterations.insert(iteration);
-    Ok(Reply::created(value))
 }

@@ -1,6 +1,6 @@
-//! The REST API v4 face of the simulator: one dispatcher over the raw (still percent-encoded)
-//! path, so that `:id` can be a number or an encoded full path (`a%2Fb`) everywhere, and one
-//! file per resource area. Handlers are synchronous: they take the store lock, do their work
+//! The REST API v4 face of the simulator (and the door to GraphQL, `/api/graphql`, served by
+//! `crate::graphql`): one dispatcher over the raw (still percent-encoded) path, so that `:id` can
+//! be a number or an encoded full path (`a%2Fb`) everywhere, and one file per resource area. Handlers are synchronous: they take the store lock, do their work
 //! and return a [`Reply`]; they never await while holding it. This module must never know
 //! about datasets or faults.
 
@@ -149,7 +149,15 @@ pub async fn dispatch(State(sim): State<Arc<Sim>>, req: Request) -> Response {
     let query = parse_pairs(parts.uri.query().unwrap_or_default());
     // Handlers take the store lock and may run git; keep them off the async workers.
     let answer = tokio::task::spawn_blocking(move || {
-        if let Some(rest) = path.strip_prefix("/api/v4/") {
+        if path == "/api/graphql" {
+            Ok(crate::graphql::handle(
+                &sim,
+                &parts.method,
+                &parts.headers,
+                &query,
+                &bytes,
+            ))
+        } else if let Some(rest) = path.strip_prefix("/api/v4/") {
             api(
                 &sim,
                 &parts.method,
@@ -301,9 +309,6 @@ fn group_routes(
             noteable_routes(ctx, scope, Parent::Epic(epic), sub, get, post)
         }
         ["iterations"] if get => iterations::list(ctx, scope),
-        ["iterations"] if post => iterations::create(ctx, scope),
-        ["iterations_cadences"] if get => iterations::cadences(ctx, scope),
-        ["iterations_cadences"] if post => iterations::create_cadence(ctx, scope),
         // GitLab's group markdown uploads API (download by secret and file name).
         ["uploads", secret, filename] if get => uploads::get(ctx, scope, secret, filename),
         _ => shared_routes(ctx, method, scope, rest, get, post, put, delete),
