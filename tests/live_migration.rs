@@ -359,7 +359,7 @@ async fn the_relation_export_is_preferred_and_rest_is_the_fallback() {
     let (src, dst) = (source().await, destination().await);
     let exported = ["labels", "milestones", "badges", "members"];
     // GitLab serves these only through GraphQL, whatever the token may export.
-    let graphql = ["iterations_cadences", "iterations"];
+    let graphql = ["iterations_cadences", "iterations", "cadence_schedules"];
     let expected = |relation: &str, otherwise: &'static str| {
         if graphql.contains(&relation) {
             "graphql"

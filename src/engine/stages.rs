@@ -4,9 +4,9 @@
 
 use crate::relations::{
     Relation, badges::Badges, boards::Boards, epic_links::EpicLinks, epic_order::EpicOrder,
-    epics::Epics, group::Group, group_files::GroupFiles, iterations::Iterations,
-    iterations::IterationsCadences, labels::Labels, members::Members, milestones::Milestones,
-    projects::Projects,
+    epics::Epics, group::Group, group_files::GroupFiles, iterations::CadenceSchedules,
+    iterations::Iterations, iterations::IterationsCadences, labels::Labels, members::Members,
+    milestones::Milestones, projects::Projects,
 };
 
 /// The name of the pipeline that turns subgroups into entities (tracked like a relation).
@@ -26,7 +26,11 @@ pub fn group_stages() -> Vec<Vec<Box<dyn Relation>>> {
         ],
         vec![Box::new(Iterations), Box::new(Epics)],
         // Board lists point at labels, milestones and iterations, so boards come after all three.
-        vec![Box::new(Boards), Box::new(EpicLinks)],
+        vec![
+            Box::new(Boards),
+            Box::new(EpicLinks),
+            Box::new(CadenceSchedules),
+        ],
         // Children are ordered once their parent links are set.
         vec![Box::new(EpicOrder)],
     ]

@@ -9,6 +9,13 @@
 //! an iteration by its cadence and start date. An iteration's state (upcoming, current, closed) is
 //! derived by GitLab from its dates, and its iid, sequence and timestamps are assigned by the
 //! destination: none of them can be set through the API.
+//!
+//! Automatic cadences: GitLab refuses an automatic cadence whose first iteration would already be
+//! over, and refuses iterations added by hand to an automatic cadence. So every cadence is created
+//! manual, its iterations are added as the source has them, and `cadence_schedules` (a later stage)
+//! turns automatic scheduling back on with the source's duration, iterations in advance and roll over
+//! (`iterationCadenceUpdate`); GitLab then starts the cadence where its first iteration starts and
+//! schedules upcoming iterations after the migrated ones.
 
 use super::{EntityContext, Extraction, LoadError, Relation, create_once_graphql, text};
 use crate::forge::graphql::{Connection, gid, gid_id};
@@ -18,6 +25,7 @@ use serde_json::{Map, Value, json};
 
 pub struct IterationsCadences;
 pub struct Iterations;
+pub struct CadenceSchedules;
 
 const CADENCE_CLASS: &str = "Iterations::Cadence";
 
@@ -53,6 +61,10 @@ const CADENCE_ITERATIONS: &str = r#"query($fullPath: ID!, $cadence: [IterationsC
 
 const CREATE_CADENCE: &str = r#"mutation($input: IterationCadenceCreateInput!) {
   iterationCadenceCreate(input: $input) { iterationCadence { id } errors }
+}"#;
+
+const UPDATE_CADENCE: &str = r#"mutation($input: IterationCadenceUpdateInput!) {
+  iterationCadenceUpdate(input: $input) { iterationCadence { id automatic } errors }
 }"#;
 
 const CREATE_ITERATION: &str = r#"mutation($input: iterationCreateInput!) {
@@ -180,6 +192,9 @@ impl Relation for IterationsCadences {
             ("active".to_string(), json!(true)),
         ]);
         to_input(record, CADENCE_FIELDS, &mut input);
+        // Created manual so that past iterations can be added; `cadence_schedules` turns automatic
+        // scheduling on once they are there.
+        input.insert("automatic".into(), json!(false));
         // Titles are how a group's cadences are told apart.
         create_once_graphql(
             dest,
@@ -196,6 +211,82 @@ impl Relation for IterationsCadences {
             },
         )
         .await
+    }
+}
+
+#[async_trait]
+impl Relation for CadenceSchedules {
+    fn name(&self) -> &'static str {
+        "cadence_schedules"
+    }
+    fn pipeline_class(&self) -> &'static str {
+        "BulkImports::Groups::Pipelines::IterationsCadencesPipeline"
+    }
+    fn extraction(&self, ctx: &EntityContext) -> Extraction {
+        IterationsCadences.extraction(ctx)
+    }
+    fn transform(&self, node: Value) -> Value {
+        IterationsCadences.transform(node)
+    }
+    async fn load(
+        &self,
+        dest: &GitLab,
+        ctx: &EntityContext,
+        record: &Value,
+        _in_doubt: bool,
+    ) -> Result<u64, LoadError> {
+        let source = record.get("id").map(Value::to_string).unwrap_or_default();
+        let Some(cadence_id) = ctx.ids.get("iterations_cadences", &source).await? else {
+            return Err(LoadError::skipped(format!(
+                "the iteration cadence `{}` was not migrated, so its scheduling cannot be set",
+                text(record, "title")
+            )));
+        };
+        if record.get("automatic").and_then(Value::as_bool) != Some(true) {
+            return Ok(cadence_id);
+        }
+        // Setting a cadence automatic twice changes nothing, but a converted one is left alone.
+        let already = destination_cadences(dest, ctx).await?.iter().any(|c| {
+            gid_id(&c["id"]) == Some(cadence_id) && c["automatic"].as_bool() == Some(true)
+        });
+        if already {
+            return Ok(cadence_id);
+        }
+        let mut input = Map::from_iter([
+            ("id".to_string(), json!(gid(CADENCE_CLASS, cadence_id))),
+            ("automatic".to_string(), json!(true)),
+        ]);
+        to_input(
+            record,
+            &[
+                ("duration_in_weeks", "durationInWeeks"),
+                ("iterations_in_advance", "iterationsInAdvance"),
+                ("roll_over", "rollOver"),
+            ],
+            &mut input,
+        );
+        let data = dest
+            .mutate(UPDATE_CADENCE, json!({ "input": Value::Object(input) }))
+            .await?;
+        let errors: Vec<&str> = data["iterationCadenceUpdate"]["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if !errors.is_empty() {
+            return Err(LoadError {
+                class: "BulkImports::Error".into(),
+                message: format!(
+                    "automatic scheduling could not be turned on (the cadence stays manual, with \
+                     its iterations): {}",
+                    errors.join("; ")
+                ),
+                correlation_id: None,
+                unreachable: false,
+            });
+        }
+        Ok(cadence_id)
     }
 }
 

@@ -274,6 +274,108 @@ async fn both_mutations_create_what_the_queries_then_read() {
     sim.shutdown().await;
 }
 
+const UPDATE_CADENCE: &str = r#"
+mutation($input: IterationCadenceUpdateInput!) {
+  iterationCadenceUpdate(input: $input) {
+    iterationCadence { id automatic startDate durationInWeeks iterationsInAdvance rollOver }
+    errors
+  }
+}"#;
+
+#[tokio::test]
+async fn automatic_cadences_follow_gitlabs_scheduling_rules() {
+    let sim = start(Dataset::Empty).await;
+    let cadence = |automatic: bool, start: &str| {
+        json!({ "input": {
+            "groupPath": "imported", "title": format!("Sprints from {start}"),
+            "automatic": automatic, "active": true, "startDate": start,
+            "durationInWeeks": 2, "iterationsInAdvance": 2, "rollOver": true
+        }})
+    };
+    // An automatic cadence whose first iteration would already be over is refused.
+    let past = data(&sim, CREATE_CADENCE, cadence(true, "2023-01-02")).await;
+    let errors = &past["iterationCadenceCreate"]["errors"];
+    assert!(
+        errors[0]
+            .as_str()
+            .is_some_and(|e| e.starts_with("Start date cannot be in the past")),
+        "{errors}"
+    );
+    // One that starts in the future is accepted, but iterations cannot be added to it by hand.
+    let future = data(&sim, CREATE_CADENCE, cadence(true, "2099-01-05")).await;
+    let automatic_id = future["iterationCadenceCreate"]["iterationCadence"]["id"].clone();
+    assert!(automatic_id.is_string(), "{future}");
+    let added = data(
+        &sim,
+        CREATE_ITERATION,
+        json!({ "input": {
+            "groupPath": "imported", "iterationsCadenceId": automatic_id,
+            "startDate": "2099-01-05", "dueDate": "2099-01-18"
+        }}),
+    )
+    .await;
+    assert_eq!(
+        added["iterationCreate"]["errors"],
+        json!(["Iterations cannot be manually added to cadences that use automatic scheduling"])
+    );
+    // A manual cadence with past iterations, turned automatic: it starts at its first iteration.
+    let manual = data(&sim, CREATE_CADENCE, cadence(false, "2023-01-02")).await;
+    let manual_id = manual["iterationCadenceCreate"]["iterationCadence"]["id"].clone();
+    for (start, due) in [("2023-01-16", "2023-01-29"), ("2023-01-02", "2023-01-15")] {
+        let made = data(
+            &sim,
+            CREATE_ITERATION,
+            json!({ "input": {
+                "groupPath": "imported", "iterationsCadenceId": manual_id,
+                "startDate": start, "dueDate": due
+            }}),
+        )
+        .await;
+        assert_eq!(made["iterationCreate"]["errors"], json!([]), "{made}");
+    }
+    let incomplete = data(
+        &sim,
+        UPDATE_CADENCE,
+        json!({ "input": { "id": manual_id, "automatic": true } }),
+    )
+    .await;
+    assert_eq!(
+        incomplete["iterationCadenceUpdate"]["errors"],
+        json!([
+            "Duration in weeks can't be blank",
+            "Iterations in advance can't be blank"
+        ])
+    );
+    let converted = data(
+        &sim,
+        UPDATE_CADENCE,
+        json!({ "input": {
+            "id": manual_id, "automatic": true, "durationInWeeks": 2,
+            "iterationsInAdvance": 1, "rollOver": true
+        }}),
+    )
+    .await;
+    let payload = &converted["iterationCadenceUpdate"];
+    assert_eq!(payload["errors"], json!([]), "{payload}");
+    assert_eq!(
+        payload["iterationCadence"],
+        json!({
+            "id": manual_id, "automatic": true, "startDate": "2023-01-02",
+            "durationInWeeks": 2, "iterationsInAdvance": 1, "rollOver": true
+        })
+    );
+    let all = data(&sim, CADENCES, json!({ "fullPath": "imported" })).await;
+    assert_eq!(
+        all["group"]["iterationCadences"]["nodes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "an update changes the cadence, it adds none"
+    );
+    sim.shutdown().await;
+}
+
 #[tokio::test]
 async fn validation_failures_are_payload_errors_in_gitlabs_words() {
     let sim = start(Dataset::Empty).await;

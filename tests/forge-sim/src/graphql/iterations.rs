@@ -5,9 +5,10 @@
 //! `gid://gitlab/Iterations::Cadence/12` and `gid://gitlab/Iteration/34`; times are ISO 8601 without
 //! fractions and dates `YYYY-MM-DD`, as GitLab's `Time` type prints them.
 //!
-//! Not simulated: GitLab's scheduling of automatic cadences (it creates upcoming iterations itself,
-//! refuses an automatic cadence whose start date would create past iterations, and refuses manually
-//! added iterations in an automatic cadence). Here an automatic cadence is a cadence like any other.
+//! GitLab's rules for automatic cadences are kept: one whose first iteration would already be over is
+//! refused, iterations cannot be added by hand to one, and a manual cadence converted to automatic
+//! (`iterationCadenceUpdate`) starts where its first iteration starts. Not simulated: GitLab's
+//! background scheduling of upcoming iterations.
 
 use serde_json::{Map, Value, json};
 
@@ -362,6 +363,12 @@ pub fn create_cadence(
     if automatic && in_advance.is_none() {
         errors.push("Iterations in advance can't be blank".into());
     }
+    if automatic
+        && let (Some(start), Some(weeks)) = (&start_date, duration)
+        && first_iteration_over(start, weeks)
+    {
+        errors.push(PAST_START.into());
+    }
     if description
         .as_ref()
         .is_some_and(|d| d.chars().count() > 5000)
@@ -434,6 +441,9 @@ pub fn create_iteration(
                     "Group is not valid. The iteration group has to match the iteration cadence group."
                         .into(),
                 ]);
+            }
+            Some(c) if c.automatic => {
+                return refused(vec![MANUAL_IN_AUTOMATIC.into()]);
             }
             Some(c) => c.id,
         },
@@ -508,6 +518,122 @@ pub fn create_iteration(
         created,
         Vec::new(),
     ))
+}
+
+/// `iterationCadenceUpdate`: changes a cadence's settings. Turning a manual cadence automatic makes it
+/// start where its first iteration starts (GitLab keeps the iterations it has) and requires the
+/// scheduling fields an automatic cadence has.
+pub fn update_cadence(
+    sim: &Sim,
+    user_id: u64,
+    input: Map<String, Value>,
+) -> Result<Resolved, String> {
+    let raw = input
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or(NOT_AVAILABLE)?;
+    let id = parse_gid(raw, CADENCE_CLASS)?;
+    let mut store = sim.write();
+    let mut cadence = store.cadences.get(id).cloned().ok_or(NOT_AVAILABLE)?;
+    match store.group_access(user_id, cadence.group_id) {
+        Some(level) if level >= access::REPORTER => {}
+        _ => return Err(NOT_AVAILABLE.into()),
+    }
+    let number = |key: &str| input.get(key).and_then(Value::as_i64);
+    let flag = |key: &str| input.get(key).and_then(Value::as_bool);
+    let was_automatic = cadence.automatic;
+    if let Some(t) = text(&input, "title") {
+        cadence.title = t;
+    }
+    if input.contains_key("description") {
+        cadence.description = text(&input, "description");
+    }
+    if let Some(a) = flag("active") {
+        cadence.active = a;
+    }
+    if let Some(a) = flag("automatic") {
+        cadence.automatic = a;
+    }
+    if let Some(r) = flag("rollOver") {
+        cadence.roll_over = r;
+    }
+    if let Some(d) = number("durationInWeeks") {
+        cadence.duration_in_weeks = Some(d.max(0) as u64);
+    }
+    if let Some(n) = number("iterationsInAdvance") {
+        cadence.iterations_in_advance = Some(n.max(0) as u64);
+    }
+    let mut errors = Vec::new();
+    if cadence.title.trim().is_empty() {
+        errors.push("Title can't be blank".to_string());
+    }
+    if cadence.automatic && !was_automatic {
+        let first = store
+            .iterations
+            .children(Parent::Group(cadence.group_id))
+            .filter(|i| i.cadence_id == id)
+            .map(|i| i.start_date.clone())
+            .min();
+        match (first, date(&input, "startDate")) {
+            (Some(first), _) => cadence.start_date = first,
+            (None, Some(start)) => cadence.start_date = start,
+            (None, None) => errors.push("Start date can't be blank".into()),
+        }
+    }
+    if cadence.automatic {
+        match cadence.duration_in_weeks {
+            None => errors.push("Duration in weeks can't be blank".into()),
+            Some(d) if d > 4 => errors.push("Duration in weeks is not included in the list".into()),
+            Some(_) => {}
+        }
+        match cadence.iterations_in_advance {
+            None => errors.push("Iterations in advance can't be blank".into()),
+            Some(n) if n > 10 => {
+                errors.push("Iterations in advance is not included in the list".into())
+            }
+            Some(_) => {}
+        }
+    } else {
+        (
+            cadence.duration_in_weeks,
+            cadence.iterations_in_advance,
+            cadence.roll_over,
+        ) = (None, None, false);
+    }
+    if !errors.is_empty() {
+        return Ok(payload(
+            "IterationCadenceUpdatePayload",
+            "iterationCadence",
+            None,
+            errors,
+        ));
+    }
+    if let Some(stored) = store.cadences.get_mut(id) {
+        *stored = cadence.clone();
+    }
+    Ok(payload(
+        "IterationCadenceUpdatePayload",
+        "iterationCadence",
+        Some(Obj::Cadence(cadence)),
+        Vec::new(),
+    ))
+}
+
+/// What GitLab says of an automatic cadence whose first iteration would already be over, and of an
+/// iteration added by hand to an automatic cadence.
+const PAST_START: &str = "Start date cannot be in the past: automatic scheduling would create iterations that are already over";
+const MANUAL_IN_AUTOMATIC: &str =
+    "Iterations cannot be manually added to cadences that use automatic scheduling";
+
+/// Whether a cadence starting on `start` (YYYY-MM-DD) with iterations of `weeks` weeks has its first
+/// iteration over already.
+fn first_iteration_over(start: &str, weeks: i64) -> bool {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let Ok(start) = time::Date::parse(start, &format) else {
+        return false;
+    };
+    let end = start + time::Duration::weeks(weeks.max(1));
+    end <= time::OffsetDateTime::now_utc().date()
 }
 
 /// GitLab's default cadence for an iteration created without one: the group's first manual cadence,

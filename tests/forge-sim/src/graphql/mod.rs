@@ -122,6 +122,9 @@ pub fn handle(
             (OperationKind::Mutation, "iterationCadenceCreate") => {
                 iterations::create_cadence(sim, user_id, input(&args)).map(echo_client_id(&args))
             }
+            (OperationKind::Mutation, "iterationCadenceUpdate") => {
+                iterations::update_cadence(sim, user_id, input(&args)).map(echo_client_id(&args))
+            }
             (OperationKind::Mutation, "iterationCreate") => {
                 iterations::create_iteration(sim, user_id, input(&args)).map(echo_client_id(&args))
             }
