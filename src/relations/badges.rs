@@ -19,7 +19,7 @@ impl Relation for Badges {
     fn export_relation(&self) -> Option<&'static str> {
         Some("badges")
     }
-    fn from_export(&self, record: Value) -> Value {
+    fn record_from_export(&self, record: Value) -> Value {
         self.transform(record)
     }
     fn extraction(&self, ctx: &EntityContext) -> Extraction {

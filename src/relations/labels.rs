@@ -19,7 +19,7 @@ impl Relation for Labels {
     fn export_relation(&self) -> Option<&'static str> {
         Some("labels")
     }
-    fn from_export(&self, record: Value) -> Value {
+    fn record_from_export(&self, record: Value) -> Value {
         let fields = [
             "id",
             "title",

@@ -34,7 +34,7 @@ impl Relation for Members {
     fn export_relation(&self) -> Option<&'static str> {
         Some("members")
     }
-    fn from_export(&self, record: Value) -> Value {
+    fn record_from_export(&self, record: Value) -> Value {
         // The export keys a membership by its own id, REST by the user's: keep REST's key, so the id
         // map holds one entry per member whichever path read it. Invite tokens are never copied.
         let user = pick(&record["user"], &["id", "username", "name", "public_email"]);
@@ -180,7 +180,7 @@ mod tests {
             "invite_token": "secret-invite", "invite_email": "x@example.com", "source_id": 1,
             "user": {"id": 4, "public_email": "chen@forge-sim.test", "username": "chen"}, "user_id": 4
         });
-        let record = Members.from_export(exported);
+        let record = Members.record_from_export(exported);
         assert_eq!(Members.source_id(&record), "4");
         assert_eq!(record["user"]["username"], "chen");
         assert_eq!(record["access_level"], 30);

@@ -20,7 +20,7 @@ impl Relation for Milestones {
     fn export_relation(&self) -> Option<&'static str> {
         Some("milestones")
     }
-    fn from_export(&self, record: Value) -> Value {
+    fn record_from_export(&self, record: Value) -> Value {
         // The export's record has the REST record's fields: the same transform keeps both alike.
         self.transform(record)
     }

@@ -212,13 +212,13 @@ pub trait Relation: Send + Sync {
     /// GitLab's import/export format.
     fn transform(&self, rest: Value) -> Value;
     /// The relation's name in GitLab's relation export API, when records can be read from it (and
-    /// `from_export` turns them into this relation's records); None: read through REST only.
+    /// `record_from_export` turns them into this relation's records); None: read through REST only.
     fn export_relation(&self) -> Option<&'static str> {
         None
     }
     /// Turns a record of GitLab's relation export into this relation's record (the same fields the
     /// REST path gives, so both paths load alike).
-    fn from_export(&self, record: Value) -> Value {
+    fn record_from_export(&self, record: Value) -> Value {
         record
     }
     /// Completes a transformed record with what its list endpoint does not return (nested notes, a

@@ -57,7 +57,7 @@ impl LiveSource {
     }
 
     /// A page from the relation export, or None when this relation is to be read through REST.
-    async fn from_export(
+    async fn page_from_export(
         &self,
         relation: &dyn Relation,
         ctx: &EntityContext,
@@ -88,7 +88,7 @@ impl LiveSource {
                 .batch(&self.gitlab, &group, name, batch)
                 .await?
             {
-                let mut record = relation.from_export(r);
+                let mut record = relation.record_from_export(r);
                 relation.enrich(&self.gitlab, ctx, &mut record).await?;
                 records.push(record);
             }
@@ -124,7 +124,7 @@ impl Source for LiveSource {
         ctx: &EntityContext,
         cursor: Option<&str>,
     ) -> Result<ExtractedPage, ForgeError> {
-        if let Some(page) = self.from_export(relation, ctx, cursor).await? {
+        if let Some(page) = self.page_from_export(relation, ctx, cursor).await? {
             self.read_via(ctx, relation, "relation_export");
             return Ok(page);
         }
