@@ -549,3 +549,60 @@ async fn boards_iterations_and_project_counts_travel_through_a_bundle() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_adds_a_missing_iteration_to_a_cadence_already_switched_to_automatic() {
+    let (src, dst) = (source().await, destination().await);
+    let want = relations(&src.url, &src.owner_token, "acme").await;
+    // The top group's automatic cadence, and one of its iterations that is not its first.
+    let top = &want[""];
+    let cadence = top["iterations_cadences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["automatic"] == true)
+        .expect("the sample's top group has an automatic cadence")
+        .clone();
+    let mut starts: Vec<&str> = top["iterations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["cadence"] == cadence["title"])
+        .map(|i| i["start_date"].as_str().unwrap())
+        .collect();
+    starts.sort_unstable();
+    assert!(starts.len() >= 2, "{top:#}");
+    let refused_start = starts[1].to_string();
+    set_faults(
+        &dst,
+        json!({ "reject": [{
+            "method": "POST", "path_contains": "/api/graphql",
+            "body_contains": format!("\"startDate\":\"{refused_start}\""),
+            "status": 400, "message": "Refused by the test"
+        }]}),
+    )
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let first = run(migrate_cmd(&src, &dst, data.path(), true)).await;
+    assert_eq!(first.status.code(), Some(2), "{}", explain(&first));
+    // The cadence was switched to automatic all the same, without that iteration.
+    let partial = relations(&dst.url, &dst.owner_token, "imported/acme").await;
+    let partial_top = &partial[""];
+    assert_eq!(partial_top["iterations_cadences"][0]["automatic"], true);
+    assert_eq!(
+        partial_top["iterations"].as_array().unwrap().len(),
+        top["iterations"].as_array().unwrap().len() - 1
+    );
+
+    // GitLab refuses iterations added by hand to an automatic cadence: the retry must still add it.
+    set_faults(&dst, json!({})).await;
+    let mut retry = migrate_cmd(&src, &dst, data.path(), true);
+    retry.arg("--retry");
+    let retry = run(retry).await;
+    let r = assert_no_failure_of_mine(&retry);
+    assert_eq!(r["has_failures"], false, "{r:#}");
+    let got = relations(&dst.url, &dst.owner_token, "imported/acme").await;
+    assert_same(&want, &got);
+    src.shutdown().await;
+    dst.shutdown().await;
+}

@@ -252,10 +252,7 @@ impl Relation for CadenceSchedules {
         if already {
             return Ok(cadence_id);
         }
-        let mut input = Map::from_iter([
-            ("id".to_string(), json!(gid(CADENCE_CLASS, cadence_id))),
-            ("automatic".to_string(), json!(true)),
-        ]);
+        let mut settings = Map::from_iter([("automatic".to_string(), json!(true))]);
         to_input(
             record,
             &[
@@ -263,29 +260,9 @@ impl Relation for CadenceSchedules {
                 ("iterations_in_advance", "iterationsInAdvance"),
                 ("roll_over", "rollOver"),
             ],
-            &mut input,
+            &mut settings,
         );
-        let data = dest
-            .mutate(UPDATE_CADENCE, json!({ "input": Value::Object(input) }))
-            .await?;
-        let errors: Vec<&str> = data["iterationCadenceUpdate"]["errors"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        if !errors.is_empty() {
-            return Err(LoadError {
-                class: "BulkImports::Error".into(),
-                message: format!(
-                    "automatic scheduling could not be turned on (the cadence stays manual, with \
-                     its iterations): {}",
-                    errors.join("; ")
-                ),
-                correlation_id: None,
-                unreachable: false,
-            });
-        }
+        set_scheduling(dest, cadence_id, settings).await?;
         Ok(cadence_id)
     }
 }
@@ -374,9 +351,11 @@ impl Relation for Iterations {
             });
         };
         let cadence = gid(CADENCE_CLASS, cadence_id);
-        let automatic = destination_cadences(dest, ctx).await?.iter().any(|c| {
-            gid_id(&c["id"]) == Some(cadence_id) && c["automatic"].as_bool() == Some(true)
-        });
+        // An automatic cadence (one a retry finds already switched by `cadence_schedules`).
+        let automatic = destination_cadences(dest, ctx)
+            .await?
+            .into_iter()
+            .find(|c| gid_id(&c["id"]) == Some(cadence_id) && c["automatic"] == json!(true));
         let start = text(record, "start_date").to_string();
         let mut input = Map::from_iter([
             ("groupPath".to_string(), json!(full_path)),
@@ -395,26 +374,84 @@ impl Relation for Iterations {
             &full_path,
             &[("cadence", json!([cadence]))],
         );
-        // An automatic cadence may already have scheduled this iteration at the destination.
-        create_once_graphql(
+        let find = || async {
+            let found = dest.connection_all(&of_cadence).await?;
+            Ok(found
+                .iter()
+                .find(|i| {
+                    gid_id(&i["iterationCadence"]["id"]) == Some(cadence_id)
+                        && date(&i["startDate"]).as_str() == Some(start.as_str())
+                })
+                .and_then(|i| gid_id(&i["id"])))
+        };
+        let input = Value::Object(input);
+        let create = |in_doubt| {
+            create_once_graphql(
+                dest,
+                CREATE_ITERATION,
+                ("iterationCreate", "iteration"),
+                &input,
+                in_doubt,
+                find,
+            )
+        };
+        let Some(node) = automatic else {
+            return create(in_doubt).await;
+        };
+        // GitLab may already have scheduled this iteration in an automatic cadence.
+        if let Some(id) = find().await? {
+            return Ok(id);
+        }
+        // It refuses iterations added by hand there: the cadence is manual while this one is added,
+        // then automatic again with its own settings.
+        set_scheduling(
             dest,
-            CREATE_ITERATION,
-            ("iterationCreate", "iteration"),
-            &Value::Object(input),
-            in_doubt || automatic,
-            || async {
-                let found = dest.connection_all(&of_cadence).await?;
-                Ok(found
-                    .iter()
-                    .find(|i| {
-                        gid_id(&i["iterationCadence"]["id"]) == Some(cadence_id)
-                            && date(&i["startDate"]).as_str() == Some(start.as_str())
-                    })
-                    .and_then(|i| gid_id(&i["id"])))
-            },
+            cadence_id,
+            Map::from_iter([("automatic".into(), json!(false))]),
         )
-        .await
+        .await?;
+        let created = create(false).await;
+        let mut settings = Map::from_iter([("automatic".to_string(), json!(true))]);
+        for field in ["durationInWeeks", "iterationsInAdvance", "rollOver"] {
+            if !node[field].is_null() {
+                settings.insert(field.into(), node[field].clone());
+            }
+        }
+        let restored = set_scheduling(dest, cadence_id, settings).await;
+        let id = created?;
+        restored?;
+        Ok(id)
     }
+}
+
+/// Changes a destination cadence's scheduling (`iterationCadenceUpdate` with `settings`).
+async fn set_scheduling(
+    dest: &GitLab,
+    cadence_id: u64,
+    mut settings: Map<String, Value>,
+) -> Result<(), LoadError> {
+    settings.insert("id".into(), json!(gid(CADENCE_CLASS, cadence_id)));
+    let data = dest
+        .mutate(UPDATE_CADENCE, json!({ "input": Value::Object(settings) }))
+        .await?;
+    let errors: Vec<&str> = data["iterationCadenceUpdate"]["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(LoadError {
+        class: "BulkImports::Error".into(),
+        message: format!(
+            "the scheduling of the iteration cadence could not be changed: {}",
+            errors.join("; ")
+        ),
+        correlation_id: None,
+        unreachable: false,
+    })
 }
 
 #[cfg(test)]
