@@ -15,7 +15,9 @@
 //! manual, its iterations are added as the source has them, and `cadence_schedules` (a later stage)
 //! turns automatic scheduling back on with the source's duration, iterations in advance and roll over
 //! (`iterationCadenceUpdate`); GitLab then starts the cadence where its first iteration starts and
-//! schedules upcoming iterations after the migrated ones.
+//! schedules upcoming iterations after the migrated ones. An iteration a retry adds to a cadence that
+//! is automatic already is added while the cadence is briefly manual, then automatic again with its
+//! own settings.
 
 use super::{EntityContext, Extraction, LoadError, Relation, create_once_graphql, text};
 use crate::forge::graphql::{Connection, gid, gid_id};
