@@ -364,6 +364,9 @@ enum Refusal {
 /// The one "never twice" loop behind every create: when an earlier attempt may have succeeded
 /// (`in_doubt`), or an attempt's outcome is unknown, or the destination says the record exists, `find`
 /// looks it up; an attempt whose outcome is unknown is repeated (after looking) at most twice.
+/// How many times a create whose outcome was unknown (and then found absent) is sent in all.
+const AMBIGUOUS_ATTEMPTS: u32 = 6;
+
 async fn create_once_with<S, SFut, F, Fut>(
     in_doubt: bool,
     send: S,
@@ -398,7 +401,10 @@ where
                 {
                     return Ok(id);
                 }
-                if ambiguous && attempts < 3 {
+                // `find` just showed the record is not there, so sending it again cannot make a
+                // second one; a destination that keeps failing gets a few spaced attempts.
+                if ambiguous && attempts < AMBIGUOUS_ATTEMPTS {
+                    tokio::time::sleep(std::time::Duration::from_millis(100 << attempts)).await;
                     continue;
                 }
                 return Err(e.into());
