@@ -51,6 +51,16 @@ impl GitLab {
         self.client.graphql(document, &variables, false).await
     }
 
+    /// Runs a mutation that sets a state (an update: running it twice gives the same result), so it is
+    /// retried like a read, even when an attempt may have been applied.
+    pub async fn mutate_idempotent(
+        &self,
+        document: &str,
+        variables: Value,
+    ) -> Result<Value, ForgeError> {
+        self.client.graphql(document, &variables, true).await
+    }
+
     /// The page of `connection` after `after` (the first page when None).
     pub async fn connection_page(
         &self,

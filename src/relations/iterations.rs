@@ -434,7 +434,7 @@ async fn set_scheduling(
 ) -> Result<(), LoadError> {
     settings.insert("id".into(), json!(gid(CADENCE_CLASS, cadence_id)));
     let data = dest
-        .mutate(UPDATE_CADENCE, json!({ "input": Value::Object(settings) }))
+        .mutate_idempotent(UPDATE_CADENCE, json!({ "input": Value::Object(settings) }))
         .await?;
     let errors: Vec<&str> = data["iterationCadenceUpdate"]["errors"]
         .as_array()
