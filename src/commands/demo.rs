@@ -158,7 +158,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     println!(
         "    {}",
         if same {
-            "The two copies hold the same records."
+            "The two copies have the same number of records of each kind."
         } else {
             "The two copies DIFFER."
         }
@@ -185,11 +185,17 @@ async fn tree_counts(dest: &GitLab, root: &str) -> anyhow::Result<Vec<(&'static 
         .with_context(|| format!("`{root}` exists at the destination"))?;
     let id = top.get("id").and_then(Value::as_u64).unwrap_or_default();
     let mut groups = vec![id];
+    let mut paths = vec![root.to_string()];
     for g in dest
         .list_all(&format!("groups/{id}/descendant_groups"), &[])
         .await?
     {
         groups.extend(g.get("id").and_then(Value::as_u64));
+        paths.extend(
+            g.get("full_path")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        );
     }
     let mut counts = vec![("groups", groups.len())];
     for (name, path, query) in [
@@ -217,5 +223,13 @@ async fn tree_counts(dest: &GitLab, root: &str) -> anyhow::Result<Vec<(&'static 
         }
         counts.push((name, n));
     }
+    // Cadences and iterations are served through GraphQL only.
+    let (mut cadences, mut iterations) = (0, 0);
+    for path in &paths {
+        let (c, i) = crate::relations::iterations::count(dest, path).await?;
+        (cadences, iterations) = (cadences + c, iterations + i);
+    }
+    counts.push(("cadences", cadences));
+    counts.push(("iterations", iterations));
     Ok(counts)
 }

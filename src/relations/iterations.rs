@@ -116,6 +116,21 @@ fn cadences_of(full_path: &str) -> Connection {
     connection(CADENCES, &["group", "iterationCadences"], full_path, &[])
 }
 
+/// How many iteration cadences and iterations the group at `full_path` itself has.
+pub async fn count(gitlab: &GitLab, full_path: &str) -> Result<(usize, usize), ForgeError> {
+    let cadences = gitlab.connection_all(&cadences_of(full_path)).await?.len();
+    let iterations = gitlab
+        .connection_all(&connection(
+            ITERATIONS,
+            &["group", "iterations"],
+            full_path,
+            &[],
+        ))
+        .await?
+        .len();
+    Ok((cadences, iterations))
+}
+
 /// GraphQL's `Time` for a date column: `2024-01-02`, or a full time whose date is meant.
 fn date(v: &Value) -> Value {
     match v.as_str() {
