@@ -40,6 +40,17 @@ pub fn gid_id(value: &Value) -> Option<u64> {
     }
 }
 
+/// A mutation payload's own `errors` (GitLab's validation messages), joined; None when it has none.
+pub fn payload_errors(payload: &Value) -> Option<String> {
+    let errors: Vec<&str> = payload["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    (!errors.is_empty()).then(|| errors.join("; "))
+}
+
 impl GitLab {
     /// Runs a query and returns its `data`.
     pub async fn query(&self, document: &str, variables: Value) -> Result<Value, ForgeError> {

@@ -8,7 +8,7 @@
 //! `PUT /groups/:id` unless the destination's avatar already has the same bytes. Keeping this apart from
 //! the group record means a refused avatar is one reported failure, not a group that is missing.
 
-use super::uploads::{self, MAX_UPLOAD};
+use super::uploads::{self, MAX_UPLOAD, carried_bytes};
 use super::{EntityContext, Extraction, LoadError, Relation, text};
 use crate::forge::{ForgeError, GitLab, gitlab::encode_path};
 use async_trait::async_trait;
@@ -25,22 +25,6 @@ fn avatar_filename(url: &str) -> String {
         Some(n) if !n.is_empty() => n.to_string(),
         _ => "avatar.png".to_string(),
     }
-}
-
-/// The bytes of a carried file, checked against its sha256.
-fn carried_bytes(file: &Value, what: &str) -> Result<Option<Vec<u8>>, LoadError> {
-    let Some(content) = file.get("content").and_then(Value::as_str) else {
-        return Ok(None);
-    };
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(content)
-        .map_err(|e| LoadError::internal(format!("the carried {what} is not base64: {e}")))?;
-    if file.get("sha256").and_then(Value::as_str) != Some(&hex::encode(Sha256::digest(&bytes))) {
-        return Err(LoadError::internal(format!(
-            "the carried {what} does not match its sha256"
-        )));
-    }
-    Ok(Some(bytes))
 }
 
 #[async_trait]

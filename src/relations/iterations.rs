@@ -20,7 +20,7 @@
 //! own settings.
 
 use super::{EntityContext, Extraction, LoadError, Relation, create_once_graphql, text};
-use crate::forge::graphql::{Connection, gid, gid_id};
+use crate::forge::graphql::{Connection, gid, gid_id, payload_errors};
 use crate::forge::{ForgeError, GitLab};
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
@@ -451,21 +451,12 @@ async fn set_scheduling(
     let data = dest
         .mutate_idempotent(UPDATE_CADENCE, json!({ "input": Value::Object(settings) }))
         .await?;
-    let errors: Vec<&str> = data["iterationCadenceUpdate"]["errors"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    if errors.is_empty() {
+    let Some(errors) = payload_errors(&data["iterationCadenceUpdate"]) else {
         return Ok(());
-    }
+    };
     Err(LoadError {
         class: "BulkImports::Error".into(),
-        message: format!(
-            "the scheduling of the iteration cadence could not be changed: {}",
-            errors.join("; ")
-        ),
+        message: format!("the scheduling of the iteration cadence could not be changed: {errors}"),
         correlation_id: None,
         unreachable: false,
     })

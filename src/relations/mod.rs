@@ -333,14 +333,8 @@ where
             .await
             .map_err(Refusal::Forge)?;
         let payload = &data[field];
-        let errors: Vec<&str> = payload["errors"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        if !errors.is_empty() {
-            return Err(Refusal::Rejected(errors.join("; ")));
+        if let Some(errors) = crate::forge::graphql::payload_errors(payload) {
+            return Err(Refusal::Rejected(errors));
         }
         gid_id(&payload[record]["id"]).ok_or_else(|| {
             Refusal::Broken(LoadError::internal(format!(

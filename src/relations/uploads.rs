@@ -88,6 +88,23 @@ pub async fn collect(
     Ok(out)
 }
 
+/// The bytes of a carried file (`content`, base64), checked against its `sha256`; None when the file
+/// was not carried (`omitted`).
+pub fn carried_bytes(file: &Value, what: &str) -> Result<Option<Vec<u8>>, LoadError> {
+    let Some(content) = file.get("content").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(content)
+        .map_err(|e| LoadError::internal(format!("the carried {what} is not base64: {e}")))?;
+    if file.get("sha256").and_then(Value::as_str) != Some(&hex::encode(Sha256::digest(&bytes))) {
+        return Err(LoadError::internal(format!(
+            "the carried {what} does not match its sha256"
+        )));
+    }
+    Ok(Some(bytes))
+}
+
 /// Uploads the carried files into the destination group `group`; returns (old link, new link) pairs.
 pub async fn place(
     dest: &GitLab,
@@ -96,19 +113,12 @@ pub async fn place(
 ) -> Result<Vec<(String, String)>, LoadError> {
     let mut moves = Vec::new();
     for u in uploads {
-        let (Some(path), Some(content)) = (u["path"].as_str(), u["content"].as_str()) else {
+        let Some(path) = u["path"].as_str() else {
             continue;
         };
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(content)
-            .map_err(|e| {
-                LoadError::internal(format!("the carried file {path} is not base64: {e}"))
-            })?;
-        if u["sha256"].as_str() != Some(hex::encode(Sha256::digest(&bytes)).as_str()) {
-            return Err(LoadError::internal(format!(
-                "the carried file {path} does not match its sha256"
-            )));
-        }
+        let Some(bytes) = carried_bytes(u, &format!("file {path}"))? else {
+            continue;
+        };
         let filename = u["filename"].as_str().unwrap_or("file");
         let placed = dest
             .client
