@@ -10,7 +10,6 @@ use forge_sim::RunningSim;
 use serde_json::json;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
 async fn set_latency(sim: &RunningSim, ms: u64) {
     let faults = if ms == 0 {
@@ -25,28 +24,6 @@ async fn set_latency(sim: &RunningSim, ms: u64) {
         .await
         .unwrap();
     assert!(resp.status().is_success());
-}
-
-/// Waits until `ready` says so, then kills the child; fails if the child ended first.
-async fn kill_when(
-    child: &mut std::process::Child,
-    what: &str,
-    mut ready: impl AsyncFnMut() -> bool,
-) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while !ready().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{what} never started"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "{what} ended before it could be killed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 fn staged_batches(data: &Path) -> usize {

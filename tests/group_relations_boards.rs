@@ -9,7 +9,6 @@ use common::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 fn migrate_cmd(
     src: &forge_sim::RunningSim,
@@ -456,26 +455,16 @@ async fn a_migration_killed_before_its_boards_resumes_without_duplicates_and_say
         .stderr(std::process::Stdio::null());
     let mut child = cmd.spawn().unwrap();
     // Kill it once the top group's iterations are arriving: its boards and every subgroup are still to come.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    loop {
-        if let Some(g) = get(&dst.url, &dst.owner_token, "groups/imported%2Facme").await {
-            let path = format!("groups/{}/iterations?include_ancestors=false", g["id"]);
-            if !get_all(&dst.url, &dst.owner_token, &path).await.is_empty() {
-                break;
+    kill_when(&mut child, "the migration", async || {
+        match get(&dst.url, &dst.owner_token, "groups/imported%2Facme").await {
+            Some(g) => {
+                let path = format!("groups/{}/iterations?include_ancestors=false", g["id"]);
+                !get_all(&dst.url, &dst.owner_token, &path).await.is_empty()
             }
+            None => false,
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the migration never reached iterations"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the migration ended before it could be killed"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    })
+    .await;
     let want = relations(&src.url, &src.owner_token, "acme").await;
     let partial = relations(&dst.url, &dst.owner_token, "imported/acme").await;
     assert_ne!(

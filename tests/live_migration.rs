@@ -5,7 +5,6 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use std::process::Output;
-use std::time::Duration;
 
 async fn migrate(
     src: &forge_sim::RunningSim,
@@ -169,33 +168,19 @@ async fn a_migration_killed_midway_resumes_without_duplicates() {
         .spawn()
         .unwrap();
     // Kill it once some labels of the top group have arrived.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(g) = get(&dst.url, &dst.owner_token, "groups/imported%2Facme").await {
-            let id = g["id"].as_u64().unwrap();
-            if !get_all(
+    kill_when(&mut child, "the migration", async || {
+        match get(&dst.url, &dst.owner_token, "groups/imported%2Facme").await {
+            Some(g) => !get_all(
                 &dst.url,
                 &dst.owner_token,
-                &format!("groups/{id}/labels?include_ancestor_groups=false"),
+                &format!("groups/{}/labels?include_ancestor_groups=false", g["id"]),
             )
             .await
-            .is_empty()
-            {
-                break;
-            }
+            .is_empty(),
+            None => false,
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the migration never started writing"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the migration ended before it could be killed"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    })
+    .await;
     let partial = snapshot(&dst.url, &dst.owner_token, "imported/acme").await;
     let want = snapshot(&src.url, &src.owner_token, "acme").await;
     assert_ne!(

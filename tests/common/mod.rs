@@ -302,6 +302,28 @@ pub fn assert_has_group_files(t: &TreeSnapshot) {
     );
 }
 
+/// Waits until `ready` says so, then kills the child; fails if the child ended first.
+pub async fn kill_when(
+    child: &mut std::process::Child,
+    what: &str,
+    mut ready: impl AsyncFnMut() -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !ready().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} never started"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{what} ended before it could be killed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 /// Runs a command off the async runtime (the simulators keep serving meanwhile).
 pub async fn run(mut cmd: Command) -> std::process::Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("run appliance"))
