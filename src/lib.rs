@@ -4,6 +4,7 @@
 pub mod api;
 pub mod bundle;
 pub mod forge;
+pub mod interrupt;
 pub mod model;
 pub mod relations;
 pub mod secret;

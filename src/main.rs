@@ -1,6 +1,9 @@
 //! The `appliance` binary: parses the command line, sets up logging and hands over to a command.
 
 use appliance::commands;
+use appliance::commands::output::{EXIT_STATUS_HELP, StdoutClosed, describe, exit};
+use appliance::engine::EngineError;
+use appliance::interrupt;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -8,7 +11,8 @@ use std::process::ExitCode;
 #[command(
     name = "appliance",
     version,
-    about = "Migrate GitLab groups into a GitLab instance, live or through offline bundles"
+    about = "Migrate GitLab groups into a GitLab instance, live or through offline bundles",
+    after_help = EXIT_STATUS_HELP,
 )]
 struct Cli {
     #[command(subcommand)]
@@ -18,24 +22,39 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve GitLab's bulk_imports API; migrations started through it write into the destination.
+    #[command(after_help = EXIT_STATUS_HELP)]
     Serve(commands::serve::ServeArgs),
     /// Run one live migration in the foreground and print its report.
+    #[command(after_help = EXIT_STATUS_HELP)]
     Migrate(commands::migrate::MigrateArgs),
     /// Export a source group into a bundle file for offline transfer, and print its root digest.
+    #[command(after_help = EXIT_STATUS_HELP)]
     Export(commands::export::ExportArgs),
     /// Check every byte of a bundle against its manifest (and its signature against a trusted key).
+    #[command(after_help = EXIT_STATUS_HELP)]
     Verify(commands::verify::VerifyArgs),
     /// Show what a bundle holds: source, entities, relations, record counts and sizes.
+    #[command(after_help = EXIT_STATUS_HELP)]
     Inspect(commands::inspect::InspectArgs),
     /// Verify a bundle, then load it into a destination GitLab like a live migration.
+    #[command(after_help = EXIT_STATUS_HELP)]
     Replay(commands::replay::ReplayArgs),
     /// Migrate the built-in sample source into the built-in sample destination and print the report.
     #[cfg(feature = "demo")]
+    #[command(after_help = EXIT_STATUS_HELP)]
     Demo(commands::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `--help` and `--version` are answers, not errors; anything else is a usage error.
+            let code = if e.use_stderr() { exit::USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("APPLIANCE_LOG")
@@ -55,6 +74,16 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        // A foreground run stops at its next record on Ctrl-C or SIGTERM and says how to resume;
+        // `serve` stops taking work and checkpoints its migrations the same way.
+        match &cli.command {
+            Command::Serve(_) => interrupt::listen(
+                "stopped before every migration reached a safe point; they resume at the next start",
+                exit::INTERRUPTED,
+            ),
+            Command::Verify(_) | Command::Inspect(_) => {}
+            _ => interrupt::listen(INTERRUPTED, exit::INTERRUPTED),
+        }
         match cli.command {
             Command::Serve(args) => commands::serve::run(args).await,
             Command::Migrate(args) => commands::migrate::run(args).await,
@@ -68,12 +97,23 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
+        // The reader of standard output went away (`| head`): it has what it wanted.
+        Err(e) if e.chain().any(|c| c.is::<StdoutClosed>()) => ExitCode::SUCCESS,
+        Err(e)
+            if e.chain()
+                .any(|c| matches!(c.downcast_ref(), Some(EngineError::Interrupted))) =>
+        {
+            eprintln!("{INTERRUPTED}");
+            ExitCode::from(exit::INTERRUPTED)
+        }
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            eprintln!("error: {}", describe(&e));
+            ExitCode::from(exit::REFUSED)
         }
     }
 }
+
+const INTERRUPTED: &str = "interrupted: run the same command again to resume";
 
 #[cfg(test)]
 mod tests {

@@ -35,11 +35,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let destination = RunningSim::start(SimConfig::new(Dataset::Empty, args.seed))
         .await
         .context("starting the sample destination")?;
-    println!(
+    crate::outln!(
         "Source:      {} (sample dataset `small`, seed {})",
-        source.url, args.seed
-    );
-    println!("Destination: {} (sample dataset `empty`)", destination.url);
+        source.url,
+        args.seed
+    )?;
+    crate::outln!("Destination: {} (sample dataset `empty`)", destination.url)?;
 
     let source_url = parse_forge_url(&source.url, false)?;
     let dest_url = parse_forge_url(&destination.url, false)?;
@@ -67,7 +68,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| temp.path().to_path_buf());
 
     // 1. Live: source API -> destination API.
-    println!("\n== Live: migrating `{group}` into `imported/{group}`");
+    crate::outln!("\n== Live: migrating `{group}` into `imported/{group}`")?;
     let engine = Engine::open(EngineConfig::new(
         data.join("live"),
         Some(Destination {
@@ -93,12 +94,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|e| anyhow::anyhow!("Import failed. {e}"))?;
     let live = run_with_progress(&engine, bulk.id, std::io::stderr().is_terminal()).await?;
-    print!("{}", live.to_text());
+    crate::out!("{}", live.to_text())?;
     drop(engine);
 
     // 2. Offline: source -> bundle -> verify -> replay into the destination.
     let bundle = data.join(format!("{group}.bundle"));
-    println!("\n== Offline: exporting `{group}` to {}", bundle.display());
+    crate::outln!("\n== Offline: exporting `{group}` to {}", bundle.display())?;
     let exported = export::run(export::ExportArgs {
         source: SourceArgs {
             url: source.url.clone(),
@@ -114,14 +115,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         json: false,
     })
     .await?;
-    println!("\n== Offline: verifying the bundle");
+    crate::outln!("\n== Offline: verifying the bundle")?;
     let verified = verify::run(verify::VerifyArgs {
         files: vec![bundle.clone()],
         trusted_key: None,
     })
     .await?;
     let offline_slug = format!("{group}-offline");
-    println!("\n== Offline: replaying the bundle into `imported/{offline_slug}`");
+    crate::outln!("\n== Offline: replaying the bundle into `imported/{offline_slug}`")?;
     let replayed = replay::run(replay::ReplayArgs {
         files: vec![bundle],
         destination: DestinationArgs {
@@ -149,20 +150,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     )?);
     let live_counts = tree_counts(&dest, &format!("imported/{group}")).await?;
     let offline_counts = tree_counts(&dest, &format!("imported/{offline_slug}")).await?;
-    println!("\n== Live and offline copies at the destination");
-    println!("    {:<12} {:>8} {:>8}", "", "live", "offline");
+    crate::outln!("\n== Live and offline copies at the destination")?;
+    crate::outln!("    {:<12} {:>8} {:>8}", "", "live", "offline")?;
     for ((name, l), (_, o)) in live_counts.iter().zip(&offline_counts) {
-        println!("    {name:<12} {l:>8} {o:>8}");
+        crate::outln!("    {name:<12} {l:>8} {o:>8}")?;
     }
     let same = live_counts == offline_counts;
-    println!(
+    crate::outln!(
         "    {}",
         if same {
             "The two copies have the same number of records of each kind."
         } else {
             "The two copies DIFFER."
         }
-    );
+    )?;
     source.shutdown().await;
     destination.shutdown().await;
     let all_ok = [exported, verified, replayed]

@@ -90,6 +90,39 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// The bundle can be written where `--out` says: checked before anything is read from the source, so
+/// a mistyped directory costs nothing.
+fn check_writable(out: &Path) -> anyhow::Result<()> {
+    let dir = out.parent().unwrap_or(Path::new("/"));
+    if !dir.is_dir() {
+        bail!(
+            "--out {}: the directory {} does not exist; create it or choose another --out",
+            out.display(),
+            dir.display()
+        );
+    }
+    if out.is_dir() {
+        bail!(
+            "--out {} is a directory; name the bundle file to write, e.g. {}",
+            out.display(),
+            out.join("export.bundle").display()
+        );
+    }
+    tempfile::Builder::new()
+        .prefix(".appliance-write-check")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| {
+            // Say the OS's reason without the name of the probe file.
+            let e = std::io::Error::from(e.kind());
+            anyhow::anyhow!(
+                "--out {}: cannot write into {}: {e}",
+                out.display(),
+                dir.display()
+            )
+        })
+}
+
 pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = args.project.first() {
         bail!(
@@ -104,6 +137,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         bail!("--group is required");
     };
     let out = absolute(&args.out).context("--out")?;
+    check_writable(&out)?;
     let sign_key = match &args.sign_key {
         Some(k) => {
             let k = absolute(k).context("--sign-key")?;
@@ -190,14 +224,14 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             "root_digest": bundle.root_digest,
             "signed": bundle.signature.is_some(),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&v)?)?;
     } else {
-        print!("{}", report.to_text());
-        println!();
+        crate::out!("{}", report.to_text())?;
+        crate::outln!()?;
         for f in &files {
-            println!("Bundle:      {f}");
+            crate::outln!("Bundle:      {f}")?;
         }
-        println!(
+        crate::outln!(
             "Size:        {} bytes, {} members{}",
             bundle.volumes.len(),
             bundle.manifest.members.len(),
@@ -206,9 +240,9 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             } else {
                 ""
             }
-        );
-        println!("Root digest: sha256:{}", bundle.root_digest);
-        println!("Check this digest out of band before you replay the bundle.");
+        )?;
+        crate::outln!("Root digest: sha256:{}", bundle.root_digest)?;
+        crate::outln!("Check this digest out of band before you replay the bundle.")?;
     }
     Ok(exit_code(&report))
 }

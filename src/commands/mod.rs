@@ -7,6 +7,7 @@ pub mod demo;
 pub mod export;
 pub mod inspect;
 pub mod migrate;
+pub mod output;
 pub mod replay;
 pub mod serve;
 pub mod verify;
@@ -35,14 +36,14 @@ pub fn read_user_map(
 /// Exit status of a foreground migration: 0 only when it finished without failures.
 pub fn exit_code(report: &Report) -> ExitCode {
     if report.status == Status::Finished.as_str() && !report.has_failures {
-        ExitCode::SUCCESS
+        ExitCode::from(output::exit::FINISHED)
     } else {
-        ExitCode::from(2)
+        ExitCode::from(output::exit::FAILURES)
     }
 }
 
 /// The exit status of a migration that paused because a forge was unreachable: run it again to resume.
-pub const EXIT_PAUSED: u8 = 3;
+pub const EXIT_PAUSED: u8 = output::exit::PAUSED;
 
 /// Runs a recorded bulk import in the foreground, prints its report (text or JSON) and turns the outcome
 /// into the exit status: 0 finished cleanly, 2 with failures, 3 paused (run the same command again).
@@ -57,9 +58,9 @@ pub async fn run_and_report(
     match run_with_progress(engine, id, show_progress).await {
         Ok(report) => {
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                crate::outln!("{}", serde_json::to_string_pretty(&report)?)?;
             } else {
-                print!("{}", report.to_text());
+                crate::out!("{}", report.to_text())?;
             }
             Ok(exit_code(&report))
         }

@@ -73,30 +73,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("Resuming {resumed} unfinished migration(s)");
     }
     // One line on stdout, for scripts and tests that start the server on port 0.
-    println!("listening on http://{addr}");
-    let state = ApiState { engine, token };
-    api::serve(listener, state, shutdown_signal()).await?;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+    crate::outln!("listening on http://{addr}")?;
+    let state = ApiState {
+        engine: engine.clone(),
+        token,
     };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    // SIGTERM or Ctrl-C: stop taking requests, let running migrations reach their next record (each
+    // commits what it did and stays resumable), then exit; the next start resumes them.
+    api::serve(listener, state, crate::interrupt::token().cancelled()).await?;
+    if !engine.wait_idle(crate::interrupt::GRACE).await {
+        tracing::warn!("a migration did not stop in time; it resumes at the next start");
     }
-    tracing::info!("shutting down");
+    eprintln!("Stopped; unfinished migrations resume at the next start.");
+    Ok(ExitCode::SUCCESS)
 }

@@ -33,7 +33,7 @@ impl Engine {
                 let source = crate::source::bundle::BundleSource::open(path)
                     .await
                     .map_err(|e| {
-                        EngineError::Internal(format!(
+                        EngineError::Setup(format!(
                             "bulk import {} cannot replay {path}: {e}",
                             bulk.id
                         ))
@@ -51,7 +51,7 @@ impl Engine {
                     .as_ref()
                     .filter(|d| base_string(d.client.base()) == *url);
                 let gitlab = configured.cloned().ok_or_else(|| {
-                    EngineError::Internal(format!(
+                    EngineError::Setup(format!(
                         "bulk import {} writes into {url}, but this appliance is configured for {}; start it with --destination-url {url}",
                         bulk.id,
                         self.destination_url().map(|u| u.to_string()).unwrap_or_else(|| "no destination".into())

@@ -79,6 +79,13 @@ pub enum EngineError {
     Unreachable(String),
     #[error("the migration was canceled")]
     Canceled,
+    /// Ctrl-C or SIGTERM: stopped at a record boundary with everything done so far committed.
+    #[error("interrupted: run the same command again to resume")]
+    Interrupted,
+    /// Something on this machine stands in the way (a directory, a file, a setting): the message says
+    /// what and how to fix it. Not a defect of the appliance.
+    #[error("{0}")]
+    Setup(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -156,7 +163,7 @@ pub struct Engine {
 impl Engine {
     pub fn open(config: EngineConfig) -> Result<Arc<Engine>, EngineError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            EngineError::Internal(format!(
+            EngineError::Setup(format!(
                 "cannot create the data directory {}: {e}",
                 config.data_dir.display()
             ))
@@ -352,6 +359,22 @@ impl Engine {
         Ok(bulk)
     }
 
+    /// Waits until no migration runs here any more (after a stop was asked for), at most `limit`;
+    /// false when some still ran then.
+    pub async fn wait_idle(&self, limit: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let idle = self.running.lock().map(|r| r.is_empty()).unwrap_or(true);
+            if idle {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Starts every bulk import a previous run left unfinished. Returns how many.
     pub fn resume_unfinished(self: &Arc<Self>) -> Result<usize, EngineError> {
         let unfinished = self.store.unfinished_bulk_imports()?;
@@ -381,10 +404,20 @@ impl Engine {
                         tracing::info!(bulk_import = id, "migration canceled");
                         return;
                     }
+                    Err(EngineError::Interrupted) => {
+                        tracing::info!(
+                            bulk_import = id,
+                            "migration stopped; it resumes at the next start"
+                        );
+                        return;
+                    }
                     // Everything done so far is committed: try again later, unless it was canceled.
                     Err(EngineError::Unreachable(why)) => {
                         tracing::warn!(bulk_import = id, error = %why, retry_in_s = wait.as_secs(), "migration paused");
-                        tokio::time::sleep(wait).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = crate::interrupt::token().cancelled() => return,
+                        }
                         wait = (wait * 2).min(engine.config.resume_after * 16);
                         let store = engine.store.clone();
                         match blocking(move || store.bulk_import(id)).await {

@@ -129,7 +129,7 @@ impl PipelineRun<'_> {
             match self.sink.end_page(relation, self.ctx, tracker.pages).await {
                 Ok(()) => {}
                 Err(e) if e.unreachable => return Err(EngineError::Unreachable(e.message)),
-                Err(e) => return Err(EngineError::Internal(e.message)),
+                Err(e) => return Err(EngineError::Setup(e.message)),
             }
             let store = self.store.clone();
             let scope = self.scope.clone();

@@ -30,9 +30,27 @@ impl Drop for Running<'_> {
 }
 
 impl Engine {
-    /// Runs a bulk import until it ends (finished, failed or canceled) or cannot go on (unreachable).
+    /// Runs a bulk import until it ends (finished, failed or canceled) or cannot go on (unreachable,
+    /// or interrupted by Ctrl-C or SIGTERM: it stops at its next record and stays resumable).
     pub async fn run(self: &Arc<Self>, id: u64) -> Result<BulkImport, EngineError> {
-        let cancel = CancellationToken::new();
+        match self.run_until_stopped(id).await {
+            Err(EngineError::Canceled) if crate::interrupt::requested() => {
+                let store = self.store.clone();
+                let bulk = blocking(move || store.bulk_import(id)).await?;
+                if bulk.status == Status::Canceled {
+                    Err(EngineError::Canceled)
+                } else {
+                    Err(EngineError::Interrupted)
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn run_until_stopped(self: &Arc<Self>, id: u64) -> Result<BulkImport, EngineError> {
+        // A stop asked for by the process (Ctrl-C, SIGTERM) stops every run at its next record, as a
+        // cancel does, but leaves the store as it is: the migration resumes at the next start.
+        let cancel = crate::interrupt::token().child_token();
         {
             let mut running = self
                 .running

@@ -179,7 +179,7 @@ impl Sink for BundleSink {
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))?;
-        packed.map_err(|e| EngineError::Internal(format!("writing the bundle: {e}")))?;
+        packed.map_err(|e| EngineError::Setup(format!("writing the bundle: {e}")))?;
         Ok(())
     }
 }

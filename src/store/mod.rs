@@ -34,6 +34,10 @@ pub(crate) const USER_MAPS: TableDefinition<u64, &[u8]> = TableDefinition::new("
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error(
+        "the data directory {dir} is in use by another appliance process (its store {path} is locked); stop that process or choose another --data directory"
+    )]
+    InUse { dir: String, path: String },
     #[error("cannot open the store at {path}: {source}")]
     Open {
         path: String,
@@ -80,9 +84,15 @@ impl Store {
     /// Opens (or creates) `<dir>/appliance.redb` and makes sure every table exists.
     pub fn open(dir: &Path) -> Result<Store> {
         let path = dir.join("appliance.redb");
-        let db = Database::create(&path).map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
+        let db = Database::create(&path).map_err(|source| match source {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse {
+                dir: dir.display().to_string(),
+                path: path.display().to_string(),
+            },
+            source => StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            },
         })?;
         let tx = db.begin_write()?;
         {
