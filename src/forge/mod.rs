@@ -6,7 +6,7 @@
 //! same rules.
 
 pub mod client;
-
+pub mod git;
 pub mod gitlab;
 pub mod graphql;
 
