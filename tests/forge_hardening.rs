@@ -184,7 +184,7 @@ async fn a_redirect_to_another_origin_is_refused_and_the_token_never_follows() {
             for (err, method) in [(read, "GET"), (write, "POST")] {
                 let text = err.to_string();
                 let wanted = [
-                    format!("the destination {from} redirected {method} /api/v4/groups/"),
+                    format!("The destination {from} redirected {method} /api/v4/groups/"),
                     format!("to {target}/api/v4/groups/"),
                     format!("set the destination URL to the one GitLab answers on ({target}, if"),
                 ];
@@ -216,7 +216,7 @@ async fn post_bulk_imports_refuses_a_source_that_redirects_and_keeps_its_token()
         assert!(
             message.starts_with("Invalid source URL.")
                 && message.contains(&format!(
-                    "the source {from} redirected GET /api/v4/version to {target}/api/v4/version"
+                    "The source {from} redirected GET /api/v4/version to {target}/api/v4/version"
                 )),
             "{message}"
         );
@@ -245,7 +245,7 @@ async fn migrate_stops_at_a_source_that_redirects_and_the_token_stays_home() {
     assert_eq!(out.status.code(), Some(1), "{}", explain(&out));
     assert!(
         stderr.contains(&format!(
-            "the source {from} redirected GET /api/v4/version to {target}/api/v4/version: set the source URL"
+            "The source {from} redirected GET /api/v4/version to {target}/api/v4/version: set the source URL"
         )),
         "{stderr}"
     );

@@ -44,7 +44,7 @@ pub enum ForgeError {
     /// A 3xx answer. Never followed: the token must not reach an origin other than the configured
     /// one, so the user is told which URL to configure instead.
     #[error(
-        "the {role} {base} redirected {request} to {location}: set the {role} URL to the one GitLab answers on{hint}; redirects are not followed, so the token only goes to the URL you configured"
+        "The {role} {base} redirected {request} to {location}: set the {role} URL to the one GitLab answers on{hint}; redirects are not followed, so the token only goes to the URL you configured"
     )]
     Redirected {
         role: &'static str,
