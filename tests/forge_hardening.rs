@@ -460,3 +460,27 @@ async fn a_source_rate_limiting_before_the_start_is_waited_for_and_the_wait_is_s
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limit_longer_than_the_checks_may_take_says_when_to_try_again() {
+    let src = source().await;
+    set_faults(&src, json!({"burst_429": 5, "burst_retry_after_secs": 60})).await;
+    let (dir, app) = api("http://127.0.0.1:9", |c| {
+        c.check_deadline = Duration::from_secs(2);
+    });
+    let started = Instant::now();
+    let (status, body) = post_bulk_import(&app, submission(&src.url, &src.owner_token)).await;
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    let host = src.url.trim_start_matches("http://");
+    assert!(
+        message.starts_with(&format!(
+            "Unable to connect to the source instance {}/: rate limited by {host} until ",
+            src.url
+        )) && message.ends_with("UTC, past the 2 s the checks may take; try again then"),
+        "{message}"
+    );
+    drop(dir);
+    src.shutdown().await;
+}
