@@ -21,12 +21,17 @@ impl Engine {
                 let token = self.sealer.unseal(&sealed)?;
                 // The URL passed the transport policy when the migration was accepted.
                 let url = parse_forge_url(url, true)?;
-                let client = ForgeClient::new(
+                let client = ForgeClient::with_role(
+                    "source",
                     url,
                     token,
                     self.config.http_concurrency,
                     self.config.retry.clone(),
                 )?;
+                // Known while the run lasts, so `Engine::rate_limit_waits` can show its waits.
+                if let Ok(mut sources) = self.sources.lock() {
+                    sources.insert(bulk.id, client.clone());
+                }
                 Ok(Arc::new(LiveSource::new(GitLab::new(client))))
             }
             SourceKind::Bundle { path } => {

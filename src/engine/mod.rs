@@ -9,7 +9,7 @@ mod pipeline;
 mod runner;
 pub mod stages;
 
-use crate::forge::client::RetryPolicy;
+use crate::forge::client::{RateLimited, RetryPolicy};
 use crate::forge::{ForgeClient, ForgeError, GitLab, base_string, parse_forge_url};
 use crate::model::{
     BulkImport, DestinationKind, Entity, EntityRequest, EntityType, SourceKind, now_millis,
@@ -47,6 +47,10 @@ pub struct EngineConfig {
     /// A migration paused because a forge stayed unreachable is tried again after this delay,
     /// doubling up to 16 times it (in the background runs of `serve`; the CLI exits instead).
     pub resume_after: std::time::Duration,
+    /// How long the checks before a migration starts (the source answers, has the entities; the
+    /// destination has the namespace) may take in all, retries and rate-limit waits included: a
+    /// stalled forge must not hold `POST /bulk_imports` or `appliance migrate` for minutes.
+    pub check_deadline: std::time::Duration,
 }
 
 impl EngineConfig {
@@ -60,6 +64,7 @@ impl EngineConfig {
             http_concurrency: 8,
             retry: RetryPolicy::default(),
             resume_after: std::time::Duration::from_secs(30),
+            check_deadline: std::time::Duration::from_secs(15),
         }
     }
 }
@@ -158,6 +163,8 @@ pub struct Engine {
     config: EngineConfig,
     destination: Option<GitLab>,
     running: Mutex<HashMap<u64, CancellationToken>>,
+    /// The live source client of each running bulk import, so its rate-limit waits can be shown.
+    sources: Mutex<HashMap<u64, ForgeClient>>,
 }
 
 impl Engine {
@@ -171,7 +178,8 @@ impl Engine {
         let store = Store::open(&config.data_dir)?;
         let sealer = Sealer::open(&config.data_dir)?;
         let destination = match &config.destination {
-            Some(dest) => Some(GitLab::new(ForgeClient::new(
+            Some(dest) => Some(GitLab::new(ForgeClient::with_role(
+                "destination",
                 dest.url.clone(),
                 dest.token.clone(),
                 config.http_concurrency,
@@ -185,6 +193,7 @@ impl Engine {
             config,
             destination,
             running: Mutex::new(HashMap::new()),
+            sources: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -194,6 +203,25 @@ impl Engine {
 
     pub fn destination_url(&self) -> Option<&Url> {
         self.config.destination.as_ref().map(|d| &d.url)
+    }
+
+    /// The forges of running migrations (their sources, and the destination) that asked to wait,
+    /// and until when: every request to such a forge is held until then. For progress output,
+    /// e.g. "rate limited by gitlab.example.com until 12:04:31 UTC" (each item's `Display`).
+    pub fn rate_limit_waits(&self) -> Vec<RateLimited> {
+        let mut waits: Vec<RateLimited> = self
+            .sources
+            .lock()
+            .map(|s| {
+                s.values()
+                    .filter_map(ForgeClient::rate_limited_until)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(d) = &self.destination {
+            waits.extend(d.client.rate_limited_until());
+        }
+        waits
     }
 
     /// The directory API requests name bundles in (`export_bundle`, `configuration[bundle]`).
@@ -248,6 +276,8 @@ impl Engine {
     }
 
     /// The source answers with this token, and has every entity asked for. Returns its parsed URL.
+    /// It all happens within `check_deadline`, whatever the source does (stalls, trickles, asks to
+    /// wait): past it, the source is "Unable to connect".
     pub(crate) async fn check_source(
         &self,
         source_url: &str,
@@ -256,42 +286,23 @@ impl Engine {
     ) -> Result<Url, SubmitError> {
         let url = parse_forge_url(source_url, self.config.allow_http)
             .map_err(|e| SubmitError::InvalidSourceUrl(e.to_string()))?;
+        if let Some(e) = entities
+            .iter()
+            .find(|e| e.entity_type == EntityType::Project)
+        {
+            return Err(SubmitError::ProjectsNotSupported {
+                full_path: e.source_full_path.clone(),
+            });
+        }
         let source = self.source_gitlab(url.clone(), token.clone())?;
-        match source.version().await {
-            Ok(_) => {}
-            Err(e) if matches!(e.status(), Some(401) | Some(403)) => {
-                return Err(SubmitError::SourceUnauthorized {
-                    url: url.to_string(),
-                    message: e.message(),
-                });
-            }
-            Err(e) => {
-                return Err(SubmitError::SourceUnreachable {
-                    url: url.to_string(),
-                    message: e.to_string(),
-                });
-            }
+        let deadline = self.config.check_deadline;
+        match tokio::time::timeout(deadline, check_source_has(&source, &url, entities)).await {
+            Ok(checked) => checked.map(|()| url),
+            Err(_) => Err(SubmitError::SourceUnreachable {
+                url: url.to_string(),
+                message: no_answer(&source.client, deadline),
+            }),
         }
-        for e in entities {
-            if e.entity_type == EntityType::Project {
-                return Err(SubmitError::ProjectsNotSupported {
-                    full_path: e.source_full_path.clone(),
-                });
-            }
-            let found = source.group(&e.source_full_path).await.map_err(|err| {
-                SubmitError::SourceUnreachable {
-                    url: url.to_string(),
-                    message: err.to_string(),
-                }
-            })?;
-            if found.is_none() {
-                return Err(SubmitError::SourceEntityNotFound {
-                    entity_type: e.entity_type.as_str(),
-                    full_path: e.source_full_path.clone(),
-                });
-            }
-        }
-        Ok(url)
     }
 
     /// The destination namespace exists and the new group's path is free, or holds this appliance's
@@ -303,7 +314,16 @@ impl Engine {
         e: &EntityRequest,
         continue_earlier: bool,
     ) -> Result<(), SubmitError> {
-        match check_destination(destination, e).await {
+        let deadline = self.config.check_deadline;
+        let checked = tokio::time::timeout(deadline, check_destination(destination, e))
+            .await
+            .unwrap_or_else(|_| {
+                Err(SubmitError::DestinationUnreachable(no_answer(
+                    &destination.client,
+                    deadline,
+                )))
+            });
+        match checked {
             Err(SubmitError::DestinationExists { full_path }) => {
                 let scope = MappingScope::new(
                     source_base,
@@ -439,7 +459,19 @@ impl Engine {
         url: Url,
         token: SecretString,
     ) -> Result<GitLab, SubmitError> {
-        ForgeClient::new(
+        self.gitlab_as("source", url, token)
+    }
+
+    /// A client of the forge at `url` with this engine's limits, named `role` (`source`,
+    /// `destination`) in its messages.
+    pub(crate) fn gitlab_as(
+        &self,
+        role: &'static str,
+        url: Url,
+        token: SecretString,
+    ) -> Result<GitLab, SubmitError> {
+        ForgeClient::with_role(
+            role,
             url,
             token,
             self.config.http_concurrency,
@@ -461,6 +493,57 @@ where
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
         Err(join) => Err(E::from(StoreError::Task(join.to_string()))),
+    }
+}
+
+/// The source answers with its token, and has every entity. A redirect is the URL's problem (it
+/// names the URL to use instead); a 429 is waited out by the client.
+async fn check_source_has(
+    source: &GitLab,
+    url: &Url,
+    entities: &[EntityRequest],
+) -> Result<(), SubmitError> {
+    let failed = |e: ForgeError| match e {
+        e @ ForgeError::Redirected { .. } => SubmitError::InvalidSourceUrl(e.to_string()),
+        e if matches!(e.status(), Some(401) | Some(403)) => SubmitError::SourceUnauthorized {
+            url: url.to_string(),
+            message: e.message(),
+        },
+        e => SubmitError::SourceUnreachable {
+            url: url.to_string(),
+            message: e.to_string(),
+        },
+    };
+    source.version().await.map_err(failed)?;
+    for e in entities {
+        let found = source
+            .group(&e.source_full_path)
+            .await
+            .map_err(|err| match err {
+                e @ ForgeError::Redirected { .. } => SubmitError::InvalidSourceUrl(e.to_string()),
+                e => SubmitError::SourceUnreachable {
+                    url: url.to_string(),
+                    message: e.to_string(),
+                },
+            })?;
+        if found.is_none() {
+            return Err(SubmitError::SourceEntityNotFound {
+                entity_type: e.entity_type.as_str(),
+                full_path: e.source_full_path.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Why a forge counts as unreachable when the checks ran out of time.
+fn no_answer(client: &ForgeClient, deadline: std::time::Duration) -> String {
+    match client.rate_limited_until() {
+        Some(limited) => format!(
+            "{limited}, past the {} s the checks may take; try again then",
+            deadline.as_secs()
+        ),
+        None => format!("no answer within {} s", deadline.as_secs()),
     }
 }
 

@@ -26,6 +26,9 @@ impl Drop for Running<'_> {
         if let Ok(mut r) = self.engine.running.lock() {
             r.remove(&self.id);
         }
+        if let Ok(mut s) = self.engine.sources.lock() {
+            s.remove(&self.id);
+        }
     }
 }
 

@@ -1,23 +1,46 @@
-//! The HTTP client of one forge instance: token, concurrency bound, retries and pagination.
+//! The HTTP client of one forge instance: token, concurrency bound, deadlines, retries, rate limits
+//! and pagination.
+//!
+//! The token only ever goes to the configured origin: every request URL is checked against it, and a
+//! redirect is never followed (a 3xx answer is [`ForgeError::Redirected`]), since reqwest would re-send
+//! `PRIVATE-TOKEN` (and a 307's body) to wherever it points.
+//!
+//! Errors and rate limits are counted apart: a 5xx or a lost connection spends one of
+//! [`RetryPolicy::max_times`] retries, while a 429 (or `RateLimit-Remaining: 0`) is the forge asking to
+//! wait, so every request of the client waits as told, within [`RetryPolicy::rate_limit_waits`] waits
+//! and [`RetryPolicy::rate_limit_budget`] per request.
 
 use super::ForgeError;
-use backon::{ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::{Mutex, Semaphore};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use url::Url;
 
-/// How hard the client tries before it gives up on a request.
+/// How hard the client tries before it gives up on a request, and how long it waits for a forge.
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
+    /// Retries after an error (5xx, a lost connection, a timeout); rate limiting does not count.
     pub max_times: usize,
     pub min_delay: Duration,
     pub max_delay: Duration,
+    /// A request waits out a rate limit (429) at most this many times...
+    pub rate_limit_waits: u32,
+    /// ...and at most this long in all, before the forge counts as unreachable.
+    pub rate_limit_budget: Duration,
+    /// The wait after a 429 that says neither `Retry-After` nor `RateLimit-Reset`.
+    pub rate_limit_default_wait: Duration,
+    /// Deadline to open a connection.
+    pub connect_timeout: Duration,
+    /// Deadline for each read: the answer's head, then each piece of its body.
+    pub read_timeout: Duration,
+    /// Deadline for one attempt, from connecting to the last byte of the body.
+    pub attempt_timeout: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -26,7 +49,34 @@ impl Default for RetryPolicy {
             max_times: 8,
             min_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(30),
+            // GitLab's own direct transfer waits up to 5 minutes, up to 10 times.
+            rate_limit_waits: 10,
+            rate_limit_budget: Duration::from_secs(300),
+            rate_limit_default_wait: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            attempt_timeout: Duration::from_secs(120),
         }
+    }
+}
+
+/// A forge that asked to wait: no request of its client leaves before `until`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateLimited {
+    /// `host` or `host:port` of the forge.
+    pub host: String,
+    pub until: SystemTime,
+}
+
+impl std::fmt::Display for RateLimited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = time::OffsetDateTime::from(self.until);
+        let clock = at
+            .format(time::macros::format_description!(
+                "[hour]:[minute]:[second]"
+            ))
+            .unwrap_or_default();
+        write!(f, "rate limited by {} until {clock} UTC", self.host)
     }
 }
 
@@ -48,11 +98,14 @@ pub struct ForgeClient {
 struct Inner {
     http: reqwest::Client,
     base: Url,
+    /// What this forge is to the migration (`source`, `destination`), for messages.
+    role: &'static str,
     token: SecretString,
     permits: Semaphore,
     retry: RetryPolicy,
-    /// Set when the forge said its rate-limit budget is spent: no request leaves before then.
-    paused_until: Mutex<Option<Instant>>,
+    /// Set when the forge asked to wait (a 429, or its rate-limit budget spent): no request leaves
+    /// before then. The wall-clock time is what users are shown.
+    paused_until: Mutex<Option<(Instant, SystemTime)>>,
 }
 
 impl ForgeClient {
@@ -62,23 +115,96 @@ impl ForgeClient {
         concurrency: usize,
         retry: RetryPolicy,
     ) -> Result<ForgeClient, ForgeError> {
+        ForgeClient::with_role("forge", base, token, concurrency, retry)
+    }
+
+    /// A client for the forge that is the migration's `role` (`source`, `destination`), named so in
+    /// the messages users see.
+    pub fn with_role(
+        role: &'static str,
+        base: Url,
+        token: SecretString,
+        concurrency: usize,
+        retry: RetryPolicy,
+    ) -> Result<ForgeClient, ForgeError> {
         crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("appliance/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
+            // Never follow: reqwest would send PRIVATE-TOKEN (and a 307's body) to the new origin.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(retry.connect_timeout)
+            .read_timeout(retry.read_timeout)
+            .timeout(retry.attempt_timeout)
             .build()
             .map_err(|e| ForgeError::Url(format!("cannot build an HTTP client: {e}")))?;
         Ok(ForgeClient {
             inner: Arc::new(Inner {
                 http,
                 base,
+                role,
                 token,
                 permits: Semaphore::new(concurrency.max(1)),
                 retry,
                 paused_until: Mutex::new(None),
             }),
         })
+    }
+
+    /// The forge's `host` or `host:port`, as users name it.
+    pub fn host(&self) -> String {
+        let base = &self.inner.base;
+        let host = base.host_str().unwrap_or_default();
+        match base.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        }
+    }
+
+    /// The wait the forge asked for, while it lasts: every request to it is held until then.
+    pub fn rate_limited_until(&self) -> Option<RateLimited> {
+        let (until, wall) = (*self.paused_lock())?;
+        (until > Instant::now()).then(|| RateLimited {
+            host: self.host(),
+            until: wall,
+        })
+    }
+
+    fn paused_lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, SystemTime)>> {
+        self.inner
+            .paused_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Holds every request of this client for `wait` (unless a longer hold is already set), and says
+    /// so once per wait in the log.
+    fn pause_for(&self, wait: Duration) {
+        let now = Instant::now();
+        let until = now + wait;
+        let announce = {
+            let mut paused = self.paused_lock();
+            let current = paused.map(|(i, _)| i).filter(|i| *i > now);
+            if current.is_some_and(|c| c >= until) {
+                return;
+            }
+            *paused = Some((until, SystemTime::now() + wait));
+            // Concurrent 429s extend the same wait by a moment: one line for all of them.
+            current.is_none_or(|c| c + Duration::from_secs(1) <= until)
+        };
+        if announce && let Some(limited) = self.rate_limited_until() {
+            tracing::warn!(host = %limited.host, wait_s = wait.as_secs_f64(), "{limited}");
+        }
+    }
+
+    /// Waits while the forge asked to wait (the hold may be extended meanwhile).
+    async fn wait_out_pause(&self) {
+        loop {
+            let until = self.paused_lock().map(|(i, _)| i);
+            match until {
+                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
+                _ => return,
+            }
+        }
     }
 
     pub fn base(&self) -> &Url {
@@ -217,16 +343,14 @@ impl ForgeClient {
         let attempt = || async {
             let _permit = self.permit(&url).await?;
             let resp = self
-                .inner
-                .http
-                .get(&url)
-                .header("PRIVATE-TOKEN", self.inner.token.expose_secret())
+                .request(Method::GET, &url)?
                 .send()
                 .await
                 .map_err(|e| network("GET", &url, &e, true))?;
+            self.refuse_redirect("GET", &url, &resp)?;
             let status = resp.status();
             let headers = resp.headers().clone();
-            self.observe_rate_limit(&headers).await;
+            self.observe_rate_limit(&headers);
             if !status.is_success() {
                 let body = resp.bytes().await.unwrap_or_default();
                 return Err(status_error("GET", &url, status, &headers, &body));
@@ -292,17 +416,15 @@ impl ForgeClient {
                 reqwest::multipart::Part::bytes(bytes.clone()).file_name(filename.to_string());
             let form = reqwest::multipart::Form::new().part(field.to_string(), part);
             let resp = self
-                .inner
-                .http
-                .request(method.clone(), &url)
-                .header("PRIVATE-TOKEN", self.inner.token.expose_secret())
+                .request(method.clone(), &url)?
                 .multipart(form)
                 .send()
                 .await
                 .map_err(|e| network(&verb, &url, &e, !e.is_connect()))?;
+            self.refuse_redirect(&verb, &url, &resp)?;
             let status = resp.status();
             let headers = resp.headers().clone();
-            self.observe_rate_limit(&headers).await;
+            self.observe_rate_limit(&headers);
             let body = resp
                 .bytes()
                 .await
@@ -318,23 +440,78 @@ impl ForgeClient {
         self.retrying(true, attempt).await
     }
 
+    /// A permit to send, once the forge no longer asks to wait.
     async fn permit(&self, url: &str) -> Result<tokio::sync::SemaphorePermit<'_>, ForgeError> {
-        let permit = self
-            .inner
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| ForgeError::Network {
-                method: "ANY".into(),
-                url: url.to_string(),
-                message: "client is shutting down".into(),
-                maybe_applied: false,
-            })?;
-        let pause = *self.inner.paused_until.lock().await;
-        if let Some(until) = pause {
-            tokio::time::sleep_until(until).await;
+        loop {
+            self.wait_out_pause().await;
+            let permit = self
+                .inner
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| ForgeError::Network {
+                    method: "ANY".into(),
+                    url: url.to_string(),
+                    message: "client is shutting down".into(),
+                    maybe_applied: false,
+                })?;
+            // A wait may have begun while this request queued for its permit.
+            if self.rate_limited_until().is_none() {
+                return Ok(permit);
+            }
         }
-        Ok(permit)
+    }
+
+    /// A request to `url` carrying the token. Only the configured origin ever gets the token: its
+    /// base URL passed the transport policy (https, or http to loopback or when allowed), and every
+    /// URL the client is sent to (pagination links included) must be on that same origin.
+    fn request(&self, method: Method, url: &str) -> Result<reqwest::RequestBuilder, ForgeError> {
+        let target = Url::parse(url).map_err(|e| ForgeError::Url(format!("bad URL {url}: {e}")))?;
+        if target.origin() != self.inner.base.origin() {
+            return Err(ForgeError::Url(format!(
+                "{} is not on the {} {}; refusing to send the token there",
+                target,
+                self.inner.role,
+                super::base_string(&self.inner.base)
+            )));
+        }
+        Ok(self
+            .inner
+            .http
+            .request(method, target)
+            .header("PRIVATE-TOKEN", self.inner.token.expose_secret()))
+    }
+
+    /// A redirect answer is an error that names both URLs. It is never followed (to another origin,
+    /// the token would go with it), so the user configures the URL the forge really answers on.
+    fn refuse_redirect(
+        &self,
+        method: &str,
+        url: &str,
+        resp: &reqwest::Response,
+    ) -> Result<(), ForgeError> {
+        if !resp.status().is_redirection() {
+            return Ok(());
+        }
+        let Some(location) = header_str(resp.headers(), "location") else {
+            return Ok(());
+        };
+        let from = Url::parse(url).map_err(|e| ForgeError::Url(format!("bad URL {url}: {e}")))?;
+        let to = from
+            .join(location.trim())
+            .map(|u| u.to_string())
+            .unwrap_or(location);
+        let base = super::base_string(&self.inner.base);
+        let path = url.strip_prefix(&base).unwrap_or(url);
+        Err(ForgeError::Redirected {
+            role: self.inner.role,
+            base: base.clone(),
+            request: format!("{method} {path}"),
+            hint: suggested_base(&to, path)
+                .map(|b| format!(" ({b}, if that is the same GitLab)"))
+                .unwrap_or_default(),
+            location: to,
+        })
     }
 
     fn policy(&self) -> ExponentialBuilder {
@@ -395,29 +572,62 @@ impl ForgeClient {
         .await
     }
 
-    /// Runs `attempt` with the client's retry policy: exponential backoff with jitter, the forge's
-    /// `Retry-After` honoured while retries remain (a forge that keeps answering 429 ends as
-    /// "unreachable": a paused, resumable migration), and only what is safe to repeat repeated.
-    async fn retrying<T, F, Fut>(&self, idempotent: bool, attempt: F) -> Result<T, ForgeError>
+    /// Runs `attempt` until it succeeds or must stop. A 429 is the forge asking to wait: every request
+    /// of the client waits as told (`Retry-After`, else `RateLimit-Reset`, else a default), within the
+    /// rate-limit budget and without spending a retry. Errors are retried with exponential backoff and
+    /// jitter, only when safe to repeat, at most `max_times`. A forge still refusing or failing past
+    /// either limit ends as "unreachable": a paused, resumable migration.
+    async fn retrying<T, F, Fut>(&self, idempotent: bool, mut attempt: F) -> Result<T, ForgeError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, ForgeError>>,
     {
-        attempt
-            .retry(self.policy())
-            .sleep(tokio::time::sleep)
-            .when(|e: &ForgeError| retryable(e, idempotent))
-            .adjust(|e: &ForgeError, planned| match e {
-                ForgeError::Status {
-                    retry_after: Some(wait),
-                    ..
-                } => planned.map(|p| p.max((*wait).min(Duration::from_secs(600)))),
-                _ => planned,
-            })
-            .notify(|e: &ForgeError, wait| {
-                tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "retrying");
-            })
-            .await
+        let policy = &self.inner.retry;
+        let mut backoff = self.policy().build();
+        let (mut waits, mut waited) = (0u32, Duration::ZERO);
+        loop {
+            let err = match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(e) => e,
+            };
+            if let ForgeError::Status {
+                status: 429,
+                retry_after,
+                ..
+            } = &err
+            {
+                let wait = retry_after.unwrap_or(policy.rate_limit_default_wait);
+                if waits >= policy.rate_limit_waits || waited + wait > policy.rate_limit_budget {
+                    tracing::warn!(
+                        host = %self.host(),
+                        waits,
+                        waited_s = waited.as_secs(),
+                        "still rate limited after the waits allowed; giving up on this request"
+                    );
+                    return Err(err);
+                }
+                waits += 1;
+                waited += wait;
+                self.pause_for(wait);
+                continue;
+            }
+            if !retryable(&err, idempotent) {
+                return Err(err);
+            }
+            let Some(mut delay) = backoff.next() else {
+                return Err(err);
+            };
+            if let ForgeError::Status {
+                retry_after: Some(asked),
+                ..
+            } = &err
+            {
+                // A 503 may say when to come back; never wait longer than the backoff's ceiling.
+                delay = delay.max((*asked).min(policy.max_delay));
+            }
+            tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "retrying");
+            tokio::time::sleep(delay).await;
+        }
     }
 
     async fn send_once(
@@ -429,11 +639,7 @@ impl ForgeClient {
         sudo: Option<&str>,
     ) -> Result<(HeaderMap, Value), ForgeError> {
         let _permit = self.permit(url).await?;
-        let mut req = self
-            .inner
-            .http
-            .request(method.clone(), url)
-            .header("PRIVATE-TOKEN", self.inner.token.expose_secret());
+        let mut req = self.request(method.clone(), url)?;
         if !query.is_empty() {
             req = req.query(query);
         }
@@ -447,9 +653,10 @@ impl ForgeClient {
             let applied = !(e.is_connect() || e.is_builder());
             network(method.as_str(), url, &e, applied)
         })?;
+        self.refuse_redirect(method.as_str(), url, &resp)?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        self.observe_rate_limit(&headers).await;
+        self.observe_rate_limit(&headers);
         let bytes = resp
             .bytes()
             .await
@@ -469,18 +676,58 @@ impl ForgeClient {
 
     /// GitLab announces its budget with `RateLimit-Remaining` and `RateLimit-Reset` (epoch seconds):
     /// when nothing remains, every request of this client waits for the reset instead of being refused.
-    async fn observe_rate_limit(&self, headers: &HeaderMap) {
-        let remaining = header_u64(headers, "ratelimit-remaining");
-        let reset = header_u64(headers, "ratelimit-reset");
-        if let (Some(0), Some(reset)) = (remaining, reset) {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            let wait = Duration::from_secs(reset.saturating_sub(now).min(600));
-            *self.inner.paused_until.lock().await = Some(Instant::now() + wait);
+    fn observe_rate_limit(&self, headers: &HeaderMap) {
+        if header_u64(headers, "ratelimit-remaining") != Some(0) {
+            return;
+        }
+        if let Some(wait) = until_reset(headers) {
+            self.pause_for(wait.min(self.inner.retry.rate_limit_budget));
         }
     }
+}
+
+/// The time to `RateLimit-Reset` (epoch seconds), when the header is there.
+fn until_reset(headers: &HeaderMap) -> Option<Duration> {
+    let reset = header_u64(headers, "ratelimit-reset")?;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Some(Duration::from_secs(reset.saturating_sub(now)))
+}
+
+/// How long the forge asked to wait: `Retry-After` in seconds or as an HTTP date, else (for a 429)
+/// until `RateLimit-Reset`.
+fn retry_after(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
+    if let Some(value) = header_str(headers, "retry-after") {
+        let value = value.trim();
+        if let Ok(secs) = value.parse::<u64>() {
+            return Some(Duration::from_secs(secs));
+        }
+        let format = time::macros::format_description!(
+            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+        );
+        if let Ok(at) = time::PrimitiveDateTime::parse(value, &format) {
+            let at = SystemTime::from(at.assume_utc());
+            return Some(
+                at.duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO),
+            );
+        }
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return until_reset(headers);
+    }
+    None
+}
+
+/// The base URL a redirect points to, when it keeps the request's own path under a new prefix
+/// (`https://b/api/v4/version` for `/api/v4/version` gives `https://b`).
+fn suggested_base(location: &str, path: &str) -> Option<String> {
+    let location = location.split(['?', '#']).next()?;
+    let path = path.split('?').next()?;
+    let base = location.strip_suffix(path)?.trim_end_matches('/');
+    Url::parse(base).ok().map(|u| super::base_string(&u))
 }
 
 fn network(method: &str, url: &str, e: &reqwest::Error, maybe_applied: bool) -> ForgeError {
@@ -505,7 +752,7 @@ fn status_error(
         status: status.as_u16(),
         message: gitlab_message(body, status),
         correlation_id: header_str(headers, "x-request-id"),
-        retry_after: header_u64(headers, "retry-after").map(Duration::from_secs),
+        retry_after: retry_after(status, headers),
         read: method == "GET",
     }
 }
@@ -711,6 +958,7 @@ mod tests {
 #[cfg(test)]
 mod retry_tests {
     use super::*;
+    use crate::forge::base_string;
     use axum::{Router, http::StatusCode as S, routing::get};
     use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -726,8 +974,241 @@ mod retry_tests {
             max_times,
             min_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(5),
+            ..RetryPolicy::default()
         };
         ForgeClient::new(url, SecretString::from("t".to_string()), 2, retry).unwrap()
+    }
+
+    fn client_with(url: Url, retry: RetryPolicy) -> ForgeClient {
+        ForgeClient::new(url, SecretString::from("t".to_string()), 2, retry).unwrap()
+    }
+
+    fn fast(max_times: usize) -> RetryPolicy {
+        RetryPolicy {
+            max_times,
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// `/api/v4/version` answers each status of `script` in turn (429s with `Retry-After: 1`), then 200.
+    fn scripted(script: Vec<u16>, hits: Arc<AtomicU32>) -> Router {
+        Router::new().route(
+            "/api/v4/version",
+            get(move || {
+                let (h, script) = (hits.clone(), script.clone());
+                async move {
+                    let n = h.fetch_add(1, Ordering::SeqCst) as usize;
+                    match script.get(n).copied() {
+                        Some(429) => (
+                            S::TOO_MANY_REQUESTS,
+                            [("retry-after", "1")],
+                            r#"{"message":"Retry later"}"#,
+                        )
+                            .into_response(),
+                        Some(code) => (S::from_u16(code).unwrap(), "").into_response(),
+                        None => {
+                            axum::Json(serde_json::json!({"version": "17.6.0"})).into_response()
+                        }
+                    }
+                }
+            }),
+        )
+    }
+
+    #[tokio::test]
+    async fn rate_limits_are_waited_out_without_spending_the_retries_meant_for_errors() {
+        let hits = Arc::new(AtomicU32::new(0));
+        let url = serve(scripted(vec![429, 429, 429, 502, 502], hits.clone())).await;
+        // Two error retries: the three 429s must not use them up.
+        let c = client_with(url, fast(2));
+        let started = Instant::now();
+        assert_eq!(c.get("version", &[]).await.unwrap()["version"], "17.6.0");
+        assert_eq!(hits.load(Ordering::SeqCst), 6);
+        let took = started.elapsed();
+        // Each 429 said one second: the waits are the forge's, not a growing backoff.
+        assert!(took >= Duration::from_millis(2900), "{took:?}");
+        assert!(took < Duration::from_secs(20), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_wait_is_shown_while_it_lasts_and_shared_by_every_request() {
+        let hits = Arc::new(AtomicU32::new(0));
+        let url = serve(scripted(vec![429], hits.clone())).await;
+        let c = client_with(url.clone(), fast(0));
+        assert_eq!(c.rate_limited_until(), None);
+        let first = tokio::spawn({
+            let c = c.clone();
+            async move { c.get("version", &[]).await }
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let limited = loop {
+            if let Some(l) = c.rate_limited_until() {
+                break l;
+            }
+            assert!(Instant::now() < deadline, "the wait is never shown");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(limited.host, format!("127.0.0.1:{}", url.port().unwrap()));
+        assert!(limited.until > SystemTime::now());
+        let shown = limited.to_string();
+        assert!(
+            shown.starts_with(&format!("rate limited by {} until ", limited.host))
+                && shown.ends_with(" UTC"),
+            "{shown}"
+        );
+        // Another request of the same client waits too, instead of hitting the forge meanwhile.
+        c.get("version", &[]).await.unwrap();
+        first.await.unwrap().unwrap();
+        assert_eq!(hits.load(Ordering::SeqCst), 3);
+        assert_eq!(c.rate_limited_until(), None);
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_as_a_date_or_from_the_reset() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("7"));
+        assert_eq!(
+            retry_after(StatusCode::TOO_MANY_REQUESTS, &h),
+            Some(Duration::from_secs(7))
+        );
+        let later = SystemTime::now() + Duration::from_secs(100);
+        let date = time::OffsetDateTime::from(later)
+            .format(time::macros::format_description!(
+                "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+            ))
+            .unwrap();
+        h.insert("retry-after", HeaderValue::from_str(&date).unwrap());
+        let wait = retry_after(StatusCode::TOO_MANY_REQUESTS, &h).unwrap();
+        assert!(
+            wait > Duration::from_secs(95) && wait <= Duration::from_secs(100),
+            "{wait:?}"
+        );
+        let mut h = HeaderMap::new();
+        let reset = later
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        h.insert("ratelimit-reset", HeaderValue::from(reset));
+        let wait = retry_after(StatusCode::TOO_MANY_REQUESTS, &h).unwrap();
+        assert!(
+            wait > Duration::from_secs(95) && wait <= Duration::from_secs(100),
+            "{wait:?}"
+        );
+        assert_eq!(retry_after(StatusCode::BAD_GATEWAY, &h), None);
+    }
+
+    #[tokio::test]
+    async fn a_forge_that_accepts_and_never_answers_fails_within_the_read_deadline() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let retry = RetryPolicy {
+            read_timeout: Duration::from_millis(500),
+            ..fast(0)
+        };
+        let c = client_with(Url::parse(&format!("http://{addr}")).unwrap(), retry);
+        let started = Instant::now();
+        let err = tokio::time::timeout(Duration::from_secs(30), c.get("version", &[]))
+            .await
+            .expect("the client gives up by itself")
+            .unwrap_err();
+        assert!(err.is_unreachable(), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_forge_that_trickles_its_answer_fails_within_the_attempt_deadline() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = socket.read(&mut buf).await;
+                    for byte in b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"
+                        .iter()
+                        .cycle()
+                    {
+                        if socket.write_all(&[*byte]).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                });
+            }
+        });
+        let retry = RetryPolicy {
+            read_timeout: Duration::from_secs(5),
+            attempt_timeout: Duration::from_secs(2),
+            ..fast(0)
+        };
+        let c = client_with(Url::parse(&format!("http://{addr}")).unwrap(), retry);
+        let started = Instant::now();
+        let err = tokio::time::timeout(Duration::from_secs(30), c.get("version", &[]))
+            .await
+            .expect("the client gives up by itself")
+            .unwrap_err();
+        assert!(err.is_unreachable(), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_not_followed_and_names_both_urls() {
+        let router = Router::new().route(
+            "/api/v4/version",
+            get(|| async {
+                (
+                    S::FOUND,
+                    [("location", "https://gitlab.example.com/api/v4/version")],
+                    "",
+                )
+            }),
+        );
+        let base = serve(router).await;
+        let c = client(base.clone(), 3);
+        let err = c.get("version", &[]).await.unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&base_string(&base))
+                && text.contains("GET /api/v4/version")
+                && text.contains("https://gitlab.example.com/api/v4/version")
+                && text.contains("(https://gitlab.example.com, if that is the same GitLab)"),
+            "{text}"
+        );
+        assert!(
+            !err.is_unreachable(),
+            "a redirect is the user's to fix, not a pause"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_url_on_another_origin_never_gets_the_token() {
+        let c = client(Url::parse("http://127.0.0.1:9").unwrap(), 0);
+        let err = c
+            .list_page(
+                "groups",
+                &[],
+                Some("http://localhost:9/api/v4/groups?page=2"),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ForgeError::Url(_)), "{err}");
+        assert!(
+            c.request(Method::GET, "http://localhost:9/api/v4/x")
+                .is_err()
+        );
+        assert!(
+            c.request(Method::GET, "http://127.0.0.1:9/api/v4/x")
+                .is_ok()
+        );
     }
 
     #[tokio::test]
@@ -748,7 +1229,12 @@ mod retry_tests {
                 }
             }),
         );
-        let c = client(serve(router).await, 3);
+        // The rate-limit budget, not the error retries, bounds the waits.
+        let retry = RetryPolicy {
+            rate_limit_waits: 3,
+            ..fast(0)
+        };
+        let c = client_with(serve(router).await, retry);
         let err = c.get("version", &[]).await.unwrap_err();
         assert_eq!(err.status(), Some(429));
         assert!(
@@ -758,7 +1244,7 @@ mod retry_tests {
         assert_eq!(
             hits.load(Ordering::SeqCst),
             4,
-            "one try and three retries, then it stops"
+            "one try and three waits, then it stops"
         );
     }
 

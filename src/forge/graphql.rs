@@ -164,6 +164,7 @@ mod tests {
             max_times: 2,
             min_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(5),
+            ..RetryPolicy::default()
         };
         let url = url::Url::parse(&format!("http://{addr}")).unwrap();
         GitLab::new(ForgeClient::new(url, SecretString::from("t".to_string()), 2, retry).unwrap())

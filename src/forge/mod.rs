@@ -1,9 +1,12 @@
-//! Outbound HTTP to forges. One client per instance carries the token, bounds concurrency, retries what
-//! is safe to retry (honouring `Retry-After` and `RateLimit-*`) and follows GitLab's pagination: REST
-//! list pages, and GraphQL connections by cursor (`graphql.rs`).
-//! It never logs a token, and refuses plain `http://` unless the host is loopback or the user allowed it.
+//! Outbound HTTP to forges. One client per instance carries the token, bounds concurrency and the time
+//! of each attempt, retries what is safe to retry, waits out rate limits (`Retry-After`, `RateLimit-*`)
+//! and follows GitLab's pagination: REST list pages, and GraphQL connections by cursor (`graphql.rs`).
+//! It never logs a token, refuses plain `http://` unless the host is loopback or the user allowed it,
+//! sends the token only to the configured origin and follows no redirect; `git.rs` holds git to the
+//! same rules.
 
 pub mod client;
+pub mod git;
 pub mod gitlab;
 pub mod graphql;
 
@@ -37,6 +40,19 @@ pub enum ForgeError {
         url: String,
         message: String,
         maybe_applied: bool,
+    },
+    /// A 3xx answer. Never followed: the token must not reach an origin other than the configured
+    /// one, so the user is told which URL to configure instead.
+    #[error(
+        "The {role} {base} redirected {request} to {location}: set the {role} URL to the one GitLab answers on{hint}; redirects are not followed, so the token only goes to the URL you configured"
+    )]
+    Redirected {
+        role: &'static str,
+        base: String,
+        /// `GET /api/v4/version`
+        request: String,
+        location: String,
+        hint: String,
     },
     #[error("{url} returned a body that is not what GitLab sends: {message}")]
     Decode { url: String, message: String },
@@ -75,6 +91,7 @@ impl ForgeError {
     pub fn class(&self) -> &'static str {
         match self {
             ForgeError::Url(_) => "Appliance::InvalidUrl",
+            ForgeError::Redirected { .. } => "Appliance::Redirected",
             ForgeError::Status { status: 429, .. } => "BulkImports::RetryPipelineError",
             ForgeError::Status { status, .. } if *status >= 500 => "BulkImports::NetworkError",
             ForgeError::Status { .. } => "Appliance::DestinationRejected",
