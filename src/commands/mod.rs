@@ -89,7 +89,7 @@ pub async fn run_with_progress(
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     let watcher = {
-        let (bar, store) = (bar.clone(), engine.store().clone());
+        let (bar, store, engine) = (bar.clone(), engine.store().clone(), engine.clone());
         tokio::spawn(async move {
             loop {
                 let store = store.clone();
@@ -104,8 +104,14 @@ pub async fn run_with_progress(
                         .iter()
                         .filter(|e| e.status != "created" && e.status != "started")
                         .count();
+                    // A forge that asked to wait: say so, and until when, instead of looking stuck.
+                    let waits: String = engine
+                        .rate_limit_waits()
+                        .iter()
+                        .map(|w| format!("; {w}"))
+                        .collect();
                     bar.set_message(format!(
-                        "{done}/{} entities, {fetched} records fetched, {imported} imported, {} failures",
+                        "{done}/{} entities, {fetched} records fetched, {imported} imported, {} failures{waits}",
                         r.entities.len(),
                         r.failure_count()
                     ));
