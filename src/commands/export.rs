@@ -247,32 +247,27 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     Ok(exit_code(&report))
 }
 
-/// The source must answer, accept the token, and show the group, before anything is recorded.
+/// The source answers with this token and has the group: the same checks, within the same deadline,
+/// as a live migration's (a stalled source is "Unable to connect" within seconds).
 async fn check_source(
     engine: &Engine,
     url: &url::Url,
     token: &SecretString,
     group: &str,
 ) -> anyhow::Result<()> {
-    let gitlab = engine
-        .source_gitlab(url.clone(), token.clone())
-        .map_err(|e| anyhow::anyhow!("Export failed. {e}"))?;
-    if let Err(e) = gitlab.version().await {
-        if matches!(e.status(), Some(401) | Some(403)) {
-            bail!(
-                "Export failed. The source instance {url} refused the access token (--source-token): {}",
-                e.message()
-            );
-        }
-        bail!("Export failed. Unable to connect to the source instance {url}: {e}");
-    }
-    match gitlab.group(group).await {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => bail!(
-            "Export failed. Source group '{group}' was not found on {url}, or the access token cannot read it."
-        ),
-        Err(e) => bail!("Export failed. Unable to read group '{group}' on {url}: {e}"),
-    }
+    let entity = EntityRequest {
+        entity_type: EntityType::Group,
+        source_full_path: group.to_string(),
+        destination_slug: String::new(),
+        destination_namespace: String::new(),
+        migrate_projects: false,
+        migrate_memberships: false,
+    };
+    engine
+        .check_source(url.as_str(), token, &[entity])
+        .await
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("Export failed. {e}"))
 }
 
 fn find_unfinished(

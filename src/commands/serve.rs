@@ -25,7 +25,8 @@ pub struct ServeArgs {
     /// (`configuration[bundle]`); defaults to `<data>/bundles`.
     #[arg(long, env = "APPLIANCE_BUNDLE_DIR")]
     pub bundle_dir: Option<PathBuf>,
-    /// Retries of one request to a forge before its migration pauses (429, 5xx, network errors).
+    /// Retries of one request to a forge before its migration pauses (5xx and network errors; a 429
+    /// is a wait the forge asks for, and does not count).
     #[arg(long, default_value_t = 8)]
     pub http_retries: usize,
     /// Seconds before a paused migration (a forge stayed unreachable) is tried again; doubles on
