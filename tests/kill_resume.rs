@@ -41,9 +41,9 @@ fn at(name: &'static str, method: &str, path: &str, body: Option<&str>) -> KillP
     }
 }
 
-/// One kill point per stage of `src/engine/stages.rs`, right after its first write; and one right
-/// after the first epic the importing user wrote naming its author (with an administrator's token: one
-/// whose author GitLab refused), the epics before it written whole.
+/// One kill point per stage of `src/engine/stages.rs`, right after its first write; and, within epics,
+/// right after the first epic and the first note the importing user wrote naming the author (with an
+/// administrator's token: those whose author GitLab refused), and the first award emoji.
 /// `KILL_RESUME_ONLY=<part of a name>` runs only the matching kill points (to debug one).
 fn kill_points() -> Vec<KillPoint> {
     let only = std::env::var("KILL_RESUME_ONLY").unwrap_or_default();
@@ -81,6 +81,19 @@ fn all_kill_points() -> Vec<KillPoint> {
                 Some("(imported from GitLab)"),
             )
         },
+        // Within an epic: its first note the importer wrote naming the author, its first award emoji.
+        at(
+            "epics (a note named by the importer)",
+            "POST",
+            &in_group("epics/*/notes"),
+            Some("(imported from GitLab)"),
+        ),
+        at(
+            "epics (an award emoji)",
+            "POST",
+            &in_group("epics/*/award_emoji"),
+            None,
+        ),
         at("boards", "POST", &in_group("boards"), None),
         at("epic_links", "PUT", &in_group("epics/*"), Some("parent_id")),
         at(
