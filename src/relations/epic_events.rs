@@ -24,7 +24,8 @@
 //! events are compared with that history per kind (state, or action and label title; never ids or
 //! times), and only the steps after the longest prefix it already has are replayed.
 
-use super::epics::{refused, user_of, written_by};
+use super::authored::{acting_as, refused};
+use super::epics::user_of;
 use super::{LoadError, text};
 use crate::forge::{ForgeError, GitLab};
 use serde_json::{Value, json};
@@ -202,7 +203,7 @@ impl History {
         let epic = format!("{epics}/{iid}");
         for step in &self.steps[done..] {
             let body = step.change.request();
-            let (by, _) = written_by(dest, "", &step.user, "").await?;
+            let by = acting_as(dest, &step.user).await?;
             let by = by.as_deref();
             match dest
                 .client

@@ -11,11 +11,11 @@
 //! so they keep their order and mapped actor but are dated by the destination (the API cannot set an
 //! event's time). System notes cannot be created through the API and are not migrated.
 
+use super::authored::{Authored, acting_as, create_authored, refused};
 use super::epic_events::{self, History};
-use super::uploads::{self, masked};
+use super::uploads::{self, Files};
 use super::{EntityContext, Extraction, LoadError, Relation, create_once_keyed, pick, text};
 use crate::forge::{ForgeError, GitLab, gitlab::id_of};
-use crate::user_map::attribution;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 
@@ -47,73 +47,6 @@ pub(super) fn user_of(v: &Value) -> Value {
 
 fn iid_of(v: &Value) -> Option<u64> {
     v.get("iid").and_then(Value::as_u64)
-}
-
-/// Who writes a text, and what it says. The mapped author writes it (GitLab's `Sudo`) when the
-/// destination token is an administrator's; otherwise the importing user does, and an author who is not
-/// that user is named in the text, as GitLab does for unmapped users.
-pub(super) async fn written_by(
-    dest: &GitLab,
-    body: &str,
-    author: &Value,
-    created_at: &str,
-) -> Result<(Option<String>, String), LoadError> {
-    let importer = dest.current_user().await?;
-    let importer_id = importer.get("id").and_then(Value::as_u64);
-    let admin = importer.get("is_admin").and_then(Value::as_bool) == Some(true);
-    match dest.map_user(author).await? {
-        Some(m) if Some(m.id) == importer_id => Ok((None, body.to_string())),
-        Some(m) if admin => Ok((Some(m.username), body.to_string())),
-        _ => Ok((None, named(body, author, created_at))),
-    }
-}
-
-/// `body` with its author named, for a text the importing user writes on the author's behalf.
-fn named(body: &str, author: &Value, created_at: &str) -> String {
-    let name = match text(author, "name") {
-        "" => text(author, "username"),
-        n => n,
-    };
-    attribution(body, name, created_at)
-}
-
-/// A write as the author (`Sudo`) that GitLab refused because the author cannot see the group (or
-/// change the record) there: the importing user writes it instead, naming the author.
-pub(super) fn refused(e: &LoadError) -> bool {
-    e.message.starts_with("403") || e.message.starts_with("404")
-}
-
-async fn find_epic(
-    dest: &GitLab,
-    path: &str,
-    title: &str,
-    description: &str,
-) -> Result<Option<u64>, ForgeError> {
-    let found = dest
-        .list_all(
-            path,
-            &[
-                ("search", title.to_string()),
-                ("include_descendant_groups", "false".into()),
-                ("state", "all".into()),
-            ],
-        )
-        .await?;
-    // Descriptions are compared with upload secrets masked: a rewritten link is the same text.
-    Ok(found
-        .iter()
-        .find(|e| {
-            text(e, "title") == title && masked(text(e, "description")) == masked(description)
-        })
-        .and_then(iid_of))
-}
-
-async fn find_note(dest: &GitLab, path: &str, body: &str) -> Result<Option<u64>, ForgeError> {
-    let notes = dest.list_all(path, &[]).await?;
-    Ok(notes
-        .iter()
-        .find(|n| masked(text(n, "body")) == masked(body))
-        .and_then(id_of))
 }
 
 #[async_trait]
@@ -221,7 +154,7 @@ impl Relation for Epics {
         let group = ctx.destination_id()?;
         let title = text(record, "title").to_string();
         let created_at = text(record, "created_at");
-        let (author, description) = written_by(
+        let description = Authored::of(
             dest,
             text(record, "description"),
             &record["author"],
@@ -239,7 +172,6 @@ impl Relation for Epics {
         };
         let mut body = json!({
             "title": title,
-            "description": description,
             "labels": labels.join(","),
             "confidential": record.get("confidential").and_then(Value::as_bool).unwrap_or(false),
         });
@@ -256,27 +188,34 @@ impl Relation for Epics {
             }
         }
         let path = format!("groups/{group}/epics");
-        let find = || find_epic(dest, &path, &title, &description);
-        let mut files = Files::new(group, record);
-        // An epic an earlier attempt created is found before its files are uploaded again.
-        let existing = if in_doubt { find().await? } else { None };
-        let iid = match existing {
-            Some(iid) => iid,
-            None => {
-                body["description"] = json!(files.rewrite(dest, &description).await?);
-                let by = author.as_deref();
-                match create_once_keyed(dest, &path, &body, in_doubt, find, iid_of, by).await {
-                    Err(e) if by.is_some() && refused(&e) => {
-                        let text_named =
-                            named(text(record, "description"), &record["author"], created_at);
-                        body["description"] = json!(files.rewrite(dest, &text_named).await?);
-                        let find = || find_epic(dest, &path, &title, &text_named);
-                        create_once_keyed(dest, &path, &body, false, find, iid_of, None).await?
-                    }
-                    other => other?,
-                }
-            }
+        let search = [
+            ("search", title.clone()),
+            ("include_descendant_groups", "false".into()),
+            ("state", "all".into()),
+        ];
+        let listed = || async {
+            let found = dest.list_all(&path, &search).await?;
+            Ok(found
+                .into_iter()
+                .filter(|e| text(e, "title") == title)
+                .collect())
         };
+        let mut files = Files::new(group, record);
+        // An epic an earlier attempt created is found (in any form it was written) before its files
+        // are uploaded again.
+        let iid = create_authored(
+            dest,
+            &path,
+            body,
+            "description",
+            &description,
+            in_doubt,
+            listed,
+            iid_of,
+            &[],
+            &mut files,
+        )
+        .await?;
         let epic = format!("{path}/{iid}");
         let id = dest
             .client
@@ -301,41 +240,9 @@ impl Relation for Epics {
     }
 }
 
-/// The files an epic's description and notes link to, uploaded to the destination group the first
-/// time a text needs them.
-struct Files<'a> {
-    group: u64,
-    carried: &'a [Value],
-    moves: Option<Vec<(String, String)>>,
-}
-
-impl<'a> Files<'a> {
-    fn new(group: u64, record: &'a Value) -> Files<'a> {
-        let carried = record["uploads"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
-        Files {
-            group,
-            carried,
-            moves: None,
-        }
-    }
-
-    /// `text` with its upload links pointing at the destination's copies.
-    async fn rewrite(&mut self, dest: &GitLab, text: &str) -> Result<String, LoadError> {
-        if uploads::links(text).is_empty() {
-            return Ok(text.to_string());
-        }
-        if self.moves.is_none() {
-            self.moves = Some(uploads::place(dest, self.group, self.carried).await?);
-        }
-        Ok(uploads::rewrite(text, self.moves.as_deref().unwrap_or(&[])))
-    }
-}
-
 /// Notes in order, under `epic` = `groups/:group/epics/:epic_id` (by id, as GitLab's notes API wants).
-/// On a page in doubt, notes already present (same text) are not written again.
+/// On a page in doubt, a note already present (its text in any form it was written in) is not
+/// written again; each note present stands for one note of the record.
 async fn load_notes(
     dest: &GitLab,
     epic: &str,
@@ -344,51 +251,21 @@ async fn load_notes(
     files: &mut Files<'_>,
 ) -> Result<(), LoadError> {
     let notes = record["notes"].as_array().cloned().unwrap_or_default();
-    if notes.is_empty() {
-        return Ok(());
-    }
-    // Texts are compared with upload secrets masked: a rewritten link is the same note.
-    let existing: Vec<String> = if in_doubt {
-        dest.list_all(&format!("{epic}/notes"), &[])
-            .await?
-            .iter()
-            .map(|n| masked(text(n, "body")))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let path = format!("{epic}/notes");
+    let listed = || dest.list_all(&path, &[]);
+    let mut taken = Vec::new();
     for note in notes {
         let created_at = text(&note, "created_at");
-        let (author, body) =
-            written_by(dest, text(&note, "body"), &note["author"], created_at).await?;
-        if existing.contains(&masked(&body)) {
-            continue;
-        }
-        let body = files.rewrite(dest, &body).await?;
-        let mut req = json!({ "body": body });
+        let body = Authored::of(dest, text(&note, "body"), &note["author"], created_at).await?;
+        let mut req = json!({});
         if !created_at.is_empty() {
             req["created_at"] = json!(created_at);
         }
-        let path = format!("{epic}/notes");
-        // A lost answer may hide a note that was written: look for its text before writing it again.
-        let find = || find_note(dest, &path, &body);
-        let by = author.as_deref();
-        match create_once_keyed(dest, &path, &req, false, find, id_of, by).await {
-            Err(e) if by.is_some() && refused(&e) => {
-                let text_named = files
-                    .rewrite(
-                        dest,
-                        &named(text(&note, "body"), &note["author"], created_at),
-                    )
-                    .await?;
-                req["body"] = json!(text_named);
-                let find = || find_note(dest, &path, &text_named);
-                create_once_keyed(dest, &path, &req, false, find, id_of, None).await?;
-            }
-            other => {
-                other?;
-            }
-        }
+        let id = create_authored(
+            dest, &path, req, "body", &body, in_doubt, listed, id_of, &taken, files,
+        )
+        .await?;
+        taken.push(id);
     }
     Ok(())
 }
@@ -404,7 +281,7 @@ async fn load_award_emoji(dest: &GitLab, epic: &str, record: &Value) -> Result<(
         if name.is_empty() {
             continue;
         }
-        let (by, _) = written_by(dest, "", &e["user"], "").await?;
+        let by = acting_as(dest, &e["user"]).await?;
         let pair = (name.to_string(), by);
         if !wanted.contains(&pair) {
             wanted.push(pair);
@@ -444,9 +321,9 @@ async fn load_award_emoji(dest: &GitLab, epic: &str, record: &Value) -> Result<(
         if let Err(e) = &awarded
             && by.is_some()
             && refused(e)
-            && !present.iter().any(|(n, u)| *n == name && *u == me)
         {
-            // The user cannot see the group there: the importing user awards it.
+            // The user cannot see the group there: the importing user awards it, unless an earlier
+            // attempt (or another user's award it stands for) already did.
             let find = || async {
                 let present = dest.list_all(&path, &[]).await?;
                 Ok(present
@@ -454,7 +331,7 @@ async fn load_award_emoji(dest: &GitLab, epic: &str, record: &Value) -> Result<(
                     .find(|e| awarded_by(e) == (name.clone(), me.clone()))
                     .and_then(id_of))
             };
-            awarded = create_once_keyed(dest, &path, &body, false, find, id_of, None).await;
+            awarded = create_once_keyed(dest, &path, &body, true, find, id_of, None).await;
         }
         match awarded {
             Ok(_) => {}

@@ -6,6 +6,7 @@
 //! `crate::sink`, not here.
 //! Adding a relation is one file here plus one line in `crate::engine::stages`.
 
+mod authored;
 pub mod badges;
 pub mod boards;
 mod epic_events;

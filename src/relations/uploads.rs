@@ -138,6 +138,39 @@ pub fn rewrite(text: &str, moves: &[(String, String)]) -> String {
         .fold(text.to_string(), |t, (old, new)| t.replace(old, new))
 }
 
+/// The files a record's texts link to (its carried `uploads`), uploaded to the destination group the
+/// first time a text needs them.
+pub(crate) struct Files<'a> {
+    group: u64,
+    carried: &'a [Value],
+    moves: Option<Vec<(String, String)>>,
+}
+
+impl<'a> Files<'a> {
+    pub(crate) fn new(group: u64, record: &'a Value) -> Files<'a> {
+        let carried = record["uploads"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        Files {
+            group,
+            carried,
+            moves: None,
+        }
+    }
+
+    /// `text` with its upload links pointing at the destination's copies.
+    pub(crate) async fn rewrite(&mut self, dest: &GitLab, text: &str) -> Result<String, LoadError> {
+        if links(text).is_empty() {
+            return Ok(text.to_string());
+        }
+        if self.moves.is_none() {
+            self.moves = Some(place(dest, self.group, self.carried).await?);
+        }
+        Ok(rewrite(text, self.moves.as_deref().unwrap_or(&[])))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -324,6 +324,41 @@ pub async fn kill_when(
     child.wait().unwrap();
 }
 
+/// Like [`kill_when`], but stops the child with `signal` (`KILL`, `INT` as Ctrl-C sends, `TERM`) and
+/// waits up to 30 s for it to end.
+pub async fn stop_when(
+    child: &mut std::process::Child,
+    what: &str,
+    signal: &str,
+    mut ready: impl AsyncFnMut() -> bool,
+) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(90);
+    while !ready().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} never started"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{what} ended before it could be stopped"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let sent = Command::new("kill")
+        .args(["-s", signal, &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -s {signal}");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if tokio::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not stop within 30 s of SIG{signal}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// Runs a command off the async runtime (the simulators keep serving meanwhile).
 pub async fn run(mut cmd: Command) -> std::process::Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("run appliance"))
@@ -412,4 +447,220 @@ pub async fn epic_events(
         })
         .collect();
     [states, labels]
+}
+
+/// Everything a group migration writes, per group of the tree (keyed by its path below `root`), as a
+/// user reads it through the API: the [`snapshot`] of each group, its members, its epics (each with its
+/// notes, award emoji, history, parent and ordered children), boards with their lists, iteration
+/// cadences and iterations. Lists keep every record, so a record written twice or missing shows, and
+/// nothing destination-specific (ids, upload secrets, times: GitLab sets an epic's creation time only
+/// for an owner or administrator writing it) is kept, so two destinations that
+/// received the same migration give equal dumps.
+pub async fn destination_dump(base: &str, token: &str, root: &str) -> TreeSnapshot {
+    let mut tree = snapshot(base, token, root).await;
+    let top = get(base, token, &format!("groups/{}", enc(root)))
+        .await
+        .expect("the root group");
+    let mut groups = vec![top.clone()];
+    let id = top["id"].as_u64().expect("group id");
+    groups.extend(get_all(base, token, &format!("groups/{id}/descendant_groups")).await);
+    for g in groups {
+        let full = g["full_path"].as_str().expect("full_path").to_string();
+        let rel = full
+            .strip_prefix(root)
+            .unwrap_or(&full)
+            .trim_start_matches('/')
+            .to_string();
+        let entry = tree.get_mut(&rel).expect("the group is in the snapshot");
+        entry["members"] = Value::Array(sorted(
+            get_all(base, token, &format!("groups/{}/members", enc(&full)))
+                .await
+                .iter()
+                .map(|m| fields(m, &["username", "access_level"]))
+                .collect(),
+        ));
+        entry["epics"] = Value::Array(epics_dump(base, token, &full).await);
+        entry["boards"] = Value::Array(boards_dump(base, token, &full).await);
+        let (cadences, iterations) = iterations_dump(base, token, &full).await;
+        entry["iterations_cadences"] = cadences;
+        entry["iterations"] = iterations;
+    }
+    tree
+}
+
+/// The epics of one group (not its subgroups'), sorted, each with what a user compares.
+async fn epics_dump(base: &str, token: &str, group: &str) -> Vec<Value> {
+    let g = enc(group);
+    let all = get_all(
+        base,
+        token,
+        &format!("groups/{g}/epics?include_descendant_groups=false&state=all"),
+    )
+    .await;
+    let username = |v: &Value| v["username"].clone();
+    let mut out = Vec::new();
+    for e in &all {
+        let (id, iid) = (e["id"].as_u64().unwrap(), e["iid"].as_u64().unwrap());
+        let notes: Vec<Value> = get_all(
+            base,
+            token,
+            &format!("groups/{g}/epics/{id}/notes?sort=asc"),
+        )
+        .await
+        .iter()
+        .filter(|n| n["system"] != true)
+        .map(|n| {
+            let body = appliance::relations::uploads::masked(n["body"].as_str().unwrap_or(""));
+            serde_json::json!({ "body": body, "author": username(&n["author"]) })
+        })
+        .collect();
+        let emoji = sorted(
+            get_all(base, token, &format!("groups/{g}/epics/{iid}/award_emoji"))
+                .await
+                .iter()
+                .map(|a| serde_json::json!({ "name": a["name"], "user": username(&a["user"]) }))
+                .collect(),
+        );
+        let children: Vec<Value> = get_all(base, token, &format!("groups/{g}/epics/{iid}/epics"))
+            .await
+            .iter()
+            .map(|c| c["title"].clone())
+            .collect();
+        let parent = match e["parent_id"].as_u64() {
+            Some(pid) => match all.iter().find(|p| p["id"].as_u64() == Some(pid)) {
+                Some(p) => p["title"].clone(),
+                None => Value::String("(in another group)".into()),
+            },
+            None => Value::Null,
+        };
+        let [states, labels] = epic_events(base, token, group, id).await;
+        let history = |events: Vec<(String, Value)>| -> Value {
+            events
+                .into_iter()
+                .map(|(what, user)| serde_json::json!([what, username(&user)]))
+                .collect()
+        };
+        let description =
+            appliance::relations::uploads::masked(e["description"].as_str().unwrap_or(""));
+        let mut f = fields(
+            e,
+            &[
+                "title",
+                "state",
+                "confidential",
+                "start_date_fixed",
+                "due_date_fixed",
+                "labels",
+            ],
+        );
+        f["description"] = Value::String(description);
+        f["author"] = username(&e["author"]);
+        f["parent"] = parent;
+        f["children"] = Value::Array(children);
+        f["notes"] = Value::Array(notes);
+        f["award_emoji"] = Value::Array(emoji);
+        f["state_events"] = history(states);
+        f["label_events"] = history(labels);
+        out.push(f);
+    }
+    sorted(out)
+}
+
+/// The boards of one group with their lists in position order, sorted.
+async fn boards_dump(base: &str, token: &str, group: &str) -> Vec<Value> {
+    let mut boards = Vec::new();
+    for b in get_all(base, token, &format!("groups/{}/boards", enc(group))).await {
+        let mut lists: Vec<&Value> = b["lists"].as_array().expect("lists").iter().collect();
+        lists.sort_by_key(|l| l["position"].as_u64());
+        let lists: Vec<Value> = lists
+            .iter()
+            .map(|l| {
+                serde_json::json!([
+                    l["list_type"],
+                    l["label"]["name"],
+                    l["milestone"]["title"],
+                    l["iteration"]["start_date"]
+                ])
+            })
+            .collect();
+        boards.push(serde_json::json!({
+            "name": b["name"], "hide_backlog_list": b["hide_backlog_list"],
+            "hide_closed_list": b["hide_closed_list"], "lists": lists,
+        }));
+    }
+    sorted(boards)
+}
+
+/// The iteration cadences and iterations of one group, read through GraphQL as GitLab serves them.
+async fn iterations_dump(base: &str, token: &str, group: &str) -> (Value, Value) {
+    const CADENCES: &str = "query($fullPath: ID!, $first: Int, $after: String) { group(fullPath: $fullPath) {
+      iterationCadences(first: $first, after: $after) {
+        nodes { title description automatic startDate durationInWeeks iterationsInAdvance active rollOver }
+        pageInfo { hasNextPage endCursor } } } }";
+    const ITERATIONS: &str =
+        "query($fullPath: ID!, $first: Int, $after: String) { group(fullPath: $fullPath) {
+      iterations(includeAncestors: false, first: $first, after: $after) {
+        nodes { title description startDate dueDate iterationCadence { title } }
+        pageInfo { hasNextPage endCursor } } } }";
+    let vars = serde_json::json!({ "fullPath": group });
+    let cadences = graphql_all(
+        base,
+        token,
+        CADENCES,
+        vars.clone(),
+        &["group", "iterationCadences"],
+    )
+    .await;
+    let iterations: Vec<Value> =
+        graphql_all(base, token, ITERATIONS, vars, &["group", "iterations"])
+            .await
+            .iter()
+            .map(|i| {
+                serde_json::json!([
+                    i["title"],
+                    i["description"],
+                    i["startDate"],
+                    i["dueDate"],
+                    i["iterationCadence"]["title"]
+                ])
+            })
+            .collect();
+    (
+        Value::Array(sorted(cadences)),
+        Value::Array(sorted(iterations)),
+    )
+}
+
+/// Asserts two [`destination_dump`]s are equal, naming the first group and field that differ.
+pub fn assert_same_dump(what: &str, want: &TreeSnapshot, got: &TreeSnapshot) {
+    assert_eq!(
+        want.keys().collect::<Vec<_>>(),
+        got.keys().collect::<Vec<_>>(),
+        "{what}: the destination has a different group tree"
+    );
+    for (path, w) in want {
+        for (field, wv) in w.as_object().expect("object") {
+            let gv = &got[path][field];
+            assert!(
+                wv == gv,
+                "{what}: group `{path}`: `{field}` differs from a clean run's\n want: {wv:#}\n  got: {gv:#}"
+            );
+        }
+    }
+}
+
+/// Per entity (by source path) and relation: status and (source, fetched, imported) counts of a
+/// `--json` report, to compare two runs' stats exactly.
+pub fn report_stats(report: &Value) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for e in report["entities"].as_array().expect("entities") {
+        let path = e["source_full_path"].as_str().expect("source_full_path");
+        for s in e["stats"].as_array().expect("stats") {
+            out.insert(
+                format!("{path} {}", s["relation"].as_str().unwrap_or("")),
+                serde_json::json!([s["status"], s["source"], s["fetched"], s["imported"]]),
+            );
+        }
+    }
+    out
 }

@@ -10,6 +10,8 @@
 //! 429, reject rules, random 5xx (the handler does not run), then the handler runs and its response may
 //! be lost (connection reset) or cut in the middle (truncated). Resets happen *after* the handler, so a
 //! write took effect although the client never heard of it, which is what a migration must survive.
+//! Before all of these, a [`HoldRule`] may hold a request unanswered (a test then kills its client at a
+//! point it chose: right after a given write reached the simulator).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -59,6 +61,59 @@ pub struct FaultConfig {
     pub burst_retry_after_secs: Option<u64>,
     /// Requests answered exactly the way GitLab rejects a record, first matching rule wins.
     pub reject: Vec<RejectRule>,
+    /// Requests held unanswered once earlier ones succeeded (see [`HoldRule`]).
+    pub hold: Option<HoldRule>,
+}
+
+/// Once `after` requests matching `when` were handled with a success (2xx), every request matching
+/// `hold` (default: `when` again) is held: not handled, and not answered until the fault configuration
+/// is replaced, when it is answered 503 (still not handled). `injected.held` counts them, so a test can
+/// wait for one and kill its client right after the `after`-th write reached the simulator, while the
+/// next one is in flight.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HoldRule {
+    pub when: RequestMatch,
+    pub after: u32,
+    pub hold: Option<RequestMatch>,
+}
+
+/// Which requests a [`HoldRule`] means.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RequestMatch {
+    /// HTTP method, case-insensitive; empty or `*` matches every method, `write` every method but GET
+    /// and HEAD.
+    pub method: String,
+    /// The request path (without the query string), compared segment by segment, where a `*`
+    /// segment matches any one segment (`/api/v4/groups/*/epics`); empty matches every path.
+    pub path: String,
+    /// Substring of the raw request body (JSON, form or multipart); `None` ignores the body.
+    pub body_contains: Option<String>,
+}
+
+impl RequestMatch {
+    fn matches_head(&self, method: &str, path: &str) -> bool {
+        let method_ok = match self.method.to_ascii_lowercase().as_str() {
+            "" | "*" => true,
+            "write" => !matches!(method, "GET" | "HEAD"),
+            m => m.eq_ignore_ascii_case(method),
+        };
+        let path_ok = self.path.is_empty() || {
+            let (want, got): (Vec<&str>, Vec<&str>) =
+                (self.path.split('/').collect(), path.split('/').collect());
+            want.len() == got.len() && want.iter().zip(&got).all(|(w, g)| *w == "*" || w == g)
+        };
+        method_ok && path_ok
+    }
+
+    fn matches(&self, method: &str, path: &str, body: &[u8]) -> bool {
+        self.matches_head(method, path)
+            && self
+                .body_contains
+                .as_ref()
+                .is_none_or(|needle| contains(body, needle.as_bytes()))
+    }
 }
 
 /// Answer requests that match with `status` and `{"message": message}`, as GitLab does for a record it
@@ -102,6 +157,8 @@ pub struct InjectedCounts {
     pub server_errors: u64,
     pub resets: u64,
     pub truncated: u64,
+    /// Requests a [`HoldRule`] held.
+    pub held: u64,
 }
 
 /// The body of `GET /-/sim/requests`.
@@ -127,6 +184,8 @@ struct Live {
     /// Remaining firings of each reject rule that has `times`, by rule index.
     reject_left: Vec<Option<u32>>,
     windows: HashMap<String, Window>,
+    /// Successes of the hold rule's `when` so far.
+    hold_seen: u32,
 }
 
 impl Live {
@@ -136,6 +195,7 @@ impl Live {
             reject_left: config.reject.iter().map(|r| r.times).collect(),
             config,
             windows: HashMap::new(),
+            hold_seen: 0,
         }
     }
 }
@@ -146,6 +206,8 @@ pub struct FaultState {
     live: RwLock<Live>,
     rng: Mutex<ChaCha8Rng>,
     counts: Mutex<RequestCounts>,
+    /// Bumped at every configuration change: releases held requests.
+    generation: tokio::sync::watch::Sender<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -167,6 +229,15 @@ enum Rejection {
     LoseAnswer,
 }
 
+/// What the hold rule decided for one request.
+enum Hold {
+    /// Not answered until this future ends (the configuration changed).
+    Held(std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>),
+    /// Handled as usual; its success counts towards the rule's `after`.
+    Watch,
+    Pass,
+}
+
 /// What the middleware decided before running the handler.
 enum Verdict {
     Answer(Response),
@@ -179,6 +250,7 @@ impl FaultState {
             live: RwLock::new(Live::new(cfg)),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed)),
             counts: Mutex::new(RequestCounts::default()),
+            generation: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -194,6 +266,7 @@ impl FaultState {
     /// forgotten, so a test that changes the limit starts from a full budget.
     pub fn set_config(&self, cfg: FaultConfig) {
         *self.live.write().unwrap_or_else(PoisonError::into_inner) = Live::new(cfg);
+        self.generation.send_modify(|g| *g += 1);
     }
 
     pub fn request_counts(&self) -> RequestCounts {
@@ -282,6 +355,52 @@ impl FaultState {
         }
         let retry_after = reset_at.saturating_sub(now).max(1);
         (h, over.then_some(retry_after))
+    }
+
+    /// What the hold rule does with `req`: hold it (the future ends when the configuration changes),
+    /// watch it (a success counts towards `after`), or nothing.
+    async fn hold(&self, req: Request) -> (Request, Hold) {
+        let Some(rule) = self.config().hold else {
+            return (req, Hold::Pass);
+        };
+        let hold = rule.hold.as_ref().unwrap_or(&rule.when);
+        let (method, path) = (
+            req.method().as_str().to_owned(),
+            req.uri().path().to_owned(),
+        );
+        if !rule.when.matches_head(&method, &path) && !hold.matches_head(&method, &path) {
+            return (req, Hold::Pass);
+        }
+        let (req, body) = if rule.when.body_contains.is_some() || hold.body_contains.is_some() {
+            let (parts, body) = req.into_parts();
+            let bytes = axum::body::to_bytes(body, MAX_INSPECTED_BODY)
+                .await
+                .unwrap_or_default();
+            (Request::from_parts(parts, Body::from(bytes.clone())), bytes)
+        } else {
+            (req, Bytes::new())
+        };
+        let mut released = self.generation.subscribe();
+        let reached = {
+            let live = self.live.read().unwrap_or_else(PoisonError::into_inner);
+            live.hold_seen >= rule.after
+        };
+        if reached && hold.matches(&method, &path, &body) {
+            self.injected(|c| c.held += 1);
+            let wait = async move {
+                let _ = released.changed().await;
+            };
+            return (req, Hold::Held(Box::pin(wait)));
+        }
+        let watch = rule.when.matches(&method, &path, &body);
+        (req, if watch { Hold::Watch } else { Hold::Pass })
+    }
+
+    fn hold_success(&self) {
+        self.live
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .hold_seen += 1;
     }
 
     async fn decide(&self, req: Request) -> (Request, Verdict, HeaderMap) {
@@ -527,6 +646,15 @@ pub async fn middleware(
     }
     state.count(req.method().as_str(), &path);
 
+    let (req, hold) = state.hold(req).await;
+    let counts_for_hold = match hold {
+        Hold::Held(released) => {
+            released.await;
+            return server_error(StatusCode::SERVICE_UNAVAILABLE);
+        }
+        Hold::Watch => true,
+        Hold::Pass => false,
+    };
     let (req, verdict, rate_headers) = state.decide(req).await;
     let mut resp = match verdict {
         Verdict::Answer(resp) => resp,
@@ -535,6 +663,9 @@ pub async fn middleware(
             truncate: cut,
         } => {
             let resp = next.run(req).await;
+            if counts_for_hold && resp.status().is_success() {
+                state.hold_success();
+            }
             if reset {
                 state.injected(|c| c.resets += 1);
                 return connection_reset();
@@ -626,6 +757,32 @@ mod tests {
         );
         assert!(state.take_reject_firing(0));
         assert!(!state.take_reject_firing(0));
+    }
+
+    #[test]
+    fn a_request_match_compares_paths_segment_by_segment() {
+        let m = |method: &str, path: &str| RequestMatch {
+            method: method.into(),
+            path: path.into(),
+            body_contains: None,
+        };
+        let epics = m("POST", "/api/v4/groups/*/epics");
+        assert!(epics.matches_head("POST", "/api/v4/groups/12/epics"));
+        assert!(!epics.matches_head("POST", "/api/v4/groups/12/epics/3/notes"));
+        assert!(!epics.matches_head("GET", "/api/v4/groups/12/epics"));
+        let writes = m("write", "");
+        assert!(writes.matches_head("PUT", "/anything"));
+        assert!(!writes.matches_head("GET", "/anything"));
+        let mutation = RequestMatch {
+            body_contains: Some("iterationCreate".into()),
+            ..m("POST", "/api/graphql")
+        };
+        assert!(mutation.matches(
+            "POST",
+            "/api/graphql",
+            b"{\"query\":\"mutation { iterationCreate"
+        ));
+        assert!(!mutation.matches("POST", "/api/graphql", b"{\"query\":\"{ group"));
     }
 
     #[test]

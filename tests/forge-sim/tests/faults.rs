@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use forge_sim::faults::{self, FaultConfig, FaultState, RejectRule, RequestCounts};
+use forge_sim::faults::{
+    self, FaultConfig, FaultState, HoldRule, RejectRule, RequestCounts, RequestMatch,
+};
 use serde_json::{Value, json};
 
 struct Served {
@@ -303,6 +305,52 @@ async fn latency_delays_every_request() {
     let started = Instant::now();
     counts(&s.url).await;
     assert!(started.elapsed() < Duration::from_millis(100));
+}
+
+#[tokio::test]
+async fn a_hold_rule_holds_the_write_after_the_first_success_until_the_config_changes() {
+    let posts = RequestMatch {
+        method: "POST".into(),
+        path: "/api/v4/items".into(),
+        body_contains: None,
+    };
+    let s = serve(
+        FaultConfig {
+            hold: Some(HoldRule {
+                when: posts,
+                after: 1,
+                hold: None,
+            }),
+            ..FaultConfig::default()
+        },
+        1,
+    )
+    .await;
+    let c = client();
+    let post = || {
+        c.post(format!("{}/api/v4/items", s.url))
+            .json(&json!({}))
+            .send()
+    };
+    let get = c.get(format!("{}/api/v4/items", s.url)).send().await;
+    assert_eq!(get.expect("request").status(), 200, "reads pass");
+    assert_eq!(
+        post().await.expect("request").status(),
+        200,
+        "the first write passes"
+    );
+    let (c2, url) = (c.clone(), format!("{}/api/v4/items", s.url));
+    let held = tokio::spawn(async move { c2.post(url).json(&json!({})).send().await });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while counts(&s.url).await.injected.held == 0 {
+        assert!(Instant::now() < deadline, "the second write is held");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!held.is_finished(), "a held write gets no answer");
+    put_faults(&s.url, &FaultConfig::default()).await;
+    let resp = held.await.expect("join").expect("request");
+    assert_eq!(resp.status(), 503, "released with a 503");
+    assert_eq!(s.handled.load(Ordering::SeqCst), 2, "and never handled");
 }
 
 #[tokio::test]
