@@ -66,6 +66,13 @@ fn submit_error(e: SubmitError) -> ApiError {
         SubmitError::DestinationExists { full_path } => ApiError::Unprocessable(format!(
             "Import failed. '{full_path}' already exists. Change the destination and try again."
         )),
+        // GitLab's words (BulkImports::Entity#validate_destination_namespace_ascendency).
+        e @ SubmitError::DestinationUnderSource => {
+            ApiError::Unprocessable(format!("Import failed: {e}"))
+        }
+        e @ SubmitError::DuplicateDestination { .. } => {
+            ApiError::Unprocessable(format!("Import failed. {e}"))
+        }
         e @ (SubmitError::SourceUnreachable { .. }
         | SubmitError::InvalidBundle(_)
         | SubmitError::ProjectsNotSupported { .. }
