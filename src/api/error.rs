@@ -124,6 +124,39 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Gives every error answer GitLab's JSON shape. What the handlers refuse already is (`ApiError`);
+/// this catches what the framework refuses before a handler runs (a body over the limit, a path that
+/// is not UTF-8, any future extractor's plain-text rejection) and answers `{"message": "<code>
+/// <reason>"}`, as GitLab's own middleware and error pages do, with the same status code.
+pub async fn gitlab_shaped(resp: Response) -> Response {
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let reason = match status {
+        // Rack's (and GitLab's) reason phrase; the `http` crate says "Payload Too Large".
+        StatusCode::PAYLOAD_TOO_LARGE => "Request Entity Too Large",
+        other => other.canonical_reason().unwrap_or("Error"),
+    };
+    let mut shaped = (
+        status,
+        Json(json!({ "message": format!("{} {reason}", status.as_u16()) })),
+    )
+        .into_response();
+    // Headers such as `Allow` or `Retry-After` still say what to do next.
+    for (name, value) in resp.headers() {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            shaped.headers_mut().append(name, value.clone());
+        }
+    }
+    shaped
+}
+
 /// The fallback of the router: GitLab's catch-all route.
 pub async fn no_route() -> ApiError {
     ApiError::NoRoute
