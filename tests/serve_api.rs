@@ -513,3 +513,43 @@ async fn migrate_refuses_a_destination_below_its_source_on_the_same_instance() {
     assert_eq!(sim.sim.read().groups.len(), before, "a group was created");
     sim.shutdown().await;
 }
+
+/// `appliance replay` of a bundle exported from an instance's group, into that group on the same
+/// instance, is refused as a live migration is, and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_refuses_a_destination_below_its_source_on_the_same_instance() {
+    let sim = destination().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("imported.bundle");
+    let mut export = appliance();
+    export
+        .args(["export", "--group", "imported", "--source-url", &sim.url])
+        .arg("--out")
+        .arg(&bundle)
+        .arg("--data")
+        .arg(dir.path().join("export-data"))
+        .env("APPLIANCE_SOURCE_TOKEN", &sim.owner_token);
+    let out = run(export).await;
+    assert!(out.status.success(), "{}", explain(&out));
+    let before = sim.sim.read().groups.len();
+    let mut replay = appliance();
+    replay
+        .arg("replay")
+        .arg(&bundle)
+        .args(["--destination-url", &sim.url, "--to", "imported"])
+        .arg("--data")
+        .arg(dir.path().join("replay-data"))
+        .env("APPLIANCE_DESTINATION_TOKEN", &sim.owner_token);
+    let out = run(replay).await;
+    assert!(!out.status.success(), "{}", explain(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "Replay failed. Destination cannot be a subgroup of the source group. \
+             Change the destination and try again."
+        ),
+        "{stderr}"
+    );
+    assert_eq!(sim.sim.read().groups.len(), before, "a group was created");
+    sim.shutdown().await;
+}
