@@ -1095,3 +1095,170 @@ async fn python_gitlab_drives_the_api() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+/// An engine and router whose destination is `sim`, written with its owner's token.
+fn fixture_on(sim: &forge_sim::RunningSim) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = EngineConfig::new(
+        dir.path().to_path_buf(),
+        Some(Destination {
+            url: sim.url.parse().unwrap(),
+            token: SecretString::from(sim.owner_token.clone()),
+        }),
+    );
+    config.retry = RetryPolicy {
+        max_times: 1,
+        ..RetryPolicy::default()
+    };
+    let engine = Engine::open(config).unwrap();
+    let app = router(ApiState {
+        engine: engine.clone(),
+        token: SecretString::from(API_TOKEN.to_string()),
+    });
+    Fixture {
+        _dir: dir,
+        engine,
+        app,
+    }
+}
+
+fn group_count(sim: &forge_sim::RunningSim) -> usize {
+    sim.sim.read().groups.len()
+}
+
+const UNDER_SOURCE: &str = "Import failed: Destination cannot be a subgroup of the source group. \
+    Change the destination and try again.";
+
+/// An instance migrating its own group `imported` into `imported` (the adversarial run created 355
+/// nested groups in 15 s): refused with GitLab's 422 and words, whatever spelling of the same
+/// instance's URL or of the path the request uses, and nothing is created or recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_into_its_own_subtree_is_refused_and_creates_nothing() {
+    let sim = forge_sim::RunningSim::start(forge_sim::SimConfig::new(forge_sim::Dataset::Empty, 7))
+        .await
+        .unwrap();
+    let f = fixture_on(&sim);
+    let before = group_count(&sim);
+    let port = sim.url.rsplit(':').next().unwrap().to_string();
+    let localhost = format!("http://localhost:{port}/");
+    let cases = [
+        (sim.url.clone(), "imported", "imported", "imported"),
+        (sim.url.clone(), "imported", "imported", "copy"),
+        (localhost.clone(), "Imported", "imported", "copy"),
+        (sim.url.clone(), "imported", "", "imported"),
+    ];
+    for (url, source, namespace, slug) in cases {
+        let body = json!({
+            "configuration": {"url": url, "access_token": sim.owner_token},
+            "entities": [{"source_type": "group_entity", "source_full_path": source,
+                          "destination_namespace": namespace, "destination_slug": slug}]
+        });
+        let r = post(
+            &f.app,
+            "/api/v4/bulk_imports",
+            Some("application/json"),
+            &body.to_string(),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{url} {source} -> {namespace}/{slug}: {}",
+            r.raw
+        );
+        assert_eq!(r.body, json!({ "message": UNDER_SOURCE }));
+    }
+    assert_eq!(group_count(&sim), before, "a group was created");
+    assert!(
+        f.engine
+            .store()
+            .list_bulk_imports(&Default::default())
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    sim.shutdown().await;
+}
+
+/// Defence in depth: a migration recorded without the up-front check (as a bulk import recorded by
+/// an older appliance would be) from an instance into a group below the source on the same instance.
+/// The subgroups stage finds the group it created among the source's subgroups, skips it and says
+/// so, and migrates the others: it ends instead of nesting itself forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_subgroups_stage_never_descends_into_a_group_this_migration_created() {
+    use appliance::engine::Plan;
+    use appliance::model::{DestinationKind, SourceKind};
+    let sim = forge_sim::RunningSim::start(forge_sim::SimConfig::new(forge_sim::Dataset::Empty, 7))
+        .await
+        .unwrap();
+    appliance::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let imported: Value = client
+        .get(format!("{}/api/v4/groups/imported", sim.url))
+        .header("PRIVATE-TOKEN", &sim.owner_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let created = client
+        .post(format!("{}/api/v4/groups", sim.url))
+        .header("PRIVATE-TOKEN", &sim.owner_token)
+        .json(&json!({"name": "team", "path": "team", "parent_id": imported["id"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{}", created.status());
+
+    let f = fixture_on(&sim);
+    let (bulk, _) = f
+        .engine
+        .record(Plan {
+            source_url: sim.url.clone(),
+            source: SourceKind::Live {
+                url: sim.url.clone(),
+            },
+            source_token: Some(SecretString::from(sim.owner_token.clone())),
+            destination: DestinationKind::Live {
+                url: sim.url.clone(),
+            },
+            entities: vec![group("imported", "copy", "imported")],
+            user_map: Vec::new(),
+        })
+        .await
+        .unwrap();
+    let ran =
+        tokio::time::timeout(std::time::Duration::from_secs(120), f.engine.run(bulk.id)).await;
+    let store = f.engine.store();
+    let entities = store.entities_of(bulk.id).unwrap();
+    let paths: Vec<String> = entities.iter().map(|e| e.destination_full_path()).collect();
+    if ran.is_err() {
+        let _ = f.engine.cancel(bulk.id).await;
+        panic!(
+            "the migration did not end within 120 s; it created {} entities, the first {:?}",
+            entities.len(),
+            &paths[..paths.len().min(4)]
+        );
+    }
+    let done = ran.unwrap().unwrap();
+    assert_eq!(done.status, Status::Finished);
+    assert_eq!(paths, ["imported/copy", "imported/copy/team"]);
+    {
+        let state = sim.sim.read();
+        assert!(state.group_by_path("imported/copy/team").is_some());
+        assert!(state.group_by_path("imported/copy/copy").is_none());
+    }
+    let skipped = store.skipped(entities[0].id).unwrap();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0].relation, "subgroups");
+    assert_eq!(skipped[0].source_title.as_deref(), Some("imported/copy"));
+    assert!(
+        skipped[0]
+            .exception_message
+            .contains("a group this migration creates"),
+        "{}",
+        skipped[0].exception_message
+    );
+    sim.shutdown().await;
+}

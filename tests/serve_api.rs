@@ -468,3 +468,88 @@ async fn a_migration_paused_by_an_unreachable_destination_resumes_by_itself() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+/// `appliance migrate` of an instance's group into itself is refused as the API refuses it, before
+/// anything is created at the destination.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_refuses_a_destination_below_its_source_on_the_same_instance() {
+    let sim = destination().await;
+    let data = tempfile::tempdir().unwrap();
+    let before = sim.sim.read().groups.len();
+    let mut child = appliance()
+        .args(["migrate", "--group", "imported", "--to", "imported"])
+        .args(["--source-url", &sim.url, "--destination-url", &sim.url])
+        .arg("--data")
+        .arg(data.path())
+        .env("APPLIANCE_SOURCE_TOKEN", &sim.owner_token)
+        .env("APPLIANCE_DESTINATION_TOKEN", &sim.owner_token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start appliance migrate");
+    // A refusal is immediate; a migration nesting itself would never end.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if tokio::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "appliance migrate was still running after 60 s ({} groups now)",
+                sim.sim.read().groups.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{}", explain(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "Import failed. Destination cannot be a subgroup of the source group. \
+             Change the destination and try again."
+        ),
+        "{stderr}"
+    );
+    assert_eq!(sim.sim.read().groups.len(), before, "a group was created");
+    sim.shutdown().await;
+}
+
+/// `appliance replay` of a bundle exported from an instance's group, into that group on the same
+/// instance, is refused as a live migration is, and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_refuses_a_destination_below_its_source_on_the_same_instance() {
+    let sim = destination().await;
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("imported.bundle");
+    let mut export = appliance();
+    export
+        .args(["export", "--group", "imported", "--source-url", &sim.url])
+        .arg("--out")
+        .arg(&bundle)
+        .arg("--data")
+        .arg(dir.path().join("export-data"))
+        .env("APPLIANCE_SOURCE_TOKEN", &sim.owner_token);
+    let out = run(export).await;
+    assert!(out.status.success(), "{}", explain(&out));
+    let before = sim.sim.read().groups.len();
+    let mut replay = appliance();
+    replay
+        .arg("replay")
+        .arg(&bundle)
+        .args(["--destination-url", &sim.url, "--to", "imported"])
+        .arg("--data")
+        .arg(dir.path().join("replay-data"))
+        .env("APPLIANCE_DESTINATION_TOKEN", &sim.owner_token);
+    let out = run(replay).await;
+    assert!(!out.status.success(), "{}", explain(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "Replay failed. Destination cannot be a subgroup of the source group. \
+             Change the destination and try again."
+        ),
+        "{stderr}"
+    );
+    assert_eq!(sim.sim.read().groups.len(), before, "a group was created");
+    sim.shutdown().await;
+}

@@ -9,6 +9,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// Secrets shorter than this are redacted only where they stand alone as a word.
+const WHOLE_WORD_BELOW: usize = 8;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 400: a parameter is missing or invalid, in Grape's words (`configuration is missing, ...`).
@@ -56,12 +59,34 @@ impl ApiError {
     }
 
     /// Replaces every occurrence of `secret` in the message, so that a forge which echoes the token it
-    /// was given cannot make the appliance repeat it.
+    /// was given cannot make the appliance repeat it. A secret shorter than `WHOLE_WORD_BELOW` is
+    /// replaced only where it stands alone (not inside a longer run of letters, digits, `-`, `_`, `.`):
+    /// a one-letter "token" must not turn every word that contains the letter into `[REDACTED]`.
     pub fn redact(self, secret: &str) -> ApiError {
         if secret.is_empty() {
             return self;
         }
-        let scrub = |m: String| m.replace(secret, "[REDACTED]");
+        let scrub = |m: String| {
+            if secret.len() >= WHOLE_WORD_BELOW {
+                return m.replace(secret, "[REDACTED]");
+            }
+            let word = |c: Option<char>| {
+                c.is_some_and(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            };
+            let mut out = String::with_capacity(m.len());
+            let mut from = 0;
+            for (at, _) in m.match_indices(secret) {
+                let end = at + secret.len();
+                if word(m[..at].chars().next_back()) || word(m[end..].chars().next()) {
+                    continue;
+                }
+                out.push_str(&m[from..at]);
+                out.push_str("[REDACTED]");
+                from = end;
+            }
+            out.push_str(&m[from..]);
+            out
+        };
         match self {
             ApiError::BadRequest(m) => ApiError::BadRequest(scrub(m)),
             ApiError::Unprocessable(m) => ApiError::Unprocessable(scrub(m)),
@@ -97,6 +122,39 @@ impl IntoResponse for ApiError {
         };
         (status, Json(body)).into_response()
     }
+}
+
+/// Gives every error answer GitLab's JSON shape. What the handlers refuse already is (`ApiError`);
+/// this catches what the framework refuses before a handler runs (a body over the limit, a path that
+/// is not UTF-8, any future extractor's plain-text rejection) and answers `{"message": "<code>
+/// <reason>"}`, as GitLab's own middleware and error pages do, with the same status code.
+pub async fn gitlab_shaped(resp: Response) -> Response {
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let reason = match status {
+        // Rack's (and GitLab's) reason phrase; the `http` crate says "Payload Too Large".
+        StatusCode::PAYLOAD_TOO_LARGE => "Request Entity Too Large",
+        other => other.canonical_reason().unwrap_or("Error"),
+    };
+    let mut shaped = (
+        status,
+        Json(json!({ "message": format!("{} {reason}", status.as_u16()) })),
+    )
+        .into_response();
+    // Headers such as `Allow` or `Retry-After` still say what to do next.
+    for (name, value) in resp.headers() {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            shaped.headers_mut().append(name, value.clone());
+        }
+    }
+    shaped
 }
 
 /// The fallback of the router: GitLab's catch-all route.
@@ -153,5 +211,17 @@ mod tests {
         assert_eq!(e.to_string(), "token [REDACTED] refused; [REDACTED] again");
         let e = ApiError::Unprocessable("nothing".into()).redact("");
         assert_eq!(e.to_string(), "nothing");
+    }
+
+    #[test]
+    fn a_short_secret_is_redacted_only_where_it_stands_alone() {
+        let e = ApiError::Unprocessable("Import failed: the token t was refused (t)".into())
+            .redact("t");
+        assert_eq!(
+            e.to_string(),
+            "Import failed: the token [REDACTED] was refused ([REDACTED])"
+        );
+        let e = ApiError::Unprocessable("abc=abc; xabc".into()).redact("abc");
+        assert_eq!(e.to_string(), "[REDACTED]=[REDACTED]; xabc");
     }
 }

@@ -20,15 +20,40 @@ pub enum FormError {
     },
     #[error("the parameters are nested too deeply")]
     TooDeep,
+    /// Rack's words for a `%` not followed by two hex digits.
+    #[error("invalid %-encoding")]
+    BadEncoding,
+    /// Ruby's words for a name or value whose bytes are not UTF-8.
+    #[error("invalid byte sequence in UTF-8")]
+    NotUtf8,
 }
 
 /// Parses an `application/x-www-form-urlencoded` body into a JSON object.
 pub fn parse(body: &[u8]) -> Result<Value, FormError> {
     let mut root = Map::new();
-    for (k, v) in url::form_urlencoded::parse(body) {
-        normalize(&mut root, &k, Value::String(v.into_owned()), 0)?;
+    for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+        let (k, v) = match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        normalize(&mut root, &decode(k)?, Value::String(decode(v)?), 0)?;
     }
     Ok(indexed_arrays(Value::Object(root)))
+}
+
+/// One name or value: `+` is a space and `%XX` a byte, as Rack decodes them. A malformed escape or
+/// bytes that are not UTF-8 are refused rather than replaced, so no value changes on its way in.
+fn decode(raw: &[u8]) -> Result<String, FormError> {
+    let hex = |at: usize| raw.get(at).is_some_and(u8::is_ascii_hexdigit);
+    if (0..raw.len()).any(|i| raw[i] == b'%' && !(hex(i + 1) && hex(i + 2))) {
+        return Err(FormError::BadEncoding);
+    }
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+    String::from_utf8(bytes).map_err(|_| FormError::NotUtf8)
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -245,6 +270,20 @@ mod tests {
             parse(format!("{key}=1").as_bytes()).unwrap_err(),
             FormError::TooDeep
         );
+    }
+
+    #[test]
+    fn malformed_escapes_and_bytes_that_are_not_utf8_are_refused() {
+        assert_eq!(parse(b"a=%ZZ").unwrap_err(), FormError::BadEncoding);
+        assert_eq!(parse(b"a=%4").unwrap_err(), FormError::BadEncoding);
+        assert_eq!(parse(b"a%=1").unwrap_err(), FormError::BadEncoding);
+        assert_eq!(parse(b"a=%FF%FE").unwrap_err(), FormError::NotUtf8);
+        assert_eq!(parse(b"a=\xff").unwrap_err(), FormError::NotUtf8);
+        assert_eq!(
+            parse("a=%C3%A9&b=é".as_bytes()).unwrap(),
+            json!({"a": "é", "b": "é"})
+        );
+        assert_eq!(p("a=1%2B1&&b=%25"), json!({"a": "1+1", "b": "%"}));
     }
 
     #[test]

@@ -13,12 +13,20 @@ pub mod render;
 
 use crate::engine::Engine;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use secrecy::SecretString;
 use std::future::Future;
 use std::sync::Arc;
 
 pub use auth::{TokenOrigin, load_or_create_token};
+pub use bulk_imports::parse_create_request;
+pub use params::CreateParams;
+
+/// The largest request body accepted (axum's default, stated here): a larger one answers GitLab's
+/// `413 Request Entity Too Large`. A bulk import request with a user map of tens of thousands of
+/// lines fits.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// What every handler needs: the engine, and the token clients must present.
 #[derive(Clone)]
@@ -28,7 +36,8 @@ pub struct ApiState {
 }
 
 /// Every endpoint of the bulk_imports API; the token is checked before anything else, as GitLab's
-/// `authenticate!` runs before parameter validation.
+/// `authenticate!` runs before parameter validation. Every answer, the framework's refusals included,
+/// is GitLab's JSON shape (`error::gitlab_shaped`).
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route(
@@ -62,6 +71,8 @@ pub fn router(state: ApiState) -> Router {
             auth::require_token,
         ))
         .fallback(error::no_route)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(error::gitlab_shaped))
         .with_state(state)
 }
 

@@ -49,6 +49,9 @@ fn bundle_name(value: Option<&Value>, field: &str, errors: &mut Vec<String>) -> 
     }
 }
 
+/// GitLab's limit on a group's path (`Namespace` validates `path` with `length: { maximum: 255 }`).
+pub const MAX_PATH_LENGTH: usize = 255;
+
 /// GitLab's `Gitlab::Regex.oci_repository_path_regex_message`, with the example the API adds.
 const SLUG_RULE: &str = "can only include non-accented letters, digits, '_', '-' and '.'. \
     It must not start with '-', '_', or '.', nor end with '-', '_', '.', '.git', or '.atom'. \
@@ -94,7 +97,7 @@ fn valid_path_segment(s: &str) -> bool {
     let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else {
         return false;
     };
-    bytes.len() <= 255
+    bytes.len() <= MAX_PATH_LENGTH
         && bytes
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
@@ -337,7 +340,12 @@ fn entity_params(items: &[Value], errors: &mut Vec<String>) -> Vec<EntityRequest
                 None => {}
                 Some(None) => errors.push(format!("{} is invalid", name(i, key))),
                 Some(Some(slug)) => {
-                    if !valid_slug(&slug) {
+                    if slug.chars().count() > MAX_PATH_LENGTH {
+                        errors.push(format!(
+                            "{} is expected to have length less than or equal to {MAX_PATH_LENGTH}",
+                            name(i, key)
+                        ));
+                    } else if !valid_slug(&slug) {
                         errors.push(format!("{} {SLUG_RULE}", name(i, key)));
                     }
                     slugs[i].get_or_insert(slug);
@@ -611,6 +619,25 @@ mod tests {
         body["configuration"]["access_token"] = json!("glpat-should-not-leak");
         body["entities"][0]["destination_slug"] = json!("bad slug");
         assert!(!error_of(body).contains("glpat-should-not-leak"));
+    }
+
+    #[test]
+    fn slugs_and_names_longer_than_gitlabs_255_are_refused() {
+        for key in ["destination_slug", "destination_name"] {
+            let mut body = valid();
+            let e = body["entities"][0].as_object_mut().unwrap();
+            e.remove("destination_slug");
+            e.insert(key.into(), json!("a".repeat(256)));
+            assert_eq!(
+                error_of(body.clone()),
+                format!("entities[0][{key}] is expected to have length less than or equal to 255")
+            );
+            body["entities"][0][key] = json!("a".repeat(255));
+            assert!(
+                create_params(&body).is_ok(),
+                "{key} of 255 is GitLab's maximum"
+            );
+        }
     }
 
     #[test]

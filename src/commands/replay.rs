@@ -124,6 +124,12 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             id
         }
         None => {
+            crate::engine::refuse_own_subtree(
+                &bundle.manifest.source_url,
+                dest_url.as_str(),
+                &entity,
+            )
+            .map_err(|e| anyhow::anyhow!("Replay failed. {e}"))?;
             check_destination(&engine, &dest_url, token, &entity).await?;
             let (bulk, _) = engine
                 .record(Plan {

@@ -115,6 +115,17 @@ pub enum SubmitError {
     DestinationNamespaceInvalid { namespace: String },
     #[error("'{full_path}' already exists. Change the destination and try again.")]
     DestinationExists { full_path: String },
+    /// The destination is the source group or below it on the same instance: the migration would
+    /// find the groups it creates among the source's subgroups and nest itself forever.
+    #[error(
+        "Destination cannot be a subgroup of the source group. Change the destination and try again."
+    )]
+    DestinationUnderSource,
+    /// Two entities of one request would be written to the same place.
+    #[error(
+        "'{full_path}' is the destination of more than one entity. Change the destination and try again."
+    )]
+    DuplicateDestination { full_path: String },
     #[error(
         "'{full_path}' was migrated here from the same source before; retry to continue it (only what is missing is written)"
     )]
@@ -253,6 +264,14 @@ impl Engine {
             .destination
             .as_ref()
             .ok_or(SubmitError::NoDestination)?;
+        // What the request alone shows is refused before any forge is asked. A source URL that does
+        // not parse is check_source's to report.
+        refuse_duplicate_destinations(&req.entities)?;
+        if let Ok(url) = parse_forge_url(&req.source_url, self.config.allow_http) {
+            for e in &req.entities {
+                refuse_own_subtree(&base_string(&url), destination.client.base().as_str(), e)?;
+            }
+        }
         let url = self
             .check_source(&req.source_url, &req.source_token, &req.entities)
             .await?;
@@ -305,8 +324,9 @@ impl Engine {
         }
     }
 
-    /// The destination namespace exists and the new group's path is free, or holds this appliance's
-    /// earlier migration of the same source entity (continued when `continue_earlier`).
+    /// The destination is not the source group or below it on the same instance, its namespace
+    /// exists and the new group's path is free, or holds this appliance's earlier migration of the
+    /// same source entity (continued when `continue_earlier`).
     pub(crate) async fn check_destination_for(
         &self,
         destination: &GitLab,
@@ -314,6 +334,7 @@ impl Engine {
         e: &EntityRequest,
         continue_earlier: bool,
     ) -> Result<(), SubmitError> {
+        refuse_own_subtree(source_base, destination.client.base().as_str(), e)?;
         let deadline = self.config.check_deadline;
         let checked = tokio::time::timeout(deadline, check_destination(destination, e))
             .await
@@ -536,6 +557,73 @@ async fn check_source_has(
     Ok(())
 }
 
+/// Whether two base URLs name the same instance: same scheme, host and port (the scheme's default when
+/// none is given) and the same path prefix. Host names are compared without case, and every loopback
+/// address (`localhost`, `127.0.0.0/8`, `::1`) counts as one host. Anything that is not a URL (a
+/// bundle's identity) is no instance at all.
+pub fn same_instance(a: &str, b: &str) -> bool {
+    fn origin(raw: &str) -> Option<(String, String, u16, String)> {
+        let url = Url::parse(raw.trim()).ok()?;
+        let host = match url.host()? {
+            url::Host::Ipv4(ip) if ip.is_loopback() => "loopback".to_string(),
+            url::Host::Ipv6(ip) if ip.is_loopback() => "loopback".to_string(),
+            url::Host::Domain(d) if d.eq_ignore_ascii_case("localhost") => "loopback".to_string(),
+            host => host.to_string().to_ascii_lowercase(),
+        };
+        let port = url.port_or_known_default()?;
+        let path = url.path().trim_end_matches('/').to_string();
+        Some((url.scheme().to_string(), host, port, path))
+    }
+    matches!((origin(a), origin(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// Whether `path` is `ancestor` or below it, without case as GitLab compares paths.
+pub fn path_is_within(path: &str, ancestor: &str) -> bool {
+    let (path, ancestor) = (path.to_lowercase(), ancestor.to_lowercase());
+    path == ancestor
+        || path
+            .strip_prefix(&ancestor)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// `namespace/slug`, or the slug alone for a top-level group.
+fn destination_full_path(e: &EntityRequest) -> String {
+    if e.destination_namespace.is_empty() {
+        e.destination_slug.clone()
+    } else {
+        format!("{}/{}", e.destination_namespace, e.destination_slug)
+    }
+}
+
+/// Refuses a destination that is the source group or below it on the same instance (GitLab's
+/// `validate_destination_namespace_ascendency`): its subgroups stage would find every group it
+/// creates among the source's subgroups and nest itself forever.
+pub fn refuse_own_subtree(
+    source_base: &str,
+    destination_base: &str,
+    e: &EntityRequest,
+) -> Result<(), SubmitError> {
+    let destination = destination_full_path(e);
+    if same_instance(source_base, destination_base)
+        && path_is_within(&destination, &e.source_full_path)
+    {
+        return Err(SubmitError::DestinationUnderSource);
+    }
+    Ok(())
+}
+
+/// Refuses a request whose entities would be written to the same place (paths compared without case).
+pub fn refuse_duplicate_destinations(entities: &[EntityRequest]) -> Result<(), SubmitError> {
+    let mut seen = std::collections::HashSet::new();
+    for e in entities {
+        let full_path = destination_full_path(e);
+        if !seen.insert(full_path.to_lowercase()) {
+            return Err(SubmitError::DuplicateDestination { full_path });
+        }
+    }
+    Ok(())
+}
+
 /// Why a forge counts as unreachable when the checks ran out of time.
 fn no_answer(client: &ForgeClient, deadline: std::time::Duration) -> String {
     match client.rate_limited_until() {
@@ -561,11 +649,7 @@ async fn check_destination(destination: &GitLab, e: &EntityRequest) -> Result<()
             });
         }
     }
-    let full_path = if e.destination_namespace.is_empty() {
-        e.destination_slug.clone()
-    } else {
-        format!("{}/{}", e.destination_namespace, e.destination_slug)
-    };
+    let full_path = destination_full_path(e);
     if destination
         .group(&full_path)
         .await
@@ -575,4 +659,77 @@ async fn check_destination(destination: &GitLab, e: &EntityRequest) -> Result<()
         return Err(SubmitError::DestinationExists { full_path });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(source: &str, namespace: &str, slug: &str) -> EntityRequest {
+        EntityRequest {
+            entity_type: EntityType::Group,
+            source_full_path: source.into(),
+            destination_slug: slug.into(),
+            destination_namespace: namespace.into(),
+            migrate_projects: true,
+            migrate_memberships: true,
+        }
+    }
+
+    #[test]
+    fn same_instance_compares_normalized_origins_and_path_prefixes() {
+        for (a, b) in [
+            ("http://127.0.0.1:3000", "http://127.0.0.1:3000/"),
+            ("http://localhost:3000", "http://127.0.0.1:3000"),
+            ("http://[::1]:3000", "http://LOCALHOST:3000"),
+            (
+                "https://GitLab.Example.com",
+                "https://gitlab.example.com:443",
+            ),
+            ("https://x.example/gitlab/", "https://x.example/gitlab"),
+        ] {
+            assert!(same_instance(a, b), "{a} {b}");
+        }
+        for (a, b) in [
+            ("http://127.0.0.1:3000", "http://127.0.0.1:3001"),
+            ("http://x.example", "https://x.example"),
+            ("https://x.example", "https://y.example"),
+            ("https://x.example/a", "https://x.example/b"),
+            ("https://x.example", "bundle:/tmp/x.bundle#1"),
+        ] {
+            assert!(!same_instance(a, b), "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn a_destination_at_or_below_the_source_on_the_same_instance_is_refused() {
+        let here = "https://gitlab.example";
+        for e in [
+            group("imported", "imported", "imported"),
+            group("Imported", "imported/deeper", "x"),
+        ] {
+            assert!(refuse_own_subtree(here, here, &e).is_err(), "{e:?}");
+        }
+        // The destination is the source's parent, not below it.
+        assert!(refuse_own_subtree(here, here, &group("top/sub", "", "top")).is_ok());
+        assert!(matches!(
+            refuse_own_subtree(here, "https://gitlab.example/", &group("a", "a", "b")),
+            Err(SubmitError::DestinationUnderSource)
+        ));
+        assert!(refuse_own_subtree(here, here, &group("a", "", "a")).is_err());
+        // A sibling that only shares a prefix, or another instance, is fine.
+        assert!(refuse_own_subtree(here, here, &group("a", "ab", "x")).is_ok());
+        assert!(refuse_own_subtree(here, "https://other.example", &group("a", "a", "b")).is_ok());
+    }
+
+    #[test]
+    fn two_entities_with_one_destination_are_refused() {
+        let ok = [group("a", "ns", "a"), group("b", "ns", "b")];
+        assert!(refuse_duplicate_destinations(&ok).is_ok());
+        let twice = [group("a", "ns", "x"), group("b", "NS", "X")];
+        assert!(matches!(
+            refuse_duplicate_destinations(&twice),
+            Err(SubmitError::DuplicateDestination { full_path }) if full_path == "NS/X"
+        ));
+    }
 }

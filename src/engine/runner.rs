@@ -4,9 +4,9 @@
 
 use super::pipeline::{PipelineOutcome, PipelineRun, new_correlation_id};
 use super::stages::{SUBGROUPS, group_stages};
-use super::{Engine, EngineError, blocking};
+use super::{Engine, EngineError, blocking, path_is_within, same_instance};
 use crate::model::{BulkImport, Entity, EntityRequest, EntityType, Failure, Status, now_millis};
-use crate::relations::{EntityContext, IdLookup};
+use crate::relations::{EntityContext, IdLookup, SKIPPED_CLASS};
 use crate::sink::Sink;
 use crate::source::Source;
 use crate::store::{MappingScope, PageCommit};
@@ -208,7 +208,7 @@ impl Engine {
                 ctx.entity = entity.clone();
             }
         }
-        self.discover_subgroups(source, &ctx, &scope, stages.len() as u8)
+        self.discover_subgroups(source, sink, &ctx, &scope, stages.len() as u8)
             .await?;
         self.update_entity(entity_id, |e| e.status = Status::Finished)
             .await?;
@@ -264,10 +264,13 @@ impl Engine {
         Ok(Some(updated))
     }
 
-    /// Turns the direct subgroups of a group into entities of this bulk import.
+    /// Turns the direct subgroups of a group into entities of this bulk import. When the source is
+    /// the destination instance, a subgroup that is (or is below) a destination of this bulk import
+    /// is a group this migration writes: it is skipped and reported, never migrated into itself.
     async fn discover_subgroups(
         &self,
         source: &dyn Source,
+        sink: &dyn Sink,
         ctx: &EntityContext,
         scope: &MappingScope,
         stage: u8,
@@ -320,6 +323,16 @@ impl Engine {
             fetched: subgroups.len() as u64,
             ..Default::default()
         };
+        let written_here: Vec<String> = if same_instance(&source.url(), &sink.identity()) {
+            let (store, bulk_id) = (self.store.clone(), entity.bulk_import_id);
+            blocking(move || store.entities_of(bulk_id))
+                .await?
+                .iter()
+                .map(Entity::destination_full_path)
+                .collect()
+        } else {
+            Vec::new()
+        };
         for sg in &subgroups {
             let (Some(full_path), Some(path)) = (
                 sg.get("full_path").and_then(|v| v.as_str()),
@@ -327,6 +340,35 @@ impl Engine {
             ) else {
                 continue;
             };
+            if let Some(dest) = written_here.iter().find(|d| path_is_within(full_path, d)) {
+                commit.skipped.push(Failure {
+                    entity_id,
+                    relation: SUBGROUPS.into(),
+                    step: "extractor".into(),
+                    exception_class: SKIPPED_CLASS.into(),
+                    exception_message: if full_path.eq_ignore_ascii_case(dest) {
+                        format!(
+                            "'{full_path}' is a group this migration creates (the source is the \
+                             destination instance): it is not migrated into itself"
+                        )
+                    } else {
+                        format!(
+                            "'{full_path}' is inside '{dest}', a group this migration creates (the \
+                             source is the destination instance): it is not migrated into itself"
+                        )
+                    },
+                    correlation_id: new_correlation_id(),
+                    source_url: sg
+                        .get("web_url")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string),
+                    source_title: Some(full_path.to_string()),
+                    pipeline_class: "BulkImports::Groups::Pipelines::SubgroupEntitiesPipeline"
+                        .into(),
+                    created_at: now_millis(),
+                });
+                continue;
+            }
             let req = EntityRequest {
                 entity_type: EntityType::Group,
                 source_full_path: full_path.to_string(),
