@@ -203,6 +203,41 @@ async fn a_redirect_to_another_origin_is_refused_and_the_token_never_follows() {
     );
 }
 
+/// GitLab answers a download it keeps in object storage with a redirect to a pre-signed URL: the
+/// download follows it, and the token stays home (the other origin sees none); an API call that
+/// redirects the same way is still refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_download_follows_a_redirect_to_object_storage_without_the_token() {
+    let (port, seen) = recorder().await;
+    let from = redirector(302, format!("http://localhost:{port}")).await;
+    let client = ForgeClient::with_role(
+        "source",
+        from.parse().unwrap(),
+        SecretString::from(SECRET.to_string()),
+        2,
+        quick_retries(),
+    )
+    .unwrap();
+    let bytes = client
+        .get_bytes(
+            "groups/1/export_relations/download?relation=labels",
+            1 << 20,
+        )
+        .await
+        .expect("the download follows the redirect");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&bytes).unwrap()["version"],
+        "17.6.0"
+    );
+    assert!(client.get("groups/acme", &[]).await.is_err());
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].contains("/export_relations/download") && seen[0].contains("private-token: false"),
+        "{seen:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn post_bulk_imports_refuses_a_source_that_redirects_and_keeps_its_token() {
     let (port, seen) = recorder().await;

@@ -347,10 +347,10 @@ impl ForgeClient {
                 .send()
                 .await
                 .map_err(|e| network("GET", &url, &e, true))?;
-            self.refuse_redirect("GET", &url, &resp)?;
+            self.observe_rate_limit(resp.headers());
+            let resp = self.follow_download(&url, resp).await?;
             let status = resp.status();
             let headers = resp.headers().clone();
-            self.observe_rate_limit(&headers);
             if !status.is_success() {
                 let body = resp.bytes().await.unwrap_or_default();
                 return Err(status_error("GET", &url, status, &headers, &body));
@@ -480,6 +480,47 @@ impl ForgeClient {
             .http
             .request(method, target)
             .header("PRIVATE-TOKEN", self.inner.token.expose_secret()))
+    }
+
+    /// A download GitLab keeps in object storage is answered with a redirect to a pre-signed URL (its
+    /// own authorization is in the URL). Such a redirect is followed for downloads only, a few hops at
+    /// most, without the token when it leaves the forge's origin, and under the same transport rule as
+    /// the forge's URL (https, or plain http only to loopback or when the forge itself is plain http).
+    async fn follow_download(
+        &self,
+        url: &str,
+        mut resp: reqwest::Response,
+    ) -> Result<reqwest::Response, ForgeError> {
+        const MAX_HOPS: usize = 5;
+        let mut from =
+            Url::parse(url).map_err(|e| ForgeError::Url(format!("bad URL {url}: {e}")))?;
+        for _ in 0..MAX_HOPS {
+            if !resp.status().is_redirection() {
+                return Ok(resp);
+            }
+            let Some(location) = header_str(resp.headers(), "location") else {
+                return Ok(resp);
+            };
+            let to = from.join(location.trim()).map_err(|e| {
+                ForgeError::Url(format!("{url} redirected to `{location}`, not a URL: {e}"))
+            })?;
+            let to = super::parse_forge_url(to.as_str(), self.inner.base.scheme() == "http")
+                .map_err(|e| {
+                    ForgeError::Url(format!("a download from {url} was redirected: {e}"))
+                })?;
+            let request = if to.origin() == self.inner.base.origin() {
+                self.request(Method::GET, to.as_str())?
+            } else {
+                self.inner.http.get(to.clone())
+            };
+            resp = request
+                .send()
+                .await
+                .map_err(|e| network("GET", to.as_str(), &e, true))?;
+            from = to;
+        }
+        self.refuse_redirect("GET", url, &resp)?;
+        Ok(resp)
     }
 
     /// A redirect answer is an error that names both URLs. It is never followed (to another origin,
