@@ -115,10 +115,23 @@ impl Manifest {
             }
         }
         let mut seen = HashSet::new();
-        for m in &self.members {
+        for (i, m) in self.members.iter().enumerate() {
             check_member_name(&m.path)?;
             if !seen.insert(m.path.as_str()) {
                 return Err(BundleError::DuplicateMember(m.path.clone()));
+            }
+            if i > 0 && self.members[i - 1].path.as_bytes() > m.path.as_bytes() {
+                return Err(BundleError::ManifestMismatch(format!(
+                    "the members are not sorted by path: `{}` is listed before `{}`",
+                    self.members[i - 1].path,
+                    m.path
+                )));
+            }
+            if crate::relations::schema::fields(&m.relation).is_none() {
+                return Err(BundleError::ManifestMismatch(format!(
+                    "member `{}` holds `{}` records, a relation this appliance does not know; replay it with the appliance release that wrote it",
+                    m.path, m.relation
+                )));
             }
             if m.path != member_path(&m.entity, &m.relation, m.batch) {
                 return Err(BundleError::ManifestMismatch(format!(
@@ -177,6 +190,26 @@ impl Manifest {
         self.entities
             .iter()
             .find(|e| e.source_full_path == source_full_path)
+    }
+
+    /// The one top-level group of a bundle `appliance replay` loads; `verify` asks the same, so it
+    /// refuses what a replay would, in the same words.
+    pub fn replay_root(&self) -> Result<&ManifestEntity, BundleError> {
+        match self.roots().as_slice() {
+            [one] => Ok(one),
+            [] => Err(BundleError::NotReplayable(
+                "the bundle holds no top-level group: every entity names a parent".into(),
+            )),
+            roots => Err(BundleError::NotReplayable(format!(
+                "the bundle holds {} top-level groups ({}); appliance replays bundles of one group: export each group into its own bundle",
+                roots.len(),
+                roots
+                    .iter()
+                    .map(|e| format!("`{}`", e.source_full_path))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
     }
 
     /// The entities the export was asked for (no parent in the bundle).

@@ -5,6 +5,7 @@
 
 pub mod manifest;
 pub mod reader;
+pub mod records;
 pub mod sign;
 pub mod staging;
 pub mod verify;
@@ -50,7 +51,7 @@ pub enum BundleError {
     #[error("no bundle at {0}: neither the file nor a first volume `{0}.001` exists")]
     Missing(PathBuf),
     #[error(
-        "the bundle is truncated: it should be {expected} bytes long but is {actual}; a volume is missing or a copy was cut short"
+        "the bundle is truncated: it is {actual} bytes long and needs at least {expected}; a volume is missing or a copy was cut short"
     )]
     Truncated { expected: u64, actual: u64 },
     #[error(
@@ -87,6 +88,9 @@ pub enum BundleError {
     },
     #[error("member `{member}` is damaged: {why}")]
     Corrupt { member: String, why: String },
+    /// A bundle intact in itself that `appliance replay` cannot load as it is.
+    #[error("{0}")]
+    NotReplayable(String),
     #[error("{0}")]
     Signature(String),
     #[error("{0}")]
