@@ -258,3 +258,20 @@ fn flips_are_found(sample: &str) {
         "{sample}: flips at these offsets went unnoticed: {missed:?}"
     );
 }
+
+#[test]
+fn a_batch_is_read_in_pages_of_a_byte_budget_from_any_record() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "b.bundle", None);
+    let bundle = Bundle::open(&[dir.path().join("b.bundle")]).unwrap();
+    let member = bundle.manifest.relations()[&("acme", "labels")][0].clone();
+    let all = bundle.records(&member).unwrap();
+    // Each label line is about 100 bytes: a budget of 150 holds one, then the next page starts there.
+    let (page, next) = bundle.records_from(&member, 0, 150).unwrap();
+    assert_eq!((page.as_slice(), next), (&all[..1], Some(1)));
+    let (page, next) = bundle.records_from(&member, 3, 250).unwrap();
+    assert_eq!((page.as_slice(), next), (&all[3..5], None));
+    // A budget smaller than one record still yields that record.
+    let (page, next) = bundle.records_from(&member, 4, 1).unwrap();
+    assert_eq!((page.as_slice(), next), (&all[4..], None));
+}
