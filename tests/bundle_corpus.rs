@@ -368,6 +368,15 @@ fn corpus(plain: &[u8], signed: &[u8], plain_path: &Path) -> Vec<Case> {
             "a null record",
         ),
     ];
+    let mut values = b"{\"id\":1,\"color\":\"#fff\",\"title\":\"a\",\"x\":[".to_vec();
+    values.extend("0,".repeat(1 << 20).as_bytes());
+    values.extend_from_slice(b"0]}\n");
+    more.push(records(
+        &values,
+        LABELS,
+        "record 1: it holds more than 1048576 JSON values",
+        "a record of too many JSON values",
+    ));
     let mut big = b"{\"id\":1,\"color\":\"#fff\",\"title\":\"".to_vec();
     big.resize(51 << 20, b'a');
     big.extend_from_slice(b"\"}\n");
@@ -596,6 +605,13 @@ fn corpus(plain: &[u8], signed: &[u8], plain_path: &Path) -> Vec<Case> {
         "does not sit where",
     );
     let mut p = parts();
+    with_manifest(&mut p, |m| m["comment"] = json!("a".repeat(65 << 20)));
+    add(
+        "a manifest of 65 MiB",
+        pack(&p),
+        "larger than any manifest this appliance writes",
+    );
+    let mut p = parts();
     p.remove(1);
     add(
         "manifest.sha256 missing",
@@ -781,6 +797,23 @@ async fn a_bundle_declaring_a_gibibyte_per_member_is_refused_in_512_mib() {
             m["records"] = json!(records);
         });
     }
+    // And a record within the row cap whose 24 million JSON values would take some 800 MB parsed.
+    {
+        let path = "groups/acme/backend/milestones/000000.ndjson.zst";
+        let mut record = b"{\"title\":\"a\",\"x\":[".to_vec();
+        record.extend("0,".repeat(24 << 20).as_bytes());
+        record.extend_from_slice(b"0]}\n");
+        let data = zstd::encode_all(record.as_slice(), 1).unwrap();
+        let (size, records) = (record.len() as u64, 1);
+        let i = index(&parts, path);
+        parts[i].data = data.clone();
+        declare(&mut parts, path, |m| {
+            m["size"] = json!(size);
+            m["compressed_size"] = json!(data.len());
+            m["sha256"] = json!(sha256_hex(&data));
+            m["records"] = json!(records);
+        });
+    }
     let hostile = dir.path().join("hostile.bundle");
     std::fs::write(&hostile, pack(&parts)).unwrap();
     let stored = std::fs::metadata(&hostile).unwrap().len();
@@ -799,6 +832,11 @@ async fn a_bundle_declaring_a_gibibyte_per_member_is_refused_in_512_mib() {
     let v = run(limited(&["verify".as_ref(), hostile.as_os_str()])).await;
     let said = String::from_utf8_lossy(&v.stdout);
     assert_eq!(v.status.code(), Some(1), "{}", text(&v));
+    assert!(
+        said.contains("record 1: it holds more than 1048576 JSON values"),
+        "{}",
+        text(&v)
+    );
     assert!(
         said.contains("record 1 is longer than 50 MiB"),
         "{}",

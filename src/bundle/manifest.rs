@@ -68,16 +68,26 @@ impl Manifest {
     /// Parses and checks a manifest: the format and version first (so a newer bundle gets a clear
     /// message), then every member's name and its place.
     pub fn parse(bytes: &[u8]) -> Result<Manifest, BundleError> {
-        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        // Only the two fields that say what the file is are read first (the rest is skipped without
+        // being kept), then the manifest straight into its types: no JSON tree of a large manifest.
+        #[derive(Deserialize)]
+        struct Head {
+            #[serde(default)]
+            format: Option<serde_json::Value>,
+            #[serde(default)]
+            format_version: Option<serde_json::Value>,
+        }
+        let head: Head = serde_json::from_slice(bytes).map_err(|e| {
             BundleError::NotABundle(format!("manifest.json is not valid JSON: {e}"))
         })?;
-        if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT_NAME) {
+        if head.format.as_ref().and_then(|f| f.as_str()) != Some(FORMAT_NAME) {
             return Err(BundleError::NotABundle(format!(
                 "manifest.json does not say `\"format\": \"{FORMAT_NAME}\"`"
             )));
         }
-        let version = value
-            .get("format_version")
+        let version = head
+            .format_version
+            .as_ref()
             .and_then(|v| v.as_u64())
             .ok_or_else(|| BundleError::NotABundle("manifest.json has no format_version".into()))?;
         if version != u64::from(FORMAT_VERSION) {
@@ -86,7 +96,7 @@ impl Manifest {
                 supported: FORMAT_VERSION,
             });
         }
-        let manifest: Manifest = serde_json::from_value(value)
+        let manifest: Manifest = serde_json::from_slice(bytes)
             .map_err(|e| BundleError::NotABundle(format!("manifest.json: {e}")))?;
         manifest.check()?;
         Ok(manifest)

@@ -30,8 +30,9 @@ pub const MANIFEST_DIGEST: &str = "manifest.sha256";
 pub const SIGNATURE: &str = "manifest.sig";
 /// Fixed zstd level: the same records always give the same bytes.
 pub const ZSTD_LEVEL: i32 = 9;
-/// A manifest larger than this is not one this build wrote.
-pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
+/// A manifest larger than this is not one this build wrote (64 MiB lists about 200,000 members, some
+/// 200 GB of records); it bounds what reading a hostile manifest costs.
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 /// A batch (one page of records) larger than this, compressed or not, is refused: it bounds the memory
 /// a hostile manifest can make a reader allocate.
 pub const MAX_BATCH_BYTES: u64 = 1 << 30;

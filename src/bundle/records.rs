@@ -17,6 +17,11 @@ pub const MAX_RECORD_BYTES: usize = 50 << 20;
 /// a hostile frame must not make a reader reserve the 128 MiB zstd would otherwise allow.
 pub const MAX_WINDOW_LOG: u32 = 24;
 
+/// The most JSON values (objects, arrays, strings, numbers, ...) one record may hold: a parsed record
+/// takes some 50 bytes per value, so this bounds its memory to tens of MiB even when its 50 MiB are
+/// a hostile `[0,0,0,...]`. A real record (an epic with thousands of notes) holds far fewer.
+pub const MAX_RECORD_VALUES: u64 = 1 << 20;
+
 /// Parses one NDJSON line (without its newline) as a record of `relation` and checks the fields its
 /// relation needs. The error says what is wrong, in a few words.
 pub fn parse_record(relation: &str, line: &[u8]) -> Result<Value, String> {
@@ -27,10 +32,80 @@ pub fn parse_record(relation: &str, line: &[u8]) -> Result<Value, String> {
             MAX_RECORD_BYTES >> 20
         ));
     }
+    // Counted before anything is built, so a record cannot make the parser allocate without bound.
+    let mut values = 0;
+    let counted = serde::de::DeserializeSeed::deserialize(
+        Count(&mut values),
+        &mut serde_json::Deserializer::from_slice(line),
+    );
+    if values > MAX_RECORD_VALUES {
+        return Err(format!(
+            "it holds more than {MAX_RECORD_VALUES} JSON values, more than a record may have"
+        ));
+    }
+    counted.map_err(|e| format!("it is not valid JSON ({e})"))?;
     let value: Value =
         serde_json::from_slice(line).map_err(|e| format!("it is not valid JSON ({e})"))?;
     crate::relations::schema::check(relation, &value)?;
     Ok(value)
+}
+
+/// Counts the JSON values of a document without keeping any, stopping past `MAX_RECORD_VALUES`.
+struct Count<'a>(&'a mut u64);
+
+impl Count<'_> {
+    fn one<E: serde::de::Error>(&mut self) -> Result<(), E> {
+        *self.0 += 1;
+        if *self.0 > MAX_RECORD_VALUES {
+            // Enough is known: the caller reports the count.
+            return Err(E::custom("too many values"));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Count<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Count<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: serde::de::Error>(mut self, _: bool) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_i64<E: serde::de::Error>(mut self, _: i64) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_u64<E: serde::de::Error>(mut self, _: u64) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_f64<E: serde::de::Error>(mut self, _: f64) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_str<E: serde::de::Error>(mut self, _: &str) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_unit<E: serde::de::Error>(mut self) -> Result<(), E> {
+        self.one()
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        self.one()?;
+        while seq.next_element_seed(Count(&mut *self.0))?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        self.one()?;
+        while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            map.next_value_seed(Count(&mut *self.0))?;
+        }
+        Ok(())
+    }
 }
 
 /// Counts the stored bytes and hashes them as they are read.
@@ -233,6 +308,19 @@ mod tests {
         let m = member(&line, &compressed, 1);
         let err = read(&m, &compressed).unwrap_err();
         assert!(err.contains("record 1 is longer than 50 MiB"), "{err}");
+    }
+
+    #[test]
+    fn a_record_of_too_many_values_is_refused_before_it_is_built() {
+        let mut line = b"{\"title\":\"a\",\"color\":\"#fff\",\"x\":[".to_vec();
+        line.extend("0,".repeat(MAX_RECORD_VALUES as usize).as_bytes());
+        line.extend(b"0]}");
+        let err = parse_record("labels", &line).unwrap_err();
+        assert!(err.contains("more than 1048576 JSON values"), "{err}");
+        let mut line = b"{\"title\":\"a\",\"color\":\"#fff\",\"x\":[".to_vec();
+        line.extend("0,".repeat(1000).as_bytes());
+        line.extend(b"0]}");
+        assert!(parse_record("labels", &line).is_ok());
     }
 
     #[test]

@@ -25,9 +25,10 @@ pub fn pin(path: &str, root_digest: &str) {
     }
 }
 
-/// About how many bytes of NDJSON one page of a replay holds: a batch larger than this (a hostile one,
-/// or one large page of the source) is loaded in several pages, so memory stays bounded.
-pub const PAGE_BYTES: usize = 8 << 20;
+/// About how many bytes of NDJSON one page of a replay holds (the writer's batches are about this
+/// size, so a page is usually a batch): a larger batch (a hostile one, or one large page of the
+/// source) is loaded in several pages, so memory stays bounded with several relations at once.
+pub const PAGE_BYTES: usize = 1 << 20;
 
 pub struct BundleSource {
     bundle: Arc<Bundle>,
