@@ -685,6 +685,20 @@ async fn every_malformed_bundle_of_the_corpus_is_refused_by_verify_and_replay() 
                 text(&r)
             ));
         }
+        if case.name.contains("signature") {
+            // inspect reads no member, but never calls a signature it cannot check "signed".
+            let mut cmd = appliance();
+            cmd.arg("inspect").arg(&file);
+            let o = run(cmd).await;
+            let said = String::from_utf8_lossy(&o.stdout);
+            if o.status.success() && said.contains("Signed:       yes") {
+                failures.push(format!(
+                    "{}: inspect calls it signed: {}",
+                    case.name,
+                    text(&o)
+                ));
+            }
+        }
         let counts = requests(&dst).await;
         if counts["total"] != 0 {
             failures.push(format!(
