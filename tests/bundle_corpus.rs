@@ -720,6 +720,29 @@ async fn every_malformed_bundle_of_the_corpus_is_refused_by_verify_and_replay() 
         cases.len(),
         failures.join("\n\n")
     );
+    // A trusted key does not make another order acceptable: the signature covers the manifest only.
+    let public = hex::encode(
+        ed25519_dalek::SigningKey::from_bytes(&[0x42; 32])
+            .verifying_key()
+            .as_bytes(),
+    );
+    let mut p = members(&signed);
+    let sig = p.remove(2);
+    p.push(sig);
+    let mut reordered = members(&signed);
+    reordered.swap(4, 5);
+    for (name, parts) in [("manifest.sig last", p), ("two members swapped", reordered)] {
+        std::fs::write(&file, pack(&parts)).unwrap();
+        let v = verify(&[&file], &["--trusted-key", &public]).await;
+        assert_eq!(v.status.code(), Some(1), "{name}: {}", text(&v));
+        assert!(
+            String::from_utf8_lossy(&v.stdout).contains("is out of place"),
+            "{name}: {}",
+            text(&v)
+        );
+    }
+    let v = verify(&[&signed_path], &["--trusted-key", &public]).await;
+    assert!(v.status.success(), "{}", text(&v));
     // The originals still verify: the refusals were about the changes.
     for good in [&plain_path, &signed_path] {
         let v = verify(&[good], &[]).await;
