@@ -369,13 +369,22 @@ fn corpus(plain: &[u8], signed: &[u8], plain_path: &Path) -> Vec<Case> {
         ),
     ];
     let mut values = b"{\"id\":1,\"color\":\"#fff\",\"title\":\"a\",\"x\":[".to_vec();
-    values.extend("0,".repeat(1 << 20).as_bytes());
+    values.extend("0,".repeat(2 << 20).as_bytes());
     values.extend_from_slice(b"0]}\n");
     more.push(records(
         &values,
         LABELS,
-        "record 1: it holds more than 1048576 JSON values",
+        "record 1: it holds more than 2097152 JSON values",
         "a record of too many JSON values",
+    ));
+    let mut objects = b"{\"id\":1,\"color\":\"#fff\",\"title\":\"a\",\"x\":[".to_vec();
+    objects.extend("{\"a\":0},".repeat(110_000).as_bytes());
+    objects.extend_from_slice(b"{}]}\n");
+    more.push(records(
+        &objects,
+        LABELS,
+        "record 1: it holds more than 2097152 JSON values",
+        "a record of too many small objects",
     ));
     let mut big = b"{\"id\":1,\"color\":\"#fff\",\"title\":\"".to_vec();
     big.resize(51 << 20, b'a');
@@ -870,7 +879,7 @@ async fn a_bundle_declaring_a_gibibyte_per_member_is_refused_in_512_mib() {
     let said = String::from_utf8_lossy(&v.stdout);
     assert_eq!(v.status.code(), Some(1), "{}", text(&v));
     assert!(
-        said.contains("record 1: it holds more than 1048576 JSON values"),
+        said.contains("record 1: it holds more than 2097152 JSON values"),
         "{}",
         text(&v)
     );

@@ -17,10 +17,13 @@ pub const MAX_RECORD_BYTES: usize = 50 << 20;
 /// a hostile frame must not make a reader reserve the 128 MiB zstd would otherwise allow.
 pub const MAX_WINDOW_LOG: u32 = 24;
 
-/// The most JSON values (objects, arrays, strings, numbers, ...) one record may hold: a parsed record
-/// takes some 50 bytes per value, so this bounds its memory to tens of MiB even when its 50 MiB are
-/// a hostile `[0,0,0,...]`. A real record (an epic with thousands of notes) holds far fewer.
-pub const MAX_RECORD_VALUES: u64 = 1 << 20;
+/// The most JSON values (objects, arrays, strings, numbers, ...) one record may hold, a non-empty
+/// object counting as `OBJECT_WEIGHT` values (a parsed object takes some 600 bytes, another value 32):
+/// this bounds a parsed record to about 64 MiB besides its strings even when its 50 MiB are a hostile
+/// `[0,0,0,...]` or `[{"a":0},...]`. A real record (an epic with ten thousand notes) holds fewer.
+pub const MAX_RECORD_VALUES: u64 = 2 << 20;
+/// What a non-empty object counts for in `MAX_RECORD_VALUES`.
+pub const OBJECT_WEIGHT: u64 = 20;
 
 /// Parses one NDJSON line (without its newline) as a record of `relation` and checks the fields its
 /// relation needs. The error says what is wrong, in a few words.
@@ -55,7 +58,10 @@ struct Count<'a>(&'a mut u64);
 
 impl Count<'_> {
     fn one<E: serde::de::Error>(&mut self) -> Result<(), E> {
-        *self.0 += 1;
+        self.add(1)
+    }
+    fn add<E: serde::de::Error>(&mut self, n: u64) -> Result<(), E> {
+        *self.0 += n;
         if *self.0 > MAX_RECORD_VALUES {
             // Enough is known: the caller reports the count.
             return Err(E::custom("too many values"));
@@ -101,7 +107,12 @@ impl<'de> serde::de::Visitor<'de> for Count<'_> {
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         self.one()?;
+        let mut first = true;
         while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            if first {
+                self.add(OBJECT_WEIGHT - 1)?;
+                first = false;
+            }
             map.next_value_seed(Count(&mut *self.0))?;
         }
         Ok(())
@@ -316,7 +327,13 @@ mod tests {
         line.extend("0,".repeat(MAX_RECORD_VALUES as usize).as_bytes());
         line.extend(b"0]}");
         let err = parse_record("labels", &line).unwrap_err();
-        assert!(err.contains("more than 1048576 JSON values"), "{err}");
+        assert!(err.contains("more than 2097152 JSON values"), "{err}");
+        // Objects weigh more: 110,000 small objects are over the bound.
+        let mut line = b"{\"title\":\"a\",\"color\":\"#fff\",\"x\":[".to_vec();
+        line.extend("{\"a\":0},".repeat(110_000).as_bytes());
+        line.extend(b"{}]}");
+        let err = parse_record("labels", &line).unwrap_err();
+        assert!(err.contains("more than 2097152 JSON values"), "{err}");
         let mut line = b"{\"title\":\"a\",\"color\":\"#fff\",\"x\":[".to_vec();
         line.extend("0,".repeat(1000).as_bytes());
         line.extend(b"0]}");
