@@ -68,16 +68,26 @@ impl Manifest {
     /// Parses and checks a manifest: the format and version first (so a newer bundle gets a clear
     /// message), then every member's name and its place.
     pub fn parse(bytes: &[u8]) -> Result<Manifest, BundleError> {
-        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        // Only the two fields that say what the file is are read first (the rest is skipped without
+        // being kept), then the manifest straight into its types: no JSON tree of a large manifest.
+        #[derive(Deserialize)]
+        struct Head {
+            #[serde(default)]
+            format: Option<serde_json::Value>,
+            #[serde(default)]
+            format_version: Option<serde_json::Value>,
+        }
+        let head: Head = serde_json::from_slice(bytes).map_err(|e| {
             BundleError::NotABundle(format!("manifest.json is not valid JSON: {e}"))
         })?;
-        if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT_NAME) {
+        if head.format.as_ref().and_then(|f| f.as_str()) != Some(FORMAT_NAME) {
             return Err(BundleError::NotABundle(format!(
                 "manifest.json does not say `\"format\": \"{FORMAT_NAME}\"`"
             )));
         }
-        let version = value
-            .get("format_version")
+        let version = head
+            .format_version
+            .as_ref()
             .and_then(|v| v.as_u64())
             .ok_or_else(|| BundleError::NotABundle("manifest.json has no format_version".into()))?;
         if version != u64::from(FORMAT_VERSION) {
@@ -86,7 +96,7 @@ impl Manifest {
                 supported: FORMAT_VERSION,
             });
         }
-        let manifest: Manifest = serde_json::from_value(value)
+        let manifest: Manifest = serde_json::from_slice(bytes)
             .map_err(|e| BundleError::NotABundle(format!("manifest.json: {e}")))?;
         manifest.check()?;
         Ok(manifest)
@@ -115,10 +125,23 @@ impl Manifest {
             }
         }
         let mut seen = HashSet::new();
-        for m in &self.members {
+        for (i, m) in self.members.iter().enumerate() {
             check_member_name(&m.path)?;
             if !seen.insert(m.path.as_str()) {
                 return Err(BundleError::DuplicateMember(m.path.clone()));
+            }
+            if i > 0 && self.members[i - 1].path.as_bytes() > m.path.as_bytes() {
+                return Err(BundleError::ManifestMismatch(format!(
+                    "the members are not sorted by path: `{}` is listed before `{}`",
+                    self.members[i - 1].path,
+                    m.path
+                )));
+            }
+            if crate::relations::schema::fields(&m.relation).is_none() {
+                return Err(BundleError::ManifestMismatch(format!(
+                    "member `{}` holds `{}` records, a relation this appliance does not know; replay it with the appliance release that wrote it",
+                    m.path, m.relation
+                )));
             }
             if m.path != member_path(&m.entity, &m.relation, m.batch) {
                 return Err(BundleError::ManifestMismatch(format!(
@@ -177,6 +200,26 @@ impl Manifest {
         self.entities
             .iter()
             .find(|e| e.source_full_path == source_full_path)
+    }
+
+    /// The one top-level group of a bundle `appliance replay` loads; `verify` asks the same, so it
+    /// refuses what a replay would, in the same words.
+    pub fn replay_root(&self) -> Result<&ManifestEntity, BundleError> {
+        match self.roots().as_slice() {
+            [one] => Ok(one),
+            [] => Err(BundleError::NotReplayable(
+                "the bundle holds no top-level group: every entity names a parent".into(),
+            )),
+            roots => Err(BundleError::NotReplayable(format!(
+                "the bundle holds {} top-level groups ({}); appliance replays bundles of one group: export each group into its own bundle",
+                roots.len(),
+                roots
+                    .iter()
+                    .map(|e| format!("`{}`", e.source_full_path))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
     }
 
     /// The entities the export was asked for (no parent in the bundle).

@@ -5,6 +5,7 @@
 
 pub mod manifest;
 pub mod reader;
+pub mod records;
 pub mod sign;
 pub mod staging;
 pub mod verify;
@@ -29,8 +30,9 @@ pub const MANIFEST_DIGEST: &str = "manifest.sha256";
 pub const SIGNATURE: &str = "manifest.sig";
 /// Fixed zstd level: the same records always give the same bytes.
 pub const ZSTD_LEVEL: i32 = 9;
-/// A manifest larger than this is not one this build wrote.
-pub const MAX_MANIFEST_BYTES: u64 = 256 << 20;
+/// A manifest larger than this is not one this build wrote (64 MiB lists about 200,000 members, some
+/// 200 GB of records); it bounds what reading a hostile manifest costs.
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
 /// A batch (one page of records) larger than this, compressed or not, is refused: it bounds the memory
 /// a hostile manifest can make a reader allocate.
 pub const MAX_BATCH_BYTES: u64 = 1 << 30;
@@ -50,7 +52,7 @@ pub enum BundleError {
     #[error("no bundle at {0}: neither the file nor a first volume `{0}.001` exists")]
     Missing(PathBuf),
     #[error(
-        "the bundle is truncated: it should be {expected} bytes long but is {actual}; a volume is missing or a copy was cut short"
+        "the bundle is truncated: it is {actual} bytes long and needs at least {expected}; a volume is missing or a copy was cut short"
     )]
     Truncated { expected: u64, actual: u64 },
     #[error(
@@ -87,6 +89,9 @@ pub enum BundleError {
     },
     #[error("member `{member}` is damaged: {why}")]
     Corrupt { member: String, why: String },
+    /// A bundle intact in itself that `appliance replay` cannot load as it is.
+    #[error("{0}")]
+    NotReplayable(String),
     #[error("{0}")]
     Signature(String),
     #[error("{0}")]

@@ -6,12 +6,12 @@
 use super::manifest::{Manifest, ManifestMember};
 use super::volumes::VolumeSet;
 use super::{
-    BundleError, MANIFEST, MANIFEST_DIGEST, MAX_MANIFEST_BYTES, SIGNATURE, check_member_name,
+    BundleError, MANIFEST, MANIFEST_DIGEST, MAX_MANIFEST_BYTES, SIGNATURE, check_member_name, sign,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -67,25 +67,30 @@ impl Bundle {
         }
         let manifest_bytes = read_padded(&volumes, MANIFEST, loc)?;
         let root_digest = hex::encode(Sha256::digest(&manifest_bytes));
-        let manifest = Manifest::parse(&manifest_bytes)?;
-
-        let digest_loc = by_path.get(MANIFEST_DIGEST).copied().ok_or_else(|| {
-            BundleError::ManifestMismatch(format!("{MANIFEST_DIGEST} is missing"))
-        })?;
-        if digest_loc.size > 4096 {
-            return Err(BundleError::ManifestMismatch(format!(
-                "{MANIFEST_DIGEST} is {} bytes long",
-                digest_loc.size
-            )));
+        // The digest first, so a damaged manifest is named as such rather than by a parse error.
+        if let Some(digest_loc) = by_path.get(MANIFEST_DIGEST).copied() {
+            if digest_loc.size > 4096 {
+                return Err(BundleError::ManifestMismatch(format!(
+                    "{MANIFEST_DIGEST} is {} bytes long",
+                    digest_loc.size
+                )));
+            }
+            let recorded = read_padded(&volumes, MANIFEST_DIGEST, digest_loc)?;
+            if recorded != digest_line(&root_digest).as_bytes() {
+                let recorded = String::from_utf8_lossy(&recorded);
+                return Err(BundleError::DigestMismatch {
+                    member: MANIFEST.into(),
+                    expected: recorded.trim().to_string(),
+                    actual: root_digest,
+                });
+            }
         }
-        let recorded = read_padded(&volumes, MANIFEST_DIGEST, digest_loc)?;
-        if recorded != digest_line(&root_digest).as_bytes() {
-            let recorded = String::from_utf8_lossy(&recorded);
-            return Err(BundleError::DigestMismatch {
-                member: MANIFEST.into(),
-                expected: recorded.trim().to_string(),
-                actual: root_digest,
-            });
+        // A manifest of a newer format says so (its version) before anything else is asked of it.
+        let manifest = Manifest::parse(&manifest_bytes)?;
+        if !by_path.contains_key(MANIFEST_DIGEST) {
+            return Err(BundleError::ManifestMismatch(format!(
+                "{MANIFEST_DIGEST} is missing"
+            )));
         }
         let signature = match by_path.get(SIGNATURE) {
             Some(l) if l.size == 64 => Some(read_padded(&volumes, SIGNATURE, *l)?),
@@ -129,6 +134,25 @@ impl Bundle {
                 Some(_) => {}
             }
         }
+        // The format's order is part of what is pinned: the three manifest files first, then the
+        // members in the manifest's order (sorted by path), so no two orders verify alike.
+        let canonical = [MANIFEST, MANIFEST_DIGEST]
+            .into_iter()
+            .chain(signature.is_some().then_some(SIGNATURE))
+            .chain(manifest.members.iter().map(|m| m.path.as_str()));
+        for (at, ((found, _), expected)) in index.iter().zip(canonical).enumerate() {
+            if found != expected {
+                return Err(BundleError::ManifestMismatch(format!(
+                    "member `{found}` is out of place: entry {} of the bundle must be `{expected}` (the format's order is {MANIFEST}, {MANIFEST_DIGEST}, {SIGNATURE} when signed, then the members sorted by path)",
+                    at + 1
+                )));
+            }
+        }
+        sign::check_intact(
+            &manifest_bytes,
+            manifest.signed_by.as_deref(),
+            signature.as_deref(),
+        )?;
         // Every header must be exactly the one the writer makes for that member, so no byte of the
         // bundle escapes the check (a header's own checksum misses some changes).
         for (path, loc) in &index {
@@ -157,43 +181,63 @@ impl Bundle {
         self.by_path.get(path).copied()
     }
 
-    /// The member's bytes as stored, checked against the manifest's digest; its tar padding must be
-    /// zeros, so every byte of the bundle is accounted for.
-    pub fn member_bytes(&self, m: &ManifestMember) -> Result<Vec<u8>, BundleError> {
+    /// Streams the records of member `m` to `each(index, line length, record)`, checking every byte
+    /// of it against the manifest (digest, sizes, record count, each record's fields; see
+    /// `records::read_records`) and its tar padding, in memory bounded by one record.
+    pub fn read_member(
+        &self,
+        m: &ManifestMember,
+        each: impl FnMut(u64, usize, Value),
+    ) -> Result<(), BundleError> {
         let loc = self
             .location(&m.path)
             .ok_or_else(|| BundleError::ManifestMismatch(format!("`{}` is missing", m.path)))?;
-        let data = read_padded(&self.volumes, &m.path, loc)?;
-        let actual = hex::encode(Sha256::digest(&data));
-        if actual != m.sha256 {
-            return Err(BundleError::DigestMismatch {
+        let mut stored = self.volumes.reader();
+        stored
+            .seek(SeekFrom::Start(loc.offset))
+            .map_err(BundleError::read(self.volumes.name()))?;
+        super::records::read_records(stored, m, each)?;
+        let padding = self
+            .volumes
+            .read_at(loc.offset + loc.size, padded(loc.size) - loc.size)?;
+        if padding.iter().any(|b| *b != 0) {
+            return Err(BundleError::Corrupt {
                 member: m.path.clone(),
-                expected: m.sha256.clone(),
-                actual,
+                why: "the padding after it is not zeros".into(),
             });
         }
-        Ok(data)
+        Ok(())
     }
 
-    /// The member's NDJSON, never more than its declared size, checked against its declared counts.
-    pub fn member_ndjson(&self, m: &ManifestMember) -> Result<Vec<u8>, BundleError> {
-        let compressed = self.member_bytes(m)?;
-        decompress_bounded(&m.path, &compressed, m.size, m.records)
-    }
-
-    /// The records of one batch.
+    /// Every record of one batch.
     pub fn records(&self, m: &ManifestMember) -> Result<Vec<Value>, BundleError> {
-        let ndjson = self.member_ndjson(m)?;
-        ndjson
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|line| {
-                serde_json::from_slice(line).map_err(|e| BundleError::Corrupt {
-                    member: m.path.clone(),
-                    why: format!("a line is not JSON: {e}"),
-                })
-            })
-            .collect()
+        let mut out = Vec::new();
+        self.read_member(m, |_, _, r| out.push(r))?;
+        Ok(out)
+    }
+
+    /// The records of one batch from record `from` on, up to about `budget` bytes of NDJSON (at least
+    /// one record), and the index of the next record when some are left. The whole member is still
+    /// read and checked, so a member that changed since it was verified yields nothing.
+    pub fn records_from(
+        &self,
+        m: &ManifestMember,
+        from: u64,
+        budget: usize,
+    ) -> Result<(Vec<Value>, Option<u64>), BundleError> {
+        let (mut out, mut bytes, mut next) = (Vec::new(), 0usize, None);
+        self.read_member(m, |i, len, r| {
+            if i < from || next.is_some() {
+                return;
+            }
+            if !out.is_empty() && bytes + len > budget {
+                next = Some(i);
+                return;
+            }
+            bytes += len;
+            out.push(r);
+        })?;
+        Ok((out, next))
     }
 }
 
@@ -246,45 +290,6 @@ pub fn header_for(size: u64, mtime: i64) -> tar::Header {
     h
 }
 
-/// Decompresses one member, refusing to produce more than `declared` bytes.
-pub fn decompress_bounded(
-    member: &str,
-    compressed: &[u8],
-    declared: u64,
-    records: u64,
-) -> Result<Vec<u8>, BundleError> {
-    let corrupt = |why: String| BundleError::Corrupt {
-        member: member.to_string(),
-        why,
-    };
-    let decoder =
-        zstd::stream::read::Decoder::new(compressed).map_err(|e| corrupt(format!("zstd: {e}")))?;
-    let mut out = Vec::with_capacity(declared.min(64 << 20) as usize);
-    decoder
-        .take(declared + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| corrupt(format!("zstd: {e}")))?;
-    if out.len() as u64 > declared {
-        return Err(BundleError::Oversized {
-            member: member.to_string(),
-            declared,
-        });
-    }
-    if (out.len() as u64) < declared {
-        return Err(corrupt(format!(
-            "it decompresses to {} bytes, the manifest says {declared}",
-            out.len()
-        )));
-    }
-    let lines = out.iter().filter(|b| **b == b'\n').count() as u64;
-    if lines != records || out.last().is_some_and(|b| *b != b'\n') {
-        return Err(corrupt(format!(
-            "it holds {lines} records, the manifest says {records}"
-        )));
-    }
-    Ok(out)
-}
-
 /// Reads every header of the tar stream, seeking over contents.
 fn walk(volumes: &Arc<VolumeSet>) -> Result<Vec<(String, Location)>, BundleError> {
     let name = volumes.name();
@@ -310,6 +315,11 @@ fn walk(volumes: &Arc<VolumeSet>) -> Result<Vec<(String, Location)>, BundleError
     for entry in &mut entries {
         let mut entry = entry.map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => broken(e),
+            // A header cut short by the end of the file is a truncation, not damage.
+            _ if end + BLOCK > volumes.len() => BundleError::Truncated {
+                expected: end + 3 * BLOCK,
+                actual: volumes.len(),
+            },
             _ => BundleError::DamagedHeader {
                 offset: end,
                 after: previous.clone(),

@@ -108,8 +108,11 @@ pub fn check_intact(
 ) -> Result<(), BundleError> {
     match (signed_by, signature) {
         (None, None) => Ok(()),
-        // Written before the manifest named its signer: only a trusted key can check it.
-        (None, Some(_)) => Ok(()),
+        // A signature the manifest does not vouch for cannot be checked, and would make an unsigned
+        // bundle look signed.
+        (None, Some(_)) => Err(BundleError::Signature(
+            "the bundle holds manifest.sig, but its manifest names no signer (`signed_by`), so the signature cannot be checked; ask for a bundle exported with --sign-key by this appliance".into(),
+        )),
         (Some(_), None) => Err(BundleError::Signature(
             "the manifest says the bundle is signed, but manifest.sig is missing".into(),
         )),

@@ -88,14 +88,14 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         m.source_state_time
     );
     println!("Root digest:  sha256:{}", bundle.root_digest);
-    println!(
-        "Signed:       {}",
-        if bundle.signature.is_some() {
-            "yes (check with: appliance verify --trusted-key KEY)"
-        } else {
-            "no"
-        }
-    );
+    // `Bundle::open` refused a signature that does not verify against the key the manifest names.
+    match (&bundle.signature, &m.signed_by) {
+        (Some(_), Some(signer)) => println!(
+            "Signed:       yes, by key {} (check it is one you trust with: appliance verify --trusted-key KEY)",
+            &signer[..16.min(signer.len())]
+        ),
+        _ => println!("Signed:       no"),
+    }
     println!();
     let ew = m
         .entities

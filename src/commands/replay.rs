@@ -53,6 +53,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let files = args.files.clone();
     let checked = tokio::task::spawn_blocking(move || {
         let bundle = Bundle::open(&files)?;
+        bundle.manifest.replay_root()?;
         let problems = verify(&bundle, key.as_ref());
         Ok::<_, crate::bundle::BundleError>((bundle, problems))
     })
@@ -74,14 +75,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_BAD_BUNDLE));
         }
     };
-    let roots = bundle.manifest.roots();
-    let root = match roots.as_slice() {
-        [one] => (*one).clone(),
-        _ => bail!(
-            "{name} holds {} top-level groups; this appliance replays bundles of one group",
-            roots.len()
-        ),
-    };
+    let root = bundle.manifest.replay_root()?.clone();
     let bundle_path = {
         let first = bundle.volumes.name();
         if first.is_absolute() {

@@ -55,6 +55,8 @@ async fn check(files: Vec<PathBuf>, key: Option<VerifyingKey>) -> anyhow::Result
     let name = files[0].display().to_string();
     let result = tokio::task::spawn_blocking(move || {
         let bundle = Bundle::open(&files)?;
+        // What `appliance replay` would refuse, verify refuses too, in the same words.
+        bundle.manifest.replay_root()?;
         let problems = verify(&bundle, key.as_ref());
         Ok::<_, crate::bundle::BundleError>((bundle, problems))
     })
@@ -83,13 +85,15 @@ async fn check(files: Vec<PathBuf>, key: Option<VerifyingKey>) -> anyhow::Result
     );
     match (&key, &bundle.signature) {
         (Some(k), _) => println!("signature:   valid, by trusted key {}", fingerprint(k)),
-        (None, Some(_)) => match &bundle.manifest.signed_by {
-            Some(signer) => println!(
-                "signature:   intact, by key {} (not checked against a trusted key: pass --trusted-key)",
-                &signer[..16.min(signer.len())]
-            ),
-            None => println!("signature:   present, not checked (pass --trusted-key)"),
-        },
+        // `Bundle::open` refused a signature that does not verify against `signed_by`.
+        (None, Some(_)) => println!(
+            "signature:   intact, by key {} (not checked against a trusted key: pass --trusted-key)",
+            bundle
+                .manifest
+                .signed_by
+                .as_deref()
+                .map_or("", |s| &s[..16.min(s.len())])
+        ),
         (None, None) => println!("signature:   none"),
     }
     println!("root digest: sha256:{}", bundle.root_digest);

@@ -20,6 +20,7 @@ pub mod labels;
 pub mod members;
 pub mod milestones;
 pub mod projects;
+pub mod schema;
 pub mod uploads;
 
 use crate::forge::graphql::{Connection, gid_id};

@@ -1,6 +1,8 @@
 //! Replay: records come from a bundle instead of a live source. `open` verifies the whole bundle before
 //! the engine runs anything, so a damaged bundle is refused before the destination sees a request.
-//! Batches are read one at a time through the bundle's index, so memory stays bounded by one batch.
+//! Batches are read one at a time through the bundle's index, by the same streaming reader `verify`
+//! uses, and handed to the engine in pages of at most `PAGE_BYTES` of records (the cursor is
+//! `<batch>:<record>`), so memory stays bounded whatever a batch declares.
 
 use super::{ExtractedPage, Source};
 use crate::bundle::{Bundle, BundleError, verify};
@@ -22,6 +24,11 @@ pub fn pin(path: &str, root_digest: &str) {
         pinned.insert(path.to_string(), root_digest.to_string());
     }
 }
+
+/// About how many bytes of NDJSON one page of a replay holds (the writer's batches are about this
+/// size, so a page is usually a batch): a larger batch (a hostile one, or one large page of the
+/// source) is loaded in several pages, so memory stays bounded with several relations at once.
+pub const PAGE_BYTES: usize = 1 << 20;
 
 pub struct BundleSource {
     bundle: Arc<Bundle>,
@@ -112,11 +119,16 @@ impl Source for BundleSource {
                 total: Some(0),
             });
         };
-        let index: usize = match cursor {
-            None => 0,
-            Some(c) => c
-                .parse()
-                .map_err(|_| self.error(format!("`{c}` is not a batch number")))?,
+        // The cursor is `<batch>` (from its first record) or `<batch>:<record>`.
+        let (index, from) = match cursor {
+            None => (0, 0),
+            Some(c) => {
+                let (batch, record) = c.split_once(':').unwrap_or((c, "0"));
+                match (batch.parse::<usize>(), record.parse::<u64>()) {
+                    (Ok(b), Ok(r)) => (b, r),
+                    _ => return Err(self.error(format!("`{c}` is not a batch number"))),
+                }
+            }
         };
         let members = &self.bundle.manifest.members;
         let total = batches.iter().map(|i| members[*i].records).sum();
@@ -127,13 +139,18 @@ impl Source for BundleSource {
                 self.error(format!("batch {index} of `{entity}` is not in the bundle"))
             })?;
         let bundle = Arc::clone(&self.bundle);
-        let records = tokio::task::spawn_blocking(move || bundle.records(&member))
-            .await
-            .map_err(|e| self.error(e.to_string()))?
-            .map_err(|e| self.error(e.to_string()))?;
+        let (records, rest) =
+            tokio::task::spawn_blocking(move || bundle.records_from(&member, from, PAGE_BYTES))
+                .await
+                .map_err(|e| self.error(e.to_string()))?
+                .map_err(|e| self.error(e.to_string()))?;
+        let next = match rest {
+            Some(record) => Some(format!("{index}:{record}")),
+            None => (index + 1 < batches.len()).then(|| (index + 1).to_string()),
+        };
         Ok(ExtractedPage {
             records,
-            next: (index + 1 < batches.len()).then(|| (index + 1).to_string()),
+            next,
             total: Some(total),
         })
     }
