@@ -79,6 +79,25 @@ async fn a_closed_output_pipe_ends_the_command_quietly() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
 
+#[test]
+fn inspect_and_verify_into_a_closed_pipe_end_quietly() {
+    let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/bundles/samples/acme.bundle");
+    for command in ["inspect", "verify"] {
+        let mut child = appliance()
+            .args([command, sample])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before the command writes its first line.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{command}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{command}: {stderr}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn export_into_a_missing_directory_is_refused_before_the_source_is_read() {
     let src = source().await;

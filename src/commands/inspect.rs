@@ -69,34 +69,35 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
             "records": m.members.iter().map(|x| x.records).sum::<u64>(),
             "entities": entities,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("Bundle:       {}", bundle.volumes.name().display());
-    println!(
+    crate::outln!("Bundle:       {}", bundle.volumes.name().display())?;
+    crate::outln!(
         "Size:         {} bytes in {} file(s)",
         bundle.volumes.len(),
         bundle.volumes.paths().count()
-    );
-    println!(
+    )?;
+    crate::outln!(
         "Format:       version {}, written by appliance {}",
-        m.format_version, m.appliance_version
-    );
-    println!("Source:       {}", m.source_url);
-    println!(
+        m.format_version,
+        m.appliance_version
+    )?;
+    crate::outln!("Source:       {}", m.source_url)?;
+    crate::outln!(
         "Source state: {} (created from this state)",
         m.source_state_time
-    );
-    println!("Root digest:  sha256:{}", bundle.root_digest);
+    )?;
+    crate::outln!("Root digest:  sha256:{}", bundle.root_digest)?;
     // `Bundle::open` refused a signature that does not verify against the key the manifest names.
     match (&bundle.signature, &m.signed_by) {
-        (Some(_), Some(signer)) => println!(
+        (Some(_), Some(signer)) => crate::outln!(
             "Signed:       yes, by key {} (check it is one you trust with: appliance verify --trusted-key KEY)",
             &signer[..16.min(signer.len())]
-        ),
-        _ => println!("Signed:       no"),
+        )?,
+        _ => crate::outln!("Signed:       no")?,
     }
-    println!();
+    crate::outln!()?;
     let ew = m
         .entities
         .iter()
@@ -110,23 +111,33 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<ExitCode> {
         .chain([8])
         .max()
         .unwrap_or(8);
-    println!(
+    crate::outln!(
         "{:<ew$}  {:<8}  {:<rw$}  {:>8}  {:>10}  {:>10}",
-        "ENTITY", "STATUS", "RELATION", "RECORDS", "SIZE", "STORED"
-    );
+        "ENTITY",
+        "STATUS",
+        "RELATION",
+        "RECORDS",
+        "SIZE",
+        "STORED"
+    )?;
     for e in &m.entities {
         let rels: Vec<_> = per
             .iter()
             .filter(|((ent, _), _)| *ent == e.source_full_path)
             .collect();
         if rels.is_empty() {
-            println!("{:<ew$}  {:<8}  {:<rw$}", e.source_full_path, e.status, "-");
+            crate::outln!("{:<ew$}  {:<8}  {:<rw$}", e.source_full_path, e.status, "-")?;
         }
         for ((_, rel), (_, r, s, c)) in rels {
-            println!(
+            crate::outln!(
                 "{:<ew$}  {:<8}  {:<rw$}  {:>8}  {:>10}  {:>10}",
-                e.source_full_path, e.status, rel, r, s, c
-            );
+                e.source_full_path,
+                e.status,
+                rel,
+                r,
+                s,
+                c
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)

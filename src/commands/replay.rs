@@ -144,9 +144,9 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     match run_with_progress(&engine, id, show_progress).await {
         Ok(report) => {
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                crate::outln!("{}", serde_json::to_string_pretty(&report)?)?;
             } else {
-                print!("{}", report.to_text());
+                crate::out!("{}", report.to_text())?;
             }
             Ok(exit_code(&report))
         }
@@ -166,7 +166,7 @@ async fn check_destination(
     e: &EntityRequest,
 ) -> anyhow::Result<()> {
     let dest = engine
-        .source_gitlab(url.clone(), token)
+        .gitlab_as("destination", url.clone(), token)
         .map_err(|e| anyhow::anyhow!("Replay failed. {e}"))?;
     let unreachable = |err: crate::forge::ForgeError| {
         anyhow::anyhow!("Replay failed. Unable to reach the destination instance {url}: {err}")

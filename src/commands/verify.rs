@@ -64,38 +64,38 @@ async fn check(files: Vec<PathBuf>, key: Option<VerifyingKey>) -> anyhow::Result
     let (bundle, problems) = match result {
         Ok(r) => r,
         Err(e) => {
-            println!("{name}: REFUSED: {e}");
+            crate::outln!("{name}: REFUSED: {e}")?;
             return Ok(false);
         }
     };
     if !problems.is_empty() {
-        println!("{name}: DAMAGED: {} problem(s)", problems.len());
+        crate::outln!("{name}: DAMAGED: {} problem(s)", problems.len())?;
         for p in &problems {
-            println!("  - {p}");
+            crate::outln!("  - {p}")?;
         }
         return Ok(false);
     }
     let records: u64 = bundle.manifest.members.iter().map(|m| m.records).sum();
-    println!(
+    crate::outln!(
         "{name}: OK: {} bytes in {} file(s), {} entities, {} members, {records} records",
         bundle.volumes.len(),
         bundle.volumes.paths().count(),
         bundle.manifest.entities.len(),
         bundle.manifest.members.len(),
-    );
+    )?;
     match (&key, &bundle.signature) {
-        (Some(k), _) => println!("signature:   valid, by trusted key {}", fingerprint(k)),
+        (Some(k), _) => crate::outln!("signature:   valid, by trusted key {}", fingerprint(k))?,
         // `Bundle::open` refused a signature that does not verify against `signed_by`.
-        (None, Some(_)) => println!(
+        (None, Some(_)) => crate::outln!(
             "signature:   intact, by key {} (not checked against a trusted key: pass --trusted-key)",
             bundle
                 .manifest
                 .signed_by
                 .as_deref()
                 .map_or("", |s| &s[..16.min(s.len())])
-        ),
-        (None, None) => println!("signature:   none"),
+        )?,
+        (None, None) => crate::outln!("signature:   none")?,
     }
-    println!("root digest: sha256:{}", bundle.root_digest);
+    crate::outln!("root digest: sha256:{}", bundle.root_digest)?;
     Ok(true)
 }
