@@ -9,7 +9,6 @@ mod common;
 use appliance::bundle::Bundle;
 use bundle_common::*;
 use common::*;
-use forge_sim::RunningSim;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::Path;
@@ -630,17 +629,6 @@ fn corpus(plain: &[u8], signed: &[u8], plain_path: &Path) -> Vec<Case> {
     cases
 }
 
-async fn requests(dst: &RunningSim) -> Value {
-    http()
-        .get(format!("{}/-/sim/requests", dst.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_malformed_bundle_of_the_corpus_is_refused_by_verify_and_replay() {
     let (src, dst) = (source().await, destination().await);
@@ -708,7 +696,7 @@ async fn every_malformed_bundle_of_the_corpus_is_refused_by_verify_and_replay() 
                 ));
             }
         }
-        let counts = requests(&dst).await;
+        let counts = sim_requests(&dst).await;
         if counts["total"] != 0 {
             failures.push(format!(
                 "{}: the refused replay sent requests to the destination: {}",
@@ -920,6 +908,6 @@ async fn a_bundle_declaring_a_gibibyte_per_member_is_refused_in_512_mib() {
         text(&r)
     );
     assert!(said.contains("Nothing was written") || said.contains("nothing was written"));
-    assert_eq!(requests(&dst).await["total"], 0);
+    assert_eq!(sim_requests(&dst).await["total"], 0);
     dst.shutdown().await;
 }

@@ -102,7 +102,7 @@ fn inspect_and_verify_into_a_closed_pipe_end_quietly() {
 async fn export_into_a_missing_directory_is_refused_before_the_source_is_read() {
     let src = source().await;
     let data = tempfile::tempdir().unwrap();
-    let before = sim_requests(&src).await;
+    let before = sim_requests(&src).await["total"].clone();
     let out = appliance()
         .args(["export", "--group", "acme", "--source-url", &src.url])
         .arg("--out")
@@ -117,7 +117,7 @@ async fn export_into_a_missing_directory_is_refused_before_the_source_is_read() 
     assert!(said.contains("does not exist"), "{said}");
     assert!(!said.contains("internal error"), "{said}");
     assert_eq!(
-        sim_requests(&src).await,
+        sim_requests(&src).await["total"].clone(),
         before,
         "nothing was read from the source"
     );
@@ -265,19 +265,4 @@ async fn an_interrupted_migration_says_so_and_the_same_command_finishes_it() {
         src.shutdown().await;
         dst.shutdown().await;
     }
-}
-
-/// The total number of requests a simulator has answered.
-async fn sim_requests(sim: &forge_sim::RunningSim) -> u64 {
-    let counts: serde_json::Value = http()
-        .get(format!("{}/-/sim/requests", sim.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    counts["total"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("a total in {counts}"))
 }

@@ -401,6 +401,18 @@ pub fn report(out: &std::process::Output) -> Value {
         .unwrap_or_else(|e| panic!("the report is JSON ({e}): {}", explain(out)))
 }
 
+/// What a simulator has answered so far (`GET /-/sim/requests`): `total`, `by_request`, `injected`.
+pub async fn sim_requests(sim: &RunningSim) -> Value {
+    http()
+        .get(format!("{}/-/sim/requests", sim.url))
+        .send()
+        .await
+        .expect("GET /-/sim/requests")
+        .json()
+        .await
+        .expect("the request counts are JSON")
+}
+
 /// Replaces a simulator's fault configuration (`{}` clears it).
 pub async fn set_faults(sim: &RunningSim, cfg: Value) {
     let resp = http()
