@@ -519,9 +519,9 @@ fn corpus(plain: &[u8], signed: &[u8], plain_path: &Path) -> Vec<Case> {
         }
     });
     add(
-        "two top-level groups",
+        "a top-level group inside another",
         pack(&p),
-        "the bundle holds 2 top-level groups (`acme`, `acme/frontend`)",
+        "`acme/frontend` is a top-level group of the bundle but lies inside `acme`",
     );
     let mut p = parts();
     with_manifest(&mut p, |m| {

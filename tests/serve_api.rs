@@ -327,6 +327,70 @@ async fn posting_the_same_migration_again_continues_it_without_duplicates() {
     dst.shutdown().await;
 }
 
+/// An export of several groups through the API makes a bundle with several top-level groups: `verify`
+/// accepts it and `replay` loads each into a group of its own, the same as the source.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bundle_of_several_groups_verifies_and_replays_each_group() {
+    let (src, dst) = (source().await, destination().await);
+    let data = tempfile::tempdir().unwrap();
+    let server = serve(&dst, data.path());
+    let export = json!({
+        "configuration": {"url": src.url, "access_token": src.owner_token},
+        "entities": [
+            {"source_type": "group_entity", "source_full_path": "acme/frontend",
+             "destination_slug": "frontend", "destination_namespace": "imported"},
+            {"source_type": "group_entity", "source_full_path": "acme/backend",
+             "destination_slug": "backend", "destination_namespace": "imported"}
+        ],
+        "export_bundle": "two.bundle"
+    });
+    let resp = api(&server, reqwest::Method::POST, "bulk_imports")
+        .await
+        .json(&export)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let id = resp.json::<Value>().await.unwrap()["id"].as_u64().unwrap();
+    wait_for(&server, id, "finished").await;
+    drop(server);
+    let bundle = data.path().join("bundles").join("two.bundle");
+
+    let verified = appliance().arg("verify").arg(&bundle).output().unwrap();
+    assert!(verified.status.success(), "{}", explain(&verified));
+
+    let renamed = appliance()
+        .args(["replay", "--to", "imported", "--slug", "one"])
+        .args(["--destination-url", &dst.url])
+        .arg(&bundle)
+        .arg("--data")
+        .arg(data.path().join("replay"))
+        .env("APPLIANCE_DESTINATION_TOKEN", &dst.owner_token)
+        .output()
+        .unwrap();
+    assert_eq!(renamed.status.code(), Some(1), "{}", explain(&renamed));
+    assert!(explain(&renamed).contains("leave --slug out"));
+
+    let replayed = appliance()
+        .args(["replay", "--json", "--to", "imported"])
+        .args(["--destination-url", &dst.url])
+        .arg(&bundle)
+        .arg("--data")
+        .arg(data.path().join("replay"))
+        .env("APPLIANCE_DESTINATION_TOKEN", &dst.owner_token)
+        .output()
+        .unwrap();
+    assert!(replayed.status.success(), "{}", explain(&replayed));
+    for group in ["frontend", "backend"] {
+        assert_same_tree(
+            &snapshot(&src.url, &src.owner_token, &format!("acme/{group}")).await,
+            &snapshot(&dst.url, &dst.owner_token, &format!("imported/{group}")).await,
+        );
+    }
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn exports_and_replays_run_through_the_same_api() {
     let (src, dst) = (source().await, destination().await);

@@ -202,24 +202,30 @@ impl Manifest {
             .find(|e| e.source_full_path == source_full_path)
     }
 
-    /// The one top-level group of a bundle `appliance replay` loads; `verify` asks the same, so it
-    /// refuses what a replay would, in the same words.
-    pub fn replay_root(&self) -> Result<&ManifestEntity, BundleError> {
-        match self.roots().as_slice() {
-            [one] => Ok(one),
-            [] => Err(BundleError::NotReplayable(
+    /// The top-level groups a replay loads (an export of several groups has several), each into its
+    /// own new group; `verify` asks the same, so it refuses what a replay would, in the same words. A
+    /// top-level group inside another one of the bundle would be loaded twice, so it is refused.
+    pub fn replay_roots(&self) -> Result<Vec<&ManifestEntity>, BundleError> {
+        let roots = self.roots();
+        if roots.is_empty() {
+            return Err(BundleError::NotReplayable(
                 "the bundle holds no top-level group: every entity names a parent".into(),
-            )),
-            roots => Err(BundleError::NotReplayable(format!(
-                "the bundle holds {} top-level groups ({}); appliance replays bundles of one group: export each group into its own bundle",
-                roots.len(),
-                roots
-                    .iter()
-                    .map(|e| format!("`{}`", e.source_full_path))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
+            ));
         }
+        for inner in &roots {
+            if let Some(outer) = roots.iter().find(|outer| {
+                inner
+                    .source_full_path
+                    .strip_prefix(&outer.source_full_path)
+                    .is_some_and(|rest| rest.starts_with('/'))
+            }) {
+                return Err(BundleError::NotReplayable(format!(
+                    "`{}` is a top-level group of the bundle but lies inside `{}`, which the bundle also holds, so it would be loaded twice",
+                    inner.source_full_path, outer.source_full_path
+                )));
+            }
+        }
+        Ok(roots)
     }
 
     /// The entities the export was asked for (no parent in the bundle).

@@ -7,7 +7,7 @@ use super::args::{DestinationArgs, PlacementArgs};
 use super::verify::EXIT_BAD_BUNDLE;
 use super::{EXIT_PAUSED, exit_code, run_with_progress};
 use crate::bundle::sign::load_verifying_key;
-use crate::bundle::{Bundle, verify};
+use crate::bundle::{Bundle, ManifestEntity, verify};
 use crate::engine::{Destination, Engine, EngineConfig, EngineError, Plan};
 use crate::forge::{base_string, parse_forge_url};
 use crate::model::{DestinationKind, EntityRequest, EntityType, SourceKind};
@@ -53,7 +53,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let files = args.files.clone();
     let checked = tokio::task::spawn_blocking(move || {
         let bundle = Bundle::open(&files)?;
-        bundle.manifest.replay_root()?;
+        bundle.manifest.replay_roots()?;
         let problems = verify(&bundle, key.as_ref());
         Ok::<_, crate::bundle::BundleError>((bundle, problems))
     })
@@ -75,7 +75,25 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_BAD_BUNDLE));
         }
     };
-    let root = bundle.manifest.replay_root()?.clone();
+    let roots: Vec<ManifestEntity> = bundle
+        .manifest
+        .replay_roots()?
+        .into_iter()
+        .cloned()
+        .collect();
+    if roots.len() > 1
+        && let Some(slug) = &args.place.slug
+    {
+        bail!(
+            "--slug {slug} names the new group of a bundle of one group, and this one holds {} ({}); leave --slug out and each keeps its own path",
+            roots.len(),
+            roots
+                .iter()
+                .map(|r| format!("`{}`", r.source_full_path))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let bundle_path = {
         let first = bundle.volumes.name();
         if first.is_absolute() {
@@ -98,40 +116,48 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     );
     config.allow_http = args.allow_http;
     let engine = Engine::open(config)?;
-    let entity = EntityRequest {
-        entity_type: EntityType::Group,
-        source_full_path: root.source_full_path.clone(),
-        destination_slug: args.place.slug.clone().unwrap_or_else(|| root.path.clone()),
-        destination_namespace: args.place.namespace(),
-        migrate_projects: true,
-        migrate_memberships: true,
-    };
+    // Each top-level group of the bundle becomes a new group in the destination namespace.
+    let entities: Vec<EntityRequest> = roots
+        .iter()
+        .map(|root| EntityRequest {
+            entity_type: EntityType::Group,
+            source_full_path: root.source_full_path.clone(),
+            destination_slug: args.place.slug.clone().unwrap_or_else(|| root.path.clone()),
+            destination_namespace: args.place.namespace(),
+            migrate_projects: true,
+            migrate_memberships: true,
+        })
+        .collect();
     let source = SourceKind::Bundle {
         path: bundle_path.display().to_string(),
     };
     let destination = DestinationKind::Live {
         url: base_string(&dest_url),
     };
-    let id = match find_unfinished(&engine, &source, &destination, &entity)? {
+    let id = match find_unfinished(&engine, &source, &destination, &entities)? {
         Some(id) => {
             eprintln!("Resuming replay {id} from {}", args.data.display());
             id
         }
         None => {
-            crate::engine::refuse_own_subtree(
-                &bundle.manifest.source_url,
-                dest_url.as_str(),
-                &entity,
-            )
-            .map_err(|e| anyhow::anyhow!("Replay failed. {e}"))?;
-            check_destination(&engine, &dest_url, token, &entity).await?;
+            crate::engine::refuse_duplicate_destinations(&entities)
+                .map_err(|e| anyhow::anyhow!("Replay failed. {e}"))?;
+            for entity in &entities {
+                crate::engine::refuse_own_subtree(
+                    &bundle.manifest.source_url,
+                    dest_url.as_str(),
+                    entity,
+                )
+                .map_err(|e| anyhow::anyhow!("Replay failed. {e}"))?;
+                check_destination(&engine, &dest_url, token.clone(), entity).await?;
+            }
             let (bulk, _) = engine
                 .record(Plan {
                     source_url: bundle.manifest.source_url.clone(),
                     source,
                     source_token: None,
                     destination,
-                    entities: vec![entity],
+                    entities,
                     user_map: user_map.clone(),
                 })
                 .await
@@ -200,7 +226,7 @@ fn find_unfinished(
     engine: &Engine,
     source: &SourceKind,
     destination: &DestinationKind,
-    wanted: &EntityRequest,
+    wanted: &[EntityRequest],
 ) -> anyhow::Result<Option<u64>> {
     let store = engine.store();
     for b in store.unfinished_bulk_imports()? {
@@ -209,9 +235,11 @@ fn find_unfinished(
         }
         if store.entities_of(b.id)?.iter().any(|e| {
             e.parent_id.is_none()
-                && e.source_full_path == wanted.source_full_path
-                && e.destination_slug == wanted.destination_slug
-                && e.destination_namespace == wanted.destination_namespace
+                && wanted.iter().any(|w| {
+                    e.source_full_path == w.source_full_path
+                        && e.destination_slug == w.destination_slug
+                        && e.destination_namespace == w.destination_namespace
+                })
         }) {
             return Ok(Some(b.id));
         }

@@ -56,7 +56,7 @@ async fn check(files: Vec<PathBuf>, key: Option<VerifyingKey>) -> anyhow::Result
     let result = tokio::task::spawn_blocking(move || {
         let bundle = Bundle::open(&files)?;
         // What `appliance replay` would refuse, verify refuses too, in the same words.
-        bundle.manifest.replay_root()?;
+        bundle.manifest.replay_roots()?;
         let problems = verify(&bundle, key.as_ref());
         Ok::<_, crate::bundle::BundleError>((bundle, problems))
     })

@@ -60,7 +60,7 @@ impl PipelineRun<'_> {
                     let failure = self.failure(
                         relation,
                         "extractor",
-                        e.class(),
+                        e.source_class(),
                         e.message(),
                         e.correlation_id(),
                         None,

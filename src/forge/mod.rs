@@ -101,6 +101,17 @@ impl ForgeError {
         }
     }
 
+    /// The class of an error met while reading the source: a refusal there is the source's, not the
+    /// destination's.
+    pub fn source_class(&self) -> &'static str {
+        match self {
+            ForgeError::Status { status, .. } if *status < 500 && *status != 429 => {
+                "Appliance::SourceRejected"
+            }
+            other => other.class(),
+        }
+    }
+
     /// True when the forge could not be reached at all (as opposed to answering with an error):
     /// the migration should pause and be resumable rather than record failures.
     pub fn is_unreachable(&self) -> bool {
@@ -174,6 +185,26 @@ fn redact(url: &Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_while_reading_is_the_sources() {
+        let status = |status| ForgeError::Status {
+            method: "GET".into(),
+            url: "https://src.example/api/v4/groups/1/export_relations/download".into(),
+            status,
+            message: "404 Batch Not Found".into(),
+            correlation_id: None,
+            retry_after: None,
+            read: true,
+        };
+        assert_eq!(status(404).source_class(), "Appliance::SourceRejected");
+        assert_eq!(status(404).class(), "Appliance::DestinationRejected");
+        assert_eq!(status(503).source_class(), "BulkImports::NetworkError");
+        assert_eq!(
+            status(429).source_class(),
+            "BulkImports::RetryPipelineError"
+        );
+    }
 
     #[test]
     fn plain_http_is_refused_unless_loopback_or_allowed() {
