@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let path = file();
     std::fs::write(path, data).expect("write the bundle");
     if let Ok(bundle) = Bundle::open(std::slice::from_ref(path)) {
-        let _ = bundle.manifest.replay_root();
+        let _ = bundle.manifest.replay_roots();
         let _ = verify(&bundle, None);
     }
 });
