@@ -124,6 +124,49 @@ async fn export_into_a_missing_directory_is_refused_before_the_source_is_read() 
     src.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn export_never_overwrites_a_bundle_without_force() {
+    let src = source().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("acme.bundle");
+    let export = |data: &str, force: bool| {
+        let mut cmd = appliance();
+        cmd.args(["export", "--group", "acme", "--source-url", &src.url])
+            .arg("--out")
+            .arg(&out)
+            .arg("--data")
+            .arg(dir.path().join(data))
+            .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token);
+        if force {
+            cmd.arg("--force");
+        }
+        cmd
+    };
+    let first = run(export("first", false)).await;
+    assert!(first.status.success(), "{}", explain(&first));
+    let bundle = std::fs::read(&out).unwrap();
+
+    let before = sim_requests(&src).await["total"].clone();
+    let again = run(export("second", false)).await;
+    let said = explain(&again);
+    assert_eq!(code(&again), Some(1), "{said}");
+    assert!(said.contains("pass --force to replace it"), "{said}");
+    assert_eq!(
+        sim_requests(&src).await["total"],
+        before,
+        "nothing was read"
+    );
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        bundle,
+        "the bundle is untouched"
+    );
+
+    let forced = run(export("third", true)).await;
+    assert!(forced.status.success(), "{}", explain(&forced));
+    src.shutdown().await;
+}
+
 #[test]
 fn a_data_directory_that_cannot_be_made_is_said_once_and_is_no_internal_error() {
     let dir = tempfile::tempdir().unwrap();

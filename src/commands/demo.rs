@@ -113,6 +113,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         sign_key: None,
         allow_http: false,
         json: false,
+        // `demo --data DIR` run again makes its bundle again.
+        force: true,
     })
     .await?;
     crate::outln!("\n== Offline: verifying the bundle")?;

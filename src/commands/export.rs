@@ -45,6 +45,9 @@ pub struct ExportArgs {
     /// Print the result as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Replace a bundle already at --out (without it, an existing bundle is never overwritten).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `4GiB`, `700MB`, `512k`, `1048576`.
@@ -88,6 +91,15 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
             .context("reading the current directory")?
             .join(p))
     }
+}
+
+/// A bundle already at `out`: the file itself, or its first volume.
+fn existing_bundle(out: &Path) -> Option<PathBuf> {
+    let mut first_volume = out.as_os_str().to_owned();
+    first_volume.push(".001");
+    [out.to_path_buf(), PathBuf::from(first_volume)]
+        .into_iter()
+        .find(|p| p.exists())
 }
 
 /// The bundle can be written where `--out` says: checked before anything is read from the source, so
@@ -159,6 +171,13 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             id
         }
         None => {
+            if let Some(existing) = existing_bundle(&out).filter(|_| !args.force) {
+                bail!(
+                    "--out {}: a bundle is already there ({}); pass --force to replace it, or choose another --out",
+                    out.display(),
+                    existing.display()
+                );
+            }
             check_source(&engine, &source_url, &args.source.token, &group).await?;
             let (namespace, slug) = match group.rsplit_once('/') {
                 Some((ns, slug)) => (ns.to_string(), slug.to_string()),
