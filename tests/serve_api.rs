@@ -414,6 +414,17 @@ async fn exports_and_replays_run_through_the_same_api() {
     wait_for(&server, id, "finished").await;
     let bundle = data.path().join("bundles").join("acme.bundle");
     assert!(bundle.is_file(), "the export wrote {}", bundle.display());
+    // The pages staged for it go once it has finished (they are several times the bundle's size).
+    let staged = data.path().join("exports").join(id.to_string());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while staged.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} stays behind",
+            staged.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(
         get(&dst.url, &dst.owner_token, "groups/imported%2Facme")
             .await

@@ -4,11 +4,11 @@
 
 use super::args::SourceArgs;
 use super::{EXIT_PAUSED, exit_code, run_with_progress};
+use crate::bundle::Bundle;
 use crate::bundle::sign::load_signing_key;
-use crate::bundle::{Bundle, Staging};
 use crate::engine::{Engine, EngineConfig, EngineError, Plan};
 use crate::forge::{base_string, parse_forge_url};
-use crate::model::{DestinationKind, EntityRequest, EntityType, SourceKind, Status};
+use crate::model::{DestinationKind, EntityRequest, EntityType, SourceKind};
 use crate::sink::bundle::{ExportOptions, staging_dir, write_options};
 use anyhow::{Context, bail};
 use secrecy::SecretString;
@@ -232,9 +232,6 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         .paths()
         .map(|p| p.display().to_string())
         .collect();
-    if report.status == Status::Finished.as_str() {
-        Staging::new(staging).remove()?;
-    }
     if args.json {
         let mut v = serde_json::to_value(&report)?;
         v["bundle"] = serde_json::json!({

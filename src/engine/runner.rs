@@ -46,7 +46,29 @@ impl Engine {
                     Err(EngineError::Interrupted)
                 }
             }
+            Ok(bulk) => {
+                self.remove_staged_export(&bulk);
+                Ok(bulk)
+            }
             other => other,
+        }
+    }
+
+    /// An export that finished has its bundle: the pages staged for it (several times the bundle's
+    /// size) go. Only once the bulk import says finished, so a crash before never loses what a resume
+    /// packs from; a crash after leaves them for a clean-up, nothing worse.
+    fn remove_staged_export(&self, bulk: &BulkImport) {
+        if bulk.status != Status::Finished
+            || !matches!(
+                bulk.destination,
+                crate::model::DestinationKind::Bundle { .. }
+            )
+        {
+            return;
+        }
+        let staged = crate::sink::bundle::staging_dir(self.data_dir(), bulk.id);
+        if let Err(e) = crate::bundle::Staging::new(staged).remove() {
+            tracing::warn!(bulk_import = bulk.id, error = %e, "the staged pages of a finished export stay behind");
         }
     }
 
