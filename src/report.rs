@@ -181,7 +181,10 @@ fn entity_report(store: &Store, e: &Entity) -> Result<EntityReport, StoreError> 
             stats: t.stats,
         })
         .collect();
-    let order = crate::engine::stages::group_relation_names();
+    let order: Vec<(u8, &str)> = match e.entity_type {
+        crate::model::EntityType::Group => crate::engine::stages::group_relation_names(),
+        crate::model::EntityType::Project => crate::engine::project::project_relation_names(),
+    };
     stats.sort_by_key(|r| {
         order
             .iter()

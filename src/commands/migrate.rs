@@ -16,9 +16,14 @@ pub struct MigrateArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub destination: DestinationArgs,
-    /// Full path of the source group, e.g. `acme/platform`.
+    /// Full path of a source group, e.g. `acme/platform` (repeatable); it migrates with its
+    /// subgroups and projects.
+    #[arg(long, required_unless_present = "project")]
+    pub group: Vec<String>,
+    /// Full path of a source project, e.g. `acme/platform/api` (repeatable); it is created in the
+    /// namespace given with --to.
     #[arg(long)]
-    pub group: String,
+    pub project: Vec<String>,
     #[command(flatten)]
     pub place: PlacementArgs,
     /// Where the migration state is kept (created if missing).
@@ -51,23 +56,37 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let mut config = EngineConfig::new(args.data.clone(), Some(destination));
     config.allow_http = args.allow_http;
     let engine = Engine::open(config)?;
-    let slug = args.place.slug.clone().unwrap_or_else(|| {
-        args.group
-            .rsplit('/')
-            .next()
-            .unwrap_or(&args.group)
-            .to_string()
-    });
-    let entity = EntityRequest {
-        entity_type: EntityType::Group,
-        source_full_path: args.group.trim_matches('/').to_string(),
-        destination_slug: slug,
-        destination_namespace: args.place.namespace(),
-        migrate_projects: true,
-        migrate_memberships: !args.skip_memberships,
-    };
+    let wanted: Vec<(EntityType, &String)> = args
+        .group
+        .iter()
+        .map(|g| (EntityType::Group, g))
+        .chain(args.project.iter().map(|p| (EntityType::Project, p)))
+        .collect();
+    if args.place.slug.is_some() && wanted.len() > 1 {
+        anyhow::bail!(
+            "--slug names one new group or project; with several --group or --project, each keeps its source path"
+        );
+    }
+    let entities: Vec<EntityRequest> = wanted
+        .into_iter()
+        .map(|(entity_type, path)| {
+            let path = path.trim_matches('/');
+            EntityRequest {
+                entity_type,
+                source_full_path: path.to_string(),
+                destination_slug: args
+                    .place
+                    .slug
+                    .clone()
+                    .unwrap_or_else(|| path.rsplit('/').next().unwrap_or(path).to_string()),
+                destination_namespace: args.place.namespace(),
+                migrate_projects: true,
+                migrate_memberships: !args.skip_memberships,
+            }
+        })
+        .collect();
     let source_url = parse_forge_url(&args.source.url, args.allow_http).context("--source-url")?;
-    let id = match find_unfinished(&engine, &base_string(&source_url), &entity)? {
+    let id = match find_unfinished(&engine, &base_string(&source_url), &entities)? {
         Some(id) => {
             eprintln!("Resuming migration {id} from {}", args.data.display());
             id
@@ -76,7 +95,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
             let req = SubmitRequest {
                 source_url: source_url.to_string(),
                 source_token: args.source.token,
-                entities: vec![entity],
+                entities,
                 user_map: super::read_user_map(args.user_map.as_deref())?,
                 continue_earlier: args.retry,
             };
@@ -92,13 +111,29 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     run_and_report(&engine, id, args.json, "Migration").await
 }
 
-/// An unfinished bulk import in this data directory for the same source group and destination.
+/// An unfinished bulk import in this data directory with the same source, destination and top-level
+/// entities.
 fn find_unfinished(
     engine: &Engine,
     source_url: &str,
-    wanted: &EntityRequest,
+    wanted: &[EntityRequest],
 ) -> anyhow::Result<Option<u64>> {
     let store = engine.store();
+    let key = |t: EntityType, s: &str, slug: &str, ns: &str| {
+        (t, s.to_string(), slug.to_string(), ns.to_string())
+    };
+    let mut wanted: Vec<_> = wanted
+        .iter()
+        .map(|w| {
+            key(
+                w.entity_type,
+                &w.source_full_path,
+                &w.destination_slug,
+                &w.destination_namespace,
+            )
+        })
+        .collect();
+    wanted.sort();
     for b in store.unfinished_bulk_imports()? {
         let same_destination = b.destination
             == crate::model::DestinationKind::Live {
@@ -110,13 +145,21 @@ fn find_unfinished(
         if b.source_url != source_url || !same_destination {
             continue;
         }
-        let entities = store.entities_of(b.id)?;
-        if entities.iter().any(|e| {
-            e.parent_id.is_none()
-                && e.source_full_path == wanted.source_full_path
-                && e.destination_slug == wanted.destination_slug
-                && e.destination_namespace == wanted.destination_namespace
-        }) {
+        let mut top: Vec<_> = store
+            .entities_of(b.id)?
+            .iter()
+            .filter(|e| e.parent_id.is_none())
+            .map(|e| {
+                key(
+                    e.entity_type,
+                    &e.source_full_path,
+                    &e.destination_slug,
+                    &e.destination_namespace,
+                )
+            })
+            .collect();
+        top.sort();
+        if top == wanted {
             return Ok(Some(b.id));
         }
     }

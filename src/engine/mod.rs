@@ -6,6 +6,7 @@
 mod endpoints;
 mod offline;
 mod pipeline;
+pub mod project;
 mod runner;
 pub mod stages;
 
@@ -138,7 +139,9 @@ pub enum SubmitError {
         "This appliance has no destination instance configured; start it with --destination-url"
     )]
     NoDestination,
-    #[error("Project migration is not supported yet: '{full_path}' was refused")]
+    #[error(
+        "Projects are not carried in bundles yet: '{full_path}' was refused; migrate it live (appliance migrate --project)"
+    )]
     ProjectsNotSupported { full_path: String },
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -305,14 +308,6 @@ impl Engine {
     ) -> Result<Url, SubmitError> {
         let url = parse_forge_url(source_url, self.config.allow_http)
             .map_err(|e| SubmitError::InvalidSourceUrl(e.to_string()))?;
-        if let Some(e) = entities
-            .iter()
-            .find(|e| e.entity_type == EntityType::Project)
-        {
-            return Err(SubmitError::ProjectsNotSupported {
-                full_path: e.source_full_path.clone(),
-            });
-        }
         let source = self.source_gitlab(url.clone(), token.clone())?;
         let deadline = self.config.check_deadline;
         match tokio::time::timeout(deadline, check_source_has(&source, &url, entities)).await {
@@ -353,7 +348,11 @@ impl Engine {
                     &full_path,
                 );
                 let store = self.store.clone();
-                let earlier = blocking(move || store.mapped_ids(&scope, "group")).await?;
+                let created = match e.entity_type {
+                    EntityType::Group => "group",
+                    EntityType::Project => "project",
+                };
+                let earlier = blocking(move || store.mapped_ids(&scope, created)).await?;
                 if earlier.is_empty() {
                     return Err(SubmitError::DestinationExists { full_path });
                 }
@@ -537,16 +536,19 @@ async fn check_source_has(
     };
     source.version().await.map_err(failed)?;
     for e in entities {
-        let found = source
-            .group(&e.source_full_path)
-            .await
-            .map_err(|err| match err {
-                e @ ForgeError::Redirected { .. } => SubmitError::InvalidSourceUrl(e.to_string()),
-                e => SubmitError::SourceUnreachable {
-                    url: url.to_string(),
-                    message: e.to_string(),
-                },
-            })?;
+        let found = match e.entity_type {
+            EntityType::Group => source.group(&e.source_full_path).await,
+            EntityType::Project => {
+                crate::relations::project::find_project(source, &e.source_full_path).await
+            }
+        };
+        let found = found.map_err(|err| match err {
+            e @ ForgeError::Redirected { .. } => SubmitError::InvalidSourceUrl(e.to_string()),
+            e => SubmitError::SourceUnreachable {
+                url: url.to_string(),
+                message: e.to_string(),
+            },
+        })?;
         if found.is_none() {
             return Err(SubmitError::SourceEntityNotFound {
                 entity_type: e.entity_type.as_str(),
@@ -650,12 +652,13 @@ async fn check_destination(destination: &GitLab, e: &EntityRequest) -> Result<()
         }
     }
     let full_path = destination_full_path(e);
-    if destination
-        .group(&full_path)
-        .await
-        .map_err(unreachable)?
-        .is_some()
-    {
+    let taken = match e.entity_type {
+        EntityType::Group => destination.group(&full_path).await,
+        EntityType::Project => {
+            crate::relations::project::find_project(destination, &full_path).await
+        }
+    };
+    if taken.map_err(unreachable)?.is_some() {
         return Err(SubmitError::DestinationExists { full_path });
     }
     Ok(())

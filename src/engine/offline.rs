@@ -19,6 +19,15 @@ impl Engine {
         req: SubmitRequest,
         out: PathBuf,
     ) -> Result<(BulkImport, Vec<Entity>), SubmitError> {
+        if let Some(e) = req
+            .entities
+            .iter()
+            .find(|e| e.entity_type == crate::model::EntityType::Project)
+        {
+            return Err(SubmitError::ProjectsNotSupported {
+                full_path: e.source_full_path.clone(),
+            });
+        }
         let url = self
             .check_source(&req.source_url, &req.source_token, &req.entities)
             .await?;

@@ -96,6 +96,7 @@ impl PipelineRun<'_> {
                 page.records.iter().map(|r| relation.source_id(r)).collect();
             let (store, scope, ids) = (self.store.clone(), self.scope.clone(), source_ids.clone());
             let already = blocking(move || store.mapped_ids_of(&scope, name, &ids)).await?;
+            let mut batch = Vec::new();
             for ((record, source_id), mapped) in page.records.iter().zip(source_ids).zip(already) {
                 if self.cancel.is_cancelled() {
                     return Err(EngineError::Canceled);
@@ -105,25 +106,32 @@ impl PipelineRun<'_> {
                     commit.imported.push((source_id, dest_id));
                     continue;
                 }
-                match self.sink.load(relation, self.ctx, record, in_doubt).await {
-                    Ok(dest_id) => commit.imported.push((source_id, dest_id)),
+                if relation.loads_in_batches() {
+                    batch.push((record, source_id));
+                    continue;
+                }
+                let outcome = self.sink.load(relation, self.ctx, record, in_doubt).await;
+                self.settle(&mut commit, relation, record, source_id, outcome)?;
+            }
+            if !batch.is_empty() {
+                let records: Vec<serde_json::Value> =
+                    batch.iter().map(|(r, _)| (*r).clone()).collect();
+                match self
+                    .sink
+                    .load_batch(relation, self.ctx, &records, in_doubt)
+                    .await
+                {
+                    Ok(outcomes) => {
+                        for ((record, source_id), outcome) in batch.into_iter().zip(outcomes) {
+                            self.settle(&mut commit, relation, record, source_id, outcome)?;
+                        }
+                    }
                     Err(e) if e.unreachable => return Err(EngineError::Unreachable(e.message)),
-                    Err(e) if e.is_skip() => commit.skipped.push(self.failure(
-                        relation,
-                        "loader",
-                        &e.class,
-                        e.message,
-                        None,
-                        Some(record),
-                    )),
-                    Err(e) => commit.failures.push(self.failure(
-                        relation,
-                        "loader",
-                        &e.class,
-                        e.message,
-                        e.correlation_id.as_deref(),
-                        Some(record),
-                    )),
+                    Err(e) => {
+                        for (record, source_id) in batch {
+                            self.settle(&mut commit, relation, record, source_id, Err(e.clone()))?;
+                        }
+                    }
                 }
             }
             match self.sink.end_page(relation, self.ctx, tracker.pages).await {
@@ -140,6 +148,38 @@ impl PipelineRun<'_> {
                 return Ok(PipelineOutcome::Finished);
             }
         }
+    }
+
+    /// Files one record's outcome in the page's commit; an unreachable destination stops the run.
+    fn settle(
+        &self,
+        commit: &mut PageCommit,
+        relation: &dyn Relation,
+        record: &serde_json::Value,
+        source_id: String,
+        outcome: Result<u64, crate::relations::LoadError>,
+    ) -> Result<(), EngineError> {
+        match outcome {
+            Ok(dest_id) => commit.imported.push((source_id, dest_id)),
+            Err(e) if e.unreachable => return Err(EngineError::Unreachable(e.message)),
+            Err(e) if e.is_skip() => commit.skipped.push(self.failure(
+                relation,
+                "loader",
+                &e.class,
+                e.message,
+                None,
+                Some(record),
+            )),
+            Err(e) => commit.failures.push(self.failure(
+                relation,
+                "loader",
+                &e.class,
+                e.message,
+                e.correlation_id.as_deref(),
+                Some(record),
+            )),
+        }
+        Ok(())
     }
 
     fn failure(

@@ -3,7 +3,7 @@
 //! the run; everything done so far is committed, so running it again continues where it stopped.
 
 use super::pipeline::{PipelineOutcome, PipelineRun, new_correlation_id};
-use super::stages::{SUBGROUPS, group_stages};
+use super::stages::{PROJECTS, SUBGROUPS, group_stages};
 use super::{Engine, EngineError, blocking, path_is_within, same_instance};
 use crate::model::{BulkImport, Entity, EntityRequest, EntityType, Failure, Status, now_millis};
 use crate::relations::{EntityContext, IdLookup, SKIPPED_CLASS};
@@ -14,6 +14,8 @@ use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+
+const PROJECTS_PIPELINE: &str = "BulkImports::Groups::Pipelines::ProjectEntitiesPipeline";
 
 /// Removes a bulk import from the set of running ones when its run ends, however it ends.
 struct Running<'a> {
@@ -192,6 +194,11 @@ impl Engine {
             destination_parent_id,
             source_base: source.url(),
         };
+        if entity.entity_type == EntityType::Project {
+            return self
+                .run_project(source, sink, &mut ctx, &scope, cancel)
+                .await;
+        }
         let (store, s) = (self.store.clone(), scope.clone());
         let continuing = !blocking(move || store.mapped_ids(&s, "group"))
             .await?
@@ -230,6 +237,8 @@ impl Engine {
                 ctx.entity = entity.clone();
             }
         }
+        self.discover_projects(source, sink, &ctx, &scope, stages.len() as u8, cancel)
+            .await?;
         self.discover_subgroups(source, sink, &ctx, &scope, stages.len() as u8)
             .await?;
         self.update_entity(entity_id, |e| e.status = Status::Finished)
@@ -413,6 +422,156 @@ impl Engine {
         Ok(())
     }
 
+    /// Turns the projects of a group into project entities of this bulk import (parent_id set), each
+    /// run once the group has finished; a page of the group's project list at a time. Listed and
+    /// reported as skipped instead when the request said `migrate_projects: false`, or when the sink
+    /// cannot take projects.
+    async fn discover_projects(
+        &self,
+        source: &dyn Source,
+        sink: &dyn Sink,
+        ctx: &EntityContext,
+        scope: &MappingScope,
+        stage: u8,
+        cancel: &CancellationToken,
+    ) -> Result<(), EngineError> {
+        let entity = &ctx.entity;
+        let (store, entity_id) = (self.store.clone(), entity.id);
+        let mut tracker =
+            blocking(move || store.ensure_tracker(entity_id, PROJECTS, stage, now_millis()))
+                .await?;
+        let written_here: Vec<String> = if same_instance(&source.url(), &sink.identity()) {
+            let (store, bulk_id) = (self.store.clone(), entity.bulk_import_id);
+            blocking(move || store.entities_of(bulk_id))
+                .await?
+                .iter()
+                .filter(|e| e.entity_type == EntityType::Group)
+                .map(Entity::destination_full_path)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let relation = crate::relations::projects::Projects;
+        while !tracker.status.is_terminal() {
+            if cancel.is_cancelled() {
+                return Err(EngineError::Canceled);
+            }
+            let page = match source
+                .extract(&relation, ctx, tracker.cursor.as_deref())
+                .await
+            {
+                Ok(page) => page,
+                Err(e) if e.is_unreachable() => {
+                    return Err(EngineError::Unreachable(e.to_string()));
+                }
+                Err(e) => {
+                    let failure = Failure {
+                        entity_id,
+                        relation: PROJECTS.into(),
+                        step: "extractor".into(),
+                        exception_class: e.source_class().into(),
+                        exception_message: e.message(),
+                        correlation_id: e
+                            .correlation_id()
+                            .map(str::to_string)
+                            .unwrap_or_else(new_correlation_id),
+                        source_url: Some(ctx.source_web_url()),
+                        source_title: None,
+                        pipeline_class: PROJECTS_PIPELINE.into(),
+                        created_at: now_millis(),
+                    };
+                    let store = self.store.clone();
+                    blocking(move || {
+                        store.end_tracker(
+                            entity_id,
+                            PROJECTS,
+                            Status::Failed,
+                            Some(failure),
+                            now_millis(),
+                        )
+                    })
+                    .await?;
+                    return Ok(());
+                }
+            };
+            let mut commit = PageCommit {
+                last_page: page.next.is_none(),
+                next_cursor: page.next.clone(),
+                source_total: page.total,
+                fetched: page.records.len() as u64,
+                ..Default::default()
+            };
+            for p in &page.records {
+                let (Some(full_path), Some(path)) = (
+                    p.get("path_with_namespace").and_then(|v| v.as_str()),
+                    p.get("path").and_then(|v| v.as_str()),
+                ) else {
+                    continue;
+                };
+                let skip = |why: String| Failure {
+                    entity_id,
+                    relation: PROJECTS.into(),
+                    step: "extractor".into(),
+                    exception_class: SKIPPED_CLASS.into(),
+                    exception_message: why,
+                    correlation_id: new_correlation_id(),
+                    source_url: Some(format!(
+                        "{}/{full_path}",
+                        ctx.source_base.trim_end_matches('/')
+                    )),
+                    source_title: Some(full_path.to_string()),
+                    pipeline_class: PROJECTS_PIPELINE.into(),
+                    created_at: now_millis(),
+                };
+                if !entity.migrate_projects {
+                    commit.skipped.push(skip(
+                        "migrate_projects is false for this group: its projects are listed, not \
+                         migrated"
+                            .into(),
+                    ));
+                    continue;
+                }
+                if !sink.takes_projects() {
+                    commit.skipped.push(skip(
+                        "bundles do not carry projects yet: migrate this project live (appliance \
+                         migrate --project)"
+                            .into(),
+                    ));
+                    continue;
+                }
+                if let Some(dest) = written_here.iter().find(|d| path_is_within(full_path, d)) {
+                    commit.skipped.push(skip(format!(
+                        "'{full_path}' is inside '{dest}', a group this migration creates (the \
+                         source is the destination instance): it is not migrated into itself"
+                    )));
+                    continue;
+                }
+                let req = EntityRequest {
+                    entity_type: EntityType::Project,
+                    source_full_path: full_path.to_string(),
+                    destination_slug: path.to_string(),
+                    destination_namespace: entity.destination_full_path(),
+                    migrate_projects: entity.migrate_projects,
+                    migrate_memberships: entity.migrate_memberships,
+                };
+                let (store, bulk_id) = (self.store.clone(), entity.bulk_import_id);
+                let child = blocking(move || {
+                    store.add_child_entity(bulk_id, entity_id, &req, now_millis())
+                })
+                .await?;
+                let source_id = p.get("id").map(|v| v.to_string()).unwrap_or_default();
+                // For projects the id map names the entity that migrates each one.
+                commit.imported.push((source_id, child.id));
+            }
+            let (store, scope) = (self.store.clone(), scope.clone());
+            tracker = blocking(move || {
+                store.commit_page(entity_id, PROJECTS, &scope, commit, now_millis())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn fail_entity(&self, entity: &Entity, why: &str) -> Result<(), EngineError> {
         let failure = Failure {
             entity_id: entity.id,
@@ -443,7 +602,7 @@ impl Engine {
         Ok(())
     }
 
-    async fn update_entity(
+    pub(super) async fn update_entity(
         &self,
         id: u64,
         change: impl FnOnce(&mut Entity) + Send + 'static,

@@ -6,11 +6,13 @@ use crate::relations::{
     Relation, badges::Badges, boards::Boards, epic_links::EpicLinks, epic_order::EpicOrder,
     epics::Epics, group::Group, group_files::GroupFiles, iterations::CadenceSchedules,
     iterations::Iterations, iterations::IterationsCadences, labels::Labels, members::Members,
-    milestones::Milestones, projects::Projects,
+    milestones::Milestones,
 };
 
 /// The name of the pipeline that turns subgroups into entities (tracked like a relation).
 pub const SUBGROUPS: &str = "subgroups";
+/// The name of the pipeline that turns a group's projects into entities (tracked like a relation).
+pub const PROJECTS: &str = "projects";
 
 pub fn group_stages() -> Vec<Vec<Box<dyn Relation>>> {
     vec![
@@ -22,7 +24,6 @@ pub fn group_stages() -> Vec<Vec<Box<dyn Relation>>> {
             Box::new(Badges),
             Box::new(IterationsCadences),
             Box::new(Members),
-            Box::new(Projects),
         ],
         vec![Box::new(Iterations), Box::new(Epics)],
         // Board lists point at labels, milestones and iterations, so boards come after all three.
@@ -44,6 +45,7 @@ pub fn group_relation_names() -> Vec<(u8, &'static str)> {
         .flat_map(|(i, stage)| stage.iter().map(move |r| (i as u8, r.name())))
         .collect();
     let stages = group_stages().len() as u8;
+    out.push((stages, PROJECTS));
     out.push((stages, SUBGROUPS));
     out
 }

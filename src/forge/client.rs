@@ -207,6 +207,12 @@ impl ForgeClient {
         }
     }
 
+    /// The token, for the `git` commands that move this forge's repositories (`forge::git` puts it
+    /// in their environment only).
+    pub(crate) fn token(&self) -> &SecretString {
+        &self.inner.token
+    }
+
     pub fn base(&self) -> &Url {
         &self.inner.base
     }
@@ -421,23 +427,82 @@ impl ForgeClient {
                 .send()
                 .await
                 .map_err(|e| network(&verb, &url, &e, !e.is_connect()))?;
-            self.refuse_redirect(&verb, &url, &resp)?;
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            self.observe_rate_limit(&headers);
-            let body = resp
-                .bytes()
-                .await
-                .map_err(|e| network(&verb, &url, &e, true))?;
-            if !status.is_success() {
-                return Err(status_error(&verb, &url, status, &headers, &body));
-            }
-            serde_json::from_slice(&body).map_err(|e| ForgeError::Decode {
-                url: url.clone(),
-                message: e.to_string(),
-            })
+            self.json_answer(&verb, &url, resp).await
         };
         self.retrying(true, attempt).await
+    }
+
+    /// `POST` of a file on disk as `multipart/form-data` field `file`, with text `fields` (GitLab's
+    /// project import and relation import take an export archive this way). The file is streamed from
+    /// disk on every attempt, never held in memory. `idempotent` says whether sending it again after
+    /// an unknown outcome is harmless (a relation import skips what it already imported); when it is
+    /// not, the caller looks for what the first attempt made instead.
+    pub async fn post_archive(
+        &self,
+        path: &str,
+        fields: &[(&str, String)],
+        file: &std::path::Path,
+        idempotent: bool,
+    ) -> Result<Value, ForgeError> {
+        let url = self.api_url(path);
+        let attempt = || async {
+            let opened = tokio::fs::File::open(file).await;
+            let len = match &opened {
+                Ok(f) => f.metadata().await.map(|m| m.len()),
+                Err(_) => Ok(0),
+            };
+            let (opened, len) = match (opened, len) {
+                (Ok(f), Ok(len)) => (f, len),
+                (Err(e), _) | (_, Err(e)) => {
+                    return Err(ForgeError::Url(format!(
+                        "cannot read the archive {}: {e}",
+                        file.display()
+                    )));
+                }
+            };
+            let _permit = self.permit(&url).await?;
+            let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(opened));
+            let part = reqwest::multipart::Part::stream_with_length(body, len)
+                .file_name("export.tar.gz")
+                .mime_str("application/gzip")
+                .map_err(|e| ForgeError::Url(e.to_string()))?;
+            let mut form = reqwest::multipart::Form::new();
+            for (name, value) in fields {
+                form = form.text(name.to_string(), value.clone());
+            }
+            let resp = self
+                .request(Method::POST, &url)?
+                .multipart(form.part("file", part))
+                .send()
+                .await
+                .map_err(|e| network("POST", &url, &e, !e.is_connect()))?;
+            self.json_answer("POST", &url, resp).await
+        };
+        self.retrying(idempotent, attempt).await
+    }
+
+    /// The JSON body of an answer, or the error its status says (redirects refused, rate limits noted).
+    async fn json_answer(
+        &self,
+        verb: &str,
+        url: &str,
+        resp: reqwest::Response,
+    ) -> Result<Value, ForgeError> {
+        self.refuse_redirect(verb, url, &resp)?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        self.observe_rate_limit(&headers);
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| network(verb, url, &e, true))?;
+        if !status.is_success() {
+            return Err(status_error(verb, url, status, &headers, &body));
+        }
+        serde_json::from_slice(&body).map_err(|e| ForgeError::Decode {
+            url: url.to_string(),
+            message: e.to_string(),
+        })
     }
 
     /// A permit to send, once the forge no longer asks to wait.

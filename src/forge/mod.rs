@@ -60,6 +60,10 @@ pub enum ForgeError {
     /// failed): nothing was read, and a mutation was not applied.
     #[error("{url} answered with GraphQL errors: {message}")]
     GraphQl { url: String, message: String },
+    /// The forge cannot give what is asked for (a source without the API a relation needs); the
+    /// message says what it lacks and what to change.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl ForgeError {
@@ -98,6 +102,7 @@ impl ForgeError {
             ForgeError::Network { .. } => "BulkImports::NetworkError",
             ForgeError::Decode { .. } => "BulkImports::Error",
             ForgeError::GraphQl { .. } => "Appliance::GraphQLError",
+            ForgeError::Unsupported(_) => "Appliance::SourceUnsupported",
         }
     }
 

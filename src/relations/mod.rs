@@ -19,6 +19,7 @@ pub mod iterations;
 pub mod labels;
 pub mod members;
 pub mod milestones;
+pub mod project;
 pub mod projects;
 pub mod schema;
 pub mod uploads;
@@ -66,12 +67,37 @@ impl EntityContext {
         })
     }
 
+    /// The entity as GitLab's relation export addresses it: `groups/<id>` or `projects/<id>`.
+    pub fn source_portable(&self) -> String {
+        match self.entity.entity_type {
+            crate::model::EntityType::Group => format!("groups/{}", self.source_id()),
+            crate::model::EntityType::Project => format!("projects/{}", self.source_id()),
+        }
+    }
+
     pub fn source_web_url(&self) -> String {
-        format!(
-            "{}/groups/{}",
-            self.source_base.trim_end_matches('/'),
-            self.entity.source_full_path
-        )
+        match self.entity.entity_type {
+            crate::model::EntityType::Group => format!(
+                "{}/groups/{}",
+                self.source_base.trim_end_matches('/'),
+                self.entity.source_full_path
+            ),
+            crate::model::EntityType::Project => format!(
+                "{}/{}",
+                self.source_base.trim_end_matches('/'),
+                self.entity.source_full_path
+            ),
+        }
+    }
+
+    /// The destination project id; only relations after the project stage ask for it.
+    pub fn destination_project_id(&self) -> Result<u64, LoadError> {
+        self.entity.project_id.ok_or_else(|| {
+            LoadError::internal(format!(
+                "the destination project `{}` was not created, so its records cannot be loaded",
+                self.entity.destination_full_path()
+            ))
+        })
     }
 }
 
@@ -152,6 +178,9 @@ pub enum Extraction {
     /// A GraphQL connection read a page at a time by cursor, for records GitLab serves only through
     /// GraphQL (iteration cadences, and iterations with their cadence); `transform` receives its nodes.
     Connection(Connection),
+    /// Only GitLab's relation export has these records in a form a destination can import (a
+    /// project's issues with their notes, events and diffs); a source without it cannot give them.
+    ExportOnly,
 }
 
 /// Why one record could not be loaded.
@@ -254,6 +283,32 @@ pub trait Relation: Send + Sync {
     }
     fn source_url(&self, ctx: &EntityContext, _record: &Value) -> Option<String> {
         Some(ctx.source_web_url())
+    }
+    /// Whether a live destination takes this relation's records a page at a time
+    /// ([`Relation::load_batch`]) rather than one by one ([`Relation::load`]).
+    fn loads_in_batches(&self) -> bool {
+        false
+    }
+    /// Loads a page of records into a live destination at once, for relations where
+    /// [`Relation::loads_in_batches`]: the outcome of each record, in the page's order, read back from
+    /// the destination. Loading the same page again must not create anything twice. An `Err` is the
+    /// whole page failing to load (the destination unreachable, or refusing the batch).
+    async fn load_batch(
+        &self,
+        _dest: &GitLab,
+        _ctx: &EntityContext,
+        records: &[Value],
+        _in_doubt: bool,
+    ) -> Result<Vec<Result<u64, LoadError>>, LoadError> {
+        Ok(records
+            .iter()
+            .map(|_| {
+                Err(LoadError::internal(format!(
+                    "{} is not loaded in batches",
+                    self.name()
+                )))
+            })
+            .collect())
     }
     /// Loads one record into a live destination and returns its destination id. When `in_doubt`, an
     /// earlier attempt may already have created it: look for it before creating.

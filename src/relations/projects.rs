@@ -1,6 +1,6 @@
-//! The projects of a group (GitLab's ProjectEntitiesPipeline). Projects do not migrate yet: each one is
-//! listed and counted, so the stats say how many the group has, and the report says why none was
-//! imported. The pipeline never calls `load` for a relation with a skip reason.
+//! The projects of a group (GitLab's ProjectEntitiesPipeline): how they are listed. The runner
+//! (`engine::runner`, `discover_projects`) turns each into a project entity of its own, or reports it
+//! skipped; no record of this relation is ever loaded.
 
 use super::{EntityContext, Extraction, LoadError, Relation, pick};
 use crate::forge::GitLab;
@@ -8,9 +8,6 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 pub struct Projects;
-
-const SKIP_REASON: &str = "projects are listed and counted but not migrated yet; \
-                           migrate them once project migration is available";
 
 #[async_trait]
 impl Relation for Projects {
@@ -51,9 +48,6 @@ impl Relation for Projects {
             .and_then(Value::as_str)
             .map(str::to_string)
     }
-    fn skip_reason(&self) -> Option<&'static str> {
-        Some(SKIP_REASON)
-    }
     async fn load(
         &self,
         _dest: &GitLab,
@@ -61,6 +55,8 @@ impl Relation for Projects {
         _record: &Value,
         _in_doubt: bool,
     ) -> Result<u64, LoadError> {
-        Err(LoadError::skipped(SKIP_REASON))
+        Err(LoadError::internal(
+            "projects become entities of their own; they are never loaded as records".into(),
+        ))
     }
 }

@@ -1,6 +1,6 @@
 //! A live GitLab destination: each relation loads its records through the destination's REST API.
 
-use super::Sink;
+use super::{CreatedProject, ProjectPackage, Sink};
 use crate::forge::GitLab;
 use crate::relations::{EntityContext, LoadError, Relation};
 use async_trait::async_trait;
@@ -24,5 +24,48 @@ impl Sink for LiveSink {
         in_doubt: bool,
     ) -> Result<u64, LoadError> {
         relation.load(&self.gitlab, ctx, record, in_doubt).await
+    }
+
+    async fn load_batch(
+        &self,
+        relation: &dyn Relation,
+        ctx: &EntityContext,
+        records: &[Value],
+        in_doubt: bool,
+    ) -> Result<Vec<Result<u64, LoadError>>, LoadError> {
+        if relation.loads_in_batches() {
+            return relation
+                .load_batch(&self.gitlab, ctx, records, in_doubt)
+                .await;
+        }
+        let mut out = Vec::with_capacity(records.len());
+        for record in records {
+            out.push(self.load(relation, ctx, record, in_doubt).await);
+        }
+        Ok(out)
+    }
+
+    fn takes_projects(&self) -> bool {
+        true
+    }
+
+    async fn count(&self, path: &str) -> Result<Option<u64>, LoadError> {
+        let page = self
+            .gitlab
+            .client
+            .list_page(path, &[("per_page", "1".into())], None)
+            .await?;
+        Ok(page
+            .total
+            .or_else(|| page.next.is_none().then_some(page.items.len() as u64)))
+    }
+
+    async fn create_project(
+        &self,
+        ctx: &EntityContext,
+        package: &ProjectPackage,
+        in_doubt: bool,
+    ) -> Result<CreatedProject, LoadError> {
+        super::project_import::create(&self.gitlab, ctx, package, in_doubt).await
     }
 }

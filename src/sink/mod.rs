@@ -1,7 +1,8 @@
-//! Where relation records go: a live GitLab destination now, a bundle next. A sink never reads a source.
+//! Where relation records go: a live GitLab destination or a bundle. A sink never reads a source.
 
 pub mod bundle;
 pub mod live;
+pub mod project_import;
 
 use crate::engine::EngineError;
 use crate::model::{BulkImport, Entity};
@@ -9,8 +10,25 @@ use crate::relations::{EntityContext, LoadError, Relation};
 use crate::store::Store;
 use async_trait::async_trait;
 use serde_json::Value;
+use std::path::PathBuf;
 
 pub use live::LiveSink;
+
+/// What creates a project: its attributes, the relations that travel with it (each staged on disk as
+/// the NDJSON of an export's `tree/project/<relation>.ndjson`) and its repository as a `git bundle`.
+#[derive(Debug)]
+pub struct ProjectPackage {
+    pub attributes: Value,
+    pub relations: Vec<(String, PathBuf)>,
+    pub repository: Option<PathBuf>,
+}
+
+/// A project the destination created, and the relations its import says failed (relation, why).
+#[derive(Debug)]
+pub struct CreatedProject {
+    pub id: u64,
+    pub failed_relations: Vec<(String, String)>,
+}
 
 #[async_trait]
 pub trait Sink: Send + Sync {
@@ -24,6 +42,47 @@ pub trait Sink: Send + Sync {
         record: &Value,
         in_doubt: bool,
     ) -> Result<u64, LoadError>;
+
+    /// Writes a page of a relation that loads in batches; one outcome per record, in order. A sink that
+    /// writes record by record loads each one.
+    async fn load_batch(
+        &self,
+        relation: &dyn Relation,
+        ctx: &EntityContext,
+        records: &[Value],
+        in_doubt: bool,
+    ) -> Result<Vec<Result<u64, LoadError>>, LoadError> {
+        let mut out = Vec::with_capacity(records.len());
+        for record in records {
+            out.push(self.load(relation, ctx, record, in_doubt).await);
+        }
+        Ok(out)
+    }
+
+    /// Whether projects can be written here (a group's projects become entities of their own).
+    fn takes_projects(&self) -> bool {
+        false
+    }
+
+    /// Creates a project from its package. When `in_doubt`, an earlier attempt may have created it:
+    /// it is looked for first.
+    async fn create_project(
+        &self,
+        ctx: &EntityContext,
+        _package: &ProjectPackage,
+        _in_doubt: bool,
+    ) -> Result<CreatedProject, LoadError> {
+        Err(LoadError::skipped(format!(
+            "{}: bundles do not carry projects yet; migrate it live",
+            ctx.entity.source_full_path
+        )))
+    }
+
+    /// How many records a REST list of the destination holds (`projects/1/labels`); None for a sink
+    /// that is not a live destination.
+    async fn count(&self, _path: &str) -> Result<Option<u64>, LoadError> {
+        Ok(None)
+    }
 
     /// Called after every record of a page was loaded and before the page is committed to the store:
     /// a sink that writes in batches makes page `page` (0-based) of the relation durable here.

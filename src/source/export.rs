@@ -1,7 +1,8 @@
 //! GitLab's relation export API, the one its own direct transfer uses: the source builds every relation
-//! of a group as batches of gzipped NDJSON, and the appliance downloads them one batch at a time. It is
-//! started once per group, on the first relation that asks for it; a source that does not offer it (or
-//! a token without the rights: 403/404) is remembered, and its relations are read through REST instead.
+//! of a group or project as batches of gzipped NDJSON, and the appliance downloads them one batch at a
+//! time. It is started once per group or project (a "portable": `groups/<id>` or `projects/<id>`), on
+//! the first relation that asks for it; a source that does not offer it (or a token without the
+//! rights: 403/404) is remembered, and its relations are read through REST instead.
 
 use crate::forge::{ForgeError, GitLab};
 use serde_json::{Value, json};
@@ -11,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
-/// How long the source may take to build a group's export before the appliance reads REST instead.
+/// How long the source may take to build an export before the appliance reads REST instead.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(300);
 /// The largest batch download accepted (GitLab's batches hold 1000 records).
 const MAX_BATCH: usize = 256 * 1024 * 1024;
@@ -23,41 +24,53 @@ pub struct ExportedRelation {
     pub total: u64,
 }
 
-/// A group's export: the relations it holds, or None when the source would not export it.
-type GroupExport = Option<HashMap<String, ExportedRelation>>;
+/// An export: the relations it holds, or None when the source would not export it.
+type PortableExport = Option<HashMap<String, ExportedRelation>>;
 
 #[derive(Default)]
 pub struct Exports {
-    groups: Mutex<HashMap<String, Arc<OnceCell<GroupExport>>>>,
+    portables: Mutex<HashMap<String, Arc<OnceCell<PortableExport>>>>,
 }
 
 impl Exports {
-    /// The export of `relation` of group `group` (a source id or encoded path), started and waited
-    /// for on first use; None when the source does not export it to this token.
+    /// The export of `relation` of `portable` (`groups/<id or encoded path>` or `projects/<...>`),
+    /// started and waited for on first use; None when the source does not export it to this token.
     pub async fn relation(
         &self,
         gitlab: &GitLab,
-        group: &str,
+        portable: &str,
         relation: &str,
     ) -> Result<Option<ExportedRelation>, ForgeError> {
         let cell = {
-            let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
-            groups.entry(group.to_string()).or_default().clone()
+            let mut portables = self.portables.lock().unwrap_or_else(|p| p.into_inner());
+            portables.entry(portable.to_string()).or_default().clone()
         };
-        let export = cell.get_or_try_init(|| build(gitlab, group)).await?;
+        let export = cell.get_or_try_init(|| build(gitlab, portable)).await?;
         Ok(export.as_ref().and_then(|e| e.get(relation).copied()))
+    }
+
+    /// Whether the source exports `portable` to this token at all.
+    pub async fn offered(&self, gitlab: &GitLab, portable: &str) -> Result<bool, ForgeError> {
+        let cell = {
+            let mut portables = self.portables.lock().unwrap_or_else(|p| p.into_inner());
+            portables.entry(portable.to_string()).or_default().clone()
+        };
+        Ok(cell
+            .get_or_try_init(|| build(gitlab, portable))
+            .await?
+            .is_some())
     }
 
     /// The records of batch `number` (1-based) of an exported relation.
     pub async fn batch(
         &self,
         gitlab: &GitLab,
-        group: &str,
+        portable: &str,
         relation: &str,
         number: u64,
     ) -> Result<Vec<Value>, ForgeError> {
         let path = format!(
-            "groups/{group}/export_relations/download?relation={relation}&batched=true&batch_number={number}"
+            "{portable}/export_relations/download?relation={relation}&batched=true&batch_number={number}"
         );
         let gz = gitlab.client.get_bytes(&path, MAX_BATCH).await?;
         let url = gitlab.client.api_url(&path);
@@ -70,9 +83,9 @@ impl Exports {
     }
 }
 
-/// Starts a group's batched export and waits until every relation is built.
-async fn build(gitlab: &GitLab, group: &str) -> Result<GroupExport, ForgeError> {
-    let start = format!("groups/{group}/export_relations");
+/// Starts a batched export and waits until every relation is built.
+async fn build(gitlab: &GitLab, portable: &str) -> Result<PortableExport, ForgeError> {
+    let start = format!("{portable}/export_relations");
     match gitlab
         .client
         .post_repeatable(&start, &json!({ "batched": true }))
@@ -80,7 +93,7 @@ async fn build(gitlab: &GitLab, group: &str) -> Result<GroupExport, ForgeError> 
     {
         Ok(_) => {}
         Err(e) if matches!(e.status(), Some(401 | 403 | 404 | 405)) => {
-            tracing::info!(group, error = %e, "the source does not export this group; reading REST");
+            tracing::info!(portable, error = %e, "the source does not export this; reading REST");
             return Ok(None);
         }
         Err(e) => return Err(e),
@@ -111,7 +124,7 @@ async fn build(gitlab: &GitLab, group: &str) -> Result<GroupExport, ForgeError> 
             return Ok(Some(done));
         }
         if tokio::time::Instant::now() > deadline {
-            tracing::warn!(group, "the source's export took too long; reading REST");
+            tracing::warn!(portable, "the source's export took too long; reading REST");
             return Ok(None);
         }
         tokio::time::sleep(wait).await;

@@ -77,15 +77,25 @@ impl LiveSource {
                 None => return Ok(None),
             },
         };
-        let group = ctx.source_id();
-        let Some(exported) = self.exports.relation(&self.gitlab, &group, name).await? else {
+        let portable = ctx.source_portable();
+        let Some(exported) = self.exports.relation(&self.gitlab, &portable, name).await? else {
+            if matches!(relation.extraction(ctx), Extraction::ExportOnly)
+                && self.exports.offered(&self.gitlab, &portable).await?
+            {
+                // The source exports this entity but has none of this relation.
+                return Ok(Some(ExtractedPage {
+                    records: Vec::new(),
+                    next: None,
+                    total: Some(0),
+                }));
+            }
             return Ok(None);
         };
         let mut records = Vec::new();
         if exported.batches > 0 {
             for r in self
                 .exports
-                .batch(&self.gitlab, &group, name, batch)
+                .batch(&self.gitlab, &portable, name, batch)
                 .await?
             {
                 let mut record = relation.record_from_export(r);
@@ -135,6 +145,15 @@ impl Source for LiveSource {
         };
         self.read_via(ctx, relation, via);
         match extraction {
+            Extraction::ExportOnly => Err(ForgeError::Unsupported(format!(
+                "{} did not export the {} of {} through GitLab's relation export API \
+                 (POST /{}/export_relations, GitLab 16.2 or later, with a token of a maintainer \
+                 or owner), and only that export has them in a form GitLab can import",
+                self.url(),
+                relation.name(),
+                ctx.entity.source_full_path,
+                ctx.source_portable(),
+            ))),
             Extraction::Single { path } => {
                 let mut record = relation.transform(self.gitlab.client.get(&path, &[]).await?);
                 if !relation.exists(&record) {
@@ -171,6 +190,32 @@ impl Source for LiveSource {
                 })
             }
         }
+    }
+
+    async fn repository(
+        &self,
+        ctx: &EntityContext,
+        dir: &std::path::Path,
+    ) -> Result<Option<std::path::PathBuf>, ForgeError> {
+        let client = &self.gitlab.client;
+        let url = format!("{}/{}.git", self.url(), ctx.entity.source_full_path);
+        let url = url::Url::parse(&url).map_err(|e| ForgeError::Url(e.to_string()))?;
+        let git_error = |e: crate::forge::git::GitError| ForgeError::Network {
+            method: "git".into(),
+            url: url.to_string(),
+            message: e.to_string(),
+            maybe_applied: false,
+        };
+        let mirror = dir.join("source.git");
+        crate::forge::git::mirror_clone(client.base(), client.token(), &url, &mirror)
+            .await
+            .map_err(git_error)?;
+        let bundle = dir.join("project.bundle");
+        let made = crate::forge::git::bundle_create(&mirror, &bundle)
+            .await
+            .map_err(git_error)?;
+        let _ = tokio::fs::remove_dir_all(&mirror).await;
+        Ok(made.then_some(bundle))
     }
 
     async fn subgroups(&self, ctx: &EntityContext) -> Result<Vec<Value>, ForgeError> {

@@ -9,6 +9,7 @@ use crate::forge::ForgeError;
 use crate::relations::{EntityContext, Relation};
 use async_trait::async_trait;
 use serde_json::Value;
+use std::path::{Path, PathBuf};
 
 pub use live::LiveSource;
 
@@ -42,4 +43,13 @@ pub trait Source: Send + Sync {
     ) -> Result<ExtractedPage, ForgeError>;
     /// The direct subgroups of a group entity (REST group records), so they become entities of their own.
     async fn subgroups(&self, ctx: &EntityContext) -> Result<Vec<Value>, ForgeError>;
+    /// A project entity's repository as a `git bundle` of every ref, written under `dir`; None when
+    /// the project has an empty repository (or the source carries none).
+    async fn repository(
+        &self,
+        _ctx: &EntityContext,
+        _dir: &Path,
+    ) -> Result<Option<PathBuf>, ForgeError> {
+        Ok(None)
+    }
 }

@@ -1,0 +1,404 @@
+//! The plan of a project entity, in GitLab's order for its project pipelines:
+//!
+//! 0. `project`: the project is created by the destination's own project import. Its attributes, the
+//!    relations that travel with it (`ARCHIVE_RELATIONS`, each read in full from the source and staged
+//!    on disk, a page at a time) and its repository (a `git bundle` of every ref) make one package the
+//!    sink turns into what creates the project (a live destination: a GitLab export archive sent to
+//!    `POST /projects/import`). Each of those relations then counts what the destination holds.
+//! 1. `milestones`, 2. `issues`, 3. `merge_requests`: the relations GitLab's relation import takes,
+//!    a page at a time, one relation after the other (a project takes one relation import at a time).
+//!    Each page is read back from the destination; a crash redoes at most that page, and GitLab skips
+//!    what it already imported.
+
+use super::pipeline::{PipelineOutcome, PipelineRun, new_correlation_id};
+use super::{Engine, EngineError, blocking};
+use crate::model::{Failure, Status, now_millis};
+use crate::relations::project::ProjectAttributes;
+use crate::relations::project::{ArchiveRelation, ISSUES, MERGE_REQUESTS, MILESTONES};
+use crate::relations::{EntityContext, Relation};
+use crate::sink::{ProjectPackage, Sink};
+use crate::source::Source;
+use crate::store::{MappingScope, PageCommit};
+use std::io::Write;
+use tokio_util::sync::CancellationToken;
+
+/// Relations that travel in the archive that creates the project (GitLab's relation import cannot add
+/// them later), by their names in GitLab's export tree, with the REST list that counts them at the
+/// destination (None: a single settings record, counted by the import's own report).
+pub const ARCHIVE_RELATIONS: &[(&str, Option<&str>)] = &[
+    ("labels", Some("labels")),
+    ("project_members", Some("members")),
+    ("project_badges", Some("badges")),
+    ("protected_branches", Some("protected_branches")),
+    ("protected_tags", Some("protected_tags")),
+    ("releases", Some("releases")),
+    ("snippets", Some("snippets")),
+    ("boards", Some("boards")),
+    ("ci_pipelines", Some("pipelines")),
+    ("pipeline_schedules", Some("pipeline_schedules")),
+    ("project_feature", None),
+    ("ci_cd_settings", None),
+    ("container_expiration_policy", None),
+    ("auto_devops", None),
+    ("push_rule", None),
+    ("service_desk_setting", None),
+    ("external_pull_requests", None),
+    ("commit_notes", None),
+];
+
+/// The relations loaded through GitLab's relation import once the project exists, in order.
+pub fn batched_stages() -> Vec<&'static dyn Relation> {
+    vec![&MILESTONES, &ISSUES, &MERGE_REQUESTS]
+}
+
+/// Every relation name of a project, in stage order, with its stage number (for reports).
+pub fn project_relation_names() -> Vec<(u8, &'static str)> {
+    let mut out = vec![(0, "project")];
+    out.extend(ARCHIVE_RELATIONS.iter().map(|(name, _)| (0, *name)));
+    out.extend(
+        batched_stages()
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (i as u8 + 1, r.name())),
+    );
+    out
+}
+
+impl Engine {
+    pub(super) async fn run_project(
+        &self,
+        source: &dyn Source,
+        sink: &dyn Sink,
+        ctx: &mut EntityContext,
+        scope: &MappingScope,
+        cancel: &CancellationToken,
+    ) -> Result<(), EngineError> {
+        let entity_id = ctx.entity.id;
+        let (store, s) = (self.store.clone(), scope.clone());
+        let continuing = !blocking(move || store.mapped_ids(&s, "project"))
+            .await?
+            .is_empty();
+        if !self
+            .create_project(source, sink, ctx, scope, cancel)
+            .await?
+        {
+            self.update_entity(entity_id, |e| e.status = Status::Failed)
+                .await?;
+            return Ok(());
+        }
+        for (i, relation) in batched_stages().into_iter().enumerate() {
+            let run = PipelineRun {
+                store: &self.store,
+                source,
+                sink,
+                ctx,
+                scope,
+                stage: i as u8 + 1,
+                cancel,
+                continuing,
+            };
+            // A relation that failed is reported; the next ones still load.
+            let _: PipelineOutcome = run.run(relation).await?;
+        }
+        self.update_entity(entity_id, |e| e.status = Status::Finished)
+            .await?;
+        Ok(())
+    }
+
+    /// Stage 0. Returns false when the project could not be created (its failure row says why).
+    async fn create_project(
+        &self,
+        source: &dyn Source,
+        sink: &dyn Sink,
+        ctx: &mut EntityContext,
+        scope: &MappingScope,
+        cancel: &CancellationToken,
+    ) -> Result<bool, EngineError> {
+        let entity_id = ctx.entity.id;
+        let (store, s) = (self.store.clone(), scope.clone());
+        if let Some((source_id, dest_id)) = blocking(move || store.mapped_ids(&s, "project"))
+            .await?
+            .into_iter()
+            .next()
+        {
+            self.adopt_project(ctx, &source_id, dest_id).await?;
+            return Ok(true);
+        }
+        let store = self.store.clone();
+        let tracker =
+            blocking(move || store.ensure_tracker(entity_id, "project", 0, now_millis())).await?;
+        if tracker.status == Status::Failed {
+            return Ok(false);
+        }
+        let in_doubt = tracker.in_doubt;
+
+        // The attributes first: their source id addresses the export.
+        let page = match source.extract(&ProjectAttributes, ctx, None).await {
+            Ok(page) => page,
+            Err(e) if e.is_unreachable() => return Err(EngineError::Unreachable(e.to_string())),
+            Err(e) => {
+                self.fail_stage(ctx, "project", "extractor", e.source_class(), e.message())
+                    .await?;
+                return Ok(false);
+            }
+        };
+        let Some(attributes) = page.records.into_iter().next() else {
+            self.fail_stage(
+                ctx,
+                "project",
+                "extractor",
+                "Appliance::SourceRejected",
+                format!("the source has no project {}", ctx.entity.source_full_path),
+            )
+            .await?;
+            return Ok(false);
+        };
+        let source_id = ProjectAttributes.source_id(&attributes);
+        if let Ok(xid) = source_id.parse::<u64>() {
+            ctx.entity = self
+                .update_entity(entity_id, move |e| e.source_xid = Some(xid))
+                .await?;
+        }
+
+        let staging = tempfile::tempdir_in(self.data_dir())
+            .map_err(|e| EngineError::Setup(format!("cannot stage the project: {e}")))?;
+        let mut relations = Vec::new();
+        let mut counted = Vec::new();
+        for (name, count_path) in ARCHIVE_RELATIONS {
+            if cancel.is_cancelled() {
+                return Err(EngineError::Canceled);
+            }
+            let store = self.store.clone();
+            blocking(move || store.ensure_tracker(entity_id, name, 0, now_millis())).await?;
+            let staged = staging.path().join(format!("{name}.ndjson"));
+            match stage_relation(source, ctx, name, &staged).await {
+                Ok(0) => counted.push((*name, *count_path, 0)),
+                Ok(n) => {
+                    relations.push((name.to_string(), staged));
+                    counted.push((*name, *count_path, n));
+                }
+                Err(StageError::Source(e)) if e.is_unreachable() => {
+                    return Err(EngineError::Unreachable(e.to_string()));
+                }
+                Err(StageError::Source(e)) => {
+                    self.fail_stage(ctx, name, "extractor", e.source_class(), e.message())
+                        .await?;
+                }
+                Err(StageError::Disk(e)) => {
+                    return Err(EngineError::Setup(format!(
+                        "cannot stage the {name} of {}: {e}",
+                        ctx.entity.source_full_path
+                    )));
+                }
+            }
+        }
+        let repository = match source.repository(ctx, staging.path()).await {
+            Ok(r) => r,
+            Err(e) if e.is_unreachable() => return Err(EngineError::Unreachable(e.to_string())),
+            Err(e) => {
+                self.fail_stage(ctx, "project", "extractor", e.source_class(), e.message())
+                    .await?;
+                return Ok(false);
+            }
+        };
+        let package = ProjectPackage {
+            attributes,
+            relations,
+            repository,
+        };
+
+        let store = self.store.clone();
+        let via = source.via();
+        blocking(move || store.begin_page(entity_id, "project", via, now_millis())).await?;
+        let created = match sink.create_project(ctx, &package, in_doubt).await {
+            Ok(created) => created,
+            Err(e) if e.unreachable => return Err(EngineError::Unreachable(e.message)),
+            Err(e) => {
+                let skip = e.is_skip();
+                let failure = self.failure(ctx, "project", "loader", &e.class, e.message);
+                let commit = PageCommit {
+                    last_page: true,
+                    source_total: Some(1),
+                    fetched: 1,
+                    failures: if skip { vec![] } else { vec![failure.clone()] },
+                    skipped: if skip { vec![failure] } else { vec![] },
+                    ..Default::default()
+                };
+                let (store, scope) = (self.store.clone(), scope.clone());
+                blocking(move || {
+                    store.commit_page(entity_id, "project", &scope, commit, now_millis())
+                })
+                .await?;
+                return Ok(false);
+            }
+        };
+        drop(staging);
+
+        // What arrived of each relation that travelled in the archive, counted at the destination.
+        for (name, count_path, sent) in counted {
+            let failed = created
+                .failed_relations
+                .iter()
+                .filter(|(r, _)| r == name)
+                .map(|(_, why)| why.clone())
+                .collect::<Vec<_>>();
+            let arrived = match count_path {
+                Some(path) if sent > 0 => sink_count(sink, created.id, path).await?,
+                _ if failed.is_empty() => Some(sent),
+                _ => Some(0),
+            };
+            let arrived = arrived.unwrap_or(sent).min(sent);
+            let mut commit = PageCommit {
+                last_page: true,
+                source_total: Some(sent),
+                fetched: sent,
+                imported: (0..arrived)
+                    .map(|i| (format!("#{i}"), created.id))
+                    .collect(),
+                ..Default::default()
+            };
+            if arrived < sent || !failed.is_empty() {
+                let why = if failed.is_empty() {
+                    "the destination's import did not say why".to_string()
+                } else {
+                    failed.join("; ")
+                };
+                commit.failures.push(self.failure(
+                    ctx,
+                    name,
+                    "loader",
+                    "Appliance::NotImported",
+                    format!(
+                        "{} of {sent} {name} did not arrive at the destination: {why}",
+                        sent - arrived
+                    ),
+                ));
+            }
+            let (store, scope) = (self.store.clone(), scope.clone());
+            blocking(move || store.commit_page(entity_id, name, &scope, commit, now_millis()))
+                .await?;
+        }
+        let commit = PageCommit {
+            last_page: true,
+            source_total: Some(1),
+            fetched: 1,
+            imported: vec![(source_id.clone(), created.id)],
+            ..Default::default()
+        };
+        let (store, s) = (self.store.clone(), scope.clone());
+        blocking(move || store.commit_page(entity_id, "project", &s, commit, now_millis())).await?;
+        self.adopt_project(ctx, &source_id, created.id).await?;
+        Ok(true)
+    }
+
+    /// The entity now knows its destination project.
+    async fn adopt_project(
+        &self,
+        ctx: &mut EntityContext,
+        source_id: &str,
+        dest_id: u64,
+    ) -> Result<(), EngineError> {
+        let xid = source_id.parse::<u64>().ok();
+        ctx.entity = self
+            .update_entity(ctx.entity.id, move |e| {
+                e.project_id = Some(dest_id);
+                if xid.is_some() {
+                    e.source_xid = xid;
+                }
+            })
+            .await?;
+        Ok(())
+    }
+
+    fn failure(
+        &self,
+        ctx: &EntityContext,
+        relation: &str,
+        step: &str,
+        class: &str,
+        message: String,
+    ) -> Failure {
+        Failure {
+            entity_id: ctx.entity.id,
+            relation: relation.to_string(),
+            step: step.to_string(),
+            exception_class: class.to_string(),
+            exception_message: message,
+            correlation_id: new_correlation_id(),
+            source_url: Some(ctx.source_web_url()),
+            source_title: Some(ctx.entity.source_full_path.clone()),
+            pipeline_class: "BulkImports::Projects::Pipelines::ProjectPipeline".into(),
+            created_at: now_millis(),
+        }
+    }
+
+    async fn fail_stage(
+        &self,
+        ctx: &EntityContext,
+        relation: &'static str,
+        step: &str,
+        class: &str,
+        message: String,
+    ) -> Result<(), EngineError> {
+        let failure = self.failure(ctx, relation, step, class, message);
+        let (store, entity_id) = (self.store.clone(), ctx.entity.id);
+        blocking(move || {
+            store.ensure_tracker(entity_id, relation, 0, now_millis())?;
+            store.end_tracker(
+                entity_id,
+                relation,
+                Status::Failed,
+                Some(failure),
+                now_millis(),
+            )
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+/// Why a relation could not be staged.
+enum StageError {
+    Source(crate::forge::ForgeError),
+    Disk(std::io::Error),
+}
+
+/// Reads every page of an archive relation into `staged` (one record per line); the record count.
+async fn stage_relation(
+    source: &dyn Source,
+    ctx: &EntityContext,
+    name: &'static str,
+    staged: &std::path::Path,
+) -> Result<u64, StageError> {
+    let relation = ArchiveRelation { name };
+    let mut out = std::io::BufWriter::new(std::fs::File::create(staged).map_err(StageError::Disk)?);
+    let (mut cursor, mut count) = (None::<String>, 0u64);
+    loop {
+        let page = source
+            .extract(&relation, ctx, cursor.as_deref())
+            .await
+            .map_err(StageError::Source)?;
+        for record in &page.records {
+            serde_json::to_writer(&mut out, record)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"))
+                .map_err(StageError::Disk)?;
+            count += 1;
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    out.flush().map_err(StageError::Disk)?;
+    Ok(count)
+}
+
+/// How many records a destination project's REST list holds (None: not a live destination).
+async fn sink_count(sink: &dyn Sink, project: u64, path: &str) -> Result<Option<u64>, EngineError> {
+    match sink.count(&format!("projects/{project}/{path}")).await {
+        Ok(n) => Ok(n),
+        Err(e) if e.unreachable => Err(EngineError::Unreachable(e.message)),
+        Err(_) => Ok(None),
+    }
+}

@@ -1,0 +1,189 @@
+//! A project created at a live GitLab destination by its own project import, the restorer GitLab's
+//! direct transfer and file import use (it keeps iids, dates, merged merge requests and diffs): the
+//! package becomes a GitLab export archive (`VERSION`, `tree/project.json`,
+//! `tree/project/<relation>.ndjson`, `project.bundle`) streamed to disk, sent to
+//! `POST /projects/import`, and followed through `GET /projects/:id/import` to its end.
+//! A project import is not repeatable: an attempt whose outcome is unknown (or a resume after a crash)
+//! looks for the project at its destination path before importing again.
+
+use super::{CreatedProject, ProjectPackage};
+use crate::archive::ImportArchive;
+use crate::forge::{ForgeError, GitLab, gitlab::encode_path};
+use crate::relations::project::{failure_text, find_project};
+use crate::relations::{EntityContext, LoadError};
+use serde_json::Value;
+use std::time::Duration;
+
+/// How long the destination may take to import one project.
+const IMPORT_DEADLINE: Duration = Duration::from_secs(4 * 3600);
+
+pub async fn create(
+    dest: &GitLab,
+    ctx: &EntityContext,
+    package: &ProjectPackage,
+    in_doubt: bool,
+) -> Result<CreatedProject, LoadError> {
+    let full_path = ctx.entity.destination_full_path();
+    if in_doubt && let Some(found) = find_project(dest, &full_path).await? {
+        return follow(dest, &found).await;
+    }
+    let mut attributes = package.attributes.clone();
+    clamp_visibility(dest, &ctx.entity.destination_namespace, &mut attributes).await?;
+    let dir = tempfile::tempdir().map_err(|e| LoadError::internal(e.to_string()))?;
+    let file = dir.path().join("project.tar.gz");
+    write_archive(&file, &attributes, package).await?;
+
+    let name = attributes
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or(&ctx.entity.destination_slug)
+        .to_string();
+    let fields = [
+        ("path", ctx.entity.destination_slug.clone()),
+        ("namespace", ctx.entity.destination_namespace.clone()),
+        ("name", name),
+    ];
+    let started = match dest
+        .client
+        .post_archive("projects/import", &fields, &file, false)
+        .await
+    {
+        Ok(started) => started,
+        Err(e) => {
+            // The answer was lost, or the destination failed after it may have started the import.
+            let unknown = matches!(
+                e,
+                ForgeError::Network {
+                    maybe_applied: true,
+                    ..
+                }
+            ) || matches!(e.status(), Some(500) | Some(504));
+            if unknown && let Some(found) = find_project(dest, &full_path).await? {
+                return follow(dest, &found).await;
+            }
+            return Err(e.into());
+        }
+    };
+    follow(dest, &started).await
+}
+
+/// Writes the archive on a blocking thread: the repository bundle may be gigabytes.
+async fn write_archive(
+    file: &std::path::Path,
+    attributes: &Value,
+    package: &ProjectPackage,
+) -> Result<(), LoadError> {
+    let (file, attributes) = (file.to_path_buf(), attributes.clone());
+    let relations = package.relations.clone();
+    let repository = package.repository.clone();
+    tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+        let mut archive = ImportArchive::create(&file)?;
+        archive.project(&attributes)?;
+        for (relation, staged) in &relations {
+            archive.file(&format!("tree/project/{relation}.ndjson"), staged)?;
+        }
+        if let Some(bundle) = &repository {
+            archive.file("project.bundle", bundle)?;
+        }
+        archive.finish()
+    })
+    .await
+    .map_err(|e| LoadError::internal(e.to_string()))?
+    .map_err(|e| LoadError::internal(format!("cannot write the project's import archive: {e}")))?;
+    Ok(())
+}
+
+/// A project's visibility is at most its destination group's, as GitLab requires.
+async fn clamp_visibility(
+    dest: &GitLab,
+    namespace: &str,
+    attributes: &mut Value,
+) -> Result<(), LoadError> {
+    if namespace.is_empty() {
+        return Ok(());
+    }
+    let group = dest
+        .client
+        .get(&format!("groups/{}", encode_path(namespace)), &[])
+        .await?;
+    let ceiling = crate::relations::project::visibility_level(
+        group
+            .get("visibility")
+            .and_then(Value::as_str)
+            .unwrap_or("private"),
+    );
+    if let Some(level) = attributes.get_mut("visibility_level")
+        && level.as_u64().is_some_and(|l| l > ceiling)
+    {
+        *level = Value::from(ceiling);
+    }
+    Ok(())
+}
+
+/// Follows the import of `project` (as the destination answered it) until it ends.
+async fn follow(dest: &GitLab, project: &Value) -> Result<CreatedProject, LoadError> {
+    let id = project.get("id").and_then(Value::as_u64).ok_or_else(|| {
+        LoadError::internal("the destination answered without a project id".into())
+    })?;
+    let deadline = tokio::time::Instant::now() + IMPORT_DEADLINE;
+    let mut wait = Duration::from_millis(25);
+    loop {
+        let status = dest
+            .client
+            .get(&format!("projects/{id}/import"), &[])
+            .await?;
+        match status.get("import_status").and_then(Value::as_str) {
+            // `none`: a project that was not imported (created some other way) is there as it is.
+            Some("finished") | Some("none") => {
+                return Ok(CreatedProject {
+                    id,
+                    failed_relations: failed_relations(&status),
+                });
+            }
+            Some("failed") => {
+                return Err(LoadError {
+                    class: "Appliance::ImportFailed".into(),
+                    message: format!(
+                        "the destination's project import failed: {}",
+                        failure_text(&status)
+                    ),
+                    correlation_id: status
+                        .get("correlation_id")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    unreachable: false,
+                });
+            }
+            _ => {}
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(LoadError::internal(format!(
+                "the destination did not finish importing project {id} within {} hours",
+                IMPORT_DEADLINE.as_secs() / 3600
+            )));
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn failed_relations(status: &Value) -> Vec<(String, String)> {
+    status
+        .get("failed_relations")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            (
+                f.get("relation_name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+                f.get("exception_message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("failed")
+                    .to_string(),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,253 @@
+//! A project migrates live through the destination's own project import: checked through both
+//! simulators' REST APIs and `git ls-remote`, field by field, as a user would compare them.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+const PROJECT: &str = "acme/backend/api";
+
+async fn migrate_project(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    data: &std::path::Path,
+    token: &str,
+) -> std::process::Output {
+    let mut cmd = appliance();
+    cmd.args([
+        "migrate",
+        "--json",
+        "--project",
+        PROJECT,
+        "--to",
+        "imported",
+    ])
+    .args(["--source-url", &src.url, "--destination-url", &dst.url])
+    .arg("--data")
+    .arg(data)
+    .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
+    .env("APPLIANCE_DESTINATION_TOKEN", token);
+    run(cmd).await
+}
+
+/// Every ref of a simulated project's repository and the commit it points at.
+fn refs(sim: &forge_sim::RunningSim, full_path: &str) -> BTreeMap<String, String> {
+    sim.sim
+        .git
+        .refs(full_path)
+        .expect("read the project's refs")
+}
+
+/// The fields of an issue or merge request a user compares, with its notes in order.
+async fn items(base: &str, token: &str, project: &str, kind: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for item in get_all(base, token, &format!("projects/{}/{kind}", enc(project))).await {
+        let iid = item["iid"].as_u64().unwrap();
+        let notes = get_all(
+            base,
+            token,
+            &format!(
+                "projects/{}/{kind}/{iid}/notes?sort=asc&order_by=created_at",
+                enc(project)
+            ),
+        )
+        .await;
+        let mut fields = serde_json::Map::new();
+        for k in [
+            "iid",
+            "title",
+            "description",
+            "state",
+            "created_at",
+            "closed_at",
+            "merged_at",
+            "confidential",
+            "due_date",
+            "source_branch",
+            "target_branch",
+            "merge_commit_sha",
+            "draft",
+        ] {
+            if let Some(v) = item.get(k) {
+                fields.insert(k.into(), v.clone());
+            }
+        }
+        let mut labels: Vec<String> = item["labels"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l.as_str().map(str::to_string))
+            .collect();
+        labels.sort();
+        fields.insert("labels".into(), labels.into());
+        fields.insert("milestone".into(), item["milestone"]["title"].clone());
+        fields.insert("author".into(), item["author"]["username"].clone());
+        fields.insert(
+            "notes".into(),
+            notes
+                .iter()
+                .filter(|n| n["system"] != true)
+                .map(|n| {
+                    serde_json::json!({
+                        "body": n["body"], "created_at": n["created_at"],
+                        "author": n["author"]["username"], "type": n["type"],
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into(),
+        );
+        out.push(Value::Object(fields));
+    }
+    out.sort_by_key(|v| v["iid"].as_u64());
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_project_migrates_with_its_repository_issues_and_merge_requests() {
+    let (src, dst) = (source().await, destination().await);
+    let data = tempfile::tempdir().unwrap();
+    let out = migrate_project(&src, &dst, data.path(), &dst.admin_token).await;
+    assert!(out.status.success(), "migrate failed: {}", explain(&out));
+    let r = report(&out);
+    assert_eq!(r["status"], "finished", "{r:#}");
+    assert_eq!(r["has_failures"], false, "{r:#}");
+    let entity = &r["entities"][0];
+    assert_eq!(entity["source_type"], "project_entity", "{entity:#}");
+
+    let dest_path = "imported/api";
+    let dest = get(
+        &dst.url,
+        &dst.admin_token,
+        &format!("projects/{}", enc(dest_path)),
+    )
+    .await
+    .expect("the project exists at the destination");
+    let source = get(
+        &src.url,
+        &src.owner_token,
+        &format!("projects/{}", enc(PROJECT)),
+    )
+    .await
+    .unwrap();
+    for k in ["name", "description", "default_branch"] {
+        assert_eq!(dest[k], source[k], "project {k}");
+    }
+
+    // The repository: every branch and tag, at the same commits.
+    let want_refs = refs(&src, PROJECT);
+    assert!(
+        want_refs.len() >= 2,
+        "the sample project has branches and tags: {want_refs:?}"
+    );
+    let got_refs: BTreeMap<String, String> = refs(&dst, dest_path)
+        .into_iter()
+        .filter(|(r, _)| !r.starts_with("refs/merge-requests/"))
+        .collect();
+    let want_heads: BTreeMap<String, String> = want_refs
+        .into_iter()
+        .filter(|(r, _)| !r.starts_with("refs/merge-requests/"))
+        .collect();
+    assert_eq!(got_refs, want_heads, "refs and commit ids");
+
+    for kind in ["issues", "merge_requests"] {
+        let want = items(&src.url, &src.owner_token, PROJECT, kind).await;
+        let got = items(&dst.url, &dst.admin_token, dest_path, kind).await;
+        assert!(!want.is_empty(), "the sample project has {kind}");
+        assert_eq!(got.len(), want.len(), "{kind} count");
+        for (w, g) in want.iter().zip(&got) {
+            assert_eq!(g, w, "{kind} field by field");
+        }
+        // Stats are exact and counted at the destination.
+        let stat = entity["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["relation"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} stats: {entity:#}"));
+        for k in ["source", "fetched", "imported"] {
+            assert_eq!(stat[k], want.len() as u64, "{kind}.{k}: {stat}");
+        }
+    }
+    let merged = items(&dst.url, &dst.admin_token, dest_path, "merge_requests")
+        .await
+        .into_iter()
+        .filter(|m| m["state"] == "merged")
+        .count();
+    assert!(merged >= 1, "a merged merge request arrives merged");
+
+    let label_titles = |v: Vec<Value>| {
+        let mut t: Vec<String> = v
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_string())
+            .collect();
+        t.sort();
+        t
+    };
+    let want_labels = label_titles(
+        get_all(
+            &src.url,
+            &src.owner_token,
+            &format!(
+                "projects/{}/labels?include_ancestor_groups=false",
+                enc(PROJECT)
+            ),
+        )
+        .await,
+    );
+    let got_labels = label_titles(
+        get_all(
+            &dst.url,
+            &dst.admin_token,
+            &format!(
+                "projects/{}/labels?include_ancestor_groups=false",
+                enc(dest_path)
+            ),
+        )
+        .await,
+    );
+    for l in &want_labels {
+        assert!(got_labels.contains(l), "label {l} arrived: {got_labels:?}");
+    }
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(&src.owner_token),
+        "the source token was printed"
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_project_path_taken_at_the_destination_is_refused_before_anything_is_written() {
+    let (src, dst) = (source().await, destination().await);
+    let data = tempfile::tempdir().unwrap();
+    let first = migrate_project(&src, &dst, data.path(), &dst.admin_token).await;
+    assert!(first.status.success(), "{}", explain(&first));
+    let other = tempfile::tempdir().unwrap();
+    let again = migrate_project(&src, &dst, other.path(), &dst.admin_token).await;
+    assert!(
+        !again.status.success(),
+        "a second migration into the same path is refused"
+    );
+    assert!(
+        explain(&again).contains("imported/api"),
+        "the refusal names the path: {}",
+        explain(&again)
+    );
+    let issues = get_all(
+        &dst.url,
+        &dst.admin_token,
+        &format!("projects/{}/issues", enc("imported/api")),
+    )
+    .await;
+    let want = get_all(
+        &src.url,
+        &src.owner_token,
+        &format!("projects/{}/issues", enc(PROJECT)),
+    )
+    .await;
+    assert_eq!(issues.len(), want.len(), "nothing was written twice");
+    src.shutdown().await;
+    dst.shutdown().await;
+}
