@@ -2,6 +2,7 @@
 //! The library does the work; `main.rs` only parses the command line and prints.
 
 pub mod api;
+pub mod archive;
 pub mod bundle;
 pub mod forge;
 pub mod interrupt;
