@@ -35,6 +35,10 @@ pub struct MigrateArgs {
     /// Do not migrate memberships.
     #[arg(long)]
     pub skip_memberships: bool,
+    /// Do not migrate the projects of the groups (they are listed and reported as skipped), as
+    /// `migrate_projects: false` does in the API.
+    #[arg(long)]
+    pub skip_projects: bool,
     /// Print the result as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -80,7 +84,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
                     .clone()
                     .unwrap_or_else(|| path.rsplit('/').next().unwrap_or(path).to_string()),
                 destination_namespace: args.place.namespace(),
-                migrate_projects: true,
+                migrate_projects: !args.skip_projects,
                 migrate_memberships: !args.skip_memberships,
             }
         })
