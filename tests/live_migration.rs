@@ -44,7 +44,16 @@ async fn a_group_tree_migrates_complete_with_exact_stats() {
     assert_eq!(r["status"], "finished");
     assert_eq!(r["has_failures"], false);
     let entities = r["entities"].as_array().unwrap();
-    assert_eq!(entities.len(), groups, "one entity per group of the tree");
+    let projects = entities
+        .iter()
+        .filter(|e| e["entity_type"] == "project")
+        .count();
+    assert!(projects >= 1, "the sample tree has projects");
+    assert_eq!(
+        entities.len(),
+        groups + projects,
+        "one entity per group and per project of the tree"
+    );
     // Stats are exact: per relation, what the source has, what was fetched and what was imported.
     let total = |rel: &str, k: &str| -> u64 {
         entities

@@ -114,7 +114,7 @@ async fn a_project_migrates_with_its_repository_issues_and_merge_requests() {
     assert_eq!(r["status"], "finished", "{r:#}");
     assert_eq!(r["has_failures"], false, "{r:#}");
     let entity = &r["entities"][0];
-    assert_eq!(entity["source_type"], "project_entity", "{entity:#}");
+    assert_eq!(entity["entity_type"], "project", "{entity:#}");
 
     let dest_path = "imported/api";
     let dest = get(

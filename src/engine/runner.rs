@@ -531,7 +531,7 @@ impl Engine {
                     ));
                     continue;
                 }
-                if !sink.takes_projects() {
+                if !sink.takes_projects() || !source.carries_projects() {
                     commit.skipped.push(skip(
                         "bundles do not carry projects yet: migrate this project live (appliance \
                          migrate --project)"

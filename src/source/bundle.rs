@@ -95,6 +95,10 @@ impl Source for BundleSource {
         "bundle"
     }
 
+    fn carries_projects(&self) -> bool {
+        false
+    }
+
     fn url(&self) -> String {
         self.bundle.manifest.source_url.clone()
     }
