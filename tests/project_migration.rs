@@ -4,17 +4,17 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 const PROJECT: &str = "acme/backend/api";
 
-async fn migrate_project(
+fn migrate_project_cmd(
     src: &forge_sim::RunningSim,
     dst: &forge_sim::RunningSim,
     data: &std::path::Path,
     token: &str,
-) -> std::process::Output {
+) -> std::process::Command {
     let mut cmd = appliance();
     cmd.args([
         "migrate",
@@ -29,7 +29,16 @@ async fn migrate_project(
     .arg(data)
     .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
     .env("APPLIANCE_DESTINATION_TOKEN", token);
-    run(cmd).await
+    cmd
+}
+
+async fn migrate_project(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    data: &std::path::Path,
+    token: &str,
+) -> std::process::Output {
+    run(migrate_project_cmd(src, dst, data, token)).await
 }
 
 /// Every ref of a simulated project's repository and the commit it points at.
@@ -248,6 +257,117 @@ async fn a_project_path_taken_at_the_destination_is_refused_before_anything_is_w
     )
     .await;
     assert_eq!(issues.len(), want.len(), "nothing was written twice");
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_in_a_merge_request_batch_resumes_with_nothing_twice_and_nothing_missing() {
+    let (src, dst) = (source().await, destination().await);
+    // The merge request batch reached the destination; the appliance is killed while it reads the
+    // batch back, before the page is committed.
+    set_faults(
+        &dst,
+        json!({"hold": {
+            "when": {"method": "POST", "path": "/api/v4/projects/import-relation",
+                     "body_contains": "merge_requests"},
+            "after": 1,
+            "hold": {"method": "GET", "path": "/api/v4/projects/*/merge_requests"},
+        }}),
+    )
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let mut child = migrate_project_cmd(&src, &dst, data.path(), &dst.admin_token)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start appliance");
+    kill_when(&mut child, "the merge request batch", async || {
+        sim_requests(&dst).await["injected"]["held"].as_u64() >= Some(1)
+    })
+    .await;
+    set_faults(&dst, json!({})).await;
+
+    let out = migrate_project(&src, &dst, data.path(), &dst.admin_token).await;
+    assert!(out.status.success(), "the resumed run: {}", explain(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Resuming migration"),
+        "{}",
+        explain(&out)
+    );
+    let r = report(&out);
+    assert_eq!(r["has_failures"], false, "{r:#}");
+    for kind in ["issues", "merge_requests"] {
+        let want = items(&src.url, &src.owner_token, PROJECT, kind).await;
+        let got = items(&dst.url, &dst.admin_token, "imported/api", kind).await;
+        assert_eq!(got, want, "{kind}: nothing twice, nothing missing");
+        let stat = r["entities"][0]["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["relation"] == kind)
+            .cloned()
+            .unwrap();
+        assert_eq!(stat["imported"], want.len() as u64, "{kind}: {stat}");
+    }
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn skip_projects_creates_no_project_and_reports_each_one() {
+    let (src, dst) = (source().await, destination().await);
+    let data = tempfile::tempdir().unwrap();
+    let out = migrate_group(
+        &src,
+        &dst,
+        data.path(),
+        "acme",
+        "imported",
+        &["--skip-projects"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", explain(&out));
+    let r = report(&out);
+    let entities = r["entities"].as_array().unwrap();
+    assert!(
+        entities.iter().all(|e| e["entity_type"] == "group"),
+        "no project entity: {r:#}"
+    );
+    let skipped: Vec<&Value> = entities
+        .iter()
+        .flat_map(|e| e["skipped"].as_array().unwrap())
+        .filter(|s| s["relation"] == "projects")
+        .collect();
+    let source_projects = get_all(
+        &src.url,
+        &src.owner_token,
+        "groups/acme/projects?include_subgroups=true",
+    )
+    .await;
+    assert_eq!(
+        skipped.len(),
+        source_projects.len(),
+        "each project is reported: {skipped:#?}"
+    );
+    for s in &skipped {
+        assert!(
+            s["exception_message"]
+                .as_str()
+                .is_some_and(|m| m.contains("migrate_projects is false")),
+            "{s}"
+        );
+    }
+    let dest_projects = get_all(
+        &dst.url,
+        &dst.admin_token,
+        "groups/imported/projects?include_subgroups=true",
+    )
+    .await;
+    assert!(
+        dest_projects.is_empty(),
+        "no project was created: {dest_projects:#?}"
+    );
     src.shutdown().await;
     dst.shutdown().await;
 }
