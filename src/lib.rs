@@ -5,6 +5,7 @@ pub mod api;
 pub mod bundle;
 pub mod forge;
 pub mod interrupt;
+pub mod metrics;
 pub mod model;
 pub mod relations;
 pub mod secret;
