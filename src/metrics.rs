@@ -53,7 +53,8 @@ pub fn forge_answered(host: &str, status: u16) {
         .inc();
 }
 
-/// A request to a forge got no answer (refused connection, timeout, lost connection).
+/// A request to a forge got no answer (refused connection, timeout, lost connection), or lost its
+/// answer's body (then its status was counted too).
 pub fn forge_unanswered(host: &str) {
     FORGE
         .requests
@@ -110,7 +111,7 @@ pub fn render(engine: &Engine) -> Result<String, StoreError> {
     let mut registry = Registry::default();
     registry.register(
         "appliance_forge_requests",
-        "Requests to forges by host and status class (`none`: no answer)",
+        "Requests to forges by host and status class (`none`: no answer, or its body was lost)",
         FORGE.requests.clone(),
     );
     registry.register(
