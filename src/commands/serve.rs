@@ -123,3 +123,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     eprintln!("Stopped; unfinished migrations resume at the next start.");
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_listen_takes_an_address_or_a_port_on_loopback() {
+        assert_eq!(
+            metrics_addr("9090").unwrap(),
+            "127.0.0.1:9090".parse().unwrap()
+        );
+        assert_eq!(
+            metrics_addr(":9090").unwrap(),
+            "127.0.0.1:9090".parse().unwrap()
+        );
+        assert_eq!(
+            metrics_addr("0.0.0.0:9100").unwrap(),
+            "0.0.0.0:9100".parse().unwrap()
+        );
+        assert_eq!(
+            metrics_addr("[::1]:9100").unwrap(),
+            "[::1]:9100".parse().unwrap()
+        );
+        let err = metrics_addr("localhost:9090").unwrap_err();
+        assert!(err.contains("localhost:9090"), "{err}");
+        assert!(metrics_addr("70000").is_err());
+    }
+}
