@@ -6,6 +6,7 @@ pub mod archive;
 pub mod bundle;
 pub mod forge;
 pub mod interrupt;
+pub mod metrics;
 pub mod model;
 pub mod relations;
 pub mod secret;

@@ -1262,3 +1262,48 @@ async fn the_subgroups_stage_never_descends_into_a_group_this_migration_created(
     );
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_export_into_a_bundle_that_exists_is_refused_before_anything_starts() {
+    let f = fixture();
+    let dir = f.engine.bundle_dir().to_path_buf();
+    std::fs::create_dir_all(dir.join("a-directory")).unwrap();
+    std::fs::write(dir.join("kept.bundle"), b"an earlier export").unwrap();
+    std::fs::write(dir.join("split.bundle.001"), b"a first volume").unwrap();
+    for (name, existing) in [
+        ("kept.bundle", "kept.bundle"),
+        ("split.bundle", "split.bundle.001"),
+        ("a-directory", "a-directory"),
+    ] {
+        let body = json!({
+            "configuration": {"url": "http://127.0.0.1:9", "access_token": "source-token"},
+            "entities": [group_entity()],
+            "export_bundle": name,
+        });
+        let r = post(
+            &f.app,
+            "/api/v4/bulk_imports",
+            Some("application/json"),
+            &body.to_string(),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{name}: {}",
+            r.raw
+        );
+        assert_eq!(
+            r.body["message"],
+            format!(
+                "Import failed. '{existing}' already exists in the bundle directory. Choose another export_bundle and try again."
+            )
+        );
+    }
+    assert_eq!(
+        std::fs::read(dir.join("kept.bundle")).unwrap(),
+        b"an earlier export"
+    );
+    let listed = get_ok(&f.app, "/api/v4/bulk_imports").await;
+    assert_eq!(listed.body, json!([]), "nothing was recorded");
+}

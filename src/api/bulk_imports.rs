@@ -55,6 +55,14 @@ fn body_tree(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
     }
 }
 
+/// The name of what is already at `<bundle dir>/<name>` (a file, a directory) or at its first volume
+/// `<name>.001`.
+fn existing_bundle(bundle_dir: &std::path::Path, name: &str) -> Option<String> {
+    [name.to_string(), format!("{name}.001")]
+        .into_iter()
+        .find(|n| bundle_dir.join(n).symlink_metadata().is_ok())
+}
+
 /// GitLab's status and words for each reason the engine refuses a migration.
 fn submit_error(e: SubmitError) -> ApiError {
     match e {
@@ -134,6 +142,13 @@ pub async fn create(
                 .await
         }
         (None, Some(name)) => {
+            // As `appliance export` without `--force`: a bundle (or anything) already there is never
+            // overwritten, and is refused now rather than when the export ends.
+            if let Some(existing) = existing_bundle(&bundle_dir, &name) {
+                return Err(ApiError::Unprocessable(format!(
+                    "Import failed. '{existing}' already exists in the bundle directory. Choose another export_bundle and try again."
+                )));
+            }
             if let Err(e) = std::fs::create_dir_all(&bundle_dir) {
                 return Err(ApiError::Unavailable(format!(
                     "503 Service Unavailable: cannot create the bundle directory: {e}"

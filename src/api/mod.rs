@@ -7,14 +7,18 @@ pub mod auth;
 mod bulk_imports;
 pub mod error;
 mod form;
+pub mod openapi;
 pub mod pagination;
 mod params;
 pub mod render;
+pub mod request_id;
 
 use crate::engine::Engine;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodRouter, get, post};
 use secrecy::SecretString;
 use std::future::Future;
 use std::sync::Arc;
@@ -35,44 +39,115 @@ pub struct ApiState {
     pub token: SecretString,
 }
 
-/// Every endpoint of the bulk_imports API; the token is checked before anything else, as GitLab's
-/// `authenticate!` runs before parameter validation. Every answer, the framework's refusals included,
-/// is GitLab's JSON shape (`error::gitlab_shaped`).
-pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route(
-            "/api/v4/bulk_imports",
-            get(bulk_imports::list).post(bulk_imports::create),
-        )
-        .route(
+/// One route of the API: its method, its path (axum's syntax, which is OpenAPI's: `{import_id}`), and
+/// whether it asks for the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub token: bool,
+}
+
+/// The routes being put together, and their list: the router and the list come from the same calls,
+/// so the list (which the OpenAPI drift test compares with `openapi.json`) cannot miss a route.
+#[derive(Default)]
+struct Routes {
+    with_token: Router<ApiState>,
+    public: Router<ApiState>,
+    list: Vec<Route>,
+}
+
+impl Routes {
+    fn add(mut self, method: Method, path: &'static str, to: MethodRouter<ApiState>) -> Self {
+        self.with_token = self.with_token.route(path, to);
+        self.list.push(Route {
+            method,
+            path,
+            token: true,
+        });
+        self
+    }
+
+    fn get<H: Handler<T, ApiState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add(Method::GET, path, get(handler))
+    }
+
+    fn post<H: Handler<T, ApiState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add(Method::POST, path, post(handler))
+    }
+
+    /// A route anyone may `GET`, without the token (the API's description).
+    fn public_get<H: Handler<T, ApiState>, T: 'static>(
+        mut self,
+        path: &'static str,
+        handler: H,
+    ) -> Self {
+        self.public = self.public.route(path, get(handler));
+        self.list.push(Route {
+            method: Method::GET,
+            path,
+            token: false,
+        });
+        self
+    }
+}
+
+/// Every route the API serves.
+fn routes() -> Routes {
+    Routes::default()
+        .get("/api/v4/bulk_imports", bulk_imports::list)
+        .post("/api/v4/bulk_imports", bulk_imports::create)
+        .get(
             "/api/v4/bulk_imports/entities",
-            get(bulk_imports::list_all_entities),
+            bulk_imports::list_all_entities,
         )
-        .route("/api/v4/bulk_imports/{import_id}", get(bulk_imports::show))
-        .route(
+        .get("/api/v4/bulk_imports/{import_id}", bulk_imports::show)
+        .get(
             "/api/v4/bulk_imports/{import_id}/entities",
-            get(bulk_imports::list_entities),
+            bulk_imports::list_entities,
         )
-        .route(
+        .get(
             "/api/v4/bulk_imports/{import_id}/entities/{entity_id}",
-            get(bulk_imports::show_entity),
+            bulk_imports::show_entity,
         )
-        .route(
+        .get(
             "/api/v4/bulk_imports/{import_id}/entities/{entity_id}/failures",
-            get(bulk_imports::entity_failures),
+            bulk_imports::entity_failures,
         )
-        .route(
+        .post(
             "/api/v4/bulk_imports/{import_id}/cancel",
-            post(bulk_imports::cancel),
+            bulk_imports::cancel,
         )
+        .public_get(openapi::PATH, openapi::document)
+}
+
+/// The method and path of every route the router serves (for the OpenAPI drift test).
+pub fn route_list() -> Vec<Route> {
+    routes().list
+}
+
+/// Every endpoint of the bulk_imports API; the token is checked before anything else, as GitLab's
+/// `authenticate!` runs before parameter validation (`openapi.json` alone is public). Every answer,
+/// the framework's refusals included, is GitLab's JSON shape (`error::gitlab_shaped`), and carries
+/// the request's id (`request_id`).
+pub fn router(state: ApiState) -> Router {
+    let routes = routes();
+    routes
+        .with_token
         .method_not_allowed_fallback(error::method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
         ))
+        .merge(
+            routes
+                .public
+                .method_not_allowed_fallback(error::method_not_allowed),
+        )
         .fallback(error::no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(error::gitlab_shaped))
+        .layer(axum::middleware::from_fn(request_id::tag))
         .with_state(state)
 }
 

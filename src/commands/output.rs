@@ -28,7 +28,8 @@ pub mod exit {
 /// test).
 pub const EXIT_STATUS_HELP: &str = "\
 Logging: APPLIANCE_LOG sets what is logged to standard error, as a tracing filter such as `info` or
-`appliance=debug` (default `warn`). Tokens are never logged.
+`appliance=debug` (default `warn`); `--log-format json` writes one JSON object per line. Colour only on
+a terminal. Tokens are never logged.
 
 Exit status:
   0    finished without failures

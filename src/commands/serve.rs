@@ -36,6 +36,21 @@ pub struct ServeArgs {
     /// Allow plain http to forges that are not on this machine.
     #[arg(long)]
     pub allow_http: bool,
+    /// Serve Prometheus metrics at `/metrics` on this address, a listener of its own without the
+    /// token (off when not given). A port alone (`9090` or `:9090`) listens on 127.0.0.1.
+    #[arg(long, value_name = "ADDR", env = "APPLIANCE_METRICS_LISTEN", value_parser = metrics_addr)]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// `--metrics-listen`: an address, or a port alone on loopback.
+fn metrics_addr(value: &str) -> Result<SocketAddr, String> {
+    let port = value.strip_prefix(':').unwrap_or(value);
+    if let Ok(port) = port.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    value
+        .parse()
+        .map_err(|_| format!("`{value}` is neither an address (127.0.0.1:9090) nor a port (9090)"))
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -69,9 +84,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
     let addr = listener.local_addr()?;
+    let metrics = match args.metrics_listen {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
     let resumed = engine.resume_unfinished()?;
     if resumed > 0 {
         eprintln!("Resuming {resumed} unfinished migration(s)");
+    }
+    if let Some(listener) = metrics {
+        let at = listener.local_addr()?;
+        // Before the API's line, which stays the last one: whoever reads it may close the pipe.
+        crate::outln!("metrics on http://{at}/metrics")?;
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let stop = crate::interrupt::token().clone().cancelled_owned();
+            if let Err(e) = crate::metrics::serve(listener, engine, stop).await {
+                tracing::error!(error = %e, "the metrics listener stopped");
+            }
+        });
     }
     // One line on stdout, for scripts and tests that start the server on port 0.
     crate::outln!("listening on http://{addr}")?;
@@ -87,4 +122,32 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     eprintln!("Stopped; unfinished migrations resume at the next start.");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_listen_takes_an_address_or_a_port_on_loopback() {
+        assert_eq!(
+            metrics_addr("9090").unwrap(),
+            "127.0.0.1:9090".parse().unwrap()
+        );
+        assert_eq!(
+            metrics_addr(":9090").unwrap(),
+            "127.0.0.1:9090".parse().unwrap()
+        );
+        assert_eq!(
+            metrics_addr("0.0.0.0:9100").unwrap(),
+            "0.0.0.0:9100".parse().unwrap()
+        );
+        assert_eq!(
+            metrics_addr("[::1]:9100").unwrap(),
+            "[::1]:9100".parse().unwrap()
+        );
+        let err = metrics_addr("localhost:9090").unwrap_err();
+        assert!(err.contains("localhost:9090"), "{err}");
+        assert!(metrics_addr("70000").is_err());
+    }
 }

@@ -11,6 +11,7 @@
 //! and [`RetryPolicy::rate_limit_budget`] per request.
 
 use super::ForgeError;
+use crate::metrics::{self, Direction};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
@@ -191,6 +192,9 @@ impl ForgeClient {
             // Concurrent 429s extend the same wait by a moment: one line for all of them.
             current.is_none_or(|c| c + Duration::from_secs(1) <= until)
         };
+        if announce {
+            metrics::forge_rate_limit_wait(&self.host());
+        }
         if announce && let Some(limited) = self.rate_limited_until() {
             tracing::warn!(host = %limited.host, wait_s = wait.as_secs_f64(), "{limited}");
         }
@@ -353,7 +357,7 @@ impl ForgeClient {
                 .send()
                 .await
                 .map_err(|e| network("GET", &url, &e, true))?;
-            self.observe_rate_limit(resp.headers());
+            self.observe(resp.status(), resp.headers());
             let resp = self.follow_download(&url, resp).await?;
             let status = resp.status();
             let headers = resp.headers().clone();
@@ -375,6 +379,7 @@ impl ForgeClient {
                 }
                 out.extend_from_slice(&chunk);
             }
+            metrics::forge_bytes(&self.host(), Direction::Received, out.len());
             Ok(out)
         };
         self.retrying(true, attempt).await
@@ -418,6 +423,7 @@ impl ForgeClient {
         let verb = method.as_str().to_string();
         let attempt = || async {
             let _permit = self.permit(&url).await?;
+            metrics::forge_bytes(&self.host(), Direction::Sent, bytes.len());
             let part =
                 reqwest::multipart::Part::bytes(bytes.clone()).file_name(filename.to_string());
             let form = reqwest::multipart::Form::new().part(field.to_string(), part);
@@ -488,14 +494,15 @@ impl ForgeClient {
         url: &str,
         resp: reqwest::Response,
     ) -> Result<Value, ForgeError> {
-        self.refuse_redirect(verb, url, &resp)?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        self.observe_rate_limit(&headers);
+        self.observe(status, &headers);
+        self.refuse_redirect(verb, url, &resp)?;
         let body = resp
             .bytes()
             .await
             .map_err(|e| network(verb, url, &e, true))?;
+        metrics::forge_bytes(&self.host(), Direction::Received, body.len());
         if !status.is_success() {
             return Err(status_error(verb, url, status, &headers, &body));
         }
@@ -696,6 +703,9 @@ impl ForgeClient {
                 Ok(value) => return Ok(value),
                 Err(e) => e,
             };
+            if let ForgeError::Network { .. } = err {
+                metrics::forge_unanswered(&self.host());
+            }
             if let ForgeError::Status {
                 status: 429,
                 retry_after,
@@ -732,6 +742,7 @@ impl ForgeClient {
                 delay = delay.max((*asked).min(policy.max_delay));
             }
             tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "retrying");
+            metrics::forge_retry(&self.host());
             tokio::time::sleep(delay).await;
         }
     }
@@ -750,7 +761,15 @@ impl ForgeClient {
             req = req.query(query);
         }
         if let Some(b) = body {
-            req = req.json(b);
+            // Serialized here rather than by `.json()` so that the bytes sent are counted.
+            let bytes = serde_json::to_vec(b).map_err(|e| ForgeError::Decode {
+                url: url.to_string(),
+                message: e.to_string(),
+            })?;
+            metrics::forge_bytes(&self.host(), Direction::Sent, bytes.len());
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes);
         }
         if let Some(user) = sudo {
             req = req.header("Sudo", user);
@@ -759,14 +778,15 @@ impl ForgeClient {
             let applied = !(e.is_connect() || e.is_builder());
             network(method.as_str(), url, &e, applied)
         })?;
-        self.refuse_redirect(method.as_str(), url, &resp)?;
         let status = resp.status();
         let headers = resp.headers().clone();
-        self.observe_rate_limit(&headers);
+        self.observe(status, &headers);
+        self.refuse_redirect(method.as_str(), url, &resp)?;
         let bytes = resp
             .bytes()
             .await
             .map_err(|e| network(method.as_str(), url, &e, true))?;
+        metrics::forge_bytes(&self.host(), Direction::Received, bytes.len());
         if status.is_success() {
             if bytes.is_empty() || status == StatusCode::NO_CONTENT {
                 return Ok((headers, Value::Null));
@@ -780,9 +800,12 @@ impl ForgeClient {
         Err(status_error(method.as_str(), url, status, &headers, &bytes))
     }
 
-    /// GitLab announces its budget with `RateLimit-Remaining` and `RateLimit-Reset` (epoch seconds):
-    /// when nothing remains, every request of this client waits for the reset instead of being refused.
-    fn observe_rate_limit(&self, headers: &HeaderMap) {
+    /// Every answer of the forge passes here: it is counted (`/metrics`), and its rate-limit headers
+    /// read. GitLab announces its budget with `RateLimit-Remaining` and `RateLimit-Reset` (epoch
+    /// seconds): when nothing remains, every request of this client waits for the reset instead of
+    /// being refused.
+    fn observe(&self, status: StatusCode, headers: &HeaderMap) {
+        metrics::forge_answered(&self.host(), status.as_u16());
         if header_u64(headers, "ratelimit-remaining") != Some(0) {
             return;
         }

@@ -8,10 +8,12 @@
 mod failures;
 mod id_map;
 mod imports;
+mod totals;
 mod trackers;
 
 pub use id_map::MappingScope;
 pub use imports::{EntityFilter, ListQuery, Page, SortOrder};
+pub use totals::Totals;
 pub use trackers::PageCommit;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};

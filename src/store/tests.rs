@@ -234,3 +234,73 @@ fn a_store_from_a_newer_appliance_is_refused() {
         .expect("newer schema must be refused");
     assert!(err.to_string().contains("upgrade the appliance"), "{err}");
 }
+
+#[test]
+fn totals_sum_every_entity_by_relation_and_count_bulk_imports_by_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let empty = store.totals().unwrap();
+    assert!(empty.imported.is_empty() && empty.failed.is_empty() && empty.skipped.is_empty());
+    assert_eq!(empty.bulk_imports.get("finished"), Some(&0));
+    assert_eq!(empty.bulk_imports.values().sum::<u64>(), 0);
+
+    let (first, entities) = store
+        .create_bulk_import(
+            "https://src.example",
+            src(),
+            live(),
+            b"sealed",
+            &[request("acme"), request("beta")],
+            1,
+        )
+        .unwrap();
+    store
+        .create_bulk_import(
+            "https://src.example",
+            src(),
+            live(),
+            b"sealed",
+            &[request("gamma")],
+            2,
+        )
+        .unwrap();
+    store
+        .set_bulk_import_status(first.id, Status::Finished, 3)
+        .unwrap();
+    let scope = MappingScope::new(
+        "https://src.example",
+        "acme",
+        "https://dest.example",
+        "imported/acme",
+    );
+    for (i, e) in entities.iter().enumerate() {
+        store.ensure_tracker(e.id, "labels", 1, 2).unwrap();
+        store.ensure_tracker(e.id, "members", 1, 2).unwrap();
+        let page = PageCommit {
+            last_page: true,
+            fetched: 3,
+            imported: vec![(format!("{i}1"), 1), (format!("{i}2"), 2)],
+            failures: vec![failure(e.id, "bug")],
+            ..Default::default()
+        };
+        store.commit_page(e.id, "labels", &scope, page, 4).unwrap();
+        let mut skipped = failure(e.id, "alice");
+        skipped.relation = "members".into();
+        let page = PageCommit {
+            last_page: true,
+            fetched: 1,
+            skipped: vec![skipped],
+            ..Default::default()
+        };
+        store.commit_page(e.id, "members", &scope, page, 4).unwrap();
+    }
+    let t = store.totals().unwrap();
+    assert_eq!(t.imported.get("labels"), Some(&4));
+    assert_eq!(t.imported.get("members"), Some(&0));
+    assert_eq!(t.failed.get("labels"), Some(&2));
+    assert_eq!(t.failed.get("members"), None);
+    assert_eq!(t.skipped.get("members"), Some(&2));
+    assert_eq!(t.bulk_imports.get("finished"), Some(&1));
+    assert_eq!(t.bulk_imports.get("created"), Some(&1));
+    assert_eq!(t.bulk_imports.values().sum::<u64>(), 2);
+}
