@@ -101,6 +101,8 @@ fn create_body(src: &forge_sim::RunningSim) -> Value {
             "source_full_path": "acme",
             "destination_slug": "acme",
             "destination_namespace": "imported",
+            // Projects are listed and reported as skipped: the skipped outcome is counted too.
+            "migrate_projects": false,
         }],
     })
 }
@@ -312,7 +314,7 @@ async fn metrics_count_the_records_the_api_reports_and_the_requests_the_forges_s
         failed.values().sum::<f64>(),
         "{text}"
     );
-    // Every project is listed and skipped (project migration is not there yet).
+    // Every project is listed and skipped (`migrate_projects: false`).
     assert!(fetched["projects"] > 0.0);
     assert_eq!(
         sample(
