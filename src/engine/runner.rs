@@ -494,6 +494,9 @@ impl Engine {
                     return Ok(());
                 }
             };
+            let via = source.via_for(&relation, ctx);
+            let store = self.store.clone();
+            blocking(move || store.begin_page(entity_id, PROJECTS, via, now_millis())).await?;
             let mut commit = PageCommit {
                 last_page: page.next.is_none(),
                 next_cursor: page.next.clone(),
@@ -523,6 +526,21 @@ impl Engine {
                     pipeline_class: PROJECTS_PIPELINE.into(),
                     created_at: now_millis(),
                 };
+                if !sink.takes_projects() {
+                    // A bundle lists the group's projects (a replay reports them), without them.
+                    let listed = sink.load(&relation, ctx, p, false).await;
+                    if let Ok(id) = listed {
+                        commit
+                            .imported
+                            .push((p.get("id").map(|v| v.to_string()).unwrap_or_default(), id));
+                    }
+                    commit.skipped.push(skip(
+                        "bundles list a group's projects but do not carry them yet: migrate this \
+                         project live (appliance migrate --project)"
+                            .into(),
+                    ));
+                    continue;
+                }
                 if !entity.migrate_projects {
                     commit.skipped.push(skip(
                         "migrate_projects is false for this group: its projects are listed, not \
@@ -531,7 +549,7 @@ impl Engine {
                     ));
                     continue;
                 }
-                if !sink.takes_projects() || !source.carries_projects() {
+                if !source.carries_projects() {
                     commit.skipped.push(skip(
                         "bundles do not carry projects yet: migrate this project live (appliance \
                          migrate --project)"
@@ -562,6 +580,11 @@ impl Engine {
                 let source_id = p.get("id").map(|v| v.to_string()).unwrap_or_default();
                 // For projects the id map names the entity that migrates each one.
                 commit.imported.push((source_id, child.id));
+            }
+            match sink.end_page(&relation, ctx, tracker.pages).await {
+                Ok(()) => {}
+                Err(e) if e.unreachable => return Err(EngineError::Unreachable(e.message)),
+                Err(e) => return Err(EngineError::Setup(e.message)),
             }
             let (store, scope) = (self.store.clone(), scope.clone());
             tracker = blocking(move || {
