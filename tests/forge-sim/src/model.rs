@@ -338,6 +338,10 @@ pub struct Note {
     pub internal: bool,
     pub resolvable: bool,
     pub resolved: bool,
+    /// Where a diff note sits (GitLab's `position`: shas, paths, lines); such a note is a `DiffNote`.
+    pub position: Option<serde_json::Value>,
+    /// `gitlab_project` for a note restored from an export archive, else `none`.
+    pub imported_from: &'static str,
     pub created_at: String,
     pub updated_at: String,
 }

@@ -785,6 +785,9 @@ impl<'s> Restorer<'s> {
                     || note["confidential"].as_bool().unwrap_or(false),
                 resolvable: kind == "DiscussionNote" || kind == "DiffNote",
                 resolved: !note["resolved_at"].is_null(),
+                position: Some(note["position"].clone())
+                    .filter(|p| kind == "DiffNote" && p.is_object()),
+                imported_from: "gitlab_project",
                 created_at,
                 updated_at,
             });

@@ -201,7 +201,32 @@ async fn the_gitlab_fixture_imports_with_iids_states_dates_and_notes() {
         .await
         .expect("sim");
     let api = Api::new(&sim, &sim.admin_token);
-    let created = import(&api, "fixture", &fixture_files()).await;
+    // The fixture has no diff note; give merge request !1 one, as GitLab exports them.
+    let mut files = fixture_files();
+    let mut archived_mrs = fixture_records("merge_requests");
+    let position = serde_json::json!({
+        "base_sha": "ae73cb07c9eeaf35924a10f713b364d32b2dd34f",
+        "start_sha": "ae73cb07c9eeaf35924a10f713b364d32b2dd34f",
+        "head_sha": "0b4bc9a49b562e85de7cc9e834518ea6828729b9",
+        "old_path": "files/ruby/popen.rb", "new_path": "files/ruby/popen.rb",
+        "position_type": "text", "old_line": null, "new_line": 14
+    });
+    for mr in archived_mrs.iter_mut().filter(|mr| mr["iid"] == 1) {
+        let notes = mr["notes"].as_array_mut().expect("notes");
+        let mut diff_note = notes[0].clone();
+        diff_note["note"] = "This line needs a comment".into();
+        diff_note["type"] = "DiffNote".into();
+        diff_note["position"] = position.clone();
+        diff_note["created_at"] = "2016-06-14T15:03:01.000Z".into();
+        diff_note["updated_at"] = "2016-06-14T15:03:01.000Z".into();
+        notes.push(diff_note);
+    }
+    let ndjson: Vec<String> = archived_mrs.iter().map(Value::to_string).collect();
+    files.insert(
+        "tree/project/merge_requests.ndjson".to_owned(),
+        ndjson.join("\n").into_bytes(),
+    );
+    let created = import(&api, "fixture", &files).await;
     let id = &created["id"];
     let status = api.wait_import(id).await;
     assert_eq!(status["import_status"], "finished", "{status}");
@@ -309,6 +334,21 @@ async fn the_gitlab_fixture_imports_with_iids_states_dates_and_notes() {
         assert_eq!(got["target_branch"], mr["target_branch"]);
         assert_eq!(got["state"], mr["state"]);
     }
+    let notes = api
+        .list(&format!("projects/{id}/merge_requests/1/notes?sort=asc"))
+        .await;
+    let fixture_mr1 = archived_mrs.iter().find(|mr| mr["iid"] == 1).expect("!1");
+    assert_eq!(notes.len(), fixture_mr1["notes"].as_array().unwrap().len());
+    let diff_note = notes.last().expect("the diff note");
+    assert_eq!(diff_note["type"], "DiffNote");
+    assert_eq!(diff_note["position"], position);
+    assert!(
+        diff_note["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("This line needs a comment\n\n*By ")
+    );
+    assert!(notes[..notes.len() - 1].iter().all(|n| n["type"].is_null()));
     let releases = api.list(&format!("projects/{id}/releases")).await;
     assert_eq!(releases.len(), 1);
     assert_eq!(releases[0]["tag_name"], "release-1.1");
