@@ -537,6 +537,38 @@ async fn a_simulator_export_with_its_repository_round_trips() {
             issue["iid"]
         );
     }
+    // A non-administrator's import maps nobody: the importer is every author, and each note
+    // says whom it was by.
+    let owner = Api::new(&dest, &dest.owner_token);
+    let me = owner.json("user").await;
+    let created = import(&owner, "round-trip-by-owner", &files).await;
+    let status = owner.wait_import(&created["id"]).await;
+    assert_eq!(status["import_status"], "finished", "{status}");
+    let by_owner = owner
+        .list(&format!("projects/{}/issues", created["id"]))
+        .await;
+    assert_eq!(by_owner.len(), source_issues.len());
+    assert!(by_owner.iter().all(|i| i["author"]["id"] == me["id"]));
+    assert_ne!(me["is_admin"], true);
+    let mut seen = 0;
+    for issue in &by_owner {
+        let notes = owner
+            .list(&format!(
+                "projects/{}/issues/{}/notes",
+                created["id"], issue["iid"]
+            ))
+            .await;
+        seen += notes.len();
+        assert!(notes.iter().all(|n| {
+            n["author"]["id"] == me["id"]
+                && n["body"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("(imported from GitLab)*")
+        }));
+    }
+    assert!(seen > 0, "the exported issues have notes");
+
     let upload = reqwest::Client::new()
         .get(format!(
             "{}/api/v4/projects/{id}/uploads/0123456789abcdef/notes.txt",
@@ -637,9 +669,53 @@ async fn imports_are_refused_as_gitlab_refuses_them() {
         (status, body),
         (
             400,
+            serde_json::json!({"message": "Name has already been taken"})
+        )
+    );
+    let (status, body) = api
+        .post_form(
+            "projects/import",
+            &[
+                ("path", "taken"),
+                ("name", "Another name"),
+                ("namespace", "imported"),
+            ],
+            Some(archive.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
             serde_json::json!({"message": "Path has already been taken"})
         )
     );
+    // With `overwrite`, the project at that path is replaced by a new one.
+    let (status, body) = api
+        .post_form(
+            "projects/import",
+            &[
+                ("path", "taken"),
+                ("namespace", "imported"),
+                ("overwrite", "true"),
+            ],
+            Some(archive.clone()),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_ne!(body["id"], created["id"]);
+    assert_eq!(
+        api.wait_import(&body["id"]).await["import_status"],
+        "finished"
+    );
+    assert_eq!(
+        api.get(&format!("projects/{}", created["id"]))
+            .await
+            .status(),
+        404
+    );
+    let replacement = api.json("projects/imported%2Ftaken").await;
+    assert_eq!(replacement["id"], body["id"]);
 
     let (status, body) = api
         .post_form(

@@ -93,25 +93,24 @@ pub fn create(ctx: &Ctx) -> Answer {
             return Err(ApiError::bad_request(format!("Path {PATH_MESSAGE}")));
         }
         let full_path = format!("{}/{}", group.full_path, path);
-        let mut replaced = None;
-        if let Some(existing) = store.project_by_path(&full_path).map(|p| p.id) {
-            if !overwrite {
-                return Err(ApiError::bad_request("Path has already been taken"));
-            }
-            replaced = store.remove_project(existing);
-        } else if store.path_taken(&full_path) {
-            return Err(ApiError::bad_request("Path has already been taken"));
-        }
-        let name_taken = store
-            .projects
-            .values()
-            .any(|other| other.namespace_id == gid && other.name.eq_ignore_ascii_case(&name));
+        // `overwrite` replaces the project at that path; otherwise the path and the name must be
+        // free in the namespace (GitLab answers the first of the project's validation errors).
+        let existing = store
+            .project_by_path(&full_path)
+            .map(|p| p.id)
+            .filter(|_| overwrite);
+        let name_taken = store.projects.values().any(|other| {
+            other.namespace_id == gid
+                && Some(other.id) != existing
+                && other.name.eq_ignore_ascii_case(&name)
+        });
         if name_taken {
-            if let Some(old) = replaced.take() {
-                store.insert_project(old);
-            }
             return Err(ApiError::bad_request("Name has already been taken"));
         }
+        if existing.is_none() && store.path_taken(&full_path) {
+            return Err(ApiError::bad_request("Path has already been taken"));
+        }
+        let replaced = existing.and_then(|id| store.remove_project(id));
         let id = store.next_project_id();
         let project = Project {
             id,
