@@ -137,6 +137,75 @@ impl GitStore {
     }
 }
 
+impl GitStore {
+    /// Restores every ref of a `git bundle` file into a project's repository (creating it when
+    /// missing), as GitLab's import restores `project.bundle`: `git fetch <bundle> +refs/*:refs/*`.
+    /// HEAD then points at `default_branch` when the bundle has it, else at the bundle's HEAD branch.
+    pub fn restore_bundle(
+        &self,
+        full_path: &str,
+        bundle: &std::path::Path,
+        default_branch: Option<&str>,
+    ) -> std::io::Result<()> {
+        let repo = self.create_bare(full_path)?;
+        let run = |args: &[&std::ffi::OsStr]| -> std::io::Result<String> {
+            let output = Command::new("git")
+                .args(args)
+                .env("GIT_DIR", &repo)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .output()
+                .map_err(git_spawn_error)?;
+            if !output.status.success() {
+                return Err(std::io::Error::other(format!(
+                    "git {} in {} failed: {}",
+                    args.first()
+                        .map(|a| a.to_string_lossy())
+                        .unwrap_or_default(),
+                    repo.display(),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                )));
+            }
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        };
+        let heads = run(&["bundle".as_ref(), "list-heads".as_ref(), bundle.as_os_str()])?;
+        run(&[
+            "fetch".as_ref(),
+            "--quiet".as_ref(),
+            "--no-write-fetch-head".as_ref(),
+            bundle.as_os_str(),
+            "+refs/*:refs/*".as_ref(),
+        ])?;
+        let refs = self.refs(full_path)?;
+        let bundle_head = heads
+            .lines()
+            .filter_map(|line| line.split_once(' '))
+            .find(|(_, name)| *name == "HEAD")
+            .and_then(|(sha, _)| {
+                refs.iter()
+                    .find(|(name, target)| name.starts_with("refs/heads/") && *target == sha)
+                    .map(|(name, _)| name.clone())
+            });
+        let head = default_branch
+            .map(|b| format!("refs/heads/{b}"))
+            .filter(|r| refs.contains_key(r))
+            .or(bundle_head);
+        if let Some(head) = head {
+            run(&["symbolic-ref".as_ref(), "HEAD".as_ref(), head.as_ref()])?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a project's repository (an import that overwrites a project).
+    pub fn remove(&self, full_path: &str) -> std::io::Result<()> {
+        let repo = self.repo_path(full_path)?;
+        match std::fs::remove_dir_all(repo) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
 fn git_spawn_error(e: std::io::Error) -> std::io::Error {
     if e.kind() == std::io::ErrorKind::NotFound {
         std::io::Error::new(std::io::ErrorKind::NotFound, GIT_MISSING)

@@ -20,6 +20,7 @@ pub mod git;
 pub mod graphql;
 pub mod model;
 pub mod pagination;
+pub mod project_import;
 pub mod relation_export;
 pub mod routes;
 pub mod state;

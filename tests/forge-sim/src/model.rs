@@ -338,6 +338,10 @@ pub struct Note {
     pub internal: bool,
     pub resolvable: bool,
     pub resolved: bool,
+    /// Where a diff note sits (GitLab's `position`: shas, paths, lines); such a note is a `DiffNote`.
+    pub position: Option<serde_json::Value>,
+    /// `gitlab_project` for a note restored from an export archive, else `none`.
+    pub imported_from: &'static str,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -434,6 +438,42 @@ pub struct Upload {
     #[serde(skip)]
     pub content: Vec<u8>,
     pub created_at: String,
+}
+
+/// One record of an import that could not be restored (GitLab's `ImportFailure`).
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedRelation {
+    pub id: u64,
+    pub created_at: String,
+    pub exception_class: String,
+    pub exception_message: String,
+    pub source: String,
+    pub relation_name: String,
+    pub line_number: u64,
+}
+
+/// The import state of a project created by `POST /projects/import` (GitLab's `ProjectImportState`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectImport {
+    pub project_id: u64,
+    /// `scheduled`, `started`, `finished` or `failed`.
+    pub status: String,
+    pub error: Option<String>,
+    pub correlation_id: String,
+    pub failed_relations: Vec<FailedRelation>,
+}
+
+/// One `POST /projects/import-relation` (GitLab's `Projects::ImportExport::RelationImportTracker`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RelationImport {
+    pub id: u64,
+    pub project_id: u64,
+    pub relation: String,
+    /// `created`, `started`, `finished` or `failed`.
+    pub status: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub failed_relations: Vec<FailedRelation>,
 }
 
 macro_rules! record {

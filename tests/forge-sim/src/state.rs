@@ -22,8 +22,8 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use crate::git::GitStore;
 use crate::model::{
     AwardEmoji, Badge, Board, BoardList, Epic, Group, Issue, Iteration, IterationCadence, Label,
-    LabelEvent, Member, MergeRequest, Milestone, Note, Parent, Project, ProtectedBranch, Record,
-    Release, Snippet, StateEvent, Upload, User, access,
+    LabelEvent, Member, MergeRequest, Milestone, Note, Parent, Project, ProjectImport,
+    ProtectedBranch, Record, RelationImport, Release, Snippet, StateEvent, Upload, User, access,
 };
 
 /// The shared handle every route gets as `State<Arc<Sim>>`.
@@ -151,6 +151,13 @@ impl<T: Record> Table<T> {
         *iid
     }
 
+    /// Makes sure the next [`Table::next_iid`] in `scope` is above `iid` (a record stored with
+    /// an iid it brought along, as an import does).
+    pub fn reserve_iid(&mut self, scope: Parent, iid: u64) {
+        let next = self.iids.entry(scope).or_insert(0);
+        *next = (*next).max(iid);
+    }
+
     /// Stores a record whose id came from [`Table::next_id`].
     pub fn insert(&mut self, row: T) {
         let id = row.id();
@@ -197,6 +204,10 @@ pub struct Store {
     pub snippets: Table<Snippet>,
     pub protected_branches: Table<ProtectedBranch>,
     pub uploads: Table<Upload>,
+    /// Import state of projects created from an export archive, by project id.
+    pub imports: HashMap<u64, ProjectImport>,
+    /// Every single-relation import, in id order (ids from 1).
+    pub relation_imports: Vec<RelationImport>,
     next_user_id: u64,
     next_group_id: u64,
     next_project_id: u64,
@@ -234,6 +245,8 @@ impl Store {
             snippets: Table::new(first_id),
             protected_branches: Table::new(first_id),
             uploads: Table::new(first_id),
+            imports: HashMap::new(),
+            relation_imports: Vec::new(),
             next_user_id: 1,
             next_group_id: first_id,
             next_project_id: first_id,
@@ -279,6 +292,15 @@ impl Store {
         self.project_paths
             .insert(project.path_with_namespace.to_lowercase(), project.id);
         self.projects.insert(project.id, project);
+    }
+
+    /// Forgets a project and its path (its records stay, unreachable); `overwrite` of an import.
+    pub fn remove_project(&mut self, id: u64) -> Option<Project> {
+        let project = self.projects.remove(&id)?;
+        self.project_paths
+            .remove(&project.path_with_namespace.to_lowercase());
+        self.imports.remove(&id);
+        Some(project)
     }
 
     pub fn user(&self, id: u64) -> Option<&User> {

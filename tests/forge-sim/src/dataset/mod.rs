@@ -613,6 +613,8 @@ impl Builder {
             internal,
             resolvable: false,
             resolved: false,
+            position: None,
+            imported_from: "none",
             updated_at: created_at.clone(),
             created_at,
         });

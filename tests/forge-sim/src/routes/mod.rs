@@ -9,6 +9,7 @@ pub mod boards;
 pub mod epics;
 pub mod events;
 pub mod groups;
+pub mod imports;
 pub mod issues;
 pub mod iterations;
 pub mod labels;
@@ -45,6 +46,8 @@ const BODY_LIMIT: usize = 64 * 1024 * 1024;
 /// One API request, parsed and authenticated.
 pub struct Ctx<'a> {
     pub sim: &'a Sim,
+    /// The same simulator as a shared handle, for work that outlives the request (imports).
+    pub handle: Arc<Sim>,
     pub user_id: u64,
     pub params: Params,
     /// The raw request path, for pagination links.
@@ -195,7 +198,7 @@ pub async fn dispatch(State(sim): State<Arc<Sim>>, req: Request) -> Response {
 }
 
 fn api(
-    sim: &Sim,
+    sim: &Arc<Sim>,
     method: &Method,
     headers: &HeaderMap,
     rest: &str,
@@ -218,6 +221,7 @@ fn api(
     params.add_body(content_type, body)?;
     let ctx = Ctx {
         sim,
+        handle: Arc::clone(sim),
         user_id,
         params,
         path: path.to_string(),
@@ -255,6 +259,8 @@ fn route(ctx: &Ctx, method: &Method, segs: &[&str]) -> Answer {
         ["groups"] if post => groups::create(ctx),
         ["projects"] if get => projects::list(ctx, None),
         ["projects"] if post => projects::create(ctx),
+        ["projects", "import"] if post => imports::create(ctx),
+        ["projects", "import-relation"] if post => imports::create_relation(ctx),
         ["groups", id, rest @ ..] => {
             let scope = auth::group_scope(ctx, id)?;
             group_routes(ctx, method, &scope, rest, get, post, put, delete)
@@ -329,6 +335,8 @@ fn project_routes(
     match rest {
         [] if get => projects::get(ctx, scope),
         [] if put => projects::update(ctx, scope),
+        ["import"] if get => imports::status(ctx, scope),
+        ["relation-imports"] if get => imports::relation_imports(ctx, scope),
         ["issues"] if get => issues::list(ctx, scope),
         ["issues"] if post => issues::create(ctx, scope),
         ["issues", iid] if get => issues::get(ctx, scope, iid),

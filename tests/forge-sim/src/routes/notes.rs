@@ -26,7 +26,7 @@ fn noteable_iid(store: &Store, noteable: Parent) -> Option<u64> {
 pub fn render(sim: &Sim, store: &Store, scope: &Scope, note: &Note) -> Value {
     let mut value = json!({
         "id": note.id,
-        "type": if note.resolvable { Some("DiscussionNote") } else { None },
+        "type": note_type(note),
         "body": note.body,
         "attachment": null,
         "author": super::users::basic(sim, store, note.author_id),
@@ -38,8 +38,8 @@ pub fn render(sim: &Sim, store: &Store, scope: &Scope, note: &Note) -> Value {
         "resolvable": note.resolvable,
         "confidential": note.internal,
         "internal": note.internal,
-        "imported": false,
-        "imported_from": "none",
+        "imported": note.imported_from != "none",
+        "imported_from": note.imported_from,
         "noteable_iid": noteable_iid(store, note.noteable),
         "commands_changes": {},
     });
@@ -49,10 +49,24 @@ pub fn render(sim: &Sim, store: &Store, scope: &Scope, note: &Note) -> Value {
             json!({ "resolved": note.resolved, "resolved_by": null, "resolved_at": null }),
         );
     }
+    if let Some(position) = &note.position {
+        super::users::merge(&mut value, json!({ "position": position }));
+    }
     if let Parent::Project(pid) = scope.parent {
         super::users::merge(&mut value, json!({ "project_id": pid }));
     }
     value
+}
+
+/// GitLab's note `type`: `DiffNote` on a diff, `DiscussionNote` when resolvable, else none.
+pub fn note_type(note: &Note) -> Option<&'static str> {
+    if note.position.is_some() {
+        Some("DiffNote")
+    } else if note.resolvable {
+        Some("DiscussionNote")
+    } else {
+        None
+    }
 }
 
 pub fn render_award(sim: &Sim, store: &Store, award: &AwardEmoji) -> Value {
@@ -136,6 +150,8 @@ pub fn create(ctx: &Ctx, scope: &Scope, noteable: Parent) -> Answer {
         internal,
         resolvable: false,
         resolved: false,
+        position: None,
+        imported_from: "none",
         updated_at: created_at.clone(),
         created_at,
     };

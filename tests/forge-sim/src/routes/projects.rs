@@ -108,7 +108,7 @@ pub fn render(sim: &Sim, store: &Store, project: &Project, detail: bool) -> Valu
                 "shared_runners_enabled": true,
                 "lfs_enabled": project.lfs_enabled,
                 "creator_id": project.creator_id,
-                "import_status": "none",
+                "import_status": super::imports::status_of(store, project.id),
                 "open_issues_count": open_issues,
                 "description_html": format!("<p dir=\"auto\">{}</p>", project.description),
                 "updated_at": project.last_activity_at,

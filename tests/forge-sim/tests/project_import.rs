@@ -1,0 +1,820 @@
+//! GitLab's file-based project import as a client drives it: pack an export archive (the real
+//! GitLab export fixture, or what the simulator's own relation export produced with a `git bundle`
+//! of a seeded repository), `POST /projects/import`, poll `GET /projects/:id/import`, and read
+//! the project back through the REST API. Also `import-relation` retries and the refusals.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use forge_sim::{Dataset, RunningSim, SimConfig};
+use serde_json::Value;
+
+struct Api {
+    url: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(sim: &RunningSim, token: &str) -> Api {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Api {
+            url: format!("{}/api/v4", sim.url),
+            token: token.to_owned(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+        }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/{path}", self.url))
+            .header("PRIVATE-TOKEN", &self.token)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    async fn json(&self, path: &str) -> Value {
+        let resp = self.get(path).await;
+        assert_eq!(resp.status(), 200, "GET {path}");
+        resp.json().await.expect("json")
+    }
+
+    /// Every page of a list, in the order served.
+    async fn list(&self, path: &str) -> Vec<Value> {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut all = Vec::new();
+        for page in 1.. {
+            let items = self
+                .json(&format!("{path}{sep}per_page=100&page={page}"))
+                .await;
+            let items = items.as_array().expect("a list").clone();
+            if items.is_empty() {
+                break;
+            }
+            all.extend(items);
+        }
+        all
+    }
+
+    async fn post_form(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file: Option<Vec<u8>>,
+    ) -> (u16, Value) {
+        let mut form = reqwest::multipart::Form::new();
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        if let Some(bytes) = file {
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes).file_name("export.tar.gz"),
+            );
+        }
+        let resp = self
+            .http
+            .post(format!("{}/{path}", self.url))
+            .header("PRIVATE-TOKEN", &self.token)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("json body"))
+    }
+
+    /// Polls `GET /projects/:id/import` until it is `finished` or `failed`.
+    async fn wait_import(&self, id: &Value) -> Value {
+        for _ in 0..500 {
+            let status = self.json(&format!("projects/{id}/import")).await;
+            if status["import_status"] == "finished" || status["import_status"] == "failed" {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the import of project {id} did not end");
+    }
+
+    /// `GET /projects/:id/relation-imports` (one unpaginated list).
+    async fn relation_imports(&self, project: &str) -> Vec<Value> {
+        let trackers = self
+            .json(&format!("projects/{project}/relation-imports"))
+            .await;
+        trackers.as_array().expect("a list").clone()
+    }
+
+    /// Polls `GET /projects/:id/relation-imports` until every tracker ended.
+    async fn wait_relation_imports(&self, project: &str) -> Vec<Value> {
+        for _ in 0..500 {
+            let trackers = self.relation_imports(project).await;
+            if trackers
+                .iter()
+                .all(|t| t["status"] == "finished" || t["status"] == "failed")
+            {
+                return trackers;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the relation imports of {project} did not end");
+    }
+}
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/gitlab-export/project")
+}
+
+/// A `.tar.gz` of the given files.
+fn tar_gz(files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (path, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, path, &bytes[..])
+            .expect("tar entry");
+    }
+    tar.into_inner().expect("tar").finish().expect("gzip")
+}
+
+/// The GitLab fixture's files (`tree/...`) plus `VERSION`.
+fn fixture_files() -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    files.insert("VERSION".to_owned(), b"0.2.4".to_vec());
+    let tree = fixture_dir().join("tree");
+    files.insert(
+        "tree/project.json".to_owned(),
+        std::fs::read(tree.join("project.json")).expect("project.json"),
+    );
+    for entry in std::fs::read_dir(tree.join("project")).expect("tree/project") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        files.insert(
+            format!("tree/project/{name}"),
+            std::fs::read(&path).expect("ndjson"),
+        );
+    }
+    files
+}
+
+fn fixture_records(relation: &str) -> Vec<Value> {
+    let text =
+        std::fs::read_to_string(fixture_dir().join(format!("tree/project/{relation}.ndjson")))
+            .expect("fixture relation");
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("fixture json"))
+        .collect()
+}
+
+async fn import(api: &Api, path: &str, files: &BTreeMap<String, Vec<u8>>) -> Value {
+    let (status, body) = api
+        .post_form(
+            "projects/import",
+            &[("path", path), ("namespace", "imported")],
+            Some(tar_gz(files)),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["import_status"], "scheduled");
+    assert_eq!(body["path_with_namespace"], format!("imported/{path}"));
+    assert_eq!(body["failed_relations"], serde_json::json!([]));
+    assert!(body["import_error"].is_null());
+    body
+}
+
+#[tokio::test]
+async fn the_gitlab_fixture_imports_with_iids_states_dates_and_notes() {
+    let sim = RunningSim::start(SimConfig::new(Dataset::Empty, 3))
+        .await
+        .expect("sim");
+    let api = Api::new(&sim, &sim.admin_token);
+    // The fixture has no diff note; give merge request !1 one, as GitLab exports them.
+    let mut files = fixture_files();
+    let mut archived_mrs = fixture_records("merge_requests");
+    let position = serde_json::json!({
+        "base_sha": "ae73cb07c9eeaf35924a10f713b364d32b2dd34f",
+        "start_sha": "ae73cb07c9eeaf35924a10f713b364d32b2dd34f",
+        "head_sha": "0b4bc9a49b562e85de7cc9e834518ea6828729b9",
+        "old_path": "files/ruby/popen.rb", "new_path": "files/ruby/popen.rb",
+        "position_type": "text", "old_line": null, "new_line": 14
+    });
+    for mr in archived_mrs.iter_mut().filter(|mr| mr["iid"] == 1) {
+        let notes = mr["notes"].as_array_mut().expect("notes");
+        let mut diff_note = notes[0].clone();
+        diff_note["note"] = "This line needs a comment".into();
+        diff_note["type"] = "DiffNote".into();
+        diff_note["position"] = position.clone();
+        diff_note["created_at"] = "2016-06-14T15:03:01.000Z".into();
+        diff_note["updated_at"] = "2016-06-14T15:03:01.000Z".into();
+        notes.push(diff_note);
+    }
+    let ndjson: Vec<String> = archived_mrs.iter().map(Value::to_string).collect();
+    files.insert(
+        "tree/project/merge_requests.ndjson".to_owned(),
+        ndjson.join("\n").into_bytes(),
+    );
+    let created = import(&api, "fixture", &files).await;
+    let id = &created["id"];
+    let status = api.wait_import(id).await;
+    assert_eq!(status["import_status"], "finished", "{status}");
+    assert_eq!(status["failed_relations"], serde_json::json!([]));
+
+    let project = api.json(&format!("projects/{id}")).await;
+    assert_eq!(project["import_status"], "finished");
+    assert_eq!(
+        project["description"],
+        "Nisi et repellendus ut enim quo accusamus vel magnam."
+    );
+    assert_eq!(project["visibility"], "internal");
+
+    let issues = fixture_records("issues");
+    let served = api.list(&format!("projects/{id}/issues")).await;
+    assert_eq!(served.len(), issues.len());
+    for issue in &issues {
+        let got = api
+            .json(&format!("projects/{id}/issues/{}", issue["iid"]))
+            .await;
+        assert_eq!(got["title"], issue["title"]);
+        assert_eq!(got["state"], issue["state"]);
+        assert_eq!(got["created_at"], issue["created_at"]);
+        // No exported member maps to a user here: the importing administrator is the author.
+        assert_eq!(got["author"]["username"], "root");
+
+        let notes = api
+            .list(&format!(
+                "projects/{id}/issues/{}/notes?sort=asc&order_by=created_at",
+                issue["iid"]
+            ))
+            .await;
+        let mut expected: Vec<&Value> = issue["notes"].as_array().expect("notes").iter().collect();
+        expected.sort_by_key(|n| n["created_at"].as_str().unwrap_or_default().to_owned());
+        assert_eq!(
+            notes.len(),
+            expected.len(),
+            "notes of issue {}",
+            issue["iid"]
+        );
+        for (got, note) in notes.iter().zip(expected) {
+            let at = note["updated_at"]
+                .as_str()
+                .expect("updated_at")
+                .split('.')
+                .next()
+                .unwrap();
+            let body = format!(
+                "{}\n\n*By {} on {at} (imported from GitLab)*",
+                note["note"].as_str().expect("note"),
+                note["author"]["name"].as_str().expect("author name"),
+            );
+            assert_eq!(got["body"], body.as_str());
+            assert_eq!(got["created_at"], note["created_at"]);
+        }
+    }
+    let issue10 = api.json(&format!("projects/{id}/issues/10")).await;
+    assert_eq!(issue10["labels"], serde_json::json!(["test2", "test3"]));
+    assert_eq!(issue10["milestone"]["title"], "test milestone");
+
+    let labels: Vec<Value> = api.list(&format!("projects/{id}/labels")).await;
+    let names: Vec<&str> = labels.iter().filter_map(|l| l["name"].as_str()).collect();
+    for label in fixture_records("labels") {
+        assert!(
+            names.contains(&label["title"].as_str().unwrap()),
+            "{names:?}"
+        );
+    }
+    let milestones = api.list(&format!("projects/{id}/milestones")).await;
+    let mut got: Vec<(u64, String)> = milestones
+        .iter()
+        .map(|m| {
+            (
+                m["iid"].as_u64().unwrap(),
+                m["title"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut want: Vec<(u64, String)> = fixture_records("milestones")
+        .iter()
+        .map(|m| {
+            (
+                m["iid"].as_u64().unwrap(),
+                m["title"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+
+    let mrs = fixture_records("merge_requests");
+    assert_eq!(
+        api.list(&format!("projects/{id}/merge_requests"))
+            .await
+            .len(),
+        mrs.len()
+    );
+    for mr in &mrs {
+        let got = api
+            .json(&format!("projects/{id}/merge_requests/{}", mr["iid"]))
+            .await;
+        assert_eq!(got["title"], mr["title"]);
+        assert_eq!(got["source_branch"], mr["source_branch"]);
+        assert_eq!(got["target_branch"], mr["target_branch"]);
+        assert_eq!(got["state"], mr["state"]);
+    }
+    let notes = api
+        .list(&format!("projects/{id}/merge_requests/1/notes?sort=asc"))
+        .await;
+    let fixture_mr1 = archived_mrs.iter().find(|mr| mr["iid"] == 1).expect("!1");
+    assert_eq!(notes.len(), fixture_mr1["notes"].as_array().unwrap().len());
+    let diff_note = notes.last().expect("the diff note");
+    assert_eq!(diff_note["type"], "DiffNote");
+    assert_eq!(diff_note["position"], position);
+    assert!(
+        diff_note["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("This line needs a comment\n\n*By ")
+    );
+    assert!(notes[..notes.len() - 1].iter().all(|n| n["type"].is_null()));
+    let releases = api.list(&format!("projects/{id}/releases")).await;
+    assert_eq!(releases.len(), 1);
+    assert_eq!(releases[0]["tag_name"], "release-1.1");
+    assert_eq!(releases[0]["released_at"], "2019-12-26T10:17:14.615Z");
+    sim.shutdown().await;
+}
+
+/// Starts an export of a project of `sim` and returns every relation's records.
+async fn export_relations(api: &Api, project: &str) -> BTreeMap<String, Vec<Value>> {
+    let resp = api
+        .http
+        .post(format!("{}/projects/{project}/export_relations", api.url))
+        .header("PRIVATE-TOKEN", &api.token)
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(resp.status(), 202);
+    let mut statuses = Vec::new();
+    for _ in 0..500 {
+        statuses = api
+            .json(&format!("projects/{project}/export_relations/status"))
+            .await
+            .as_array()
+            .expect("statuses")
+            .clone();
+        if !statuses.is_empty() && statuses.iter().all(|s| s["status"] == 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut relations = BTreeMap::new();
+    for status in statuses {
+        let relation = status["relation"].as_str().expect("relation").to_owned();
+        let resp = api
+            .get(&format!(
+                "projects/{project}/export_relations/download?relation={relation}"
+            ))
+            .await;
+        assert_eq!(resp.status(), 200, "{relation}");
+        let gz = resp.bytes().await.expect("body");
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut text)
+            .expect("gzip");
+        let records = if relation == "self" {
+            vec![serde_json::from_str(&text).expect("self")]
+        } else {
+            text.lines()
+                .filter(|l| !l.is_empty())
+                .map(|l| serde_json::from_str(l).expect("ndjson"))
+                .collect()
+        };
+        relations.insert(relation, records);
+    }
+    relations
+}
+
+#[tokio::test]
+async fn a_simulator_export_with_its_repository_round_trips() {
+    let source = RunningSim::start(SimConfig::new(Dataset::Small, 5))
+        .await
+        .expect("source");
+    let dest = RunningSim::start(SimConfig::new(Dataset::Empty, 5))
+        .await
+        .expect("dest");
+    let src_api = Api::new(&source, &source.admin_token);
+    // The project of the small dataset with the most merged merge requests.
+    let (project_path, _) = {
+        let store = source.sim.read();
+        store
+            .projects
+            .values()
+            .map(|p| {
+                let merged = store
+                    .merge_requests
+                    .children(forge_sim::model::Parent::Project(p.id))
+                    .filter(|m| m.state == "merged")
+                    .count();
+                (p.path_with_namespace.clone(), merged)
+            })
+            .max_by_key(|(_, merged)| *merged)
+            .expect("a project")
+    };
+    let encoded = project_path.replace('/', "%2F");
+    let relations = export_relations(&src_api, &encoded).await;
+
+    let mut files = BTreeMap::new();
+    files.insert("VERSION".to_owned(), b"0.2.4\n".to_vec());
+    files.insert(
+        "tree/project.json".to_owned(),
+        serde_json::to_vec(&relations["self"][0]).unwrap(),
+    );
+    for (relation, records) in &relations {
+        if relation == "self" {
+            continue;
+        }
+        let mut ndjson = Vec::new();
+        for record in records {
+            serde_json::to_writer(&mut ndjson, record).unwrap();
+            ndjson.push(b'\n');
+        }
+        files.insert(format!("tree/project/{relation}.ndjson"), ndjson);
+    }
+    let bundle_dir = tempfile::tempdir().expect("tempdir");
+    let bundle = bundle_dir.path().join("project.bundle");
+    let repo = source.sim.git.repo_path(&project_path).expect("repo path");
+    let out = std::process::Command::new("git")
+        .args(["bundle", "create"])
+        .arg(&bundle)
+        .arg("--all")
+        .env("GIT_DIR", &repo)
+        .output()
+        .expect("git bundle");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    files.insert("project.bundle".to_owned(), std::fs::read(&bundle).unwrap());
+    files.insert(
+        "uploads/0123456789abcdef/notes.txt".to_owned(),
+        b"attached".to_vec(),
+    );
+    files.insert("lfs-objects.json".to_owned(), b"{}".to_vec());
+
+    let api = Api::new(&dest, &dest.admin_token);
+    let created = import(&api, "round-trip", &files).await;
+    let id = &created["id"];
+    let status = api.wait_import(id).await;
+    assert_eq!(status["import_status"], "finished", "{status}");
+    assert_eq!(status["failed_relations"], serde_json::json!([]));
+
+    let source_refs = source.sim.git.refs(&project_path).expect("source refs");
+    assert!(!source_refs.is_empty());
+    assert_eq!(
+        dest.sim.git.refs("imported/round-trip").expect("refs"),
+        source_refs
+    );
+    let project = api.json(&format!("projects/{id}")).await;
+    assert_eq!(project["empty_repo"], false);
+
+    let source_mrs = src_api
+        .list(&format!("projects/{encoded}/merge_requests"))
+        .await;
+    let mrs = api.list(&format!("projects/{id}/merge_requests")).await;
+    assert_eq!(mrs.len(), source_mrs.len());
+    let merged: Vec<&Value> = source_mrs
+        .iter()
+        .filter(|m| m["state"] == "merged")
+        .collect();
+    assert!(!merged.is_empty(), "the source has merged merge requests");
+    for mr in merged {
+        let got = api
+            .json(&format!("projects/{id}/merge_requests/{}", mr["iid"]))
+            .await;
+        assert_eq!(got["state"], "merged");
+        assert_eq!(got["merged_at"], mr["merged_at"]);
+        assert_eq!(got["merge_commit_sha"], mr["merge_commit_sha"]);
+        assert_eq!(got["created_at"], mr["created_at"]);
+    }
+    // Authors who are exported members map by email; everyone else becomes the importer.
+    let members: Vec<String> = relations["project_members"]
+        .iter()
+        .filter_map(|m| m["user"]["username"].as_str().map(str::to_owned))
+        .collect();
+    let source_issues = src_api.list(&format!("projects/{encoded}/issues")).await;
+    assert_eq!(
+        api.list(&format!("projects/{id}/issues")).await.len(),
+        source_issues.len()
+    );
+    for issue in &source_issues {
+        let got = api
+            .json(&format!("projects/{id}/issues/{}", issue["iid"]))
+            .await;
+        assert_eq!(got["title"], issue["title"]);
+        assert_eq!(got["state"], issue["state"]);
+        let author = issue["author"]["username"].as_str().unwrap().to_owned();
+        let expected = if members.contains(&author) {
+            author.as_str()
+        } else {
+            "root"
+        };
+        assert_eq!(
+            got["author"]["username"], expected,
+            "issue {}",
+            issue["iid"]
+        );
+    }
+    // A non-administrator's import maps nobody: the importer is every author, and each note
+    // says whom it was by.
+    let owner = Api::new(&dest, &dest.owner_token);
+    let me = owner.json("user").await;
+    let created = import(&owner, "round-trip-by-owner", &files).await;
+    let status = owner.wait_import(&created["id"]).await;
+    assert_eq!(status["import_status"], "finished", "{status}");
+    let by_owner = owner
+        .list(&format!("projects/{}/issues", created["id"]))
+        .await;
+    assert_eq!(by_owner.len(), source_issues.len());
+    assert!(by_owner.iter().all(|i| i["author"]["id"] == me["id"]));
+    assert_ne!(me["is_admin"], true);
+    let mut seen = 0;
+    for issue in &by_owner {
+        let notes = owner
+            .list(&format!(
+                "projects/{}/issues/{}/notes",
+                created["id"], issue["iid"]
+            ))
+            .await;
+        seen += notes.len();
+        assert!(notes.iter().all(|n| {
+            n["author"]["id"] == me["id"]
+                && n["body"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("(imported from GitLab)*")
+        }));
+    }
+    assert!(seen > 0, "the exported issues have notes");
+
+    let upload = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v4/projects/{id}/uploads/0123456789abcdef/notes.txt",
+            dest.url
+        ))
+        .header("PRIVATE-TOKEN", &dest.admin_token)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(upload.status(), 200);
+    assert_eq!(upload.bytes().await.unwrap().as_ref(), b"attached");
+    source.shutdown().await;
+    dest.shutdown().await;
+}
+
+#[tokio::test]
+async fn import_relation_retried_with_the_same_batch_creates_nothing_twice() {
+    let sim = RunningSim::start(SimConfig::new(Dataset::Empty, 3))
+        .await
+        .expect("sim");
+    let api = Api::new(&sim, &sim.admin_token);
+    let resp = api
+        .http
+        .post(format!("{}/projects", api.url))
+        .header("PRIVATE-TOKEN", &api.token)
+        .json(&serde_json::json!({"path": "target", "namespace_id": "imported"}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(resp.status(), 201);
+    let archive = tar_gz(&fixture_files());
+    let mut counts = Vec::new();
+    for round in 1..=2u64 {
+        for relation in ["milestones", "issues", "merge_requests"] {
+            let (status, body) = api
+                .post_form(
+                    "projects/import-relation",
+                    &[("path", "imported/target"), ("relation", relation)],
+                    Some(archive.clone()),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+            assert_eq!(body["project_path"], "imported/target");
+            assert_eq!(body["relation"], relation);
+            assert_eq!(body["status"], "created");
+            let trackers = api.wait_relation_imports("imported%2Ftarget").await;
+            assert!(
+                trackers.iter().all(|t| t["status"] == "finished"),
+                "{trackers:?}"
+            );
+        }
+        counts.push((
+            api.list("projects/imported%2Ftarget/issues").await.len(),
+            api.list("projects/imported%2Ftarget/merge_requests")
+                .await
+                .len(),
+            api.list("projects/imported%2Ftarget/milestones")
+                .await
+                .len(),
+            api.list("projects/imported%2Ftarget/issues/10/notes")
+                .await
+                .len(),
+        ));
+        let trackers = api.relation_imports("imported%2Ftarget").await;
+        assert_eq!(trackers.len() as u64, 3 * round);
+    }
+    let expected = (
+        fixture_records("issues").len(),
+        fixture_records("merge_requests").len(),
+        fixture_records("milestones").len(),
+        8,
+    );
+    assert_eq!(counts, vec![expected, expected]);
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn imports_are_refused_as_gitlab_refuses_them() {
+    let sim = RunningSim::start(SimConfig::new(Dataset::Empty, 3))
+        .await
+        .expect("sim");
+    let api = Api::new(&sim, &sim.admin_token);
+    let archive = tar_gz(&fixture_files());
+    let created = import(&api, "taken", &fixture_files()).await;
+    assert_eq!(
+        api.wait_import(&created["id"]).await["import_status"],
+        "finished"
+    );
+
+    let (status, body) = api
+        .post_form(
+            "projects/import",
+            &[("path", "taken"), ("namespace", "imported")],
+            Some(archive.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            serde_json::json!({"message": "Name has already been taken"})
+        )
+    );
+    let (status, body) = api
+        .post_form(
+            "projects/import",
+            &[
+                ("path", "taken"),
+                ("name", "Another name"),
+                ("namespace", "imported"),
+            ],
+            Some(archive.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            serde_json::json!({"message": "Path has already been taken"})
+        )
+    );
+    // With `overwrite`, the project at that path is replaced by a new one.
+    let (status, body) = api
+        .post_form(
+            "projects/import",
+            &[
+                ("path", "taken"),
+                ("namespace", "imported"),
+                ("overwrite", "true"),
+            ],
+            Some(archive.clone()),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_ne!(body["id"], created["id"]);
+    assert_eq!(
+        api.wait_import(&body["id"]).await["import_status"],
+        "finished"
+    );
+    assert_eq!(
+        api.get(&format!("projects/{}", created["id"]))
+            .await
+            .status(),
+        404
+    );
+    let replacement = api.json("projects/imported%2Ftaken").await;
+    assert_eq!(replacement["id"], body["id"]);
+
+    let (status, body) = api
+        .post_form(
+            "projects/import",
+            &[("path", "x"), ("namespace", "nowhere")],
+            Some(archive.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            404,
+            serde_json::json!({"message": "404 Namespace Not Found"})
+        )
+    );
+
+    let (status, body) = api
+        .post_form(
+            "projects/import",
+            &[("path", "x"), ("namespace", "imported")],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (400, serde_json::json!({"error": "file is missing"}))
+    );
+
+    let stranger = Api::new(&sim, &sim.token_for("eve").expect("eve"));
+    let (status, _) = stranger
+        .post_form(
+            "projects/import",
+            &[("path", "x"), ("namespace", "imported")],
+            Some(archive.clone()),
+        )
+        .await;
+    assert!(status == 403 || status == 404, "{status}");
+
+    let (status, body) = api
+        .post_form(
+            "projects/import-relation",
+            &[("path", "imported/taken"), ("relation", "labels")],
+            Some(archive.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            serde_json::json!({"error": "relation does not have a valid value"})
+        )
+    );
+    let (status, body) = api
+        .post_form(
+            "projects/import-relation",
+            &[("path", "imported/missing"), ("relation", "issues")],
+            Some(archive.clone()),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (404, serde_json::json!({"message": "404 Project Not Found"}))
+    );
+
+    // A corrupt archive is accepted, and the import fails with an error.
+    let (status, body) = api
+        .post_form(
+            "projects/import",
+            &[("path", "corrupt"), ("namespace", "imported")],
+            Some(b"this is not a gzip file".to_vec()),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let failed = api.wait_import(&body["id"]).await;
+    assert_eq!(failed["import_status"], "failed");
+    assert!(
+        failed["import_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("decompress")),
+        "{failed}"
+    );
+
+    let mut old = fixture_files();
+    old.insert("VERSION".to_owned(), b"0.1.0".to_vec());
+    let mut gz = Vec::new();
+    gz.write_all(&tar_gz(&old)).unwrap();
+    let (status, body) = api
+        .post_form(
+            "projects/import",
+            &[("path", "old"), ("namespace", "imported")],
+            Some(gz),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let failed = api.wait_import(&body["id"]).await;
+    assert_eq!(failed["import_status"], "failed");
+    assert_eq!(
+        failed["import_error"],
+        "Import version mismatch: Required 0.2.4 but was 0.1.0"
+    );
+    sim.shutdown().await;
+}
