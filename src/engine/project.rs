@@ -86,6 +86,23 @@ impl Engine {
                 .await?;
             return Ok(());
         }
+        // The members travel with every batch (GitLab maps authors through them); staged again on
+        // each run, so a resume after a restart has them too.
+        let staging = tempfile::tempdir_in(self.data_dir())
+            .map_err(|e| EngineError::Setup(format!("cannot stage the project: {e}")))?;
+        let members = staging.path().join("project_members.ndjson");
+        match stage_relation(source, ctx, "project_members", &members).await {
+            Ok(_) => ctx.project_members = Some(members),
+            Err(StageError::Source(e)) if e.is_unreachable() => {
+                return Err(EngineError::Unreachable(e.to_string()));
+            }
+            Err(StageError::Source(e)) => {
+                tracing::warn!(error = %e, "the project's members could not be read again; its authors may not map");
+            }
+            Err(StageError::Disk(e)) => {
+                return Err(EngineError::Setup(format!("cannot stage the project: {e}")));
+            }
+        }
         for (i, relation) in batched_stages().into_iter().enumerate() {
             let run = PipelineRun {
                 store: &self.store,

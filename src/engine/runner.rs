@@ -193,6 +193,7 @@ impl Engine {
             ),
             destination_parent_id,
             source_base: source.url(),
+            project_members: None,
         };
         if entity.entity_type == EntityType::Project {
             return self

@@ -43,6 +43,9 @@ pub struct EntityContext {
     pub destination_parent_id: Option<u64>,
     /// The source instance's base URL, for links in failure rows.
     pub source_base: String,
+    /// A project entity's members as staged NDJSON: every archive a project's records travel in
+    /// carries them, since GitLab's import maps authors through the archive's member emails.
+    pub project_members: Option<std::path::PathBuf>,
 }
 
 impl EntityContext {

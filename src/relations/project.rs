@@ -210,9 +210,14 @@ impl Relation for ImportedRelation {
         let file = dir.path().join("relation.tar.gz");
         let (name, records_owned) = (self.name, records.to_vec());
         let archive_path = file.clone();
+        let members = ctx.project_members.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
             let mut archive = ImportArchive::create(&archive_path)?;
             archive.project(&json!({}))?;
+            if let Some(members) = members.filter(|m| m.is_file()) {
+                // Not imported again: GitLab maps the batch's authors through them.
+                archive.file("tree/project/project_members.ndjson", &members)?;
+            }
             archive.relation(name, records_owned.iter())?;
             archive.finish()
         })

@@ -283,14 +283,23 @@ pub fn project_relations(store: &Store, project_id: u64) -> Vec<(&'static str, C
             })
         })
         .collect();
-    let members = store
-        .members
-        .children(owner)
-        .map(|m| {
+    // GitLab exports the project's direct members and, as project members, the members it inherits
+    // from its groups (nearest group first; a direct membership wins), so that an import maps every
+    // author with access (the exporter owns the top-level group here, or is an administrator).
+    let mut seen = std::collections::HashSet::new();
+    let mut members = Vec::new();
+    let inherited = store
+        .ancestors(project.namespace_id)
+        .into_iter()
+        .flat_map(|g| store.members.children(Parent::Group(g)));
+    for m in store.members.children(owner).chain(inherited) {
+        if seen.insert(m.user_id) {
             users.add(m.user_id);
-            member(store, m, "Project")
-        })
-        .collect();
+            let mut record = member(store, m, "Project");
+            record["source_id"] = json!(project_id);
+            members.push(record);
+        }
+    }
     let protected_branches = store
         .protected_branches
         .children(owner)
