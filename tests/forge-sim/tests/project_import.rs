@@ -798,6 +798,30 @@ async fn imports_are_refused_as_gitlab_refuses_them() {
         "{failed}"
     );
 
+    // A record that cannot be restored is a failed relation; the rest of the import finishes.
+    let mut broken = fixture_files();
+    let mut issues = fixture_records("issues");
+    issues[0]["title"] = Value::Null;
+    let lines: Vec<String> = issues.iter().map(Value::to_string).collect();
+    broken.insert(
+        "tree/project/issues.ndjson".to_owned(),
+        lines.join("\n").into_bytes(),
+    );
+    let created = import(&api, "broken", &broken).await;
+    let status = api.wait_import(&created["id"]).await;
+    assert_eq!(status["import_status"], "finished", "{status}");
+    let failed = status["failed_relations"]
+        .as_array()
+        .expect("failed_relations");
+    assert_eq!(failed.len(), 1, "{status}");
+    assert_eq!(failed[0]["relation_name"], "issues");
+    assert_eq!(failed[0]["exception_message"], "Title can't be blank");
+    assert_eq!(failed[0]["line_number"], 0);
+    let restored = api
+        .list(&format!("projects/{}/issues", created["id"]))
+        .await;
+    assert_eq!(restored.len(), issues.len() - 1);
+
     let mut old = fixture_files();
     old.insert("VERSION".to_owned(), b"0.1.0".to_vec());
     let mut gz = Vec::new();
