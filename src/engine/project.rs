@@ -27,7 +27,8 @@ use tokio_util::sync::CancellationToken;
 /// destination (None: a single settings record, counted by the import's own report).
 pub const ARCHIVE_RELATIONS: &[(&str, Option<&str>)] = &[
     ("labels", Some("labels")),
-    ("project_members", Some("members")),
+    // Everyone with access counts: a member the destination group already has is not added again.
+    ("project_members", Some("members/all")),
     ("project_badges", Some("badges")),
     ("protected_branches", Some("protected_branches")),
     ("protected_tags", Some("protected_tags")),
@@ -274,7 +275,23 @@ impl Engine {
                     .collect(),
                 ..Default::default()
             };
-            if arrived < sent || !failed.is_empty() {
+            if arrived < sent && failed.is_empty() && name == "project_members" {
+                // GitLab's import adds only the members it maps: by email, for an administrator.
+                let mut skipped = self.failure(
+                    ctx,
+                    name,
+                    "loader",
+                    crate::relations::SKIPPED_CLASS,
+                    format!(
+                        "{} of {sent} project members have no access at the destination: GitLab's \
+                         project import adds a member only when the importing token is an \
+                         administrator's and the member's email matches a destination user",
+                        sent - arrived
+                    ),
+                );
+                skipped.pipeline_class = "BulkImports::Common::Pipelines::MembersPipeline".into();
+                commit.skipped.push(skipped);
+            } else if arrived < sent || !failed.is_empty() {
                 let why = if failed.is_empty() {
                     "the destination's import did not say why".to_string()
                 } else {

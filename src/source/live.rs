@@ -12,6 +12,8 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+/// How many times a repository clone is tried before the migration pauses.
+const GIT_ATTEMPTS: u32 = 6;
 /// Cursor of a relation read from the export: the next batch number.
 const EXPORT_CURSOR: &str = "export:";
 /// Cursor of a relation read through GraphQL: the connection's end cursor.
@@ -207,9 +209,25 @@ impl Source for LiveSource {
             maybe_applied: false,
         };
         let mirror = dir.join("source.git");
-        crate::forge::git::mirror_clone(client.base(), client.token(), &url, &mirror)
-            .await
-            .map_err(git_error)?;
+        // A clone that failed (a 5xx, a reset) is started again from scratch, a few times, spaced
+        // out as the HTTP client spaces its retries.
+        let mut delay = std::time::Duration::from_millis(250);
+        let mut attempt = 1;
+        loop {
+            match crate::forge::git::mirror_clone(client.base(), client.token(), &url, &mirror)
+                .await
+            {
+                Ok(()) => break,
+                Err(e) if attempt >= GIT_ATTEMPTS => return Err(git_error(e)),
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "cloning failed; trying again");
+                    let _ = tokio::fs::remove_dir_all(&mirror).await;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(30));
+                    attempt += 1;
+                }
+            }
+        }
         let bundle = dir.join("project.bundle");
         let made = crate::forge::git::bundle_create(&mirror, &bundle)
             .await
