@@ -7,6 +7,7 @@ pub mod auth;
 mod bulk_imports;
 pub mod error;
 mod form;
+mod health;
 pub mod pagination;
 mod params;
 pub mod render;
@@ -37,8 +38,12 @@ pub struct ApiState {
 
 /// Every endpoint of the bulk_imports API; the token is checked before anything else, as GitLab's
 /// `authenticate!` runs before parameter validation. Every answer, the framework's refusals included,
-/// is GitLab's JSON shape (`error::gitlab_shaped`).
+/// is GitLab's JSON shape (`error::gitlab_shaped`). `/-/health` and `/-/readiness` are outside the
+/// token check, as GitLab's are.
 pub fn router(state: ApiState) -> Router {
+    let probes = Router::new()
+        .route("/-/health", get(health::health))
+        .route("/-/readiness", get(health::readiness));
     Router::new()
         .route(
             "/api/v4/bulk_imports",
@@ -70,6 +75,7 @@ pub fn router(state: ApiState) -> Router {
             state.clone(),
             auth::require_token,
         ))
+        .merge(probes)
         .fallback(error::no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(error::gitlab_shaped))
