@@ -3,9 +3,11 @@
 
 pub mod api;
 pub mod bundle;
+pub mod config;
 pub mod forge;
 pub mod interrupt;
 pub mod model;
+pub mod notify;
 pub mod relations;
 pub mod secret;
 pub mod store;

@@ -2,9 +2,11 @@
 
 use appliance::commands;
 use appliance::commands::output::{EXIT_STATUS_HELP, StdoutClosed, describe, exit};
+use appliance::config::{LogFormat, ServeSettings};
 use appliance::engine::EngineError;
 use appliance::interrupt;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -22,7 +24,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve GitLab's bulk_imports API; migrations started through it write into the destination.
-    #[command(after_help = EXIT_STATUS_HELP)]
+    #[command(after_help = serve_help())]
     Serve(commands::serve::ServeArgs),
     /// Run one live migration in the foreground and print its report.
     #[command(after_help = EXIT_STATUS_HELP)]
@@ -43,6 +45,60 @@ enum Command {
     #[cfg(feature = "demo")]
     #[command(after_help = EXIT_STATUS_HELP)]
     Demo(commands::demo::DemoArgs),
+    /// Write the man pages and shell completions (bash, zsh, fish) of this command line into a
+    /// directory, as the Debian package ships them.
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Directory to write `man/*.1` and `completions/*` into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+/// serve's `--help` footer: where its settings can be given, then the exit status table.
+fn serve_help() -> String {
+    format!("{}\n\n{EXIT_STATUS_HELP}", commands::serve::SETTINGS_HELP)
+}
+
+/// The man pages (`appliance.1` and one `appliance-<command>.1` per visible command) and the shell
+/// completions, from the same clap definition that parses the command line.
+fn generate_assets(out: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let man = out.join("man");
+    std::fs::create_dir_all(&man)?;
+    let cmd = Cli::command();
+    let mut pages = vec![("appliance".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let name = format!("appliance-{}", sub.get_name());
+        // clap names a command with a `&'static str`; this runs once, in a short-lived process.
+        let page_name: &'static str = Box::leak(name.clone().into_boxed_str());
+        let sub = sub
+            .clone()
+            .name(page_name)
+            .version(env!("CARGO_PKG_VERSION"));
+        pages.push((name, sub));
+    }
+    for (name, page) in pages {
+        let path = man.join(format!("{name}.1"));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(page).render(&mut buf)?;
+        std::fs::write(&path, buf)?;
+        written.push(path);
+    }
+    let completions = out.join("completions");
+    std::fs::create_dir_all(&completions)?;
+    for (shell, file) in [
+        (clap_complete::Shell::Bash, "appliance"),
+        (clap_complete::Shell::Zsh, "_appliance"),
+        (clap_complete::Shell::Fish, "appliance.fish"),
+    ] {
+        let path = completions.join(file);
+        let mut buf = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "appliance", &mut buf);
+        std::fs::write(&path, buf)?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 fn main() -> ExitCode {
@@ -55,13 +111,47 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
+    if let Command::GenerateAssets { out } = &cli.command {
+        return match generate_assets(out) {
+            Ok(paths) => {
+                for p in paths {
+                    println!("{}", p.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot write into {}: {e}", out.display());
+                ExitCode::from(exit::REFUSED)
+            }
+        };
+    }
+    // serve's settings (config file, environment, flags) are read before anything starts: a wrong
+    // one stops here, naming the setting, and they say how to log.
+    let mut serve_settings: Option<ServeSettings> = None;
+    if let Command::Serve(args) = &cli.command {
+        match args.settings() {
+            Ok(settings) => serve_settings = Some(settings),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(exit::REFUSED);
+            }
+        }
+    }
+    let (filter, format) = match &serve_settings {
+        Some(s) => (tracing_subscriber::EnvFilter::new(&s.log), s.log_format),
+        None => (
             tracing_subscriber::EnvFilter::try_from_env("APPLIANCE_LOG")
                 .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+            LogFormat::Text,
+        ),
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     appliance::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -85,7 +175,10 @@ fn main() -> ExitCode {
             _ => interrupt::listen(INTERRUPTED, exit::INTERRUPTED),
         }
         match cli.command {
-            Command::Serve(args) => commands::serve::run(args).await,
+            Command::Serve(_) => match serve_settings {
+                Some(settings) => commands::serve::run(settings).await,
+                None => unreachable!("serve's settings are resolved before the runtime starts"),
+            },
             Command::Migrate(args) => commands::migrate::run(args).await,
             Command::Export(args) => commands::export::run(args).await,
             Command::Verify(args) => commands::verify::run(args).await,
@@ -93,6 +186,7 @@ fn main() -> ExitCode {
             Command::Replay(args) => commands::replay::run(args).await,
             #[cfg(feature = "demo")]
             Command::Demo(args) => commands::demo::run(args).await,
+            Command::GenerateAssets { .. } => unreachable!("handled before the runtime starts"),
         }
     });
     match result {
@@ -118,7 +212,6 @@ const INTERRUPTED: &str = "interrupted: run the same command again to resume";
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn every_command_line_is_well_formed() {
@@ -148,5 +241,38 @@ mod tests {
         let printed = format!("{cli:?}");
         assert!(printed.contains("https://src.example"), "{printed}");
         assert!(!printed.contains("glpat-"), "{printed}");
+    }
+
+    #[test]
+    fn the_man_pages_and_completions_follow_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = generate_assets(dir.path()).unwrap();
+        let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).unwrap();
+        // One page per visible command, none for the hidden one.
+        for sub in Cli::command().get_subcommands() {
+            let page = dir
+                .path()
+                .join(format!("man/appliance-{}.1", sub.get_name()));
+            assert_eq!(page.exists(), !sub.is_hide_set(), "{}", page.display());
+        }
+        let serve = read("man/appliance-serve.1");
+        for flag in [
+            "config",
+            "destination\\-token\\-file",
+            "api\\-token\\-file",
+            "log\\-format",
+        ] {
+            assert!(serve.contains(flag), "{flag} missing from the serve page");
+        }
+        assert!(serve.contains("APPLIANCE_CONFIG"));
+        assert!(read("man/appliance.1").contains("appliance\\-serve(1)"));
+        let bash = read("completions/appliance");
+        assert!(bash.contains("--destination-token-file") && bash.contains("replay"));
+        assert!(read("completions/_appliance").contains("#compdef appliance"));
+        assert!(read("completions/appliance.fish").contains("complete -c appliance"));
+        assert_eq!(
+            written.len(),
+            dir.path().join("man").read_dir().unwrap().count() + 3
+        );
     }
 }
