@@ -163,3 +163,36 @@ fn a_wrong_setting_stops_the_start_naming_it_with_status_1() {
         "{stderr}"
     );
 }
+
+#[test]
+fn listening_beyond_loopback_without_tls_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |listen: &str| {
+        let mut child = appliance()
+            .args(["serve", "--config", "/dev/null", "--listen", listen])
+            .args(["--destination-url", "http://127.0.0.1:9"])
+            .arg("--data")
+            .arg(dir.path().join(listen.replace([':', '.'], "-")))
+            .env("APPLIANCE_DESTINATION_TOKEN", "t")
+            .env("APPLIANCE_API_TOKEN", "a")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("listening on"), "{line}");
+        child.kill().unwrap();
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let warned = start("0.0.0.0:0");
+    assert!(
+        warned.contains("WARN") && warned.contains("non-loopback address without TLS"),
+        "{warned}"
+    );
+    let quiet = start("127.0.0.1:0");
+    assert!(!quiet.contains("without TLS"), "{quiet}");
+}
