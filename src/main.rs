@@ -72,9 +72,11 @@ fn generate_assets(out: &Path) -> std::io::Result<Vec<PathBuf>> {
         let name = format!("appliance-{}", sub.get_name());
         // clap names a command with a `&'static str`; this runs once, in a short-lived process.
         let page_name: &'static str = Box::leak(name.clone().into_boxed_str());
+        // The page is named appliance-serve(1); its synopsis says how it is typed: `appliance serve`.
         let sub = sub
             .clone()
             .name(page_name)
+            .bin_name(format!("appliance {}", sub.get_name()))
             .version(env!("CARGO_PKG_VERSION"));
         pages.push((name, sub));
     }
@@ -265,6 +267,10 @@ mod tests {
             assert!(serve.contains(flag), "{flag} missing from the serve page");
         }
         assert!(serve.contains("APPLIANCE_CONFIG"));
+        assert!(
+            serve.contains("\\fBappliance serve\\fR"),
+            "the synopsis is how it is typed"
+        );
         assert!(read("man/appliance.1").contains("appliance\\-serve(1)"));
         let bash = read("completions/appliance");
         assert!(bash.contains("--destination-token-file") && bash.contains("replay"));
