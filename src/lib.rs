@@ -4,10 +4,12 @@
 pub mod api;
 pub mod archive;
 pub mod bundle;
+pub mod config;
 pub mod forge;
 pub mod interrupt;
 pub mod metrics;
 pub mod model;
+pub mod notify;
 pub mod relations;
 pub mod secret;
 pub mod store;

@@ -2,9 +2,11 @@
 
 use appliance::commands;
 use appliance::commands::output::{EXIT_STATUS_HELP, StdoutClosed, describe, exit};
+use appliance::config::{LogFormat, ServeSettings};
 use appliance::engine::EngineError;
 use appliance::interrupt;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -17,36 +19,23 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// How log lines on standard error are written: `human` (plain text, coloured only on a
-    /// terminal) or `json` (one object per line). APPLIANCE_LOG chooses which lines.
-    #[arg(
-        long,
-        global = true,
-        value_enum,
-        default_value_t = LogFormat::Human,
-        env = "APPLIANCE_LOG_FORMAT"
-    )]
-    log_format: LogFormat,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum LogFormat {
-    Human,
-    Json,
+    /// How log lines on standard error are written: `text` (plain, coloured only on a terminal;
+    /// `human` says the same) or `json` (one object per line). APPLIANCE_LOG chooses which lines;
+    /// `serve` also takes `log_format` and `log` from its config file.
+    #[arg(long, global = true, value_enum, env = "APPLIANCE_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
 }
 
 /// Logs to standard error, filtered by `APPLIANCE_LOG`. Colour only when standard error is a terminal
 /// (and `NO_COLOR` is not set), so files and journals get plain text. A line written inside an API
 /// request carries its `request_id` (the `request` span): in `json`, under `span`.
-fn init_logging(format: LogFormat) {
+fn init_logging(filter: tracing_subscriber::EnvFilter, format: LogFormat) {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_env("APPLIANCE_LOG")
-        .unwrap_or_else(|_| "warn".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Human => {
+        LogFormat::Text => {
             let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
             builder.with_ansi(colour).init()
         }
@@ -61,7 +50,7 @@ fn init_logging(format: LogFormat) {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve GitLab's bulk_imports API; migrations started through it write into the destination.
-    #[command(after_help = EXIT_STATUS_HELP)]
+    #[command(after_help = serve_help())]
     Serve(commands::serve::ServeArgs),
     /// Run one live migration in the foreground and print its report.
     #[command(after_help = EXIT_STATUS_HELP)]
@@ -82,6 +71,62 @@ enum Command {
     #[cfg(feature = "demo")]
     #[command(after_help = EXIT_STATUS_HELP)]
     Demo(commands::demo::DemoArgs),
+    /// Write the man pages and shell completions (bash, zsh, fish) of this command line into a
+    /// directory, as the Debian package ships them.
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Directory to write `man/*.1` and `completions/*` into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+/// serve's `--help` footer: where its settings can be given, then the exit status table.
+fn serve_help() -> String {
+    format!("{}\n\n{EXIT_STATUS_HELP}", commands::serve::SETTINGS_HELP)
+}
+
+/// The man pages (`appliance.1` and one `appliance-<command>.1` per visible command) and the shell
+/// completions, from the same clap definition that parses the command line.
+fn generate_assets(out: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    let man = out.join("man");
+    std::fs::create_dir_all(&man)?;
+    let cmd = Cli::command();
+    let mut pages = vec![("appliance".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set()) {
+        let name = format!("appliance-{}", sub.get_name());
+        // clap names a command with a `&'static str`; this runs once, in a short-lived process.
+        let page_name: &'static str = Box::leak(name.clone().into_boxed_str());
+        // The page is named appliance-serve(1); its synopsis says how it is typed: `appliance serve`.
+        let sub = sub
+            .clone()
+            .name(page_name)
+            .bin_name(format!("appliance {}", sub.get_name()))
+            .version(env!("CARGO_PKG_VERSION"));
+        pages.push((name, sub));
+    }
+    for (name, page) in pages {
+        let path = man.join(format!("{name}.1"));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(page).render(&mut buf)?;
+        std::fs::write(&path, buf)?;
+        written.push(path);
+    }
+    let completions = out.join("completions");
+    std::fs::create_dir_all(&completions)?;
+    for (shell, file) in [
+        (clap_complete::Shell::Bash, "appliance"),
+        (clap_complete::Shell::Zsh, "_appliance"),
+        (clap_complete::Shell::Fish, "appliance.fish"),
+    ] {
+        let path = completions.join(file);
+        let mut buf = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "appliance", &mut buf);
+        std::fs::write(&path, buf)?;
+        written.push(path);
+    }
+    Ok(written)
 }
 
 fn main() -> ExitCode {
@@ -94,7 +139,44 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_logging(cli.log_format);
+    if let Command::GenerateAssets { out } = &cli.command {
+        return match generate_assets(out) {
+            Ok(paths) => {
+                for p in paths {
+                    println!("{}", p.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot write into {}: {e}", out.display());
+                ExitCode::from(exit::REFUSED)
+            }
+        };
+    }
+    // serve's settings (config file, environment, flags) are read before anything starts: a wrong
+    // one stops here, naming the setting, and they say how to log.
+    let mut serve_settings: Option<ServeSettings> = None;
+    if let Command::Serve(args) = &cli.command {
+        match args.settings() {
+            Ok(settings) => serve_settings = Some(settings),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(exit::REFUSED);
+            }
+        }
+    }
+    let (filter, format) = match &serve_settings {
+        Some(s) => (
+            tracing_subscriber::EnvFilter::new(&s.log),
+            cli.log_format.unwrap_or(s.log_format),
+        ),
+        None => (
+            tracing_subscriber::EnvFilter::try_from_env("APPLIANCE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+            cli.log_format.unwrap_or_default(),
+        ),
+    };
+    init_logging(filter, format);
     appliance::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -118,7 +200,10 @@ fn main() -> ExitCode {
             _ => interrupt::listen(INTERRUPTED, exit::INTERRUPTED),
         }
         match cli.command {
-            Command::Serve(args) => commands::serve::run(args).await,
+            Command::Serve(_) => match serve_settings {
+                Some(settings) => commands::serve::run(settings).await,
+                None => unreachable!("serve's settings are resolved before the runtime starts"),
+            },
             Command::Migrate(args) => commands::migrate::run(args).await,
             Command::Export(args) => commands::export::run(args).await,
             Command::Verify(args) => commands::verify::run(args).await,
@@ -126,6 +211,7 @@ fn main() -> ExitCode {
             Command::Replay(args) => commands::replay::run(args).await,
             #[cfg(feature = "demo")]
             Command::Demo(args) => commands::demo::run(args).await,
+            Command::GenerateAssets { .. } => unreachable!("handled before the runtime starts"),
         }
     });
     match result {
@@ -151,7 +237,6 @@ const INTERRUPTED: &str = "interrupted: run the same command again to resume";
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn every_command_line_is_well_formed() {
@@ -181,5 +266,42 @@ mod tests {
         let printed = format!("{cli:?}");
         assert!(printed.contains("https://src.example"), "{printed}");
         assert!(!printed.contains("glpat-"), "{printed}");
+    }
+
+    #[test]
+    fn the_man_pages_and_completions_follow_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = generate_assets(dir.path()).unwrap();
+        let read = |p: &str| std::fs::read_to_string(dir.path().join(p)).unwrap();
+        // One page per visible command, none for the hidden one.
+        for sub in Cli::command().get_subcommands() {
+            let page = dir
+                .path()
+                .join(format!("man/appliance-{}.1", sub.get_name()));
+            assert_eq!(page.exists(), !sub.is_hide_set(), "{}", page.display());
+        }
+        let serve = read("man/appliance-serve.1");
+        for flag in [
+            "config",
+            "destination\\-token\\-file",
+            "api\\-token\\-file",
+            "log\\-format",
+        ] {
+            assert!(serve.contains(flag), "{flag} missing from the serve page");
+        }
+        assert!(serve.contains("APPLIANCE_CONFIG"));
+        assert!(
+            serve.contains("\\fBappliance serve\\fR"),
+            "the synopsis is how it is typed"
+        );
+        assert!(read("man/appliance.1").contains("appliance\\-serve(1)"));
+        let bash = read("completions/appliance");
+        assert!(bash.contains("--destination-token-file") && bash.contains("replay"));
+        assert!(read("completions/_appliance").contains("#compdef appliance"));
+        assert!(read("completions/appliance.fish").contains("complete -c appliance"));
+        assert_eq!(
+            written.len(),
+            dir.path().join("man").read_dir().unwrap().count() + 3
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! Who may use the API: whoever presents the appliance's token, as GitLab clients do (`PRIVATE-TOKEN`
-//! or `Authorization: Bearer`). The token comes from `APPLIANCE_API_TOKEN`, else `<data>/api-token`,
-//! else is generated there (mode 0600) on first start. Comparison is constant-time; the token is a
+//! or `Authorization: Bearer`). The token comes from serve's settings (`api_token` or
+//! `api_token_file`, `APPLIANCE_API_TOKEN`...), else `<data>/api-token`, else is generated there (mode 0600) on first start. Comparison is constant-time; the token is a
 //! `SecretString` and is never logged.
 
 use super::ApiState;
@@ -16,34 +16,28 @@ use sha2::{Digest, Sha256};
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The environment variable that sets the API token.
-pub const TOKEN_ENV: &str = "APPLIANCE_API_TOKEN";
 /// The file under the data directory that keeps the API token.
 pub const TOKEN_FILE: &str = "api-token";
 
 /// Where the API token came from, so that the caller can tell the operator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TokenOrigin {
-    /// `APPLIANCE_API_TOKEN`.
-    Environment,
+    /// Serve's settings; the string names where (`APPLIANCE_API_TOKEN`, `api_token_file in ...`).
+    Configured(String),
     /// An existing `<data>/api-token`.
     File(PathBuf),
     /// Generated just now into this file (mode 0600): print its path so the operator can read it.
     Generated(PathBuf),
 }
 
-/// The API token: `APPLIANCE_API_TOKEN` if set and not empty; else `<data>/api-token`; else 32 random
+/// The API token: the configured one (with where it was configured) if any; else `<data>/api-token`; else 32 random
 /// bytes, hex-encoded, written to `<data>/api-token` with mode 0600.
-pub fn load_or_create_token(data_dir: &Path) -> io::Result<(SecretString, TokenOrigin)> {
-    load_or_create_token_with(std::env::var(TOKEN_ENV).ok(), data_dir)
-}
-
-fn load_or_create_token_with(
-    env: Option<String>,
+pub fn load_or_create_token(
+    configured: Option<(SecretString, String)>,
     data_dir: &Path,
 ) -> io::Result<(SecretString, TokenOrigin)> {
-    if let Some(t) = env.map(|t| t.trim().to_string()).filter(|t| !t.is_empty()) {
-        return Ok((SecretString::from(t), TokenOrigin::Environment));
+    if let Some((t, from)) = configured.filter(|(t, _)| !t.expose_secret().trim().is_empty()) {
+        return Ok((t, TokenOrigin::Configured(from)));
     }
     let path = data_dir.join(TOKEN_FILE);
     match std::fs::read_to_string(&path) {
@@ -53,7 +47,7 @@ fn load_or_create_token_with(
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!(
-                        "the API token file {} is empty; write a token into it, remove it to have one generated, or set {TOKEN_ENV}",
+                        "the API token file {} is empty; write a token into it, remove it to have one generated, or set api_token_file (APPLIANCE_API_TOKEN_FILE) to a file holding one",
                         path.display()
                     ),
                 ));
@@ -159,17 +153,24 @@ mod tests {
     }
 
     #[test]
-    fn environment_wins_then_file_then_a_generated_private_file() {
+    fn the_configured_token_wins_then_file_then_a_generated_private_file() {
         let dir = tempfile::tempdir().unwrap();
-        let (t, origin) = load_or_create_token_with(Some("from-env".into()), dir.path()).unwrap();
+        let configured = (
+            SecretString::from("from-env"),
+            "APPLIANCE_API_TOKEN".to_string(),
+        );
+        let (t, origin) = load_or_create_token(Some(configured), dir.path()).unwrap();
         assert_eq!(
             (t.expose_secret(), origin),
-            ("from-env", TokenOrigin::Environment)
+            (
+                "from-env",
+                TokenOrigin::Configured("APPLIANCE_API_TOKEN".into())
+            )
         );
         assert!(!dir.path().join(TOKEN_FILE).exists());
 
         let (generated, origin) =
-            load_or_create_token_with(Some(String::new()), dir.path()).unwrap();
+            load_or_create_token(Some((SecretString::from(""), "x".into())), dir.path()).unwrap();
         let path = dir.path().join(TOKEN_FILE);
         assert_eq!(origin, TokenOrigin::Generated(path.clone()));
         assert_eq!(generated.expose_secret().len(), 64);
@@ -186,7 +187,7 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
 
-        let (again, origin) = load_or_create_token_with(None, dir.path()).unwrap();
+        let (again, origin) = load_or_create_token(None, dir.path()).unwrap();
         assert_eq!(origin, TokenOrigin::File(path.clone()));
         assert_eq!(again.expose_secret(), generated.expose_secret());
     }
@@ -195,8 +196,11 @@ mod tests {
     fn an_empty_token_file_is_an_error_that_names_the_fix() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(TOKEN_FILE), "\n").unwrap();
-        let err = load_or_create_token_with(None, dir.path()).unwrap_err();
-        assert!(err.to_string().contains(TOKEN_ENV), "{err}");
+        let err = load_or_create_token(None, dir.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("APPLIANCE_API_TOKEN_FILE"),
+            "{err}"
+        );
         assert!(err.to_string().contains("api-token"), "{err}");
     }
 }

@@ -7,6 +7,7 @@ pub mod auth;
 mod bulk_imports;
 pub mod error;
 mod form;
+mod health;
 pub mod openapi;
 pub mod pagination;
 mod params;
@@ -131,6 +132,11 @@ pub fn route_list() -> Vec<Route> {
 /// the framework's refusals included, is GitLab's JSON shape (`error::gitlab_shaped`), and carries
 /// the request's id (`request_id`).
 pub fn router(state: ApiState) -> Router {
+    // `/-/health` and `/-/readiness` are outside the token check, as GitLab's are, and outside the
+    // API's description.
+    let probes = Router::new()
+        .route("/-/health", get(health::health))
+        .route("/-/readiness", get(health::readiness));
     let routes = routes();
     routes
         .with_token
@@ -144,6 +150,7 @@ pub fn router(state: ApiState) -> Router {
                 .public
                 .method_not_allowed_fallback(error::method_not_allowed),
         )
+        .merge(probes)
         .fallback(error::no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(error::gitlab_shaped))

@@ -1,46 +1,16 @@
 //! `appliance serve`: GitLab's bulk_imports API on a local port. Migrations started through it write into
 //! the configured destination; unfinished ones resume at start. Stops cleanly on SIGTERM or Ctrl-C.
+//! Its settings come from the config file, the environment and these flags (`crate::config`).
 
-use super::args::DestinationArgs;
 use crate::api::{self, ApiState, TokenOrigin, load_or_create_token};
+use crate::config::{self, Layer, ServeSettings};
 use crate::engine::{Destination, Engine, EngineConfig};
 use crate::forge::parse_forge_url;
 use anyhow::Context;
+use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-#[derive(clap::Args, Debug)]
-pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080", env = "APPLIANCE_LISTEN")]
-    pub listen: SocketAddr,
-    /// Where migration state and the API token are kept (created if missing).
-    #[arg(long, default_value = "appliance-data", env = "APPLIANCE_DATA")]
-    pub data: PathBuf,
-    /// The destination GitLab instance migrations write into.
-    #[command(flatten)]
-    pub destination: DestinationArgs,
-    /// Where bundles named by API requests are written (`export_bundle`) and read
-    /// (`configuration[bundle]`); defaults to `<data>/bundles`.
-    #[arg(long, env = "APPLIANCE_BUNDLE_DIR")]
-    pub bundle_dir: Option<PathBuf>,
-    /// Retries of one request to a forge before its migration pauses (5xx and network errors; a 429
-    /// is a wait the forge asks for, and does not count).
-    #[arg(long, default_value_t = 8)]
-    pub http_retries: usize,
-    /// Seconds before a paused migration (a forge stayed unreachable) is tried again; doubles on
-    /// each pause, up to 16 times this.
-    #[arg(long, default_value_t = 30)]
-    pub resume_after: u64,
-    /// Allow plain http to forges that are not on this machine.
-    #[arg(long)]
-    pub allow_http: bool,
-    /// Serve Prometheus metrics at `/metrics` on this address, a listener of its own without the
-    /// token (off when not given). A port alone (`9090` or `:9090`) listens on 127.0.0.1.
-    #[arg(long, value_name = "ADDR", env = "APPLIANCE_METRICS_LISTEN", value_parser = metrics_addr)]
-    pub metrics_listen: Option<SocketAddr>,
-}
 
 /// `--metrics-listen`: an address, or a port alone on loopback.
 fn metrics_addr(value: &str) -> Result<SocketAddr, String> {
@@ -53,11 +23,106 @@ fn metrics_addr(value: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("`{value}` is neither an address (127.0.0.1:9090) nor a port (9090)"))
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// What `serve --help` says after the flags: where else each setting can be given.
+pub const SETTINGS_HELP: &str = "\
+Settings: each flag can also be set in the config file (/etc/appliance/appliance.toml, or the file
+--config or APPLIANCE_CONFIG names) as `name = value` with underscores (resume_after = 30), or in
+the environment as APPLIANCE_NAME (APPLIANCE_RESUME_AFTER=30); flags win over the environment, which
+wins over the file. Secrets: destination_token and api_token, or destination_token_file and
+api_token_file naming a file that holds the token (APPLIANCE_DESTINATION_TOKEN_FILE,
+--destination-token-file, ...). Without an API token, one is generated into <data>/api-token.
+A wrong setting stops the start with a message naming it (exit status 1).";
+
+fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value))
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// The config file [default: /etc/appliance/appliance.toml, if it exists; env: APPLIANCE_CONFIG].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080; env: APPLIANCE_LISTEN]. Without TLS in front,
+    /// keep it on loopback: a non-loopback address is warned about.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Where migration state and the API token are kept, created if missing [default:
+    /// appliance-data; env: APPLIANCE_DATA].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Base URL of the destination GitLab instance migrations write into [env:
+    /// APPLIANCE_DESTINATION_URL].
+    #[arg(long, value_name = "URL")]
+    pub destination_url: Option<String>,
+    /// Access token on the destination (prefer --destination-token-file or the environment:
+    /// arguments are visible to `ps`) [env: APPLIANCE_DESTINATION_TOKEN].
+    #[arg(long, value_name = "TOKEN", value_parser = secret)]
+    pub destination_token: Option<SecretString>,
+    /// A file holding the destination's access token [env: APPLIANCE_DESTINATION_TOKEN_FILE].
+    #[arg(long, value_name = "PATH")]
+    pub destination_token_file: Option<PathBuf>,
+    /// A file holding the token API clients must present [env: APPLIANCE_API_TOKEN_FILE; the token
+    /// itself: APPLIANCE_API_TOKEN; default: generated into <data>/api-token].
+    #[arg(long, value_name = "PATH")]
+    pub api_token_file: Option<PathBuf>,
+    /// Where bundles named by API requests are written (`export_bundle`) and read
+    /// (`configuration[bundle]`) [default: <data>/bundles; env: APPLIANCE_BUNDLE_DIR].
+    #[arg(long, value_name = "DIR")]
+    pub bundle_dir: Option<PathBuf>,
+    /// Retries of one request to a forge before its migration pauses (5xx and network errors; a 429
+    /// is a wait the forge asks for, and does not count) [default: 8; env: APPLIANCE_HTTP_RETRIES].
+    #[arg(long, value_name = "N")]
+    pub http_retries: Option<usize>,
+    /// Seconds before a paused migration (a forge stayed unreachable) is tried again; doubles on
+    /// each pause, up to 16 times this [default: 30; env: APPLIANCE_RESUME_AFTER].
+    #[arg(long, value_name = "SECONDS")]
+    pub resume_after: Option<u64>,
+    /// Allow plain http to forges that are not on this machine [env: APPLIANCE_ALLOW_HTTP=true].
+    #[arg(long)]
+    pub allow_http: bool,
+    /// Serve Prometheus metrics at `/metrics` on this address, a listener of its own without the
+    /// token (off when not given). A port alone (`9090` or `:9090`) listens on 127.0.0.1 [env:
+    /// APPLIANCE_METRICS_LISTEN].
+    #[arg(long, value_name = "ADDR", value_parser = metrics_addr)]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl ServeArgs {
+    /// Reads the config file and the environment, and applies these flags over them.
+    pub fn settings(&self) -> Result<ServeSettings, config::ConfigError> {
+        let flags = Layer {
+            listen: self.listen,
+            data: self.data.clone(),
+            destination_url: self.destination_url.clone(),
+            destination_token: self.destination_token.clone(),
+            destination_token_file: self.destination_token_file.clone(),
+            api_token: None,
+            api_token_file: self.api_token_file.clone(),
+            bundle_dir: self.bundle_dir.clone(),
+            http_retries: self.http_retries,
+            resume_after: self.resume_after,
+            allow_http: self.allow_http.then_some(true),
+            log: None,
+            // `--log-format` is the binary's global flag; main applies it over these settings.
+            log_format: None,
+            metrics_listen: self.metrics_listen,
+        };
+        config::resolve(
+            self.config.as_deref(),
+            &|name| std::env::var(name).ok(),
+            flags,
+        )
+    }
+}
+
+pub async fn run(args: ServeSettings) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &args.config_file {
+        tracing::info!(config = %path.display(), "settings read");
+    }
+    let (url, url_origin) = &args.destination_url;
     let destination = Destination {
-        url: parse_forge_url(&args.destination.url, args.allow_http)
-            .context("--destination-url")?,
-        token: args.destination.token,
+        url: parse_forge_url(url, args.allow_http).with_context(|| url_origin.to_string())?,
+        token: args.destination_token.value,
     };
     let mut config = EngineConfig::new(args.data.clone(), Some(destination));
     config.allow_http = args.allow_http;
@@ -67,14 +132,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         config.bundle_dir = dir.clone();
     }
     let engine = Engine::open(config)?;
-    let (token, origin) = load_or_create_token(&args.data).with_context(|| {
+    let configured = args.api_token.map(|s| (s.value, s.origin.to_string()));
+    let (token, origin) = load_or_create_token(configured, &args.data).with_context(|| {
         format!(
             "reading or creating the API token in {}",
             args.data.display()
         )
     })?;
     match origin {
-        TokenOrigin::Environment => eprintln!("API token: from APPLIANCE_API_TOKEN"),
+        TokenOrigin::Configured(from) => eprintln!("API token: from {from}"),
         TokenOrigin::File(p) => eprintln!("API token: in {}", p.display()),
         TokenOrigin::Generated(p) => {
             eprintln!("API token: generated into {} (mode 0600)", p.display())
@@ -82,7 +148,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (--listen)", args.listen))?;
+        .with_context(|| format!("cannot listen on {} (listen)", args.listen))?;
     let addr = listener.local_addr()?;
     let metrics = match args.metrics_listen {
         Some(at) => Some(
@@ -92,6 +158,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            %addr,
+            "listening on a non-loopback address without TLS: API tokens cross the network in \
+             clear; put a TLS-terminating proxy in front, or listen on 127.0.0.1"
+        );
+    }
     let resumed = engine.resume_unfinished()?;
     if resumed > 0 {
         eprintln!("Resuming {resumed} unfinished migration(s)");
@@ -116,7 +189,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     // SIGTERM or Ctrl-C: stop taking requests, let running migrations reach their next record (each
     // commits what it did and stays resumable), then exit; the next start resumes them.
-    api::serve(listener, state, crate::interrupt::token().cancelled()).await?;
+    // systemd (`Type=notify`): the listener is bound and the engine takes work.
+    crate::notify::notify_or_warn("READY=1");
+    let stop = async {
+        crate::interrupt::token().cancelled().await;
+        crate::notify::notify_or_warn("STOPPING=1");
+    };
+    api::serve(listener, state, stop).await?;
     if !engine.wait_idle(crate::interrupt::GRACE).await {
         tracing::warn!("a migration did not stop in time; it resumes at the next start");
     }

@@ -211,6 +211,20 @@ impl Engine {
         }))
     }
 
+    /// Whether a migration submitted now would be taken: the store answers reads, a destination is
+    /// configured and no stop was asked for (SIGTERM). The error says which is not so.
+    pub fn readiness(&self) -> Result<(), String> {
+        if crate::interrupt::requested() {
+            return Err("stopping: no new migrations are taken".into());
+        }
+        if self.destination.is_none() {
+            return Err("no destination instance is configured".into());
+        }
+        self.store
+            .check()
+            .map_err(|e| format!("the store does not answer: {e}"))
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

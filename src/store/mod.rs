@@ -124,6 +124,16 @@ impl Store {
         Ok(Store { db: Arc::new(db) })
     }
 
+    /// Reads the schema version back: the store answers reads (for the readiness probe).
+    pub fn check(&self) -> Result<()> {
+        let tx = self.read()?;
+        let meta = tx.open_table(META)?;
+        match meta.get("schema_version")? {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound("the store's schema_version".into())),
+        }
+    }
+
     pub(crate) fn read(&self) -> Result<redb::ReadTransaction> {
         Ok(self.db.begin_read()?)
     }
