@@ -134,7 +134,24 @@ async fn a_migration_started_through_the_api_finishes_with_exact_stats() {
 
     let entities: Vec<Value> =
         get_json(&server, &format!("bulk_imports/{id}/entities?sort=asc")).await;
-    assert_eq!(entities.len(), want.len());
+    let (groups, projects): (Vec<&Value>, Vec<&Value>) =
+        entities.iter().partition(|e| e["entity_type"] == "group");
+    assert_eq!(groups.len(), want.len(), "one entity per group");
+    let source_projects = get_all(
+        &src.url,
+        &src.owner_token,
+        "groups/acme/projects?include_subgroups=true",
+    )
+    .await;
+    assert_eq!(projects.len(), source_projects.len(), "one entity per project");
+    for p in &projects {
+        // As GitLab shows a project entity: its project at the destination, its group entity.
+        assert!(p["project_id"].as_u64().is_some(), "{p}");
+        assert!(
+            groups.iter().any(|g| g["id"] == p["parent_id"]),
+            "a project's parent is its group's entity: {p}"
+        );
+    }
     assert!(entities.iter().all(|e| e["status"] == "finished"));
     let top = &entities[0];
     assert_eq!(top["source_full_path"], "acme");
