@@ -143,7 +143,11 @@ async fn a_migration_started_through_the_api_finishes_with_exact_stats() {
         "groups/acme/projects?include_subgroups=true",
     )
     .await;
-    assert_eq!(projects.len(), source_projects.len(), "one entity per project");
+    assert_eq!(
+        projects.len(),
+        source_projects.len(),
+        "one entity per project"
+    );
     for p in &projects {
         // As GitLab shows a project entity: its project at the destination, its group entity.
         assert!(p["project_id"].as_u64().is_some(), "{p}");
