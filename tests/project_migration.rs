@@ -459,3 +459,72 @@ async fn skip_projects_creates_no_project_and_reports_each_one() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_while_the_destination_imports_the_project_resumes_without_a_second_import() {
+    let (src, dst) = (source().await, destination().await);
+    // The project import reached the destination; the appliance is killed while it follows it.
+    set_faults(
+        &dst,
+        json!({"hold": {
+            "when": {"method": "POST", "path": "/api/v4/projects/import"},
+            "after": 1,
+            "hold": {"method": "GET", "path": "/api/v4/projects/*/import"},
+        }}),
+    )
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let mut child = migrate_project_cmd(&src, &dst, data.path(), &dst.admin_token)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start appliance");
+    kill_when(&mut child, "the project import", async || {
+        sim_requests(&dst).await["injected"]["held"].as_u64() >= Some(1)
+    })
+    .await;
+    set_faults(&dst, json!({})).await;
+
+    let out = migrate_project(&src, &dst, data.path(), &dst.admin_token).await;
+    assert!(out.status.success(), "the resumed run: {}", explain(&out));
+    let r = report(&out);
+    assert_eq!(r["has_failures"], false, "{r:#}");
+    let imports = sim_requests(&dst).await["by_request"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("POST /api/v4/projects/import"))
+        .filter(|(k, _)| !k.contains("import-relation"))
+        .map(|(_, v)| v.as_u64().unwrap_or(0))
+        .sum::<u64>();
+    assert_eq!(imports, 1, "the project was imported once");
+    let projects = get_all(
+        &dst.url,
+        &dst.admin_token,
+        "groups/imported/projects?include_subgroups=true",
+    )
+    .await;
+    assert_eq!(projects.len(), 1, "one project: {projects:#?}");
+    for kind in ["issues", "merge_requests"] {
+        let n = assert_same_items(&src, &dst, "imported/api", kind).await;
+        let stat = r["entities"][0]["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["relation"] == kind)
+            .cloned()
+            .unwrap();
+        assert_eq!(stat["imported"], n as u64, "{kind}: {stat}");
+    }
+    // What travelled in the archive is counted once.
+    let labels = r["entities"][0]["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["relation"] == "labels")
+        .cloned()
+        .unwrap();
+    assert_eq!(labels["imported"], labels["source"], "{labels}");
+    src.shutdown().await;
+    dst.shutdown().await;
+}

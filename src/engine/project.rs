@@ -254,6 +254,14 @@ impl Engine {
 
         // What arrived of each relation that travelled in the archive, counted at the destination.
         for (name, count_path, sent) in counted {
+            // Counted by a run that stopped before the project was recorded: not counted twice.
+            let store = self.store.clone();
+            let counted_before = blocking(move || store.tracker(entity_id, name))
+                .await?
+                .is_some_and(|t| t.status.is_terminal());
+            if counted_before {
+                continue;
+            }
             let failed = created
                 .failed_relations
                 .iter()

@@ -230,10 +230,20 @@ impl Relation for ImportedRelation {
             ("relation", self.name.to_string()),
         ];
         // GitLab skips what a relation import already imported, so sending a page again is safe.
-        let started = dest
-            .client
-            .post_archive("projects/import-relation", &fields, &file, true)
-            .await?;
+        let send = || {
+            dest.client
+                .post_archive("projects/import-relation", &fields, &file, true)
+        };
+        let started = match send().await {
+            Ok(started) => started,
+            // A project takes one relation import at a time: one an earlier run started (before a
+            // crash) may still be running. Once it ends, this page goes.
+            Err(e) if e.status() == Some(409) => {
+                wait_until_idle(dest, project).await?;
+                send().await?
+            }
+            Err(e) => return Err(e.into()),
+        };
         let outcome = wait_relation_import(dest, project, &started, self.name).await?;
         let arrived = read_back(dest, project, self.name, records).await?;
         Ok(records
@@ -299,6 +309,37 @@ async fn wait_relation_import(
         if tokio::time::Instant::now() > deadline {
             return Ok(Some(format!(
                 "the destination did not finish importing {relation} within {} minutes",
+                RELATION_IMPORT_DEADLINE.as_secs() / 60
+            )));
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Waits until no relation import of `project` is scheduled or running.
+async fn wait_until_idle(dest: &GitLab, project: u64) -> Result<(), LoadError> {
+    let deadline = tokio::time::Instant::now() + RELATION_IMPORT_DEADLINE;
+    let mut wait = Duration::from_millis(25);
+    loop {
+        let list = dest
+            .client
+            .get(&format!("projects/{project}/relation-imports"), &[])
+            .await?;
+        let busy = list.as_array().is_some_and(|all| {
+            all.iter().any(|r| {
+                matches!(
+                    r.get("status").and_then(Value::as_str),
+                    Some("created" | "started")
+                )
+            })
+        });
+        if !busy {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(LoadError::internal(format!(
+                "a relation import of project {project} did not end within {} minutes",
                 RELATION_IMPORT_DEADLINE.as_secs() / 60
             )));
         }
