@@ -351,35 +351,55 @@ async fn a_project_path_taken_at_the_destination_is_refused_before_anything_is_w
     dst.shutdown().await;
 }
 
+/// Runs the project migration with `fault` set on the destination, kills it once the destination
+/// holds a request (the write before it reached the destination), clears the fault and runs the same
+/// command again; the resumed run's output.
+async fn kill_and_resume(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    fault: Value,
+    what: &str,
+) -> std::process::Output {
+    set_faults(dst, fault).await;
+    let data = tempfile::tempdir().unwrap();
+    let mut child = migrate_project_cmd(src, dst, data.path(), &dst.admin_token)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start appliance");
+    kill_when(&mut child, what, async || {
+        sim_requests(dst).await["injected"]["held"].as_u64() >= Some(1)
+    })
+    .await;
+    set_faults(dst, json!({})).await;
+    let out = migrate_project(src, dst, data.path(), &dst.admin_token).await;
+    assert!(out.status.success(), "the resumed run: {}", explain(&out));
+    out
+}
+
+/// The stats row of `relation` of the report's first entity.
+fn stat(r: &Value, relation: &str) -> Value {
+    r["entities"][0]["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["relation"] == relation)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {relation} stats: {r:#}"))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kill_in_a_merge_request_batch_resumes_with_nothing_twice_and_nothing_missing() {
     let (src, dst) = (source().await, destination().await);
     // The merge request batch reached the destination; the appliance is killed while it reads the
     // batch back, before the page is committed.
-    set_faults(
-        &dst,
-        json!({"hold": {
-            "when": {"method": "POST", "path": "/api/v4/projects/import-relation",
-                     "body_contains": "merge_requests"},
-            "after": 1,
-            "hold": {"method": "GET", "path": "/api/v4/projects/*/merge_requests"},
-        }}),
-    )
-    .await;
-    let data = tempfile::tempdir().unwrap();
-    let mut child = migrate_project_cmd(&src, &dst, data.path(), &dst.admin_token)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start appliance");
-    kill_when(&mut child, "the merge request batch", async || {
-        sim_requests(&dst).await["injected"]["held"].as_u64() >= Some(1)
-    })
-    .await;
-    set_faults(&dst, json!({})).await;
-
-    let out = migrate_project(&src, &dst, data.path(), &dst.admin_token).await;
-    assert!(out.status.success(), "the resumed run: {}", explain(&out));
+    let fault = json!({"hold": {
+        "when": {"method": "POST", "path": "/api/v4/projects/import-relation",
+                 "body_contains": "merge_requests"},
+        "after": 1,
+        "hold": {"method": "GET", "path": "/api/v4/projects/*/merge_requests"},
+    }});
+    let out = kill_and_resume(&src, &dst, fault, "the merge request batch").await;
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("Resuming migration"),
         "{}",
@@ -389,13 +409,7 @@ async fn a_kill_in_a_merge_request_batch_resumes_with_nothing_twice_and_nothing_
     assert_eq!(r["has_failures"], false, "{r:#}");
     for kind in ["issues", "merge_requests"] {
         let n = assert_same_items(&src, &dst, "imported/api", kind).await;
-        let stat = r["entities"][0]["stats"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["relation"] == kind)
-            .cloned()
-            .unwrap();
+        let stat = stat(&r, kind);
         assert_eq!(stat["imported"], n as u64, "{kind}: {stat}");
     }
     src.shutdown().await;
@@ -464,29 +478,12 @@ async fn skip_projects_creates_no_project_and_reports_each_one() {
 async fn a_kill_while_the_destination_imports_the_project_resumes_without_a_second_import() {
     let (src, dst) = (source().await, destination().await);
     // The project import reached the destination; the appliance is killed while it follows it.
-    set_faults(
-        &dst,
-        json!({"hold": {
-            "when": {"method": "POST", "path": "/api/v4/projects/import"},
-            "after": 1,
-            "hold": {"method": "GET", "path": "/api/v4/projects/*/import"},
-        }}),
-    )
-    .await;
-    let data = tempfile::tempdir().unwrap();
-    let mut child = migrate_project_cmd(&src, &dst, data.path(), &dst.admin_token)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start appliance");
-    kill_when(&mut child, "the project import", async || {
-        sim_requests(&dst).await["injected"]["held"].as_u64() >= Some(1)
-    })
-    .await;
-    set_faults(&dst, json!({})).await;
-
-    let out = migrate_project(&src, &dst, data.path(), &dst.admin_token).await;
-    assert!(out.status.success(), "the resumed run: {}", explain(&out));
+    let fault = json!({"hold": {
+        "when": {"method": "POST", "path": "/api/v4/projects/import"},
+        "after": 1,
+        "hold": {"method": "GET", "path": "/api/v4/projects/*/import"},
+    }});
+    let out = kill_and_resume(&src, &dst, fault, "the project import").await;
     let r = report(&out);
     assert_eq!(r["has_failures"], false, "{r:#}");
     let imports = sim_requests(&dst).await["by_request"]
@@ -507,23 +504,11 @@ async fn a_kill_while_the_destination_imports_the_project_resumes_without_a_seco
     assert_eq!(projects.len(), 1, "one project: {projects:#?}");
     for kind in ["issues", "merge_requests"] {
         let n = assert_same_items(&src, &dst, "imported/api", kind).await;
-        let stat = r["entities"][0]["stats"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["relation"] == kind)
-            .cloned()
-            .unwrap();
+        let stat = stat(&r, kind);
         assert_eq!(stat["imported"], n as u64, "{kind}: {stat}");
     }
     // What travelled in the archive is counted once.
-    let labels = r["entities"][0]["stats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["relation"] == "labels")
-        .cloned()
-        .unwrap();
+    let labels = stat(&r, "labels");
     assert_eq!(labels["imported"], labels["source"], "{labels}");
     src.shutdown().await;
     dst.shutdown().await;

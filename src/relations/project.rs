@@ -276,6 +276,35 @@ impl Relation for ImportedRelation {
     }
 }
 
+/// Reads `GET /projects/:id/relation-imports` until `done` finds what it waits for in the list,
+/// backing off up to 5 s between reads; None past the deadline.
+async fn poll_relation_imports<T>(
+    dest: &GitLab,
+    project: u64,
+    done: impl Fn(&[Value]) -> Option<T>,
+) -> Result<Option<T>, LoadError> {
+    let deadline = tokio::time::Instant::now() + RELATION_IMPORT_DEADLINE;
+    let mut wait = Duration::from_millis(25);
+    loop {
+        let list = dest
+            .client
+            .get(&format!("projects/{project}/relation-imports"), &[])
+            .await?;
+        if let Some(found) = done(list.as_array().map(Vec::as_slice).unwrap_or_default()) {
+            return Ok(Some(found));
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn status_of(v: &Value) -> Option<&str> {
+    v.get("status").and_then(Value::as_str)
+}
+
 /// Follows one relation import to its end. Ok(None) when it finished; Ok(Some(why)) when GitLab says
 /// it failed (the records that did arrive still count).
 async fn wait_relation_import(
@@ -285,67 +314,44 @@ async fn wait_relation_import(
     relation: &str,
 ) -> Result<Option<String>, LoadError> {
     let import_id = started.get("id").and_then(Value::as_u64);
-    let status_of = |v: &Value| v.get("status").and_then(Value::as_str).map(str::to_string);
-    if let Some(done) = status_of(started).filter(|s| s == "finished" || s == "failed") {
-        return Ok((done == "failed").then(|| failure_text(started)));
+    let ended = |v: &Value| match status_of(v) {
+        Some("finished") => Some(None),
+        Some("failed") => Some(Some(failure_text(v))),
+        _ => None,
+    };
+    if let Some(outcome) = ended(started) {
+        return Ok(outcome);
     }
-    let deadline = tokio::time::Instant::now() + RELATION_IMPORT_DEADLINE;
-    let mut wait = Duration::from_millis(25);
-    loop {
-        let list = dest
-            .client
-            .get(&format!("projects/{project}/relation-imports"), &[])
-            .await?;
-        let mine = list.as_array().and_then(|all| {
-            all.iter()
-                .filter(|r| r.get("relation").and_then(Value::as_str) == Some(relation))
-                .find(|r| import_id.is_none() || r.get("id").and_then(Value::as_u64) == import_id)
-        });
-        match mine.and_then(status_of).as_deref() {
-            Some("finished") => return Ok(None),
-            Some("failed") => return Ok(Some(mine.map(failure_text).unwrap_or_default())),
-            _ => {}
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Ok(Some(format!(
-                "the destination did not finish importing {relation} within {} minutes",
-                RELATION_IMPORT_DEADLINE.as_secs() / 60
-            )));
-        }
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_secs(5));
-    }
+    let outcome = poll_relation_imports(dest, project, |all| {
+        all.iter()
+            .filter(|r| r.get("relation").and_then(Value::as_str) == Some(relation))
+            .find(|r| import_id.is_none() || r.get("id").and_then(Value::as_u64) == import_id)
+            .and_then(ended)
+    })
+    .await?;
+    Ok(outcome.unwrap_or_else(|| {
+        Some(format!(
+            "the destination did not finish importing {relation} within {} minutes",
+            RELATION_IMPORT_DEADLINE.as_secs() / 60
+        ))
+    }))
 }
 
 /// Waits until no relation import of `project` is scheduled or running.
 async fn wait_until_idle(dest: &GitLab, project: u64) -> Result<(), LoadError> {
-    let deadline = tokio::time::Instant::now() + RELATION_IMPORT_DEADLINE;
-    let mut wait = Duration::from_millis(25);
-    loop {
-        let list = dest
-            .client
-            .get(&format!("projects/{project}/relation-imports"), &[])
-            .await?;
-        let busy = list.as_array().is_some_and(|all| {
-            all.iter().any(|r| {
-                matches!(
-                    r.get("status").and_then(Value::as_str),
-                    Some("created" | "started")
-                )
-            })
-        });
-        if !busy {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(LoadError::internal(format!(
-                "a relation import of project {project} did not end within {} minutes",
-                RELATION_IMPORT_DEADLINE.as_secs() / 60
-            )));
-        }
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_secs(5));
-    }
+    let idle = poll_relation_imports(dest, project, |all| {
+        (!all
+            .iter()
+            .any(|r| matches!(status_of(r), Some("created" | "started"))))
+        .then_some(())
+    })
+    .await?;
+    idle.ok_or_else(|| {
+        LoadError::internal(format!(
+            "a relation import of project {project} did not end within {} minutes",
+            RELATION_IMPORT_DEADLINE.as_secs() / 60
+        ))
+    })
 }
 
 /// GitLab's words for why an import failed: its `import_error`, or its failed relations.

@@ -33,16 +33,10 @@ impl Sink for LiveSink {
         records: &[Value],
         in_doubt: bool,
     ) -> Result<Vec<Result<u64, LoadError>>, LoadError> {
-        if relation.loads_in_batches() {
-            return relation
-                .load_batch(&self.gitlab, ctx, records, in_doubt)
-                .await;
-        }
-        let mut out = Vec::with_capacity(records.len());
-        for record in records {
-            out.push(self.load(relation, ctx, record, in_doubt).await);
-        }
-        Ok(out)
+        // Only relations that load in batches are given a page at once (the pipeline's rule).
+        relation
+            .load_batch(&self.gitlab, ctx, records, in_doubt)
+            .await
     }
 
     fn takes_projects(&self) -> bool {
