@@ -14,6 +14,8 @@ use crate::relations::{EntityContext, LoadError};
 use serde_json::Value;
 use std::time::Duration;
 
+/// How many times a project import whose outcome was unknown (and then found absent) is sent in all.
+const UNKNOWN_OUTCOME_ATTEMPTS: u32 = 6;
 /// How long the destination may take to import one project.
 const IMPORT_DEADLINE: Duration = Duration::from_secs(4 * 3600);
 
@@ -43,25 +45,36 @@ pub async fn create(
         ("namespace", ctx.entity.destination_namespace.clone()),
         ("name", name),
     ];
-    let started = match dest
-        .client
-        .post_archive("projects/import", &fields, &file, false)
-        .await
-    {
-        Ok(started) => started,
-        Err(e) => {
-            // The answer was lost, or the destination failed after it may have started the import.
-            let unknown = matches!(
-                e,
-                ForgeError::Network {
-                    maybe_applied: true,
-                    ..
+    // A project import is not repeatable: an attempt whose outcome is unknown (the answer lost, a
+    // 500 or 504) is looked for at its path, and only sent again when it is not there.
+    let mut attempt = 1;
+    let started = loop {
+        match dest
+            .client
+            .post_archive("projects/import", &fields, &file, false)
+            .await
+        {
+            Ok(started) => break started,
+            Err(e) => {
+                let unknown = matches!(
+                    e,
+                    ForgeError::Network {
+                        maybe_applied: true,
+                        ..
+                    }
+                ) || matches!(e.status(), Some(500) | Some(504));
+                if !unknown {
+                    return Err(e.into());
                 }
-            ) || matches!(e.status(), Some(500) | Some(504));
-            if unknown && let Some(found) = find_project(dest, &full_path).await? {
-                return follow(dest, &found).await;
+                if let Some(found) = find_project(dest, &full_path).await? {
+                    return follow(dest, &found).await;
+                }
+                if attempt >= UNKNOWN_OUTCOME_ATTEMPTS {
+                    return Err(e.into());
+                }
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                attempt += 1;
             }
-            return Err(e.into());
         }
     };
     follow(dest, &started).await
