@@ -552,9 +552,7 @@ async fn check_source_has(
     for e in entities {
         let found = match e.entity_type {
             EntityType::Group => source.group(&e.source_full_path).await,
-            EntityType::Project => {
-                crate::relations::project::find_project(source, &e.source_full_path).await
-            }
+            EntityType::Project => source.project(&e.source_full_path).await,
         };
         let found = found.map_err(|err| match err {
             e @ ForgeError::Redirected { .. } => SubmitError::InvalidSourceUrl(e.to_string()),
@@ -668,9 +666,7 @@ async fn check_destination(destination: &GitLab, e: &EntityRequest) -> Result<()
     let full_path = destination_full_path(e);
     let taken = match e.entity_type {
         EntityType::Group => destination.group(&full_path).await,
-        EntityType::Project => {
-            crate::relations::project::find_project(destination, &full_path).await
-        }
+        EntityType::Project => destination.project(&full_path).await,
     };
     if taken.map_err(unreachable)?.is_some() {
         return Err(SubmitError::DestinationExists { full_path });

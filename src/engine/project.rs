@@ -19,7 +19,6 @@ use crate::relations::{EntityContext, Relation};
 use crate::sink::{ProjectPackage, Sink};
 use crate::source::Source;
 use crate::store::{MappingScope, PageCommit};
-use std::io::Write;
 use tokio_util::sync::CancellationToken;
 
 /// Relations that travel in the archive that creates the project (GitLab's relation import cannot add
@@ -406,33 +405,38 @@ enum StageError {
 }
 
 /// Reads every page of an archive relation into `staged` (one record per line); the record count.
+/// A page (about a batch of records) is serialized in memory and appended without blocking the
+/// runtime.
 async fn stage_relation(
     source: &dyn Source,
     ctx: &EntityContext,
     name: &'static str,
     staged: &std::path::Path,
 ) -> Result<u64, StageError> {
+    use tokio::io::AsyncWriteExt;
     let relation = ArchiveRelation { name };
-    let mut out = std::io::BufWriter::new(std::fs::File::create(staged).map_err(StageError::Disk)?);
+    let mut out = tokio::fs::File::create(staged)
+        .await
+        .map_err(StageError::Disk)?;
     let (mut cursor, mut count) = (None::<String>, 0u64);
     loop {
         let page = source
             .extract(&relation, ctx, cursor.as_deref())
             .await
             .map_err(StageError::Source)?;
+        let mut lines = Vec::new();
         for record in &page.records {
-            serde_json::to_writer(&mut out, record)
-                .map_err(std::io::Error::from)
-                .and_then(|()| out.write_all(b"\n"))
-                .map_err(StageError::Disk)?;
+            serde_json::to_writer(&mut lines, record).map_err(|e| StageError::Disk(e.into()))?;
+            lines.push(b'\n');
             count += 1;
         }
+        out.write_all(&lines).await.map_err(StageError::Disk)?;
         match page.next {
             Some(next) => cursor = Some(next),
             None => break,
         }
     }
-    out.flush().map_err(StageError::Disk)?;
+    out.flush().await.map_err(StageError::Disk)?;
     Ok(count)
 }
 

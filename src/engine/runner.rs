@@ -319,34 +319,10 @@ impl Engine {
             Ok(s) => s,
             Err(e) if e.is_unreachable() => return Err(EngineError::Unreachable(e.to_string())),
             Err(e) => {
-                let failure = Failure {
-                    entity_id,
-                    relation: SUBGROUPS.into(),
-                    step: "extractor".into(),
-                    exception_class: e.class().into(),
-                    exception_message: e.message(),
-                    correlation_id: e
-                        .correlation_id()
-                        .map(str::to_string)
-                        .unwrap_or_else(new_correlation_id),
-                    source_url: Some(ctx.source_web_url()),
-                    source_title: None,
-                    pipeline_class: "BulkImports::Groups::Pipelines::SubgroupEntitiesPipeline"
-                        .into(),
-                    created_at: now_millis(),
-                };
-                let store = self.store.clone();
-                blocking(move || {
-                    store.end_tracker(
-                        entity_id,
-                        SUBGROUPS,
-                        Status::Failed,
-                        Some(failure),
-                        now_millis(),
-                    )
-                })
-                .await?;
-                return Ok(());
+                let pipeline = "BulkImports::Groups::Pipelines::SubgroupEntitiesPipeline";
+                return self
+                    .end_extraction_failed(ctx, SUBGROUPS, pipeline, e.class(), &e)
+                    .await;
             }
         };
         let mut commit = PageCommit {
@@ -466,33 +442,15 @@ impl Engine {
                     return Err(EngineError::Unreachable(e.to_string()));
                 }
                 Err(e) => {
-                    let failure = Failure {
-                        entity_id,
-                        relation: PROJECTS.into(),
-                        step: "extractor".into(),
-                        exception_class: e.source_class().into(),
-                        exception_message: e.message(),
-                        correlation_id: e
-                            .correlation_id()
-                            .map(str::to_string)
-                            .unwrap_or_else(new_correlation_id),
-                        source_url: Some(ctx.source_web_url()),
-                        source_title: None,
-                        pipeline_class: PROJECTS_PIPELINE.into(),
-                        created_at: now_millis(),
-                    };
-                    let store = self.store.clone();
-                    blocking(move || {
-                        store.end_tracker(
-                            entity_id,
+                    return self
+                        .end_extraction_failed(
+                            ctx,
                             PROJECTS,
-                            Status::Failed,
-                            Some(failure),
-                            now_millis(),
+                            PROJECTS_PIPELINE,
+                            e.source_class(),
+                            &e,
                         )
-                    })
-                    .await?;
-                    return Ok(());
+                        .await;
                 }
             };
             let via = source.via_for(&relation, ctx);
@@ -593,6 +551,46 @@ impl Engine {
             })
             .await?;
         }
+        Ok(())
+    }
+
+    /// A pipeline that turns children into entities could not read them: its tracker ends failed,
+    /// with the source's words.
+    async fn end_extraction_failed(
+        &self,
+        ctx: &EntityContext,
+        relation: &'static str,
+        pipeline_class: &str,
+        class: &str,
+        e: &crate::forge::ForgeError,
+    ) -> Result<(), EngineError> {
+        let entity_id = ctx.entity.id;
+        let failure = Failure {
+            entity_id,
+            relation: relation.into(),
+            step: "extractor".into(),
+            exception_class: class.into(),
+            exception_message: e.message(),
+            correlation_id: e
+                .correlation_id()
+                .map(str::to_string)
+                .unwrap_or_else(new_correlation_id),
+            source_url: Some(ctx.source_web_url()),
+            source_title: None,
+            pipeline_class: pipeline_class.into(),
+            created_at: now_millis(),
+        };
+        let store = self.store.clone();
+        blocking(move || {
+            store.end_tracker(
+                entity_id,
+                relation,
+                Status::Failed,
+                Some(failure),
+                now_millis(),
+            )
+        })
+        .await?;
         Ok(())
     }
 

@@ -132,12 +132,20 @@ impl GitLab {
 
     /// A group by id or full path; None when it does not exist or the token cannot see it.
     pub async fn group(&self, id_or_path: &str) -> Result<Option<Value>, ForgeError> {
-        match self
-            .client
-            .get(&format!("groups/{}", encode_path(id_or_path)), &[])
+        self.find(&format!("groups/{}", encode_path(id_or_path)))
             .await
-        {
-            Ok(g) => Ok(Some(g)),
+    }
+
+    /// The project at `id_or_path`, if there is one.
+    pub async fn project(&self, id_or_path: &str) -> Result<Option<Value>, ForgeError> {
+        self.find(&format!("projects/{}", encode_path(id_or_path)))
+            .await
+    }
+
+    /// A single record, or None when the forge answers 404.
+    async fn find(&self, path: &str) -> Result<Option<Value>, ForgeError> {
+        match self.client.get(path, &[]).await {
+            Ok(v) => Ok(Some(v)),
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),
         }

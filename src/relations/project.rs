@@ -8,7 +8,7 @@
 
 use super::{EntityContext, Extraction, LoadError, Relation, pick};
 use crate::archive::ImportArchive;
-use crate::forge::{ForgeError, GitLab, gitlab::encode_path};
+use crate::forge::{ForgeError, GitLab};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -412,17 +412,4 @@ async fn read_back(
         }
     }
     Ok(arrived)
-}
-
-/// The destination project at `full_path`, if there is one.
-pub async fn find_project(dest: &GitLab, full_path: &str) -> Result<Option<Value>, ForgeError> {
-    match dest
-        .client
-        .get(&format!("projects/{}", encode_path(full_path)), &[])
-        .await
-    {
-        Ok(p) => Ok(Some(p)),
-        Err(e) if e.status() == Some(404) => Ok(None),
-        Err(e) => Err(e),
-    }
 }

@@ -9,7 +9,7 @@
 use super::{CreatedProject, ProjectPackage};
 use crate::archive::ImportArchive;
 use crate::forge::{ForgeError, GitLab, gitlab::encode_path};
-use crate::relations::project::{failure_text, find_project};
+use crate::relations::project::failure_text;
 use crate::relations::{EntityContext, LoadError};
 use serde_json::Value;
 use std::time::Duration;
@@ -26,7 +26,7 @@ pub async fn create(
     in_doubt: bool,
 ) -> Result<CreatedProject, LoadError> {
     let full_path = ctx.entity.destination_full_path();
-    if in_doubt && let Some(found) = find_project(dest, &full_path).await? {
+    if in_doubt && let Some(found) = dest.project(&full_path).await? {
         return follow(dest, &found).await;
     }
     let mut attributes = package.attributes.clone();
@@ -66,7 +66,7 @@ pub async fn create(
                 if !unknown {
                     return Err(e.into());
                 }
-                if let Some(found) = find_project(dest, &full_path).await? {
+                if let Some(found) = dest.project(&full_path).await? {
                     return follow(dest, &found).await;
                 }
                 if attempt >= UNKNOWN_OUTCOME_ATTEMPTS {
