@@ -256,6 +256,43 @@ fn corpus(plain: &[u8], signed: &[u8], plain_path: &Path) -> Vec<Case> {
         "is not an Ed25519 public key",
     );
 
+    // Repositories (format version 2): stored as they are, pinned like every member.
+    let repository = parts()
+        .iter()
+        .find(|m| m.path.starts_with("repositories/"))
+        .map(|m| m.path.clone())
+        .expect("the export carries a repository");
+    let mut p = parts();
+    let i = index(&p, &repository);
+    let at = p[i].data.len() / 2;
+    p[i].data[at] ^= 0x01;
+    add(
+        "a repository with one bit flipped",
+        pack(&p),
+        &format!("member `{repository}` is damaged: expected sha256"),
+    );
+    let mut p = parts();
+    declare(&mut p, &repository, |m| m["records"] = json!(1));
+    add(
+        "a repository declared as records",
+        pack(&p),
+        "stored as it is",
+    );
+    let mut p = parts();
+    declare(&mut p, &repository, |m| m["entity"] = json!("acme"));
+    add(
+        "a repository of a group",
+        pack(&p),
+        "which only a project has",
+    );
+    let mut p = parts();
+    with_manifest(&mut p, |m| m["format_version"] = json!(1));
+    add(
+        "a project in a version 1 bundle",
+        pack(&p),
+        "which a version 1 bundle does not hold",
+    );
+
     // Declared sizes that lie.
     let mut p = parts();
     declare(&mut p, LABELS, |m| {
@@ -497,8 +534,8 @@ fn corpus(plain: &[u8], signed: &[u8], plain_path: &Path) -> Vec<Case> {
 
     // The manifest.
     let mut p = parts();
-    with_manifest(&mut p, |m| m["format_version"] = json!(2));
-    add("format version 2", pack(&p), "format version 2");
+    with_manifest(&mut p, |m| m["format_version"] = json!(3));
+    add("format version 3", pack(&p), "format version 3");
     let mut p = parts();
     with_manifest(&mut p, |m| m["format"] = json!("tarball"));
     add(
@@ -534,14 +571,14 @@ fn corpus(plain: &[u8], signed: &[u8], plain_path: &Path) -> Vec<Case> {
     add(
         "an entity with an unknown parent",
         pack(&p),
-        "names a parent `ghost` that is not in the bundle",
+        "names a parent `ghost` that is not a group in the bundle",
     );
     let mut p = parts();
     with_manifest(&mut p, |m| {
-        m["entities"]
-            .as_array_mut()
-            .unwrap()
-            .retain(|e| e["source_full_path"] != "acme/frontend")
+        m["entities"].as_array_mut().unwrap().retain(|e| {
+            let path = e["source_full_path"].as_str().unwrap();
+            path != "acme/frontend" && !path.starts_with("acme/frontend/")
+        })
     });
     add(
         "a member of an unknown entity",

@@ -169,7 +169,18 @@ async fn verify_and_inspect_read_the_golden_samples() {
         format!("http://127.0.0.1:{GOLDEN_PORT}")
     );
     assert_eq!(info["source_state_time"], "2023-11-14T22:13:20Z");
-    assert_eq!(info["entities"].as_array().unwrap().len(), 4);
+    // Four groups and four projects, each project with its repository.
+    let entities = info["entities"].as_array().unwrap();
+    assert_eq!(entities.len(), 8);
+    assert_eq!(info["format_version"], 2);
+    let projects: Vec<&Value> = entities.iter().filter(|e| e["type"] == "project").collect();
+    assert_eq!(projects.len(), 4);
+    for p in projects {
+        assert!(
+            p["relations"]["repository"]["size"].as_u64() > Some(0),
+            "{p}"
+        );
+    }
     let acme = &info["entities"][0];
     assert_eq!(acme["source_full_path"], "acme");
     assert_eq!(acme["relations"]["labels"]["records"], 5);
@@ -182,4 +193,55 @@ async fn verify_and_inspect_read_the_golden_samples() {
         shown.contains("Signed:       yes") && shown.contains("acme/backend/services"),
         "{shown}"
     );
+}
+
+/// Bundles written before bundles carried projects (format version 1, frozen in
+/// `bundles/samples/v1/` from the main of 2026-12-02) still verify, inspect and replay: the groups
+/// arrive, and each project they list is reported as not carried, never silently left out.
+#[tokio::test(flavor = "multi_thread")]
+async fn bundles_of_format_version_1_still_verify_inspect_and_replay() {
+    let v1 = samples().join("v1");
+    let (plain, signed) = (v1.join("acme.bundle"), v1.join("acme-signed.bundle"));
+    let public = std::fs::read_to_string(v1.join("acme-signed.pub")).unwrap();
+    let v = verify(&[&plain], &[]).await;
+    assert!(v.status.success(), "{}", text(&v));
+    let v = verify(&[&signed], &["--trusted-key", public.trim()]).await;
+    assert!(v.status.success(), "{}", text(&v));
+    let mut cmd = appliance();
+    cmd.arg("inspect").arg(&plain).arg("--json");
+    let info: Value = serde_json::from_slice(&run(cmd).await.stdout).unwrap();
+    assert_eq!(info["format_version"], 1);
+    assert_eq!(info["entities"].as_array().unwrap().len(), 4);
+
+    let dst = destination().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = replay_cmd(&dst, &signed, data.path());
+    cmd.args(["--json", "--trusted-key", public.trim()]);
+    let out = run(cmd).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["status"], "finished", "{r:#}");
+    let entities = r["entities"].as_array().unwrap();
+    assert_eq!(entities.len(), 4, "the four groups, no project: {r:#}");
+    let not_carried: Vec<&Value> = entities
+        .iter()
+        .flat_map(|e| e["skipped"].as_array().unwrap())
+        .filter(|s| s["relation"] == "projects")
+        .collect();
+    assert_eq!(
+        not_carried.len(),
+        4,
+        "each listed project is reported: {r:#}"
+    );
+    for s in not_carried {
+        assert!(
+            s["exception_message"]
+                .as_str()
+                .is_some_and(|m| m.contains("written before bundles carried projects")),
+            "{s}"
+        );
+    }
+    let labels = get_all(&dst.url, &dst.owner_token, "groups/imported%2Facme/labels").await;
+    assert_eq!(labels.len(), 5, "the group's records arrived");
+    dst.shutdown().await;
 }

@@ -1,8 +1,10 @@
 //! A project migrates live through the destination's own project import: checked through both
 //! simulators' REST APIs and `git ls-remote`, field by field, as a user would compare them.
 
+mod bundle_common;
 mod common;
 
+use bundle_common::{export, replay_cmd, text, verify};
 use common::*;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -117,11 +119,11 @@ async fn items(base: &str, token: &str, project: &str, kind: &str) -> Vec<Value>
 
 /// Who GitLab's import can attribute a contribution to: the source project's members, inherited ones
 /// included (the export carries them), by username.
-async fn members(src: &forge_sim::RunningSim) -> Vec<String> {
+async fn members(src: &forge_sim::RunningSim, project: &str) -> Vec<String> {
     get_all(
         &src.url,
         &src.owner_token,
-        &format!("projects/{}/members/all", enc(PROJECT)),
+        &format!("projects/{}/members/all", enc(project)),
     )
     .await
     .iter()
@@ -193,15 +195,27 @@ async fn assert_same_items(
     dest_path: &str,
     kind: &str,
 ) -> usize {
-    let source = items(&src.url, &src.owner_token, PROJECT, kind).await;
+    let n = assert_same_items_of(src, dst, PROJECT, dest_path, kind).await;
+    assert!(n > 0, "the sample project has {kind}");
+    n
+}
+
+/// Like `assert_same_items`, for any project (which may have none of `kind`).
+async fn assert_same_items_of(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    src_path: &str,
+    dest_path: &str,
+    kind: &str,
+) -> usize {
+    let source = items(&src.url, &src.owner_token, src_path, kind).await;
     let got = items(&dst.url, &dst.admin_token, dest_path, kind).await;
-    assert!(!source.is_empty(), "the sample project has {kind}");
     assert_eq!(
         got.len(),
         source.len(),
-        "{kind}: nothing twice, nothing missing"
+        "{kind} of {src_path}: nothing twice, nothing missing"
     );
-    let want = expected(&source, &members(src).await, "root");
+    let want = expected(&source, &members(src, src_path).await, "root");
     let got = unname(&got, &source);
     for (w, g) in want.iter().zip(&got) {
         assert_eq!(g, w, "{kind} field by field");
@@ -510,6 +524,155 @@ async fn a_kill_while_the_destination_imports_the_project_resumes_without_a_seco
     // What travelled in the archive is counted once.
     let labels = stat(&r, "labels");
     assert_eq!(labels["imported"], labels["source"], "{labels}");
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+/// A project at the destination equals its source: attributes, refs and commit ids, labels, and every
+/// issue and merge request field by field. Returns (issues, merge requests).
+async fn assert_same_project(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    src_path: &str,
+    dest_path: &str,
+) -> (usize, usize) {
+    let source = get(
+        &src.url,
+        &src.owner_token,
+        &format!("projects/{}", enc(src_path)),
+    )
+    .await
+    .unwrap();
+    let dest = get(
+        &dst.url,
+        &dst.admin_token,
+        &format!("projects/{}", enc(dest_path)),
+    )
+    .await
+    .unwrap_or_else(|| panic!("{src_path} arrived at {dest_path}"));
+    for k in ["name", "description", "default_branch"] {
+        assert_eq!(dest[k], source[k], "{src_path}: {k}");
+    }
+    let heads = |r: BTreeMap<String, String>| -> BTreeMap<String, String> {
+        r.into_iter()
+            .filter(|(r, _)| !r.starts_with("refs/merge-requests/"))
+            .collect()
+    };
+    assert_eq!(
+        heads(refs(dst, dest_path)),
+        heads(refs(src, src_path)),
+        "{src_path}: refs and commit ids"
+    );
+    let titles = async |sim: &forge_sim::RunningSim, token: &str, path: &str| {
+        let mut t: Vec<String> = get_all(
+            &sim.url,
+            token,
+            &format!(
+                "projects/{}/labels?include_ancestor_groups=false",
+                enc(path)
+            ),
+        )
+        .await
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .collect();
+        t.sort();
+        t
+    };
+    assert_eq!(
+        titles(dst, &dst.admin_token, dest_path).await,
+        titles(src, &src.owner_token, src_path).await,
+        "{src_path}: labels"
+    );
+    (
+        assert_same_items_of(src, dst, src_path, dest_path, "issues").await,
+        assert_same_items_of(src, dst, src_path, dest_path, "merge_requests").await,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_with_its_projects_migrates_through_a_bundle() {
+    let (src, dst) = (source().await, destination().await);
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("acme.bundle");
+    export(&src, &bundle, &dir.path().join("export-data"), &[]).await;
+    let v = verify(&[&bundle], &[]).await;
+    assert!(v.status.success(), "{}", text(&v));
+
+    // The bundle says which projects it holds and how large their repositories are.
+    let mut cmd = appliance();
+    cmd.arg("inspect").arg(&bundle).arg("--json");
+    let info: Value = serde_json::from_slice(&run(cmd).await.stdout).expect("inspect --json");
+    let source_projects: Vec<String> = get_all(
+        &src.url,
+        &src.owner_token,
+        "groups/acme/projects?include_subgroups=true",
+    )
+    .await
+    .iter()
+    .map(|p| p["path_with_namespace"].as_str().unwrap().to_string())
+    .collect();
+    assert!(!source_projects.is_empty());
+    let carried: Vec<&Value> = info["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "project")
+        .collect();
+    assert_eq!(carried.len(), source_projects.len(), "{info:#}");
+    for e in &carried {
+        assert_eq!(e["status"], "finished", "{e}");
+        let size = e["relations"]["repository"]["size"].as_u64().unwrap_or(0);
+        assert!(
+            size > 0,
+            "{} carries its repository: {e}",
+            e["source_full_path"]
+        );
+    }
+    assert_eq!(info["format_version"], 2);
+
+    // The replay reads nothing from the source: it is gone.
+    let mut cmd = replay_cmd(&dst, &bundle, &dir.path().join("replay-data"));
+    cmd.arg("--json")
+        .env("APPLIANCE_DESTINATION_TOKEN", &dst.admin_token);
+    let out = run(cmd).await;
+    assert!(out.status.success(), "replay failed: {}", explain(&out));
+    let r = report(&out);
+    assert_eq!(r["has_failures"], false, "{r:#}");
+    let projects: Vec<&Value> = r["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["entity_type"] == "project")
+        .collect();
+    assert_eq!(projects.len(), source_projects.len(), "{r:#}");
+    let (mut issues, mut mrs) = (0, 0);
+    for p in projects {
+        assert_eq!(p["status"], "finished", "{p:#}");
+        let src_path = p["source_full_path"].as_str().unwrap();
+        let dest_path = p["destination_full_path"].as_str().unwrap();
+        let (i, m) = assert_same_project(&src, &dst, src_path, dest_path).await;
+        for (kind, n) in [("issues", i), ("merge_requests", m)] {
+            let stat = p["stats"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["relation"] == kind)
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(
+                stat["imported"].as_u64().unwrap_or(0),
+                n as u64,
+                "{src_path} {kind}: {stat}"
+            );
+        }
+        issues += i;
+        mrs += m;
+    }
+    assert!(
+        issues > 0 && mrs > 0,
+        "the projects had issues and merge requests"
+    );
     src.shutdown().await;
     dst.shutdown().await;
 }

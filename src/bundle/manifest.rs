@@ -2,7 +2,8 @@
 //! digest, so checking that one value out of band pins every byte of the bundle.
 
 use super::{
-    BundleError, FORMAT_NAME, FORMAT_VERSION, MAX_BATCH_BYTES, check_member_name, member_path,
+    BundleError, FORMAT_NAME, FORMAT_VERSION, MAX_BATCH_BYTES, OLDEST_FORMAT_VERSION,
+    check_member_name, file_member_path, is_file_relation, member_path,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -34,7 +35,7 @@ pub struct Manifest {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ManifestEntity {
     pub source_full_path: String,
-    /// `group` (projects come later).
+    /// `group` or `project` (version 2).
     #[serde(rename = "type")]
     pub entity_type: String,
     /// The entity's numeric id on the source.
@@ -90,7 +91,7 @@ impl Manifest {
             .as_ref()
             .and_then(|v| v.as_u64())
             .ok_or_else(|| BundleError::NotABundle("manifest.json has no format_version".into()))?;
-        if version != u64::from(FORMAT_VERSION) {
+        if !(u64::from(OLDEST_FORMAT_VERSION)..=u64::from(FORMAT_VERSION)).contains(&version) {
             return Err(BundleError::UnsupportedVersion {
                 found: version,
                 supported: FORMAT_VERSION,
@@ -103,23 +104,34 @@ impl Manifest {
     }
 
     fn check(&self) -> Result<(), BundleError> {
-        let entities: HashSet<&str> = self
+        let types: BTreeMap<&str, &str> = self
             .entities
             .iter()
-            .map(|e| e.source_full_path.as_str())
+            .map(|e| (e.source_full_path.as_str(), e.entity_type.as_str()))
             .collect();
-        if entities.len() != self.entities.len() {
+        if types.len() != self.entities.len() {
             return Err(BundleError::ManifestMismatch(
                 "an entity is listed twice".into(),
             ));
         }
         for e in &self.entities {
             check_member_name(&e.source_full_path)?;
+            let known = match e.entity_type.as_str() {
+                "group" => true,
+                "project" => self.format_version >= 2,
+                _ => false,
+            };
+            if !known {
+                return Err(BundleError::ManifestMismatch(format!(
+                    "entity `{}` is of type `{}`, which a version {} bundle does not hold",
+                    e.source_full_path, e.entity_type, self.format_version
+                )));
+            }
             if let Some(p) = &e.parent
-                && !entities.contains(p.as_str())
+                && types.get(p.as_str()) != Some(&"group")
             {
                 return Err(BundleError::ManifestMismatch(format!(
-                    "entity `{}` names a parent `{p}` that is not in the bundle",
+                    "entity `{}` names a parent `{p}` that is not a group in the bundle",
                     e.source_full_path
                 )));
             }
@@ -137,30 +149,51 @@ impl Manifest {
                     m.path
                 )));
             }
-            if crate::relations::schema::fields(&m.relation).is_none() {
-                return Err(BundleError::ManifestMismatch(format!(
-                    "member `{}` holds `{}` records, a relation this appliance does not know; replay it with the appliance release that wrote it",
-                    m.path, m.relation
-                )));
-            }
-            if m.path != member_path(&m.entity, &m.relation, m.batch) {
-                return Err(BundleError::ManifestMismatch(format!(
-                    "member `{}` does not sit where entity `{}`, relation `{}`, batch {} belongs",
-                    m.path, m.entity, m.relation, m.batch
-                )));
-            }
-            if !entities.contains(m.entity.as_str()) {
+            let Some(entity_type) = types.get(m.entity.as_str()) else {
                 return Err(BundleError::ManifestMismatch(format!(
                     "member `{}` belongs to entity `{}`, which the manifest does not list",
                     m.path, m.entity
                 )));
-            }
-            if m.size > MAX_BATCH_BYTES || m.compressed_size > MAX_BATCH_BYTES {
-                return Err(BundleError::ManifestMismatch(format!(
-                    "member `{}` declares {} bytes, more than any batch this appliance writes",
-                    m.path,
-                    m.size.max(m.compressed_size)
-                )));
+            };
+            if is_file_relation(&m.relation) {
+                // A file (a repository) is stored as it is, of any size: it is streamed, never
+                // held in memory.
+                if *entity_type != "project"
+                    || m.batch != 0
+                    || m.records != 0
+                    || m.size != m.compressed_size
+                {
+                    return Err(BundleError::ManifestMismatch(format!(
+                        "member `{}` is a `{}` file, which only a project has, once, stored as it is (batch 0, 0 records, size = compressed_size)",
+                        m.path, m.relation
+                    )));
+                }
+                if Some(&m.path) != file_member_path(&m.entity, &m.relation).as_ref() {
+                    return Err(BundleError::ManifestMismatch(format!(
+                        "member `{}` does not sit where the {} of entity `{}` belongs",
+                        m.path, m.relation, m.entity
+                    )));
+                }
+            } else {
+                if crate::relations::schema::fields(&m.relation).is_none() {
+                    return Err(BundleError::ManifestMismatch(format!(
+                        "member `{}` holds `{}` records, a relation this appliance does not know; replay it with the appliance release that wrote it",
+                        m.path, m.relation
+                    )));
+                }
+                if m.path != member_path(entity_type, &m.entity, &m.relation, m.batch) {
+                    return Err(BundleError::ManifestMismatch(format!(
+                        "member `{}` does not sit where entity `{}`, relation `{}`, batch {} belongs",
+                        m.path, m.entity, m.relation, m.batch
+                    )));
+                }
+                if m.size > MAX_BATCH_BYTES || m.compressed_size > MAX_BATCH_BYTES {
+                    return Err(BundleError::ManifestMismatch(format!(
+                        "member `{}` declares {} bytes, more than any batch this appliance writes",
+                        m.path,
+                        m.size.max(m.compressed_size)
+                    )));
+                }
             }
             if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(BundleError::ManifestMismatch(format!(
@@ -211,6 +244,12 @@ impl Manifest {
             return Err(BundleError::NotReplayable(
                 "the bundle holds no top-level group: every entity names a parent".into(),
             ));
+        }
+        if let Some(project) = roots.iter().find(|e| e.entity_type != "group") {
+            return Err(BundleError::NotReplayable(format!(
+                "`{}` is a top-level project: a replay loads groups with their projects, and this bundle holds the project without its group",
+                project.source_full_path
+            )));
         }
         for inner in &roots {
             if let Some(outer) = roots.iter().find(|outer| {

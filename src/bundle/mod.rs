@@ -22,8 +22,12 @@ use std::path::PathBuf;
 
 /// `format` of every manifest.
 pub const FORMAT_NAME: &str = "appliance-bundle";
-/// The one format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The newest format version this build reads and writes: version 2 added projects (their records
+/// under `projects/` and their repositories as `git bundle` files under `repositories/`).
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build still reads. A bundle without projects is written as version
+/// 1, so an older appliance on the other side of the air gap still reads it.
+pub const OLDEST_FORMAT_VERSION: u32 = 1;
 pub const MANIFEST: &str = "manifest.json";
 /// `sha256sum`-style line with the root digest, so accidental damage to the manifest is caught too.
 pub const MANIFEST_DIGEST: &str = "manifest.sha256";
@@ -109,9 +113,32 @@ impl BundleError {
     }
 }
 
-/// The member path of one batch: `groups/<source_full_path>/<relation>/<batch:06>.ndjson.zst`.
-pub fn member_path(entity: &str, relation: &str, batch: u64) -> String {
-    format!("groups/{entity}/{relation}/{batch:06}.ndjson.zst")
+/// The member path of one batch of records: `groups/<source_full_path>/<relation>/<batch:06>.ndjson.zst`
+/// for a group entity, `projects/...` for a project.
+pub fn member_path(entity_type: &str, entity: &str, relation: &str, batch: u64) -> String {
+    let dir = if entity_type == "project" {
+        "projects"
+    } else {
+        "groups"
+    };
+    format!("{dir}/{entity}/{relation}/{batch:06}.ndjson.zst")
+}
+
+/// Relations whose member is one file as it is (not records), with where it sits in a bundle:
+/// a project's repository as a `git bundle` of every ref.
+pub const FILE_RELATIONS: &[(&str, &str)] = &[("repository", ".bundle")];
+
+/// Whether `relation`'s member is a file rather than records.
+pub fn is_file_relation(relation: &str) -> bool {
+    FILE_RELATIONS.iter().any(|(r, _)| *r == relation)
+}
+
+/// The member path of a file relation: `repositories/<source_full_path>.bundle`.
+pub fn file_member_path(entity: &str, relation: &str) -> Option<String> {
+    FILE_RELATIONS
+        .iter()
+        .find(|(r, _)| *r == relation)
+        .map(|(_, suffix)| format!("repositories/{entity}{suffix}"))
 }
 
 /// Refuses member names that could escape an extraction directory or mean something else than a file.
@@ -149,6 +176,14 @@ mod name_tests {
     #[test]
     fn member_names_that_escape_are_refused() {
         assert!(check_member_name("groups/acme/labels/000000.ndjson.zst").is_ok());
+        assert_eq!(
+            member_path("project", "acme/app", "issues", 3),
+            "projects/acme/app/issues/000003.ndjson.zst"
+        );
+        assert_eq!(
+            file_member_path("acme/app", "repository").as_deref(),
+            Some("repositories/acme/app.bundle")
+        );
         for bad in [
             "/etc/passwd",
             "../x",

@@ -189,6 +189,12 @@ impl Bundle {
         m: &ManifestMember,
         each: impl FnMut(u64, usize, Value),
     ) -> Result<(), BundleError> {
+        if super::is_file_relation(&m.relation) {
+            return Err(BundleError::Corrupt {
+                member: m.path.clone(),
+                why: "it is a file, not records".into(),
+            });
+        }
         let loc = self
             .location(&m.path)
             .ok_or_else(|| BundleError::ManifestMismatch(format!("`{}` is missing", m.path)))?;
@@ -197,6 +203,67 @@ impl Bundle {
             .seek(SeekFrom::Start(loc.offset))
             .map_err(BundleError::read(self.volumes.name()))?;
         super::records::read_records(stored, m, each)?;
+        let padding = self
+            .volumes
+            .read_at(loc.offset + loc.size, padded(loc.size) - loc.size)?;
+        if padding.iter().any(|b| *b != 0) {
+            return Err(BundleError::Corrupt {
+                member: m.path.clone(),
+                why: "the padding after it is not zeros".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks every byte of member `m`, records or file, against the manifest.
+    pub fn check_member(&self, m: &ManifestMember) -> Result<(), BundleError> {
+        if super::is_file_relation(&m.relation) {
+            self.copy_file(m, &mut std::io::sink())
+        } else {
+            self.read_member(m, |_, _, _| {})
+        }
+    }
+
+    /// Streams the bytes of file member `m` (a repository) into `out`, checking its size, its sha256
+    /// and the tar padding after it; what was written is worthless when this fails.
+    pub fn copy_file(
+        &self,
+        m: &ManifestMember,
+        out: &mut impl std::io::Write,
+    ) -> Result<(), BundleError> {
+        let loc = self
+            .location(&m.path)
+            .ok_or_else(|| BundleError::ManifestMismatch(format!("`{}` is missing", m.path)))?;
+        let mut stored = self.volumes.reader();
+        stored
+            .seek(SeekFrom::Start(loc.offset))
+            .map_err(BundleError::read(self.volumes.name()))?;
+        let mut stored = stored.take(m.compressed_size);
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 256 << 10];
+        let mut copied = 0u64;
+        loop {
+            let n = stored
+                .read(&mut buf)
+                .map_err(BundleError::read(self.volumes.name()))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            copied += n as u64;
+            out.write_all(&buf[..n]).map_err(|e| BundleError::Write {
+                path: PathBuf::from(&m.path),
+                source: e,
+            })?;
+        }
+        let actual = hex::encode(hasher.finalize());
+        if actual != m.sha256 || copied != m.compressed_size {
+            return Err(BundleError::DigestMismatch {
+                member: m.path.clone(),
+                expected: m.sha256.clone(),
+                actual,
+            });
+        }
         let padding = self
             .volumes
             .read_at(loc.offset + loc.size, padded(loc.size) - loc.size)?;

@@ -96,6 +96,110 @@ impl Staging {
         Ok(out)
     }
 
+    /// Stages the records of a whole relation from an NDJSON file (one record per line), in pages of
+    /// about `TARGET_MEMBER_BYTES`, replacing whatever was staged for it before (a resume that reads
+    /// the relation again). Blocking I/O.
+    pub fn write_relation_file(
+        &self,
+        entity: &str,
+        relation: &str,
+        ndjson: &Path,
+    ) -> Result<u64, BundleError> {
+        use std::io::BufRead;
+        super::check_member_name(entity)?;
+        super::check_member_name(relation)?;
+        let dir = self.batch_dir(entity, relation);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(BundleError::write(&dir)(e)),
+        }
+        let file = std::fs::File::open(ndjson).map_err(BundleError::read(ndjson))?;
+        let (mut page, mut records, mut bytes, mut total) = (0u64, Vec::new(), 0u64, 0u64);
+        for line in std::io::BufReader::new(file).lines() {
+            let line = line.map_err(BundleError::read(ndjson))?;
+            if line.is_empty() {
+                continue;
+            }
+            let record: Value = serde_json::from_str(&line).map_err(|e| BundleError::Corrupt {
+                member: ndjson.display().to_string(),
+                why: e.to_string(),
+            })?;
+            bytes += line.len() as u64 + 1;
+            records.push(record);
+            if bytes >= super::writer::TARGET_MEMBER_BYTES {
+                total += records.len() as u64;
+                self.write_batch(entity, relation, page, &records)?;
+                (page, bytes) = (page + 1, 0);
+                records.clear();
+            }
+        }
+        if !records.is_empty() {
+            total += records.len() as u64;
+            self.write_batch(entity, relation, page, &records)?;
+        }
+        Ok(total)
+    }
+
+    fn file_dir(&self, entity: &str) -> PathBuf {
+        self.dir.join("files").join(entity)
+    }
+
+    /// Stages a file relation (a repository's `git bundle`) of `entity` by moving `src` in (copied
+    /// when it is on another file system), atomically: a crash leaves the old file or the new one.
+    pub fn write_file(&self, entity: &str, relation: &str, src: &Path) -> Result<(), BundleError> {
+        super::check_member_name(entity)?;
+        super::check_member_name(relation)?;
+        let dir = self.file_dir(entity);
+        std::fs::create_dir_all(&dir).map_err(BundleError::write(&dir))?;
+        let dest = dir.join(relation);
+        let tmp = dir.join(format!("{relation}.tmp"));
+        if std::fs::rename(src, &tmp).is_err() {
+            std::fs::copy(src, &tmp).map_err(BundleError::write(&tmp))?;
+        }
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(BundleError::write(&tmp))?;
+        std::fs::rename(&tmp, &dest).map_err(BundleError::write(&dest))?;
+        sync_dir(&dir);
+        Ok(())
+    }
+
+    /// Removes a staged file relation of `entity`, when there is one.
+    pub fn remove_file(&self, entity: &str, relation: &str) -> Result<(), BundleError> {
+        let path = self.file_dir(entity).join(relation);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(BundleError::write(&path)(e)),
+        }
+    }
+
+    /// Every staged file: (entity, relation, path), sorted.
+    pub fn files(&self) -> Result<Vec<(String, String, PathBuf)>, BundleError> {
+        let root = self.dir.join("files");
+        let mut found = Vec::new();
+        if root.is_dir() {
+            collect_files(&root, &mut found)?;
+        }
+        let mut out = Vec::new();
+        for path in found {
+            let Ok(rel) = path.strip_prefix(&root) else {
+                continue;
+            };
+            let parts: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
+            let [entity @ .., relation] = parts.as_slice() else {
+                continue;
+            };
+            if entity.is_empty() || relation.ends_with(".tmp") {
+                continue;
+            }
+            out.push((entity.join("/"), relation.to_string(), path.clone()));
+        }
+        out.sort();
+        Ok(out)
+    }
+
     pub fn remove(&self) -> Result<(), BundleError> {
         match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
@@ -112,6 +216,19 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), BundleError> {
         if path.is_dir() {
             collect(&path, out)?;
         } else if path.to_str().is_some_and(|p| p.ends_with(".ndjson")) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Every file under `dir`.
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), BundleError> {
+    for entry in std::fs::read_dir(dir).map_err(BundleError::read(dir))? {
+        let path = entry.map_err(BundleError::read(dir))?.path();
+        if path.is_dir() {
+            collect_files(&path, out)?;
+        } else {
             out.push(path);
         }
     }

@@ -23,12 +23,7 @@ pub fn verify(bundle: &Bundle, trusted: Option<&VerifyingKey>) -> Vec<Problem> {
         .manifest
         .members
         .par_iter()
-        .filter_map(|m| {
-            bundle
-                .read_member(m, |_, _, _| {})
-                .err()
-                .map(|e| (m.path.clone(), e))
-        })
+        .filter_map(|m| bundle.check_member(m).err().map(|e| (m.path.clone(), e)))
         .collect();
     members.sort_by(|a, b| a.0.cmp(&b.0));
     problems.extend(members.into_iter().map(|(_, e)| e));

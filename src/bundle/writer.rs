@@ -8,7 +8,8 @@ use super::reader::{digest_line, header_for};
 use super::staging::{Staging, compress};
 use super::volumes::VolumeWriter;
 use super::{
-    BundleError, FORMAT_NAME, FORMAT_VERSION, MANIFEST, MANIFEST_DIGEST, SIGNATURE, member_path,
+    BundleError, FORMAT_NAME, FORMAT_VERSION, MANIFEST, MANIFEST_DIGEST, OLDEST_FORMAT_VERSION,
+    SIGNATURE, file_member_path, member_path,
 };
 use ed25519_dalek::{Signer, SigningKey};
 use rayon::prelude::*;
@@ -48,6 +49,12 @@ pub const TARGET_MEMBER_BYTES: u64 = 1 << 20;
 
 pub fn pack(staging: &Staging, opts: PackOptions) -> Result<Packed, BundleError> {
     let staged = staging.batches()?;
+    let types: std::collections::HashMap<&str, &str> = opts
+        .entities
+        .iter()
+        .map(|e| (e.source_full_path.as_str(), e.entity_type.as_str()))
+        .collect();
+    let entity_type = |entity: &str| types.get(entity).copied().unwrap_or("group");
     // Consecutive pages of one (entity, relation) become one member until it reaches the target size;
     // pages without records are skipped. Batches are numbered 0, 1, ... per (entity, relation).
     let mut planned: Vec<(ManifestMember, Vec<PathBuf>)> = Vec::new();
@@ -74,7 +81,12 @@ pub fn pack(staging: &Staging, opts: PackOptions) -> Result<Packed, BundleError>
         };
         planned.push((
             ManifestMember {
-                path: member_path(&meta.entity, &meta.relation, batch),
+                path: member_path(
+                    entity_type(&meta.entity),
+                    &meta.entity,
+                    &meta.relation,
+                    batch,
+                ),
                 entity: meta.entity,
                 relation: meta.relation,
                 batch,
@@ -114,13 +126,46 @@ pub fn pack(staging: &Staging, opts: PackOptions) -> Result<Packed, BundleError>
             Ok((member, file))
         })
         .collect::<Result<_, BundleError>>()?;
+    // Files (repositories) are stored as they are: hashed now, streamed into the tar below.
+    let files = staging
+        .files()?
+        .into_par_iter()
+        .map(|(entity, relation, file)| {
+            let path =
+                file_member_path(&entity, &relation).ok_or_else(|| BundleError::Corrupt {
+                    member: file.display().to_string(),
+                    why: format!("`{relation}` is not a file a bundle carries"),
+                })?;
+            let (size, sha256) = hash_file(&file)?;
+            Ok((
+                ManifestMember {
+                    path,
+                    entity,
+                    relation,
+                    batch: 0,
+                    records: 0,
+                    size,
+                    compressed_size: size,
+                    sha256,
+                },
+                file,
+            ))
+        })
+        .collect::<Result<Vec<_>, BundleError>>()?;
+    members.extend(files);
     members.sort_by(|(a, _), (b, _)| a.path.cmp(&b.path));
     let epoch = opts.source_date_epoch.or(latest).unwrap_or(0).max(0);
     let mut entities = opts.entities;
     entities.sort_by(|a, b| a.source_full_path.cmp(&b.source_full_path));
     let manifest = Manifest {
         format: FORMAT_NAME.into(),
-        format_version: u64::from(FORMAT_VERSION),
+        // Version 2 only when the bundle holds what version 1 cannot (projects), so an older
+        // appliance still reads a bundle of groups.
+        format_version: if entities.iter().any(|e| e.entity_type != "group") {
+            u64::from(FORMAT_VERSION)
+        } else {
+            u64::from(OLDEST_FORMAT_VERSION)
+        },
         appliance_version: env!("CARGO_PKG_VERSION").into(),
         source_url: opts.source_url,
         source_state_time: rfc3339(epoch),
@@ -155,16 +200,25 @@ pub fn pack(staging: &Staging, opts: PackOptions) -> Result<Packed, BundleError>
         append(&mut tar, SIGNATURE, &sig.to_bytes())?;
     }
     for (m, file) in &members {
-        let data = std::fs::read(file).map_err(BundleError::read(file))?;
-        let actual = hex::encode(Sha256::digest(&data));
-        if actual != m.sha256 || data.len() as u64 != m.compressed_size {
+        // Streamed (a repository may be gigabytes), hashed on the way, and checked against what the
+        // manifest pins: a file that changed since it was hashed is not packed.
+        let f = std::fs::File::open(file).map_err(BundleError::read(file))?;
+        let mut hashing = HashingReader {
+            inner: f.take(m.compressed_size),
+            hasher: Sha256::new(),
+            read: 0,
+        };
+        let mut h = header_for(m.compressed_size, epoch);
+        tar.append_data(&mut h, &m.path, &mut hashing)
+            .map_err(BundleError::write(&out))?;
+        let actual = hex::encode(hashing.hasher.finalize());
+        if actual != m.sha256 || hashing.read != m.compressed_size {
             return Err(BundleError::DigestMismatch {
                 member: format!("{} (packed as {})", m.path, file.display()),
                 expected: m.sha256.clone(),
                 actual,
             });
         }
-        append(&mut tar, &m.path, &data)?;
     }
     tar.finish().map_err(BundleError::write(&out))?;
     let _ = std::fs::remove_dir_all(&packed_dir);
@@ -176,6 +230,33 @@ pub fn pack(staging: &Staging, opts: PackOptions) -> Result<Packed, BundleError>
         manifest,
         files,
     })
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    read: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// The size and sha256 of a file, streamed.
+pub fn hash_file(path: &std::path::Path) -> Result<(u64, String), BundleError> {
+    let f = std::fs::File::open(path).map_err(BundleError::read(path))?;
+    let mut hashing = HashingReader {
+        inner: f,
+        hasher: Sha256::new(),
+        read: 0,
+    };
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(BundleError::read(path))?;
+    Ok((hashing.read, hex::encode(hashing.hasher.finalize())))
 }
 
 fn rfc3339(epoch: i64) -> String {

@@ -108,6 +108,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         group: Some(group.clone()),
         project: Vec::new(),
         out: bundle.clone(),
+        skip_projects: false,
         data: data.join("export"),
         volume_size: None,
         sign_key: None,

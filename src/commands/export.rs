@@ -29,6 +29,10 @@ pub struct ExportArgs {
     /// The bundle file to write (with --volume-size: the base name of FILE.001, FILE.002, ...).
     #[arg(long)]
     pub out: PathBuf,
+    /// Leave the group's projects out of the bundle (they are listed and reported as skipped), as
+    /// `migrate_projects: false` does in the API.
+    #[arg(long)]
+    pub skip_projects: bool,
     /// Where the export state and staged batches are kept (created if missing).
     #[arg(long, default_value = "appliance-data")]
     pub data: PathBuf,
@@ -196,7 +200,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
                         source_full_path: group.clone(),
                         destination_slug: slug,
                         destination_namespace: namespace,
-                        migrate_projects: false,
+                        migrate_projects: !args.skip_projects,
                         migrate_memberships: false,
                     }],
                     user_map: Vec::new(),

@@ -401,8 +401,8 @@ impl Engine {
 
     /// Turns the projects of a group into project entities of this bulk import (parent_id set), each
     /// run once the group has finished; a page of the group's project list at a time. Listed and
-    /// reported as skipped instead when the request said `migrate_projects: false`, or when the sink
-    /// cannot take projects.
+    /// reported as skipped instead when the request said `migrate_projects: false`, or when the source
+    /// lists a project it cannot give (a bundle that does not carry it).
     async fn discover_projects(
         &self,
         source: &dyn Source,
@@ -485,20 +485,11 @@ impl Engine {
                     pipeline_class: PROJECTS_PIPELINE.into(),
                     created_at: now_millis(),
                 };
-                if !sink.takes_projects() {
-                    // A bundle lists the group's projects (a replay reports them), without them.
-                    let listed = sink.load(&relation, ctx, p, false).await;
-                    if let Ok(id) = listed {
-                        commit
-                            .imported
-                            .push((p.get("id").map(|v| v.to_string()).unwrap_or_default(), id));
-                    }
-                    commit.skipped.push(skip(
-                        "bundles list a group's projects but do not carry them yet: migrate this \
-                         project live (appliance migrate --project)"
-                            .into(),
-                    ));
-                    continue;
+                // A bundle keeps the group's list of projects, so a replay finds them.
+                match sink.list_child(&relation, ctx, p).await {
+                    Ok(()) => {}
+                    Err(e) if e.unreachable => return Err(EngineError::Unreachable(e.message)),
+                    Err(e) => return Err(EngineError::Setup(e.message)),
                 }
                 if !entity.migrate_projects {
                     commit.skipped.push(skip(
@@ -508,12 +499,8 @@ impl Engine {
                     ));
                     continue;
                 }
-                if !source.carries_projects() {
-                    commit.skipped.push(skip(
-                        "bundles do not carry projects yet: migrate this project live (appliance \
-                         migrate --project)"
-                            .into(),
-                    ));
+                if let Some(why) = source.project_absent(full_path) {
+                    commit.skipped.push(skip(why));
                     continue;
                 }
                 if let Some(dest) = written_here.iter().find(|d| path_is_within(full_path, d)) {

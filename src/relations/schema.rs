@@ -149,6 +149,81 @@ pub const RECORDS: &[(&str, &[Field])] = &[
         &[req("title", String), opt("automatic", Bool)],
     ),
     ("epic_order", &[req("iid", Number), req("children", Array)]),
+    // A project's records (format version 2), as GitLab's export tree holds them.
+    (
+        "project",
+        &[
+            opt("name", String),
+            opt("path", String),
+            opt("description", String),
+            opt("visibility_level", Number),
+            opt("default_branch", String),
+        ],
+    ),
+    (
+        "project_members",
+        &[opt("access_level", Number), opt("user", Object)],
+    ),
+    ("project_badges", &[opt("link_url", String)]),
+    (
+        "protected_branches",
+        &[
+            req("name", String),
+            opt("merge_access_levels", Array),
+            opt("push_access_levels", Array),
+        ],
+    ),
+    (
+        "protected_tags",
+        &[req("name", String), opt("create_access_levels", Array)],
+    ),
+    (
+        "releases",
+        &[
+            req("tag", String),
+            opt("description", String),
+            opt("links", Array),
+        ],
+    ),
+    ("snippets", &[req("title", String), opt("notes", Array)]),
+    (
+        "ci_pipelines",
+        &[
+            opt("ref", String),
+            opt("sha", String),
+            opt("status", String),
+        ],
+    ),
+    ("pipeline_schedules", &[opt("cron", String)]),
+    ("project_feature", &[]),
+    ("ci_cd_settings", &[]),
+    ("container_expiration_policy", &[]),
+    ("auto_devops", &[]),
+    ("push_rule", &[]),
+    ("service_desk_setting", &[]),
+    ("external_pull_requests", &[]),
+    ("commit_notes", &[opt("note", String)]),
+    (
+        "issues",
+        &[
+            req("iid", Number),
+            req("title", String),
+            opt("description", String),
+            opt("notes", Array),
+            opt("label_links", Array),
+        ],
+    ),
+    (
+        "merge_requests",
+        &[
+            req("iid", Number),
+            req("title", String),
+            req("source_branch", String),
+            req("target_branch", String),
+            opt("notes", Array),
+            opt("merge_request_diff", Object),
+        ],
+    ),
 ];
 
 /// The fields of `relation`'s records, or None for a relation this build does not know.

@@ -3,7 +3,7 @@
 //! with every committed page on disk); `finish` packs the staged batches into the bundle. The sink never
 //! writes a token: only records and the source URL the engine already stores without credentials.
 
-use super::Sink;
+use super::{CreatedProject, ProjectPackage, Sink};
 use crate::bundle::sign::load_signing_key;
 use crate::bundle::writer::source_date_epoch;
 use crate::bundle::{BundleError, ManifestEntity, PackOptions, Staging, pack};
@@ -107,6 +107,52 @@ impl Sink for BundleSink {
             .get("id")
             .and_then(Value::as_u64)
             .unwrap_or_else(|| self.synthetic.fetch_add(1, Ordering::Relaxed)))
+    }
+
+    async fn list_child(
+        &self,
+        relation: &dyn Relation,
+        ctx: &EntityContext,
+        record: &Value,
+    ) -> Result<(), LoadError> {
+        self.load(relation, ctx, record, false).await.map(|_| ())
+    }
+
+    /// A project is stored as it came: its attributes, each relation that travels with it, and its
+    /// repository's `git bundle`; a replay hands the same package to the destination.
+    async fn create_project(
+        &self,
+        ctx: &EntityContext,
+        package: &ProjectPackage,
+        _in_doubt: bool,
+    ) -> Result<CreatedProject, LoadError> {
+        let staging = Arc::clone(&self.staging);
+        let entity = ctx.entity.source_full_path.clone();
+        let attributes = package.attributes.clone();
+        let relations = package.relations.clone();
+        let repository = package.repository.clone();
+        let id = attributes
+            .get("id")
+            .and_then(Value::as_u64)
+            .unwrap_or_else(|| self.synthetic.fetch_add(1, Ordering::Relaxed));
+        // Staged again whole on a resume: every page and the file are replaced, never added to.
+        tokio::task::spawn_blocking(move || -> Result<(), crate::bundle::BundleError> {
+            staging.write_batch(&entity, "project", 0, std::slice::from_ref(&attributes))?;
+            for (name, file) in &relations {
+                staging.write_relation_file(&entity, name, file)?;
+            }
+            match &repository {
+                Some(file) => staging.write_file(&entity, "repository", file),
+                None => staging.remove_file(&entity, "repository"),
+            }
+        })
+        .await
+        .map_err(sink_error)?
+        .map_err(sink_error)?;
+        Ok(CreatedProject {
+            id,
+            failed_relations: Vec::new(),
+        })
     }
 
     async fn end_page(

@@ -39,10 +39,6 @@ impl Sink for LiveSink {
             .await
     }
 
-    fn takes_projects(&self) -> bool {
-        true
-    }
-
     async fn count(&self, path: &str) -> Result<Option<u64>, LoadError> {
         let page = self
             .gitlab

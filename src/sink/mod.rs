@@ -59,24 +59,25 @@ pub trait Sink: Send + Sync {
         Ok(out)
     }
 
-    /// Whether projects can be written here (a group's projects become entities of their own).
-    fn takes_projects(&self) -> bool {
-        false
+    /// Notes a child a group lists (a project, from the group's `projects` relation), which becomes
+    /// an entity of its own: a bundle keeps the list, so a replay finds the group's projects.
+    async fn list_child(
+        &self,
+        _relation: &dyn Relation,
+        _ctx: &EntityContext,
+        _record: &Value,
+    ) -> Result<(), LoadError> {
+        Ok(())
     }
 
-    /// Creates a project from its package. When `in_doubt`, an earlier attempt may have created it:
-    /// it is looked for first.
+    /// Creates a project from its package (a bundle: stores it). When `in_doubt`, an earlier attempt
+    /// may have created it: it is looked for first.
     async fn create_project(
         &self,
         ctx: &EntityContext,
-        _package: &ProjectPackage,
-        _in_doubt: bool,
-    ) -> Result<CreatedProject, LoadError> {
-        Err(LoadError::skipped(format!(
-            "{}: bundles do not carry projects yet; migrate it live",
-            ctx.entity.source_full_path
-        )))
-    }
+        package: &ProjectPackage,
+        in_doubt: bool,
+    ) -> Result<CreatedProject, LoadError>;
 
     /// How many records a REST list of the destination holds (`projects/1/labels`); None for a sink
     /// that is not a live destination.

@@ -95,8 +95,53 @@ impl Source for BundleSource {
         "bundle"
     }
 
-    fn carries_projects(&self) -> bool {
-        false
+    fn project_absent(&self, full_path: &str) -> Option<String> {
+        let manifest = &self.bundle.manifest;
+        if manifest.format_version < 2 {
+            return Some(format!(
+                "this bundle (format version {}) was written before bundles carried projects: \
+                 export the group again, or migrate this project live (appliance migrate --project)",
+                manifest.format_version
+            ));
+        }
+        match manifest.entity(full_path) {
+            Some(e) if e.entity_type == "project" && e.status == "finished" => None,
+            Some(e) if e.entity_type == "project" => Some(format!(
+                "the export of this project did not finish (it {}): export it again",
+                e.status
+            )),
+            _ => Some(
+                "the bundle lists this project but does not carry it: it was exported with \
+                 migrate_projects false (--skip-projects)"
+                    .into(),
+            ),
+        }
+    }
+
+    async fn repository(
+        &self,
+        ctx: &EntityContext,
+        dir: &std::path::Path,
+    ) -> Result<Option<PathBuf>, ForgeError> {
+        let entity = ctx.entity.source_full_path.as_str();
+        let key = (entity.to_string(), "repository".to_string());
+        let Some(index) = self.batches.get(&key).and_then(|b| b.first()).copied() else {
+            return Ok(None);
+        };
+        let member = self.bundle.manifest.members[index].clone();
+        let bundle = Arc::clone(&self.bundle);
+        let path = dir.join("repository.bundle");
+        let out = path.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), BundleError> {
+            let file = std::fs::File::create(&out).map_err(BundleError::write(&out))?;
+            let mut writer = std::io::BufWriter::new(file);
+            bundle.copy_file(&member, &mut writer)?;
+            std::io::Write::flush(&mut writer).map_err(BundleError::write(&out))
+        })
+        .await
+        .map_err(|e| self.error(e.to_string()))?
+        .map_err(|e| self.error(e.to_string()))?;
+        Ok(Some(path))
     }
 
     fn url(&self) -> String {
@@ -112,9 +157,10 @@ impl Source for BundleSource {
         let entity = ctx.entity.source_full_path.as_str();
         let key = (entity.to_string(), relation.name().to_string());
         let Some(batches) = self.batches.get(&key) else {
-            if relation.name() == "group" {
+            if relation.name() == "group" || relation.name() == "project" {
                 return Err(self.error(format!(
-                    "the bundle holds no record of group `{entity}`: its export did not finish"
+                    "the bundle holds no record of {} `{entity}`: its export did not finish",
+                    relation.name()
                 )));
             }
             return Ok(ExtractedPage {
@@ -165,7 +211,7 @@ impl Source for BundleSource {
             .manifest
             .children(&ctx.entity.source_full_path)
             .into_iter()
-            .filter(|e| e.status == "finished")
+            .filter(|e| e.entity_type == "group" && e.status == "finished")
             .map(|e| json!({ "id": e.id, "full_path": e.source_full_path, "path": e.path }))
             .collect())
     }

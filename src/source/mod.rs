@@ -43,9 +43,10 @@ pub trait Source: Send + Sync {
     ) -> Result<ExtractedPage, ForgeError>;
     /// The direct subgroups of a group entity (REST group records), so they become entities of their own.
     async fn subgroups(&self, ctx: &EntityContext) -> Result<Vec<Value>, ForgeError>;
-    /// Whether this source can give projects (their records and repositories).
-    fn carries_projects(&self) -> bool {
-        true
+    /// Why this source cannot give the project at `full_path` (its records and repository), when it
+    /// cannot: a bundle that lists the project without carrying it says why.
+    fn project_absent(&self, _full_path: &str) -> Option<String> {
+        None
     }
     /// A project entity's repository as a `git bundle` of every ref, written under `dir`; None when
     /// the project has an empty repository (or the source carries none).
