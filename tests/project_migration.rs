@@ -676,3 +676,67 @@ async fn a_group_with_its_projects_migrates_through_a_bundle() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_explicit_user_map_gives_a_members_contributions_to_the_mapped_user() {
+    let (src, dst) = (source().await, destination().await);
+    let members = members(&src, PROJECT).await;
+    let issues = items(&src.url, &src.owner_token, PROJECT, "issues").await;
+    let wrote = |user: &str, item: &Value| {
+        item["author"] == user
+            || item["notes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["author"] == user)
+    };
+    // A member who wrote something, mapped to a destination user who is not a member of the project.
+    let author = members
+        .iter()
+        .find(|m| *m != "root" && issues.iter().any(|i| wrote(m, i)))
+        .expect("a member wrote an issue or a note")
+        .clone();
+    let target = ["farah", "dmitri", "chen", "bjorn", "ada"]
+        .into_iter()
+        .find(|u| !members.iter().any(|m| m == u))
+        .expect("a destination user who is not a member");
+    let dir = tempfile::tempdir().unwrap();
+    let map = dir.path().join("users.csv");
+    std::fs::write(&map, format!("{author},{target}\n")).unwrap();
+    let mut cmd = migrate_project_cmd(&src, &dst, &dir.path().join("data"), &dst.admin_token);
+    cmd.arg("--user-map").arg(&map);
+    let out = run(cmd).await;
+    assert!(out.status.success(), "{}", explain(&out));
+    assert_eq!(report(&out)["has_failures"], false, "{}", explain(&out));
+
+    // What GitLab's import makes of the source's issues, then the mapped member's part given to the
+    // destination user the map names.
+    let want: Vec<Value> = expected(&issues, &members, "root")
+        .into_iter()
+        .map(|mut i| {
+            if i["author"] == author.as_str() {
+                i["author"] = target.into();
+            }
+            for n in i["notes"].as_array_mut().unwrap() {
+                if n["author"] == author.as_str() {
+                    n["author"] = target.into();
+                }
+            }
+            i
+        })
+        .collect();
+    let got = unname(
+        &items(&dst.url, &dst.admin_token, "imported/api", "issues").await,
+        &issues,
+    );
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g, w, "{author}'s contributions are {target}'s");
+    }
+    assert!(
+        got.iter().any(|i| wrote(target, i)),
+        "the mapped user has contributions"
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}

@@ -92,7 +92,10 @@ impl Engine {
             .map_err(|e| EngineError::Setup(format!("cannot stage the project: {e}")))?;
         let members = staging.path().join("project_members.ndjson");
         match stage_relation(source, ctx, "project_members", &members).await {
-            Ok(_) => ctx.project_members = Some(members),
+            Ok(_) => {
+                map_members(sink, &members).await?;
+                ctx.project_members = Some(members);
+            }
             Err(StageError::Source(e)) if e.is_unreachable() => {
                 return Err(EngineError::Unreachable(e.to_string()));
             }
@@ -191,6 +194,9 @@ impl Engine {
             match stage_relation(source, ctx, name, &staged).await {
                 Ok(0) => counted.push((*name, *count_path, 0)),
                 Ok(n) => {
+                    if *name == "project_members" {
+                        map_members(sink, &staged).await?;
+                    }
                     relations.push((name.to_string(), staged));
                     counted.push((*name, *count_path, n));
                 }
@@ -438,6 +444,15 @@ async fn stage_relation(
     }
     out.flush().await.map_err(StageError::Disk)?;
     Ok(count)
+}
+
+/// An explicit user map applied to staged project members (a live destination rewrites their emails).
+async fn map_members(sink: &dyn Sink, staged: &std::path::Path) -> Result<(), EngineError> {
+    match sink.map_project_members(staged).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.unreachable => Err(EngineError::Unreachable(e.message)),
+        Err(e) => Err(EngineError::Setup(e.message)),
+    }
 }
 
 /// How many records a destination project's REST list holds (None: not a live destination).

@@ -121,6 +121,42 @@ impl GitLab {
         Ok(found)
     }
 
+    /// The email GitLab's project import would map a source user to the destination user an explicit
+    /// user map names (the destination user's email, which an administrator's token sees, else their
+    /// public email). None when the map does not name the user, or the named user has no email the
+    /// token can see.
+    pub async fn explicitly_mapped_email(
+        &self,
+        source_user: &Value,
+    ) -> Result<Option<String>, ForgeError> {
+        let username = source_user
+            .get("username")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let email = source_user
+            .get("public_email")
+            .and_then(Value::as_str)
+            .filter(|e| !e.is_empty());
+        let Some(dest) = self.directory.explicit.lookup(username, email) else {
+            return Ok(None);
+        };
+        let users = self
+            .client
+            .get("users", &[("username", dest.to_string())])
+            .await?;
+        Ok(users
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|u| text(u, "username").eq_ignore_ascii_case(dest))
+            .and_then(|u| {
+                [text(u, "email"), text(u, "public_email")]
+                    .into_iter()
+                    .find(|e| !e.is_empty())
+                    .map(str::to_string)
+            }))
+    }
+
     /// `GET /version`: proves the instance answers and the token is accepted.
     pub async fn version(&self) -> Result<String, ForgeError> {
         let v = self.client.get("version", &[]).await?;

@@ -50,6 +50,10 @@ impl Sink for LiveSink {
             .or_else(|| page.next.is_none().then_some(page.items.len() as u64)))
     }
 
+    async fn map_project_members(&self, staged: &std::path::Path) -> Result<(), LoadError> {
+        super::project_import::map_members(&self.gitlab, staged).await
+    }
+
     async fn create_project(
         &self,
         ctx: &EntityContext,

@@ -79,6 +79,13 @@ pub trait Sink: Send + Sync {
         in_doubt: bool,
     ) -> Result<CreatedProject, LoadError>;
 
+    /// Rewrites a staged `project_members` NDJSON file in place for this destination before it travels
+    /// in an import archive: GitLab's import maps authors through the members' emails, so a member an
+    /// explicit user map names gets the mapped destination user's email. A bundle keeps the source's.
+    async fn map_project_members(&self, _staged: &std::path::Path) -> Result<(), LoadError> {
+        Ok(())
+    }
+
     /// How many records a REST list of the destination holds (`projects/1/labels`); None for a sink
     /// that is not a live destination.
     async fn count(&self, _path: &str) -> Result<Option<u64>, LoadError> {

@@ -80,6 +80,44 @@ pub async fn create(
     follow(dest, &started).await
 }
 
+/// Gives each member an explicit user map names the mapped destination user's email (GitLab's import
+/// maps members, and through them authors, by email). The file is rewritten atomically; records the
+/// map does not name are kept byte for byte.
+pub async fn map_members(dest: &GitLab, staged: &std::path::Path) -> Result<(), LoadError> {
+    let io =
+        |e: std::io::Error| LoadError::internal(format!("cannot map the project's members: {e}"));
+    let text = tokio::fs::read_to_string(staged).await.map_err(io)?;
+    let mut out = String::with_capacity(text.len());
+    let mut changed = false;
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let mut record: Value = match serde_json::from_str(line) {
+            Ok(r) => r,
+            Err(_) => {
+                out.push_str(line);
+                out.push('\n');
+                continue;
+            }
+        };
+        let user = record.get("user").cloned().unwrap_or(Value::Null);
+        match dest.explicitly_mapped_email(&user).await? {
+            Some(email) if record["user"].is_object() => {
+                record["user"]["public_email"] = Value::String(email.clone());
+                record["user"]["email"] = Value::String(email);
+                out.push_str(&record.to_string());
+                changed = true;
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    if changed {
+        let tmp = staged.with_extension("mapped.tmp");
+        tokio::fs::write(&tmp, out).await.map_err(io)?;
+        tokio::fs::rename(&tmp, staged).await.map_err(io)?;
+    }
+    Ok(())
+}
+
 /// Writes the archive on a blocking thread: the repository bundle may be gigabytes.
 async fn write_archive(
     file: &std::path::Path,
