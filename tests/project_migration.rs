@@ -740,3 +740,48 @@ async fn an_explicit_user_map_gives_a_members_contributions_to_the_mapped_user()
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destination_that_refuses_gitlab_exports_is_said_before_anything_is_written() {
+    let (src, dst) = (source().await, destination().await);
+    let resp = http()
+        .put(format!("{}/api/v4/application/settings", dst.url))
+        .header("PRIVATE-TOKEN", &dst.admin_token)
+        .json(&json!({"import_sources": ["github", "bitbucket"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let data = tempfile::tempdir().unwrap();
+    let out = migrate_project(&src, &dst, data.path(), &dst.admin_token).await;
+    assert_eq!(out.status.code(), Some(1), "{}", explain(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("does not accept GitLab export imports")
+            && said.contains("import_sources[]=gitlab_project")
+            && said.contains("--skip-projects"),
+        "says what to change: {said}"
+    );
+    let requests = sim_requests(&dst).await;
+    let writes: u64 = requests["by_request"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| !k.starts_with("GET ") && !k.contains("/application/settings"))
+        .map(|(_, v)| v.as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(writes, 0, "nothing was written: {requests:#}");
+    // Groups still migrate without their projects.
+    let out = migrate_group(
+        &src,
+        &dst,
+        data.path(),
+        "acme",
+        "imported",
+        &["--skip-projects"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", explain(&out));
+    src.shutdown().await;
+    dst.shutdown().await;
+}

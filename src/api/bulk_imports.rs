@@ -92,6 +92,7 @@ fn submit_error(e: SubmitError) -> ApiError {
         e @ (SubmitError::SourceUnreachable { .. }
         | SubmitError::InvalidBundle(_)
         | SubmitError::ProjectsNotSupported { .. }
+        | SubmitError::ProjectImportsDisabled
         | SubmitError::MigratedBefore { .. }) => {
             ApiError::Unprocessable(e.to_string())
         }

@@ -140,9 +140,15 @@ pub enum SubmitError {
     )]
     NoDestination,
     #[error(
-        "Projects are not carried in bundles yet: '{full_path}' was refused; migrate it live (appliance migrate --project)"
+        "A bundle carries projects with their group: '{full_path}' was refused on its own; export its group (its projects come with it), or migrate it live (appliance migrate --project)"
     )]
     ProjectsNotSupported { full_path: String },
+    /// The destination does not take GitLab export archives, which is how projects are created.
+    #[error(
+        "The destination does not accept GitLab export imports, which create the projects: an administrator adds \"GitLab export\" to Import sources ({place}; or PUT /api/v4/application/settings with import_sources[]=gitlab_project), or migrate without projects (--skip-projects, migrate_projects: false)",
+        place = crate::forge::gitlab::IMPORT_SETTINGS_PLACE
+    )]
+    ProjectImportsDisabled,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -670,6 +676,13 @@ async fn check_destination(destination: &GitLab, e: &EntityRequest) -> Result<()
     };
     if taken.map_err(unreachable)?.is_some() {
         return Err(SubmitError::DestinationExists { full_path });
+    }
+    let creates_projects = e.entity_type == EntityType::Project || e.migrate_projects;
+    if creates_projects
+        && let Some(settings) = destination.import_settings().await.map_err(unreachable)?
+        && !settings.accepts_gitlab_exports
+    {
+        return Err(SubmitError::ProjectImportsDisabled);
     }
     Ok(())
 }

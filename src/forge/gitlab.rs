@@ -27,7 +27,22 @@ struct Directory {
     users: Mutex<HashMap<u64, Value>>,
     mapped: Mutex<HashMap<String, Option<MappedUser>>>,
     current: tokio::sync::OnceCell<Value>,
+    import_settings: tokio::sync::OnceCell<Option<ImportSettings>>,
 }
+
+/// What an instance's settings say about importing GitLab export archives (`GET /application/settings`,
+/// which only an administrator's token may read).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportSettings {
+    /// `import_sources` holds `gitlab_project`.
+    pub accepts_gitlab_exports: bool,
+    /// `max_import_size`, MiB; None when unlimited (0).
+    pub max_import_mib: Option<u64>,
+}
+
+/// Where an administrator changes the import settings, for messages.
+pub const IMPORT_SETTINGS_PLACE: &str =
+    "Admin area > Settings > General > Import and export settings";
 
 /// Encodes a full path (`a/b`) for use as `:id` in a URL (`a%2Fb`).
 pub fn encode_path(full_path: &str) -> String {
@@ -155,6 +170,31 @@ impl GitLab {
                     .find(|e| !e.is_empty())
                     .map(str::to_string)
             }))
+    }
+
+    /// The instance's import settings, asked once; None when the token may not read them (not an
+    /// administrator's): then the import itself says what it refuses.
+    pub async fn import_settings(&self) -> Result<Option<ImportSettings>, ForgeError> {
+        self.directory
+            .import_settings
+            .get_or_try_init(|| async {
+                match self.client.get("application/settings", &[]).await {
+                    Ok(v) => Ok(Some(ImportSettings {
+                        accepts_gitlab_exports: v
+                            .get("import_sources")
+                            .and_then(Value::as_array)
+                            .is_none_or(|s| s.iter().any(|x| x == "gitlab_project")),
+                        max_import_mib: v
+                            .get("max_import_size")
+                            .and_then(Value::as_u64)
+                            .filter(|m| *m > 0),
+                    })),
+                    Err(e) if matches!(e.status(), Some(401 | 403 | 404)) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+            .cloned()
     }
 
     /// `GET /version`: proves the instance answers and the token is accepted.

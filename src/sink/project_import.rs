@@ -34,6 +34,7 @@ pub async fn create(
     let dir = tempfile::tempdir().map_err(|e| LoadError::internal(e.to_string()))?;
     let file = dir.path().join("project.tar.gz");
     write_archive(&file, &attributes, package).await?;
+    refuse_oversized(dest, &file).await?;
 
     let name = attributes
         .get("name")
@@ -78,6 +79,38 @@ pub async fn create(
         }
     };
     follow(dest, &started).await
+}
+
+/// An archive larger than the destination's maximum import size is refused before it is sent, saying
+/// what to change (GitLab would take the whole upload, then fail the import).
+async fn refuse_oversized(dest: &GitLab, archive: &std::path::Path) -> Result<(), LoadError> {
+    let Some(limit) = dest.import_settings().await?.and_then(|s| s.max_import_mib) else {
+        return Ok(());
+    };
+    let size = tokio::fs::metadata(archive)
+        .await
+        .map_err(|e| LoadError::internal(e.to_string()))?
+        .len();
+    match too_large(size, limit) {
+        Some(message) => Err(LoadError {
+            class: "Appliance::ImportTooLarge".into(),
+            message,
+            correlation_id: None,
+            unreachable: false,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Why an archive of `size` bytes cannot go to a destination that takes at most `limit_mib` MiB.
+fn too_large(size: u64, limit_mib: u64) -> Option<String> {
+    let mib = size.div_ceil(1 << 20);
+    (size > limit_mib << 20).then(|| {
+        format!(
+            "the project's import archive is {mib} MiB and the destination accepts at most {limit_mib} MiB (max_import_size): an administrator raises \"Maximum import size\" ({}) to at least {mib} MiB, then retry",
+            crate::forge::gitlab::IMPORT_SETTINGS_PLACE
+        )
+    })
 }
 
 /// Gives each member an explicit user map names the mapped destination user's email (GitLab's import
@@ -237,4 +270,18 @@ fn failed_relations(status: &Value) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_archive_over_the_maximum_import_size_is_refused_naming_the_setting() {
+        assert_eq!(too_large(5 << 20, 5), None);
+        let why = too_large((5 << 20) + 1, 5).unwrap();
+        assert!(why.contains("is 6 MiB"), "{why}");
+        assert!(why.contains("at most 5 MiB"), "{why}");
+        assert!(why.contains("Maximum import size"), "{why}");
+    }
 }

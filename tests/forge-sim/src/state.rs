@@ -174,6 +174,33 @@ impl<T: Record> Table<T> {
     }
 }
 
+/// The application settings the simulator keeps (GitLab's `GET/PUT /application/settings`): what
+/// governs importing GitLab export archives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApplicationSettings {
+    /// GitLab's default on a new instance includes `gitlab_project`.
+    pub import_sources: Vec<String>,
+    /// MiB; 0 means unlimited.
+    pub max_import_size: u64,
+}
+
+impl Default for ApplicationSettings {
+    fn default() -> Self {
+        ApplicationSettings {
+            import_sources: [
+                "github",
+                "bitbucket",
+                "bitbucket_server",
+                "gitlab_project",
+                "git",
+            ]
+            .map(String::from)
+            .to_vec(),
+            max_import_size: 0,
+        }
+    }
+}
+
 /// How far above `first_id` the ids of records with an iid start.
 pub const IID_OFFSET: u64 = 1000;
 
@@ -208,6 +235,8 @@ pub struct Store {
     pub imports: HashMap<u64, ProjectImport>,
     /// Every single-relation import, in id order (ids from 1).
     pub relation_imports: Vec<RelationImport>,
+    /// The instance's application settings an administrator reads and changes.
+    pub settings: ApplicationSettings,
     next_user_id: u64,
     next_group_id: u64,
     next_project_id: u64,
@@ -247,6 +276,7 @@ impl Store {
             uploads: Table::new(first_id),
             imports: HashMap::new(),
             relation_imports: Vec::new(),
+            settings: ApplicationSettings::default(),
             next_user_id: 1,
             next_group_id: first_id,
             next_project_id: first_id,

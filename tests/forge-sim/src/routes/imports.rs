@@ -64,8 +64,27 @@ fn correlation_id(project_id: u64, now: &str) -> String {
 /// `POST /projects/import`: creates the project, schedules the import, answers 201.
 pub fn create(ctx: &Ctx) -> Answer {
     let p = &ctx.params;
+    // GitLab's API refuses the import outright when GitLab export is not an enabled import source.
+    let settings = ctx.sim.read().settings.clone();
+    if !settings
+        .import_sources
+        .iter()
+        .any(|s| s == "gitlab_project")
+    {
+        return Err(ApiError::Forbidden);
+    }
     let path = p.required("path")?;
     let file = archive(ctx)?;
+    if settings.max_import_size > 0 && file.len() as u64 > settings.max_import_size << 20 {
+        return Err(ApiError::message(
+            axum::http::StatusCode::BAD_REQUEST,
+            format!(
+                "File is too big ({:.2} MiB). Please upload files up to {} MiB.",
+                file.len() as f64 / (1u64 << 20) as f64,
+                settings.max_import_size
+            ),
+        ));
+    }
     let name = p
         .text("name")
         .filter(|n| !n.trim().is_empty())

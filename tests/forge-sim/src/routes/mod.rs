@@ -22,6 +22,7 @@ pub mod projects;
 pub mod protected_branches;
 pub mod releases;
 pub mod request;
+pub mod settings;
 pub mod snippets;
 pub mod uploads;
 pub mod users;
@@ -249,6 +250,8 @@ fn route(ctx: &Ctx, method: &Method, segs: &[&str]) -> Answer {
             "enterprise": true
         }))),
         ["user"] if get => users::current(ctx),
+        ["application", "settings"] if get => settings::get(ctx),
+        ["application", "settings"] if put => settings::update(ctx),
         ["personal_access_tokens", "self"] if get => users::token_self(ctx),
         ["namespaces"] if get => namespaces::list(ctx),
         ["namespaces", id, "exists"] if get => namespaces::exists(ctx, id),
