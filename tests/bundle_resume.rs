@@ -46,8 +46,30 @@ fn staged_batches(data: &Path) -> usize {
     count(&data.join("exports"))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_export_killed_midway_resumes_and_writes_the_same_bundle() {
+/// Whether an export has staged a project's repository (projects are exported after their group).
+fn staged_repositories(data: &Path) -> usize {
+    fn count(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| {
+                        let p = e.path();
+                        if p.is_dir() {
+                            count(&p)
+                        } else {
+                            usize::from(p.file_name().is_some_and(|n| n == "repository"))
+                        }
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    count(&data.join("exports"))
+}
+
+/// An export killed once `staged(data)` holds, then run again, writes exactly the bundle an
+/// uninterrupted export writes.
+async fn kill_export_and_resume(what: &str, staged: impl Fn(&Path) -> bool) {
     let src = source().await;
     let dir = tempfile::tempdir().unwrap();
     let reference = dir.path().join("reference.bundle");
@@ -60,13 +82,9 @@ async fn an_export_killed_midway_resumes_and_writes_the_same_bundle() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    kill_when(&mut child, "the export", async || {
-        staged_batches(&data) >= 2
-    })
-    .await;
+    kill_when(&mut child, what, async || staged(&data)).await;
     assert!(!out.exists(), "a killed export left a bundle behind");
-    let staged = staged_batches(&data);
-    assert!(staged >= 2, "some pages were staged before the kill");
+    assert!(staged(&data), "{what}: staged before the kill");
 
     set_latency(&src, 0).await;
     let o = export(&src, &out, &data, &[]).await;
@@ -84,6 +102,19 @@ async fn an_export_killed_midway_resumes_and_writes_the_same_bundle() {
         "the resumed export differs from an uninterrupted one"
     );
     src.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_killed_midway_resumes_and_writes_the_same_bundle() {
+    kill_export_and_resume("the export", |data| staged_batches(data) >= 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_killed_among_its_projects_resumes_and_writes_the_same_bundle() {
+    kill_export_and_resume("the export of the projects", |data| {
+        staged_repositories(data) >= 1
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
