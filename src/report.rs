@@ -113,13 +113,13 @@ impl Report {
             );
             let _ = writeln!(
                 s,
-                "    {:<20} {:>8} {:>8} {:>8}",
+                "    {:<28} {:>8} {:>8} {:>8}",
                 "relation", "source", "fetched", "imported"
             );
             for r in &e.stats {
                 let _ = writeln!(
                     s,
-                    "    {:<20} {:>8} {:>8} {:>8}",
+                    "    {:<28} {:>8} {:>8} {:>8}",
                     r.relation, r.stats.source, r.stats.fetched, r.stats.imported
                 );
                 if let Some(note) = &r.note {
@@ -154,7 +154,7 @@ impl Report {
         for (relation, t) in self.totals() {
             let _ = writeln!(
                 s,
-                "    {:<20} {:>8} {:>8} {:>8}",
+                "    {:<28} {:>8} {:>8} {:>8}",
                 relation, t.source, t.fetched, t.imported
             );
         }

@@ -38,14 +38,19 @@ async fn the_demo_migrates_live_and_through_a_bundle_and_the_copies_match() {
         "members",
         "cadences",
         "iterations",
+        "projects",
+        "issues",
+        "merge requests",
+        "notes",
+        "releases",
     ] {
         let row = table
             .lines()
-            .find(|l| l.split_whitespace().next() == Some(kind))
+            .find(|l| l.trim_start().starts_with(&format!("{kind} ")))
             .unwrap_or_else(|| panic!("a row for {kind}: {table}"));
         let numbers: Vec<u64> = row
             .split_whitespace()
-            .skip(1)
+            .skip(kind.split_whitespace().count())
             .map(|n| n.parse().unwrap())
             .collect();
         assert!(

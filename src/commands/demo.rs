@@ -154,9 +154,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let live_counts = tree_counts(&dest, &format!("imported/{group}")).await?;
     let offline_counts = tree_counts(&dest, &format!("imported/{offline_slug}")).await?;
     crate::outln!("\n== Live and offline copies at the destination")?;
-    crate::outln!("    {:<12} {:>8} {:>8}", "", "live", "offline")?;
+    crate::outln!("    {:<16} {:>8} {:>8}", "", "live", "offline")?;
     for ((name, l), (_, o)) in live_counts.iter().zip(&offline_counts) {
-        crate::outln!("    {name:<12} {l:>8} {o:>8}")?;
+        crate::outln!("    {name:<16} {l:>8} {o:>8}")?;
     }
     let same = live_counts == offline_counts;
     crate::outln!(
@@ -181,7 +181,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     )
 }
 
-/// How many groups, labels, milestones, badges, epics, boards and members a group tree has.
+/// How many groups, labels, milestones, badges, epics, boards, members, cadences, iterations, projects,
+/// issues, merge requests, notes and releases a group tree has.
 async fn tree_counts(dest: &GitLab, root: &str) -> anyhow::Result<Vec<(&'static str, usize)>> {
     let top = dest
         .group(root)
@@ -235,5 +236,41 @@ async fn tree_counts(dest: &GitLab, root: &str) -> anyhow::Result<Vec<(&'static 
     }
     counts.push(("cadences", cadences));
     counts.push(("iterations", iterations));
+    // The projects, with what their import brought.
+    let projects = dest
+        .list_all(
+            &format!("groups/{id}/projects"),
+            &[("include_subgroups", "true".to_string())],
+        )
+        .await?;
+    counts.push(("projects", projects.len()));
+    let (mut issues, mut merge_requests, mut notes, mut releases) = (0, 0, 0, 0);
+    for p in &projects {
+        let pid = p.get("id").and_then(Value::as_u64).unwrap_or_default();
+        for (kind, n) in [
+            ("issues", &mut issues),
+            ("merge_requests", &mut merge_requests),
+        ] {
+            let items = dest
+                .list_all(&format!("projects/{pid}/{kind}"), &[])
+                .await?;
+            *n += items.len();
+            for item in items {
+                let iid = item.get("iid").and_then(Value::as_u64).unwrap_or_default();
+                notes += dest
+                    .list_all(&format!("projects/{pid}/{kind}/{iid}/notes"), &[])
+                    .await?
+                    .len();
+            }
+        }
+        releases += dest
+            .list_all(&format!("projects/{pid}/releases"), &[])
+            .await?
+            .len();
+    }
+    counts.push(("issues", issues));
+    counts.push(("merge requests", merge_requests));
+    counts.push(("notes", notes));
+    counts.push(("releases", releases));
     Ok(counts)
 }
