@@ -315,6 +315,75 @@ async fn python_gitlab_drives_the_api_unchanged() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn python_gitlab_migrates_a_project_entity_into_an_existing_group() {
+    let (src, dst) = (source().await, destination().await);
+    let data = tempfile::tempdir().unwrap();
+    let server = serve(&dst, data.path());
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/python/bulk_imports_check.py"
+    );
+    let args = [
+        script,
+        &server.url,
+        API_TOKEN,
+        &src.url,
+        &src.owner_token,
+        "acme/backend/api",
+        "imported",
+        "--slug",
+        "api",
+        "--project",
+    ]
+    .map(str::to_string);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3").args(&args).output()
+    })
+    .await
+    .unwrap()
+    .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "python-gitlab check failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let issues = |sim: &forge_sim::RunningSim, token: &str, path: &str| {
+        let (url, token, path) = (sim.url.clone(), token.to_string(), path.to_string());
+        async move {
+            let mut iids: Vec<u64> =
+                get_all(&url, &token, &format!("projects/{}/issues", enc(&path)))
+                    .await
+                    .iter()
+                    .map(|i| i["iid"].as_u64().unwrap())
+                    .collect();
+            iids.sort();
+            iids
+        }
+    };
+    let want = issues(&src, &src.owner_token, "acme/backend/api").await;
+    assert!(!want.is_empty());
+    assert_eq!(issues(&dst, &dst.admin_token, "imported/api").await, want);
+    let project = get(&dst.url, &dst.admin_token, "projects/imported%2Fapi")
+        .await
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("(id {} at the destination)", project["id"])),
+        "the entity's project_id is the destination project's: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Only the project: no group was created beside it.
+    assert!(
+        get(&dst.url, &dst.admin_token, "groups/imported%2Fbackend")
+            .await
+            .is_none()
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn posting_the_same_migration_again_continues_it_without_duplicates() {
     let (src, dst) = (source().await, destination().await);
     let labels = get_all(

@@ -70,6 +70,8 @@ def main():
         help="comma-separated statuses that count as success at the end (default: finished)",
     )
     parser.add_argument("--cancel", action="store_true", help="cancel the migration before polling")
+    parser.add_argument("--project", action="store_true",
+                        help="source_group is a project: migrate it as a project_entity")
     args = parser.parse_args()
     accept = {s.strip() for s in args.accept.split(",") if s.strip()}
     slug = args.slug or f"{args.source_group.split('/')[-1]}-{uuid.uuid4().hex[:8]}"
@@ -82,7 +84,7 @@ def main():
         bulk = gl.bulk_imports.create({
             "configuration": {"url": args.source_url, "access_token": args.source_token},
             "entities": [{
-                "source_type": "group_entity",
+                "source_type": "project_entity" if args.project else "group_entity",
                 "source_full_path": args.source_group,
                 "destination_slug": slug,
                 "destination_namespace": args.dest_namespace,
@@ -131,7 +133,8 @@ def main():
     expect(entity.destination_slug == slug, f"destination_slug is {entity.destination_slug!r}, expected {slug!r}")
     expect(entity.destination_namespace == args.dest_namespace,
            f"destination_namespace is {entity.destination_namespace!r}, expected {args.dest_namespace!r}")
-    expect(entity.entity_type == "group", f"entity_type is {entity.entity_type!r}")
+    kind = "project" if args.project else "group"
+    expect(entity.entity_type == kind, f"entity_type is {entity.entity_type!r}, expected {kind!r}")
     expect(entity.migrate_projects is True and entity.migrate_memberships is True,
            "migrate_projects and migrate_memberships must default to true")
     all_ids = {e.id for e in gl.bulk_import_entities.list(get_all=True)}
@@ -171,6 +174,11 @@ def main():
         fail(f"bulk import {bulk.id} ended {bulk.status!r}, expected one of {sorted(accept)}:\n  "
              + "\n  ".join(summary))
     print(f"bulk import {bulk.id} ended {bulk.status!r}")
+    if args.project and bulk.status == "finished":
+        done = bulk.entities.get(entity.id)
+        expect(isinstance(done.project_id, int) and done.project_id > 0,
+               f"a finished project entity names its destination project: project_id {done.project_id!r}")
+        print(f"  project {done.destination_full_path} (id {done.project_id} at the destination)")
     for line in summary:
         print(f"  {line}")
 
