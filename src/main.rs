@@ -67,6 +67,12 @@ enum Command {
     /// Verify a bundle, then load it into a destination GitLab like a live migration.
     #[command(after_help = EXIT_STATUS_HELP)]
     Replay(commands::replay::ReplayArgs),
+    /// List the migrations, exports and replays that ran in a data directory.
+    List(commands::history::ListArgs),
+    /// Print the report of one migration from the store, as its run printed it.
+    Status(commands::history::StatusArgs),
+    /// Write the report of one migration to a file, as JSON, CSV or Markdown.
+    Report(commands::history::ReportArgs),
     /// Migrate the built-in sample source into the built-in sample destination and print the report.
     #[cfg(feature = "demo")]
     #[command(after_help = EXIT_STATUS_HELP)]
@@ -196,7 +202,11 @@ fn main() -> ExitCode {
                 "stopped before every migration reached a safe point; they resume at the next start",
                 exit::INTERRUPTED,
             ),
-            Command::Verify(_) | Command::Inspect(_) => {}
+            Command::Verify(_)
+            | Command::Inspect(_)
+            | Command::List(_)
+            | Command::Status(_)
+            | Command::Report(_) => {}
             _ => interrupt::listen(INTERRUPTED, exit::INTERRUPTED),
         }
         match cli.command {
@@ -209,6 +219,9 @@ fn main() -> ExitCode {
             Command::Verify(args) => commands::verify::run(args).await,
             Command::Inspect(args) => commands::inspect::run(args).await,
             Command::Replay(args) => commands::replay::run(args).await,
+            Command::List(args) => commands::history::list(args).await,
+            Command::Status(args) => commands::history::status(args).await,
+            Command::Report(args) => commands::history::write_report(args).await,
             #[cfg(feature = "demo")]
             Command::Demo(args) => commands::demo::run(args).await,
             Command::GenerateAssets { .. } => unreachable!("handled before the runtime starts"),

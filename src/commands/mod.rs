@@ -5,6 +5,7 @@ pub mod args;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod export;
+pub mod history;
 pub mod inspect;
 pub mod migrate;
 pub mod output;
