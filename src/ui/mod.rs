@@ -94,7 +94,9 @@ async fn security_headers(mut resp: Response) -> Response {
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null` with
+    // the page's own form posts, which the cross-site check must refuse.
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     h.entry(CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     resp
