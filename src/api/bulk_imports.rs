@@ -10,6 +10,7 @@ use super::pagination::{self, PageInfo, Query, parse_query, request_base};
 use super::params::{self, check, list_params, path_id};
 use super::render::{self, BulkImportBody, EntityBody, FailureBody};
 use crate::engine::{EngineError, SubmitError, SubmitRequest, blocking};
+use crate::model::BulkImport;
 use crate::store::{EntityFilter, StoreError};
 use axum::Json;
 use axum::body::Bytes;
@@ -117,6 +118,18 @@ pub async fn create(
         .get(CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()));
     let params = parse_create_request(content_type.as_deref(), &body)?;
+    let bulk = start(&state, params, "the API").await?;
+    Ok((StatusCode::CREATED, Json(render::bulk_import(&bulk))))
+}
+
+/// Starts the migration, replay or export validated `params` ask for, as `POST /bulk_imports` does;
+/// the web page's forms come here too (`via` names which, for the log). The errors are GitLab's
+/// (`ApiError`), with the source token scrubbed from them.
+pub async fn start(
+    state: &ApiState,
+    params: params::CreateParams,
+    via: &'static str,
+) -> Result<BulkImport, ApiError> {
     let token = params.access_token.clone();
     let bundle_dir = state.engine.bundle_dir().to_path_buf();
     let (replay, export) = (params.replay_bundle.clone(), params.export_bundle.clone());
@@ -161,8 +174,8 @@ pub async fn create(
     };
     match submitted {
         Ok((bulk, _)) => {
-            tracing::info!(bulk_import = bulk.id, source = %bulk.source_url, "migration started through the API");
-            Ok((StatusCode::CREATED, Json(render::bulk_import(&bulk))))
+            tracing::info!(bulk_import = bulk.id, source = %bulk.source_url, "migration started through {via}");
+            Ok(bulk)
         }
         Err(e) => {
             let err = submit_error(e).redact(token.expose_secret());

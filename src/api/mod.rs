@@ -26,7 +26,9 @@ use std::sync::Arc;
 
 pub use auth::{TokenOrigin, load_or_create_token};
 pub use bulk_imports::parse_create_request;
+pub(crate) use bulk_imports::start as start_bulk_import;
 pub use params::CreateParams;
+pub(crate) use params::create_params;
 
 /// The largest request body accepted (axum's default, stated here): a larger one answers GitLab's
 /// `413 Request Entity Too Large`. A bulk import request with a user map of tens of thousands of
@@ -127,7 +129,7 @@ pub fn route_list() -> Vec<Route> {
     routes().list
 }
 
-/// Every endpoint of the bulk_imports API; the token is checked before anything else, as GitLab's
+/// Every endpoint of the bulk_imports API, and the web page at `/`; the token is checked before anything else, as GitLab's
 /// `authenticate!` runs before parameter validation (`openapi.json` alone is public). Every answer,
 /// the framework's refusals included, is GitLab's JSON shape (`error::gitlab_shaped`), and carries
 /// the request's id (`request_id`).
@@ -138,7 +140,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/-/health", get(health::health))
         .route("/-/readiness", get(health::readiness));
     let routes = routes();
-    routes
+    let api = routes
         .with_token
         .method_not_allowed_fallback(error::method_not_allowed)
         .route_layer(axum::middleware::from_fn_with_state(
@@ -153,7 +155,11 @@ pub fn router(state: ApiState) -> Router {
         .merge(probes)
         .fallback(error::no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::map_response(error::gitlab_shaped))
+        .layer(axum::middleware::map_response(error::gitlab_shaped));
+    // The web page (`crate::ui`) is merged after the API's layers, so its HTML answers are not
+    // turned into GitLab's JSON errors; it is outside `/api/v4` and outside the API's description.
+    api.merge(crate::ui::router(state.clone()))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(request_id::tag))
         .with_state(state)
 }

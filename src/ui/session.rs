@@ -1,0 +1,244 @@
+//! Who is signed in to the page, and which forms are the page's own.
+//!
+//! The sign-in form posts the appliance's API token; it is checked with the API's own comparison
+//! (`api::auth::tokens_match`) and kept in a cookie the browser's scripts cannot read: `HttpOnly`,
+//! `SameSite=Strict`, `Path=/`, and `Secure` when the request came through a TLS-terminating proxy
+//! (`X-Forwarded-Proto: https` or `Forwarded: proto=https`). `serve` has no TLS of its own: on plain
+//! HTTP the cookie goes without `Secure` (a browser drops a `Secure` cookie an `http://` origin sets),
+//! which keeps it on the machine when `serve` listens on loopback, as it does by default; on any other
+//! address `serve` warns that tokens cross the network in clear, and so does the sign-in page.
+//!
+//! Every form that changes something carries a per-session token, HMAC-SHA256 of the cookie's token
+//! under a key drawn when the process starts (so the page never holds anything the API token can be
+//! recovered from), and is refused when the browser says it comes from another site (`Origin`,
+//! `Sec-Fetch-Site`). The token itself is never logged, rendered into a page or put in a URL.
+
+use crate::api::auth::tokens_match;
+use axum::http::header::{COOKIE, HOST, ORIGIN};
+use axum::http::{HeaderMap, HeaderValue};
+use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use rand::TryRngCore;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+/// The cookie that holds the API token.
+pub const COOKIE_NAME: &str = "appliance_token";
+
+/// The key of the per-session form tokens, drawn once per process.
+#[derive(Clone)]
+pub struct CsrfKey([u8; 32]);
+
+impl CsrfKey {
+    pub fn random() -> CsrfKey {
+        let mut key = [0u8; 32];
+        // The OS's random source; if it fails the process cannot make tokens of its own either.
+        rand::rngs::OsRng
+            .try_fill_bytes(&mut key)
+            .expect("the operating system's random source");
+        CsrfKey(key)
+    }
+
+    /// The form token of the session that holds `token`.
+    pub fn form_token(&self, token: &SecretString) -> String {
+        hex::encode(hmac_sha256(&self.0, token.expose_secret().as_bytes()))
+    }
+}
+
+fn hmac_sha256(key: &[u8; 32], msg: &[u8]) -> [u8; 32] {
+    let mut ipad = [0x36u8; 64];
+    let mut opad = [0x5cu8; 64];
+    for (i, k) in key.iter().enumerate() {
+        ipad[i] ^= k;
+        opad[i] ^= k;
+    }
+    let inner = Sha256::new()
+        .chain_update(ipad)
+        .chain_update(msg)
+        .finalize();
+    Sha256::new()
+        .chain_update(opad)
+        .chain_update(inner)
+        .finalize()
+        .into()
+}
+
+/// The token the request's cookie holds, if it is the appliance's token.
+pub fn signed_in(headers: &HeaderMap, expected: &SecretString) -> bool {
+    cookie_value(headers, COOKIE_NAME).is_some_and(|t| tokens_match(&t, expected))
+}
+
+/// The value of cookie `name`, percent-decoded.
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| {
+            percent_decode_str(v.trim())
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+}
+
+/// Whether the browser reached us over TLS (through a proxy in front of `serve`).
+pub fn over_tls(headers: &HeaderMap) -> bool {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    header("x-forwarded-proto").split(',').next().map(str::trim) == Some("https")
+        || header("forwarded")
+            .split([';', ','])
+            .any(|p| p.trim() == "proto=https")
+}
+
+/// The `Set-Cookie` that signs in with `token`.
+pub fn sign_in_cookie(token: &str, tls: bool) -> HeaderValue {
+    let value = utf8_percent_encode(token, NON_ALPHANUMERIC);
+    let secure = if tls { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE_NAME}={value}; HttpOnly; SameSite=Strict; Path=/{secure}"
+    ))
+    .expect("a percent-encoded cookie is a valid header value")
+}
+
+/// The `Set-Cookie` that signs out: the cookie emptied and expired.
+pub fn sign_out_cookie(tls: bool) -> HeaderValue {
+    let secure = if tls { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE_NAME}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}"
+    ))
+    .expect("a valid header value")
+}
+
+/// Why a form post is refused before it is read; None when it comes from this page.
+pub fn cross_site(headers: &HeaderMap) -> Option<&'static str> {
+    let get = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    if let Some(site) = get("sec-fetch-site")
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Some("the form was sent from another site");
+    }
+    if let Some(origin) = get(ORIGIN.as_str()) {
+        let authority = origin.split_once("://").map(|(_, a)| a).unwrap_or("");
+        let host = get("x-forwarded-host")
+            .and_then(|h| h.split(',').next())
+            .map(str::trim)
+            .or_else(|| get(HOST.as_str()));
+        if host != Some(authority) {
+            return Some("the form was sent from another site");
+        }
+    }
+    None
+}
+
+/// Whether the form's token is the session's.
+pub fn form_token_ok(key: &CsrfKey, token: &SecretString, presented: Option<&str>) -> bool {
+    let expected = SecretString::from(key.form_token(token));
+    presented.is_some_and(|p| tokens_match(p, &expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // RFC 4231 test case 2 uses a 4-byte key; a 32-byte key zero-padded is the same HMAC.
+        let mut key = [0u8; 32];
+        key[..4].copy_from_slice(b"Jefe");
+        assert_eq!(
+            hex::encode(hmac_sha256(&key, b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn the_cookie_signs_in_only_with_the_token() {
+        let token = SecretString::from("s3cret; =x".to_string());
+        let set = sign_in_cookie("s3cret; =x", false);
+        let set = set.to_str().unwrap();
+        assert!(set.contains("HttpOnly; SameSite=Strict; Path=/"), "{set}");
+        assert!(!set.contains("Secure") && !set.contains("s3cret;"), "{set}");
+        assert!(
+            sign_in_cookie("t", true)
+                .to_str()
+                .unwrap()
+                .ends_with("; Secure")
+        );
+        let value = set.split(';').next().unwrap();
+        assert!(signed_in(
+            &headers(&[("cookie", &format!("a=b; {value}"))]),
+            &token
+        ));
+        assert!(!signed_in(
+            &headers(&[("cookie", "appliance_token=s3cret")]),
+            &token
+        ));
+        assert!(!signed_in(&HeaderMap::new(), &token));
+    }
+
+    #[test]
+    fn tls_is_what_the_proxy_says() {
+        assert!(over_tls(&headers(&[("x-forwarded-proto", "https")])));
+        assert!(over_tls(&headers(&[(
+            "forwarded",
+            "for=1.2.3.4;proto=https"
+        )])));
+        assert!(!over_tls(&headers(&[("x-forwarded-proto", "http")])));
+        assert!(!over_tls(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn forms_from_other_sites_are_refused() {
+        let own = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://127.0.0.1:8080"),
+        ]);
+        assert_eq!(cross_site(&own), None);
+        let other = headers(&[
+            ("host", "127.0.0.1:8080"),
+            ("origin", "http://evil.example"),
+        ]);
+        assert!(cross_site(&other).is_some());
+        let null = headers(&[("host", "127.0.0.1:8080"), ("origin", "null")]);
+        assert!(cross_site(&null).is_some());
+        let fetch = headers(&[("host", "a"), ("sec-fetch-site", "cross-site")]);
+        assert!(cross_site(&fetch).is_some());
+        assert_eq!(cross_site(&headers(&[("host", "a")])), None);
+    }
+
+    #[test]
+    fn form_tokens_are_per_session_and_per_process() {
+        let (k1, k2) = (CsrfKey::random(), CsrfKey::random());
+        let t = SecretString::from("token-a".to_string());
+        let f = k1.form_token(&t);
+        assert!(form_token_ok(&k1, &t, Some(&f)));
+        assert!(!form_token_ok(&k2, &t, Some(&f)));
+        assert!(!form_token_ok(
+            &k1,
+            &SecretString::from("token-b".to_string()),
+            Some(&f)
+        ));
+        assert!(!form_token_ok(&k1, &t, None));
+        assert!(!f.contains("token-a"));
+    }
+}
