@@ -67,6 +67,8 @@ enum Command {
     /// Verify a bundle, then load it into a destination GitLab like a live migration.
     #[command(after_help = EXIT_STATUS_HELP)]
     Replay(commands::replay::ReplayArgs),
+    /// Pre-flight: what a migration would move and everything that would block it, writing nothing.
+    Check(commands::check::CheckArgs),
     /// List the migrations, exports and replays that ran in a data directory.
     List(commands::history::ListArgs),
     /// Print the report of one migration from the store, as its run printed it.
@@ -204,6 +206,7 @@ fn main() -> ExitCode {
             ),
             Command::Verify(_)
             | Command::Inspect(_)
+            | Command::Check(_)
             | Command::List(_)
             | Command::Status(_)
             | Command::Report(_) => {}
@@ -219,6 +222,7 @@ fn main() -> ExitCode {
             Command::Verify(args) => commands::verify::run(args).await,
             Command::Inspect(args) => commands::inspect::run(args).await,
             Command::Replay(args) => commands::replay::run(args).await,
+            Command::Check(args) => commands::check::run(args).await,
             Command::List(args) => commands::history::list(args).await,
             Command::Status(args) => commands::history::status(args).await,
             Command::Report(args) => commands::history::write_report(args).await,

@@ -2,6 +2,7 @@
 //! and prints; the work is in the engine.
 
 pub mod args;
+pub mod check;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod export;

@@ -236,7 +236,44 @@ pub fn get(ctx: &Ctx, scope: &Scope) -> Answer {
         &mut value,
         json!({ "permissions": { "project_access": project_access, "group_access": group_access } }),
     );
+    // `statistics=true`: sizes as GitLab reports them (bytes), for members of Reporter and above.
+    if ctx.params.bool("statistics")? == Some(true) {
+        let repository_size = ctx
+            .sim
+            .git
+            .repo_path(&project.path_with_namespace)
+            .map(|p| dir_size(&p))
+            .unwrap_or(0);
+        super::users::merge(
+            &mut value,
+            json!({ "statistics": {
+                "commit_count": 0,
+                "storage_size": repository_size,
+                "repository_size": repository_size,
+                "wiki_size": 0,
+                "lfs_objects_size": 0,
+                "job_artifacts_size": 0,
+                "uploads_size": 0,
+            } }),
+        );
+    }
     Ok(Reply::ok(value))
+}
+
+/// Bytes of every file under `dir`.
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// GitLab's `parameterize` for a path derived from a name.

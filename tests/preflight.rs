@@ -1,0 +1,135 @@
+//! `appliance check`: what a migration would move and every blocker, with nothing written anywhere.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn check_cmd(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    data: &std::path::Path,
+    to: &str,
+) -> std::process::Command {
+    let mut cmd = appliance();
+    cmd.args(["check", "--json", "--group", "acme", "--to", to])
+        .args(["--source-url", &src.url, "--destination-url", &dst.url])
+        .arg("--data")
+        .arg(data)
+        .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
+        .env("APPLIANCE_DESTINATION_TOKEN", &dst.admin_token);
+    cmd
+}
+
+/// Requests that could have changed something at a simulator.
+async fn writes(sim: &forge_sim::RunningSim) -> Vec<String> {
+    sim_requests(sim).await["by_request"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| !k.starts_with("GET ") && !k.starts_with("HEAD "))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_says_what_would_move_and_writes_nothing() {
+    let (src, dst) = (source().await, destination().await);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let csv = dir.path().join("unmapped.csv");
+    let mut cmd = check_cmd(&src, &dst, &data, "imported");
+    cmd.arg("--unmapped-csv").arg(&csv);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", explain(&out));
+    let found: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        found["blockers"].as_array().unwrap().is_empty(),
+        "{found:#}"
+    );
+    assert_eq!(found["destination_admin"], true);
+    assert_eq!(found["destination_import"]["accepts_gitlab_exports"], true);
+
+    // The counts are the source's.
+    let acme = &found["entities"][0];
+    let projects = get_all(
+        &src.url,
+        &src.owner_token,
+        "groups/acme/projects?include_subgroups=true",
+    )
+    .await;
+    assert_eq!(acme["counts"]["projects"], projects.len());
+    let mut issues = 0;
+    for p in &projects {
+        let path = format!("projects/{}/issues", p["id"]);
+        issues += get_all(&src.url, &src.owner_token, &path).await.len();
+    }
+    assert_eq!(acme["counts"]["issues"], issues);
+    let labels = get_all(
+        &src.url,
+        &src.owner_token,
+        "groups/acme/labels?include_ancestor_groups=false",
+    )
+    .await;
+    assert_eq!(acme["counts"]["labels"], labels.len());
+    for p in acme["projects"].as_array().unwrap() {
+        assert!(p["repository_size"].as_u64() > Some(0), "{p}");
+    }
+    // Every user maps (the sample destination has them all): the CSV is there, empty.
+    assert_eq!(std::fs::read_to_string(&csv).unwrap(), "");
+
+    assert!(
+        writes(&src).await.is_empty(),
+        "nothing written at the source"
+    );
+    assert!(
+        writes(&dst).await.is_empty(),
+        "nothing written at the destination"
+    );
+    assert!(!data.exists(), "no data directory was created");
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_lists_every_blocker_at_once_with_what_to_change() {
+    let (src, dst) = (source().await, destination().await);
+    let resp = http()
+        .put(format!("{}/api/v4/application/settings", dst.url))
+        .header("PRIVATE-TOKEN", &dst.admin_token)
+        .json(&json!({"import_sources": ["github"]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = check_cmd(&src, &dst, &dir.path().join("data"), "no-such-group");
+    cmd.args(["--project", "acme/no-such-project"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "{}", explain(&out));
+    let found: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let blockers: Vec<&str> = found["blockers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_str().unwrap())
+        .collect();
+    for want in [
+        "acme/no-such-project",
+        "'no-such-group' is invalid",
+        "does not accept GitLab export imports",
+    ] {
+        assert!(
+            blockers.iter().any(|b| b.contains(want)),
+            "a blocker says {want:?}: {blockers:#?}"
+        );
+    }
+    assert!(
+        writes(&dst)
+            .await
+            .iter()
+            .all(|w| w.contains("application/settings"))
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}
