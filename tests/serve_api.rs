@@ -718,3 +718,64 @@ async fn replay_refuses_a_destination_below_its_source_on_the_same_instance() {
     assert_eq!(sim.sim.read().groups.len(), before, "a group was created");
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_says_what_would_move_and_records_nothing() {
+    let (src, dst) = (source().await, destination().await);
+    let data = tempfile::tempdir().unwrap();
+    let server = serve(&dst, data.path());
+    let body = json!({
+        "configuration": {"url": src.url, "access_token": src.owner_token},
+        "entities": [{"source_type": "group_entity", "source_full_path": "acme",
+                      "destination_slug": "acme", "destination_namespace": "imported"},
+                     {"source_type": "group_entity", "source_full_path": "acme/missing",
+                      "destination_slug": "m", "destination_namespace": "imported"}],
+        "dry_run": true,
+    });
+    let resp = api(&server, reqwest::Method::POST, "bulk_imports")
+        .await
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let found: Value = resp.json().await.unwrap();
+    assert!(
+        !found.to_string().contains(&src.owner_token),
+        "the token came back"
+    );
+    let projects = get_all(
+        &src.url,
+        &src.owner_token,
+        "groups/acme/projects?include_subgroups=true",
+    )
+    .await;
+    assert_eq!(
+        found["entities"][0]["counts"]["projects"],
+        projects.len(),
+        "{found:#}"
+    );
+    let blockers = found["blockers"].as_array().unwrap();
+    assert_eq!(blockers.len(), 1, "{found:#}");
+    assert!(
+        blockers[0].as_str().unwrap().contains("acme/missing"),
+        "{found:#}"
+    );
+    // Nothing was recorded, nothing written.
+    let listed: Value = api(&server, reqwest::Method::GET, "bulk_imports")
+        .await
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed, json!([]));
+    assert!(
+        get(&dst.url, &dst.admin_token, "groups/imported%2Facme")
+            .await
+            .is_none()
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}

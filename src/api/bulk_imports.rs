@@ -113,13 +113,48 @@ pub async fn create(
     State(state): State<ApiState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<BulkImportBody>), ApiError> {
+) -> Result<Response, ApiError> {
     let content_type = headers
         .get(CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()));
     let params = parse_create_request(content_type.as_deref(), &body)?;
+    if params.dry_run {
+        return dry_run(&state, params).await;
+    }
     let bulk = start(&state, params, "the API").await?;
-    Ok((StatusCode::CREATED, Json(render::bulk_import(&bulk))))
+    Ok((StatusCode::CREATED, Json(render::bulk_import(&bulk))).into_response())
+}
+
+/// `dry_run: true` (an appliance extension): 200 with what the request would move and every blocker
+/// (`Engine::preflight`), nothing recorded or written. Live migrations only.
+async fn dry_run(state: &ApiState, params: params::CreateParams) -> Result<Response, ApiError> {
+    if params.replay_bundle.is_some() || params.export_bundle.is_some() {
+        return Err(ApiError::BadRequest(
+            "dry_run checks a live migration: configuration[bundle] and export_bundle cannot be given with it".into(),
+        ));
+    }
+    let token = params.access_token.clone();
+    let req = SubmitRequest {
+        source_url: params.url,
+        source_token: params.access_token,
+        entities: params.entities,
+        user_map: params.user_map,
+        continue_earlier: true,
+    };
+    let found = state
+        .engine
+        .preflight(&req)
+        .await
+        .map_err(|e| submit_error(e).redact(token.expose_secret()))?;
+    let mut body = serde_json::to_value(&found)
+        .map_err(|e| ApiError::Unavailable(format!("503 Service Unavailable: {e}")))?;
+    // Whatever a forge answered, the token it was given is never sent back.
+    let secret = token.expose_secret();
+    if !secret.is_empty() && body.to_string().contains(secret) {
+        body = serde_json::from_str(&body.to_string().replace(secret, "[REDACTED]"))
+            .unwrap_or_default();
+    }
+    Ok((StatusCode::OK, Json(body)).into_response())
 }
 
 /// Starts the migration, replay or export validated `params` ask for, as `POST /bulk_imports` does;

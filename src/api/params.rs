@@ -24,6 +24,9 @@ pub struct CreateParams {
     /// Appliance extension `export_bundle`: export the entities into this bundle file (a file name in
     /// the bundle directory) instead of migrating them into the destination.
     pub export_bundle: Option<String>,
+    /// Appliance extension `dry_run`: check the request and say what it would move and what blocks
+    /// it (`Engine::preflight`), recording and writing nothing.
+    pub dry_run: bool,
 }
 
 /// A bundle file name: letters, digits, `.`, `_`, `-`, not starting with `.` (no paths).
@@ -145,6 +148,16 @@ pub fn create_params(body: &Value) -> Result<CreateParams, ApiError> {
     let mut access_token = None;
     let mut replay_bundle = None;
     let export_bundle = bundle_name(root.get("export_bundle"), "export_bundle", &mut errors);
+    let dry_run = match root.get("dry_run") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) if s == "true" => true,
+        Some(Value::String(s)) if s == "false" => false,
+        Some(_) => {
+            errors.push("dry_run is invalid".to_string());
+            false
+        }
+    };
     match root.get("configuration") {
         None | Some(Value::Null) => {
             errors.push("configuration is missing".to_string());
@@ -232,6 +245,7 @@ pub fn create_params(body: &Value) -> Result<CreateParams, ApiError> {
             user_map,
             replay_bundle,
             export_bundle,
+            dry_run,
         }),
         _ => Err(ApiError::BadRequest(errors.join(", "))),
     }

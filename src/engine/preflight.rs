@@ -158,6 +158,21 @@ impl Engine {
         out.source_version = source.version().await.ok();
         let mut unmapped = BTreeMap::new();
         for e in &req.entities {
+            // Every entity the source lacks is a blocker (the submission's check stops at the first).
+            let found = match e.entity_type {
+                EntityType::Group => source.group(&e.source_full_path).await,
+                EntityType::Project => source.project(&e.source_full_path).await,
+            };
+            if matches!(found, Ok(None)) {
+                out.blockers.push(
+                    SubmitError::SourceEntityNotFound {
+                        entity_type: e.entity_type.as_str(),
+                        full_path: e.source_full_path.clone(),
+                    }
+                    .to_string(),
+                );
+                continue;
+            }
             match measure(&source, &destination, e, &mut unmapped).await {
                 Ok(check) => {
                     if let Some(limit) = out
