@@ -779,3 +779,63 @@ async fn a_dry_run_says_what_would_move_and_records_nothing() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_was_left_out_on_purpose_is_listed_with_each_entity() {
+    let (src, dst) = (source().await, destination().await);
+    let data = tempfile::tempdir().unwrap();
+    let server = serve(&dst, data.path());
+    let body = json!({
+        "configuration": {"url": src.url, "access_token": src.owner_token},
+        "entities": [{"source_type": "group_entity", "source_full_path": "acme",
+                      "destination_slug": "acme", "destination_namespace": "imported",
+                      "migrate_projects": false}],
+    });
+    let resp = api(&server, reqwest::Method::POST, "bulk_imports")
+        .await
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let id = resp.json::<Value>().await.unwrap()["id"].as_u64().unwrap();
+    wait_for(&server, id, "finished").await;
+    let entities: Value = api(
+        &server,
+        reqwest::Method::GET,
+        &format!("bulk_imports/{id}/entities"),
+    )
+    .await
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let left_out: Vec<&Value> = entities
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["skipped"].as_array().unwrap())
+        .filter(|s| s["relation"] == "projects")
+        .collect();
+    let projects = get_all(
+        &src.url,
+        &src.owner_token,
+        "groups/acme/projects?include_subgroups=true",
+    )
+    .await;
+    assert_eq!(left_out.len(), projects.len(), "{entities:#}");
+    for s in left_out {
+        assert!(
+            s["reason"]
+                .as_str()
+                .unwrap()
+                .contains("migrate_projects is false")
+                && s["source_url"].as_str().unwrap().starts_with(&src.url),
+            "{s}"
+        );
+    }
+    src.shutdown().await;
+    dst.shutdown().await;
+}

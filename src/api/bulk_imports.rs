@@ -275,11 +275,10 @@ async fn entity_listing(
         let page = store.list_entities(EntityFilter { bulk_import_id }, &q)?;
         let mut items: Vec<EntityBody> = Vec::with_capacity(page.items.len());
         for e in &page.items {
-            items.push(render::entity(
-                e,
-                &store.trackers(e.id)?,
-                &store.failures(e.id)?,
-            ));
+            items.push(
+                render::entity(e, &store.trackers(e.id)?, &store.failures(e.id)?)
+                    .with_skipped(&store.skipped(e.id)?),
+            );
         }
         Ok::<_, StoreError>((page.total, items))
     })
@@ -353,11 +352,10 @@ pub async fn show_entity(
         if e.bulk_import_id != import_id {
             return Err(StoreError::NotFound(format!("entity {entity_id}")));
         }
-        Ok(render::entity(
-            &e,
-            &store.trackers(e.id)?,
-            &store.failures(e.id)?,
-        ))
+        Ok(
+            render::entity(&e, &store.trackers(e.id)?, &store.failures(e.id)?)
+                .with_skipped(&store.skipped(e.id)?),
+        )
     })
     .await?;
     Ok(Json(body))

@@ -72,6 +72,36 @@ pub struct EntityBody {
     pub has_failures: bool,
     /// Relation name -> counts, one per tracker.
     pub stats: BTreeMap<String, RelationStats>,
+    /// Appliance extension: records not migrated on purpose (an unmapped member, an item GitLab's
+    /// migration does not carry, a project left out), each with why; they are not failures.
+    pub skipped: Vec<SkippedBody>,
+}
+
+/// One record not migrated on purpose.
+#[derive(Debug, Serialize)]
+pub struct SkippedBody {
+    pub relation: String,
+    pub reason: String,
+    pub source_url: Option<String>,
+    pub source_title: Option<String>,
+    pub created_at: String,
+}
+
+impl EntityBody {
+    /// The entity with what was not migrated on purpose.
+    pub fn with_skipped(mut self, skipped: &[Failure]) -> EntityBody {
+        self.skipped = skipped
+            .iter()
+            .map(|f| SkippedBody {
+                relation: f.relation.clone(),
+                reason: truncate(&f.exception_message),
+                source_url: f.source_url.clone(),
+                source_title: f.source_title.clone(),
+                created_at: format_millis(f.created_at),
+            })
+            .collect();
+        self
+    }
 }
 
 /// An entity with the counts of its trackers and its failures.
@@ -99,6 +129,7 @@ pub fn entity(e: &Entity, trackers: &[Tracker], failures: &[Failure]) -> EntityB
             .iter()
             .map(|t| (t.relation.clone(), t.stats))
             .collect(),
+        skipped: Vec::new(),
     }
 }
 
