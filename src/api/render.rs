@@ -283,7 +283,8 @@ mod tests {
                 "stats": {
                     "labels": {"source": 3, "fetched": 2, "imported": 1},
                     "milestones": {"source": 5, "fetched": 4, "imported": 3}
-                }
+                },
+                "skipped": []
             })
         );
     }
