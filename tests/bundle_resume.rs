@@ -162,3 +162,55 @@ async fn a_replay_killed_midway_resumes_without_duplicates() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_that_ended_with_failures_is_continued_with_retry() {
+    let (src, dst) = (source().await, destination().await);
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("acme.bundle");
+    export(
+        &src,
+        &bundle,
+        &dir.path().join("export-data"),
+        &["--skip-projects"],
+    )
+    .await;
+    let victim = get_all(
+        &src.url,
+        &src.owner_token,
+        "groups/acme/labels?include_ancestor_groups=false",
+    )
+    .await[0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    set_faults(
+        &dst,
+        json!({"reject": [{"method": "POST", "path_contains": "/labels", "body_contains": victim,
+                           "status": 422, "message": "Label is invalid"}]}),
+    )
+    .await;
+    let data = dir.path().join("replay-data");
+    let first = run(replay_cmd(&dst, &bundle, &data)).await;
+    assert_eq!(first.status.code(), Some(2), "{}", text(&first));
+    set_faults(&dst, json!({})).await;
+
+    // The same replay again is refused, saying how to continue it ...
+    let again = run(replay_cmd(&dst, &bundle, &data)).await;
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("add --retry"),
+        "{}",
+        text(&again)
+    );
+    // ... and with --retry, only what is missing is written.
+    let mut cmd = replay_cmd(&dst, &bundle, &data);
+    cmd.arg("--retry");
+    let retried = run(cmd).await;
+    assert!(retried.status.success(), "{}", text(&retried));
+    let want = snapshot(&src.url, &src.owner_token, "acme").await;
+    let got = snapshot(&dst.url, &dst.owner_token, "imported/acme").await;
+    assert_same_tree(&want, &got);
+    src.shutdown().await;
+    dst.shutdown().await;
+}

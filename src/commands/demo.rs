@@ -141,6 +141,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         allow_http: false,
         json: false,
         user_map: None,
+        retry: false,
     })
     .await?;
 

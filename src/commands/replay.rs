@@ -8,7 +8,7 @@ use super::verify::EXIT_BAD_BUNDLE;
 use super::{EXIT_PAUSED, exit_code, run_with_progress};
 use crate::bundle::sign::load_verifying_key;
 use crate::bundle::{Bundle, ManifestEntity, verify};
-use crate::engine::{Destination, Engine, EngineConfig, EngineError, Plan};
+use crate::engine::{Destination, Engine, EngineConfig, EngineError, Plan, SubmitError};
 use crate::forge::{base_string, parse_forge_url};
 use crate::model::{DestinationKind, EntityRequest, EntityType, SourceKind};
 use anyhow::{Context, bail};
@@ -41,6 +41,10 @@ pub struct ReplayArgs {
     /// CSV of `source username or email,destination username`, applied before mapping by email.
     #[arg(long)]
     pub user_map: Option<PathBuf>,
+    /// Continue an earlier replay of the same bundle into the same place (from another data
+    /// directory, or one that finished with failures): only what is missing there is written.
+    #[arg(long)]
+    pub retry: bool,
 }
 
 pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -149,7 +153,15 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                     entity,
                 )
                 .map_err(|e| anyhow::anyhow!("Replay failed. {e}"))?;
-                check_destination(&engine, &dest_url, token.clone(), entity).await?;
+                check_destination(
+                    &engine,
+                    &dest_url,
+                    token.clone(),
+                    &bundle.manifest.source_url,
+                    entity,
+                    args.retry,
+                )
+                .await?;
             }
             let (bulk, _) = engine
                 .record(Plan {
@@ -189,37 +201,23 @@ async fn check_destination(
     engine: &Engine,
     url: &url::Url,
     token: SecretString,
+    source_url: &str,
     e: &EntityRequest,
+    retry: bool,
 ) -> anyhow::Result<()> {
     let dest = engine
         .gitlab_as("destination", url.clone(), token)
         .map_err(|e| anyhow::anyhow!("Replay failed. {e}"))?;
-    let unreachable = |err: crate::forge::ForgeError| {
-        anyhow::anyhow!("Replay failed. Unable to reach the destination instance {url}: {err}")
-    };
-    if !e.destination_namespace.is_empty()
-        && dest
-            .group(&e.destination_namespace)
-            .await
-            .map_err(unreachable)?
-            .is_none()
-    {
-        bail!(
-            "Replay failed. Destination namespace '{}' does not exist on {url}, or the token (--destination-token) cannot see it; create it or choose another with --to",
-            e.destination_namespace
-        );
-    }
-    let full_path = if e.destination_namespace.is_empty() {
-        e.destination_slug.clone()
-    } else {
-        format!("{}/{}", e.destination_namespace, e.destination_slug)
-    };
-    if dest.group(&full_path).await.map_err(unreachable)?.is_some() {
-        bail!(
-            "Replay failed. '{full_path}' already exists on {url}. Choose another --slug or --to."
-        );
-    }
-    Ok(())
+    // The checks a migration's submission makes (namespace, path, imports accepted), in its words.
+    engine
+        .check_destination_for(&dest, source_url, e, retry)
+        .await
+        .map_err(|err| match err {
+            SubmitError::MigratedBefore { .. } => {
+                anyhow::anyhow!("Replay failed. {err}: add --retry")
+            }
+            err => anyhow::anyhow!("Replay failed. {err}"),
+        })
 }
 
 fn find_unfinished(
