@@ -797,4 +797,55 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn the_packaged_config_and_each_of_its_commented_examples_are_valid() {
+        let text = include_str!("../packaging/appliance.toml");
+        parse_file(text, Path::new("packaging/appliance.toml")).unwrap();
+        let uncommented: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.split(" = ").next().is_some_and(|k| KEYS.contains(&k)) => rest,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let layer = parse_file(&uncommented, Path::new("uncommented")).unwrap();
+        assert!(layer.tls_cert_file.is_some() && layer.tls_key_file.is_some());
+        assert!(layer.ca_file.is_some() && layer.proxy.is_some());
+    }
+
+    #[test]
+    fn one_tls_setting_alone_is_refused_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = config(
+            dir.path(),
+            &format!("{MINIMAL}tls_key_file = \"/etc/appliance/tls.key\"\n"),
+        );
+        let err = resolve(Some(&path), &env_of(&[]), Layer::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("tls_key_file in ")
+                && err.contains("is set but tls_cert_file is not")
+                && err.contains("APPLIANCE_TLS_CERT_FILE, --tls-cert-file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_proxy_with_credentials_is_never_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = config(
+            dir.path(),
+            &format!("{MINIMAL}proxy = \"http://bob:hunter22@proxy.internal:3128\"\n"),
+        );
+        let s = resolve(Some(&path), &env_of(&[]), Layer::default()).unwrap();
+        assert!(!format!("{s:?}").contains("hunter22"));
+        let path = config(dir.path(), &format!("{MINIMAL}proxy = 3128\n"));
+        let err = resolve(Some(&path), &env_of(&[]), Layer::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3: proxy: not a valid value"), "{err}");
+    }
 }
