@@ -70,6 +70,11 @@ pub struct Layer {
     pub log: Option<String>,
     pub log_format: Option<LogFormat>,
     pub metrics_listen: Option<SocketAddr>,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    /// May hold credentials (`http://user:password@proxy:3128`): kept as a secret.
+    pub proxy: Option<SecretString>,
 }
 
 /// Every key of [`Layer`], in the order `--help` and the default config list them.
@@ -88,6 +93,10 @@ pub const KEYS: &[&str] = &[
     "log",
     "log_format",
     "metrics_listen",
+    "tls_cert_file",
+    "tls_key_file",
+    "ca_file",
+    "proxy",
 ];
 
 /// What a value of each setting looks like, for error messages.
@@ -101,6 +110,10 @@ fn expected(key: &str) -> &'static str {
         "log_format" => "text or json",
         "log" => "a log filter such as info or appliance=debug",
         "destination_token" | "api_token" => "a token (a string)",
+        "tls_cert_file" => "the path of a PEM certificate chain, such as /etc/appliance/tls.crt",
+        "tls_key_file" => "the path of a PEM private key, such as /etc/appliance/tls.key",
+        "ca_file" => "the path of a PEM bundle of CA certificates",
+        "proxy" => "a proxy URL such as http://proxy.internal:3128",
         _ => "a path or URL (a string)",
     }
 }
@@ -173,6 +186,11 @@ pub struct ServeSettings {
     pub log_format: LogFormat,
     /// Where `/metrics` is served, on a listener of its own; None: not served.
     pub metrics_listen: Option<SocketAddr>,
+    /// serve's own TLS (`tls_cert_file` and `tls_key_file`), read and checked; None: plain HTTP.
+    pub tls: Option<crate::tls::ServerTls>,
+    /// What forge clients and git add to the system's trust and how they reach forges (`ca_file`,
+    /// `proxy`).
+    pub network: crate::forge::network::Network,
 }
 
 /// Reads the config file (`explicit`, else `APPLIANCE_CONFIG`, else [`DEFAULT_PATH`] if it exists),
@@ -241,7 +259,28 @@ pub fn resolve(
         }
         None => "warn".to_string(),
     };
+    let tls = match (pick!(tls_cert_file), pick!(tls_key_file)) {
+        (None, None) => None,
+        (Some((cert, cert_origin)), Some((key, key_origin))) => {
+            Some(crate::tls::server(&cert, &cert_origin, &key, &key_origin).map_err(ConfigError)?)
+        }
+        (Some((_, given)), None) => return Err(tls_half(&given, "tls_key_file")),
+        (None, Some((_, given))) => return Err(tls_half(&given, "tls_cert_file")),
+    };
+    let network = crate::forge::network::Network::new(
+        pick!(ca_file)
+            .map(|(path, origin)| (path, origin.to_string()))
+            .as_ref()
+            .map(|(p, o)| (p.as_path(), o.as_str())),
+        pick!(proxy)
+            .map(|(url, origin)| (url, origin.to_string()))
+            .as_ref()
+            .map(|(u, o)| (u, o.as_str())),
+    )
+    .map_err(ConfigError)?;
     Ok(ServeSettings {
+        tls,
+        network,
         config_file,
         listen,
         data,
@@ -256,6 +295,17 @@ pub fn resolve(
         log_format: pick!(log_format).map(|(v, _)| v).unwrap_or_default(),
         metrics_listen: pick!(metrics_listen).map(|(v, _)| v),
     })
+}
+
+/// One of the two TLS settings without the other.
+fn tls_half(given: &Origin, missing: &str) -> ConfigError {
+    ConfigError(format!(
+        "{given} is set but {missing} is not: TLS needs both tls_cert_file and tls_key_file (the \
+         certificate and its private key); set {missing} ({}, {}), or remove {given} to serve plain \
+         HTTP",
+        env_name(missing),
+        flag_name(missing)
+    ))
 }
 
 fn missing(key: &'static str, what: &str, layers: &Layers<'_>) -> ConfigError {
@@ -391,7 +441,7 @@ pub fn parse_file(text: &str, path: &Path) -> Result<Layer, ConfigError> {
         let message = e.message().trim_end();
         match at {
             Some((line, key)) if KEYS.contains(&key.as_str()) => {
-                let detail = if key.ends_with("_token") {
+                let detail = if key.ends_with("_token") || key == "proxy" {
                     // The message may quote the value.
                     "not a valid value"
                 } else {
@@ -450,6 +500,10 @@ fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Layer, ConfigError> 
         log: get("log"),
         log_format: parse("log_format", get("log_format"))?,
         metrics_listen: parse("metrics_listen", get("metrics_listen"))?,
+        tls_cert_file: get("tls_cert_file").map(PathBuf::from),
+        tls_key_file: get("tls_key_file").map(PathBuf::from),
+        ca_file: get("ca_file").map(PathBuf::from),
+        proxy: get("proxy").map(SecretString::from),
     })
 }
 
@@ -742,5 +796,56 @@ mod tests {
                 "{key} missing from {err}"
             );
         }
+    }
+
+    #[test]
+    fn the_packaged_config_and_each_of_its_commented_examples_are_valid() {
+        let text = include_str!("../packaging/appliance.toml");
+        parse_file(text, Path::new("packaging/appliance.toml")).unwrap();
+        let uncommented: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(rest) if rest.split(" = ").next().is_some_and(|k| KEYS.contains(&k)) => rest,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let layer = parse_file(&uncommented, Path::new("uncommented")).unwrap();
+        assert!(layer.tls_cert_file.is_some() && layer.tls_key_file.is_some());
+        assert!(layer.ca_file.is_some() && layer.proxy.is_some());
+    }
+
+    #[test]
+    fn one_tls_setting_alone_is_refused_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = config(
+            dir.path(),
+            &format!("{MINIMAL}tls_key_file = \"/etc/appliance/tls.key\"\n"),
+        );
+        let err = resolve(Some(&path), &env_of(&[]), Layer::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("tls_key_file in ")
+                && err.contains("is set but tls_cert_file is not")
+                && err.contains("APPLIANCE_TLS_CERT_FILE, --tls-cert-file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_proxy_with_credentials_is_never_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = config(
+            dir.path(),
+            &format!("{MINIMAL}proxy = \"http://bob:hunter22@proxy.internal:3128\"\n"),
+        );
+        let s = resolve(Some(&path), &env_of(&[]), Layer::default()).unwrap();
+        assert!(!format!("{s:?}").contains("hunter22"));
+        let path = config(dir.path(), &format!("{MINIMAL}proxy = 3128\n"));
+        let err = resolve(Some(&path), &env_of(&[]), Layer::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3: proxy: not a valid value"), "{err}");
     }
 }

@@ -13,6 +13,7 @@ pub mod notify;
 pub mod relations;
 pub mod secret;
 pub mod store;
+pub mod tls;
 pub mod ui;
 
 /// rustls needs one process-wide crypto provider; the appliance uses ring (no aws-lc in the build).

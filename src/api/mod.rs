@@ -178,3 +178,21 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+/// [`serve`] over TLS that `serve` terminates itself: every request came in over https, which the
+/// page's cookie (`Secure`) and sign-in page go by (`crate::ui::session::over_tls`).
+pub async fn serve_tls(
+    listener: crate::tls::TlsListener,
+    state: ApiState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(addr) = axum::serve::Listener::local_addr(&listener) {
+        tracing::info!(%addr, "serving the bulk_imports API over TLS");
+    }
+    let app = router(state).layer(axum::middleware::map_request(
+        crate::ui::session::mark_direct_tls,
+    ));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -71,3 +71,40 @@ impl PlacementArgs {
         self.to.trim_matches('/').to_string()
     }
 }
+
+/// How forge clients and git reach forges: extra certificate authorities and a proxy
+/// (`crate::forge::network`).
+#[derive(clap::Args, Debug, Default)]
+pub struct NetworkArgs {
+    /// A PEM bundle of CA certificates the forges' certificates may chain to (an internal PKI),
+    /// trusted as well as the system's, by the HTTP client and git.
+    #[arg(long, value_name = "PATH", env = "APPLIANCE_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Reach forges through this proxy (http://[user:password@]host:port), the HTTP client and git
+    /// alike; NO_PROXY still applies. Without it, HTTPS_PROXY, HTTP_PROXY and NO_PROXY are honoured.
+    /// Prefer the environment variable when the URL holds a password: arguments are visible to `ps`.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "APPLIANCE_PROXY",
+        hide_env_values = true,
+        value_parser = secret
+    )]
+    pub proxy: Option<SecretString>,
+}
+
+impl NetworkArgs {
+    /// Checks the settings and makes them the process's, before any forge client is built.
+    pub fn install(&self) -> anyhow::Result<()> {
+        let network = crate::forge::network::Network::new(
+            self.ca_file
+                .as_deref()
+                .map(|p| (p, "--ca-file (or APPLIANCE_CA_FILE)")),
+            self.proxy
+                .as_ref()
+                .map(|p| (p, "--proxy (or APPLIANCE_PROXY)")),
+        )
+        .map_err(anyhow::Error::msg)?;
+        crate::forge::network::install(network).map_err(anyhow::Error::msg)
+    }
+}

@@ -4,7 +4,7 @@
 //! (export to a bundle, verify it, replay it) into `imported/<group>-offline`. It prints both reports and
 //! compares the two copies through the destination's API.
 
-use super::args::{DestinationArgs, PlacementArgs, SourceArgs};
+use super::args::{DestinationArgs, NetworkArgs, PlacementArgs, SourceArgs};
 use super::{export, replay, run_with_progress, verify};
 use crate::engine::{Destination, Engine, EngineConfig, SubmitRequest};
 use crate::forge::client::RetryPolicy;
@@ -105,6 +105,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             url: source.url.clone(),
             token: source.owner_token.clone().into(),
         },
+        // The simulators are on this machine: no CA or proxy of the caller's.
+        network: NetworkArgs::default(),
         group: Some(group.clone()),
         project: Vec::new(),
         out: bundle.clone(),
@@ -132,6 +134,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             url: destination.url.clone(),
             token: destination.owner_token.clone().into(),
         },
+        network: NetworkArgs::default(),
         place: PlacementArgs {
             to: "imported".into(),
             slug: Some(offline_slug.clone()),

@@ -20,6 +20,8 @@ use std::process::ExitCode;
 pub struct ExportArgs {
     #[command(flatten)]
     pub source: SourceArgs,
+    #[command(flatten)]
+    pub network: super::args::NetworkArgs,
     /// Full path of the source group to export, e.g. `acme/platform`.
     #[arg(long, required_unless_present = "project")]
     pub group: Option<String>,
@@ -140,6 +142,7 @@ fn check_writable(out: &Path) -> anyhow::Result<()> {
 }
 
 pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    args.network.install()?;
     if let Some(p) = args.project.first() {
         bail!(
             "projects come in a later release: `--project {p}` was refused; export the group that holds it with --group"

@@ -16,6 +16,8 @@ pub struct MigrateArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub destination: DestinationArgs,
+    #[command(flatten)]
+    pub network: super::args::NetworkArgs,
     /// Full path of a source group, e.g. `acme/platform` (repeatable); it migrates with its
     /// subgroups and projects.
     #[arg(long, required_unless_present = "project")]
@@ -52,6 +54,7 @@ pub struct MigrateArgs {
 }
 
 pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    args.network.install()?;
     let destination = Destination {
         url: parse_forge_url(&args.destination.url, args.allow_http)
             .context("--destination-url")?,

@@ -25,6 +25,8 @@ pub struct ReplayArgs {
     #[command(flatten)]
     pub destination: DestinationArgs,
     #[command(flatten)]
+    pub network: super::args::NetworkArgs,
+    #[command(flatten)]
     pub place: PlacementArgs,
     /// Where the replay state is kept (created if missing).
     #[arg(long, default_value = "appliance-data")]
@@ -48,6 +50,7 @@ pub struct ReplayArgs {
 }
 
 pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    args.network.install()?;
     let user_map = super::read_user_map(args.user_map.as_deref())?;
     let key = args
         .trusted_key

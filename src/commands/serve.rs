@@ -42,8 +42,9 @@ pub struct ServeArgs {
     /// The config file [default: /etc/appliance/appliance.toml, if it exists; env: APPLIANCE_CONFIG].
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Address to listen on [default: 127.0.0.1:8080; env: APPLIANCE_LISTEN]. Without TLS in front,
-    /// keep it on loopback: a non-loopback address is warned about.
+    /// Address to listen on [default: 127.0.0.1:8080; env: APPLIANCE_LISTEN]. Without TLS (of its own,
+    /// --tls-cert-file and --tls-key-file, or a proxy's in front), keep it on loopback: a non-loopback
+    /// address without TLS is warned about.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
     /// Where migration state and the API token are kept, created if missing [default:
@@ -85,6 +86,22 @@ pub struct ServeArgs {
     /// APPLIANCE_METRICS_LISTEN].
     #[arg(long, value_name = "ADDR", value_parser = metrics_addr)]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve HTTPS with this PEM certificate chain (the server's certificate first); needs
+    /// --tls-key-file [env: APPLIANCE_TLS_CERT_FILE].
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of --tls-cert-file's certificate [env: APPLIANCE_TLS_KEY_FILE].
+    #[arg(long, value_name = "PATH")]
+    pub tls_key_file: Option<PathBuf>,
+    /// A PEM bundle of CA certificates forges' certificates may chain to (an internal PKI), trusted
+    /// as well as the system's, by the HTTP client and git [env: APPLIANCE_CA_FILE].
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+    /// Reach forges through this proxy (http://[user:password@]host:port), the HTTP client and git
+    /// alike; NO_PROXY still applies. Without it, HTTPS_PROXY, HTTP_PROXY and NO_PROXY are honoured
+    /// [env: APPLIANCE_PROXY; prefer it or the config file when the URL holds a password].
+    #[arg(long, value_name = "URL", value_parser = secret)]
+    pub proxy: Option<SecretString>,
 }
 
 impl ServeArgs {
@@ -106,6 +123,10 @@ impl ServeArgs {
             // `--log-format` is the binary's global flag; main applies it over these settings.
             log_format: None,
             metrics_listen: self.metrics_listen,
+            tls_cert_file: self.tls_cert_file.clone(),
+            tls_key_file: self.tls_key_file.clone(),
+            ca_file: self.ca_file.clone(),
+            proxy: self.proxy.clone(),
         };
         config::resolve(
             self.config.as_deref(),
@@ -119,6 +140,7 @@ pub async fn run(args: ServeSettings) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.config_file {
         tracing::info!(config = %path.display(), "settings read");
     }
+    crate::forge::network::install(args.network).map_err(anyhow::Error::msg)?;
     let (url, url_origin) = &args.destination_url;
     let destination = Destination {
         url: parse_forge_url(url, args.allow_http).with_context(|| url_origin.to_string())?,
@@ -158,11 +180,13 @@ pub async fn run(args: ServeSettings) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    if !addr.ip().is_loopback() {
+    if args.tls.is_none() && !addr.ip().is_loopback() {
         tracing::warn!(
             %addr,
-            "listening on a non-loopback address without TLS: API tokens cross the network in \
-             clear; put a TLS-terminating proxy in front, or listen on 127.0.0.1"
+            "listening on a non-loopback address without TLS: API tokens and the page's sign-in \
+             cross the network in clear; set tls_cert_file and tls_key_file (--tls-cert-file, \
+             --tls-key-file) to serve HTTPS, put a TLS-terminating proxy in front, or listen on \
+             127.0.0.1"
         );
     }
     let resumed = engine.resume_unfinished()?;
@@ -181,8 +205,16 @@ pub async fn run(args: ServeSettings) -> anyhow::Result<ExitCode> {
             }
         });
     }
+    let scheme = if args.tls.is_some() { "https" } else { "http" };
+    if let Some(tls) = &args.tls {
+        tracing::info!(
+            cert = %tls.cert_file.display(),
+            key = %tls.key_file.display(),
+            "serving HTTPS"
+        );
+    }
     // One line on stdout, for scripts and tests that start the server on port 0.
-    crate::outln!("listening on http://{addr}")?;
+    crate::outln!("listening on {scheme}://{addr}")?;
     let state = ApiState {
         engine: engine.clone(),
         token,
@@ -195,7 +227,12 @@ pub async fn run(args: ServeSettings) -> anyhow::Result<ExitCode> {
         crate::interrupt::token().cancelled().await;
         crate::notify::notify_or_warn("STOPPING=1");
     };
-    api::serve(listener, state, stop).await?;
+    match &args.tls {
+        Some(tls) => {
+            api::serve_tls(crate::tls::TlsListener::new(listener, tls)?, state, stop).await?
+        }
+        None => api::serve(listener, state, stop).await?,
+    }
     if !engine.wait_idle(crate::interrupt::GRACE).await {
         tracing::warn!("a migration did not stop in time; it resumes at the next start");
     }

@@ -129,13 +129,17 @@ impl ForgeClient {
         retry: RetryPolicy,
     ) -> Result<ForgeClient, ForgeError> {
         crate::install_crypto_provider();
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .user_agent(concat!("appliance/", env!("CARGO_PKG_VERSION")))
             // Never follow: reqwest would send PRIVATE-TOKEN (and a 307's body) to the new origin.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(retry.connect_timeout)
             .read_timeout(retry.read_timeout)
-            .timeout(retry.attempt_timeout)
+            .timeout(retry.attempt_timeout);
+        // The process's extra CAs and proxy (`ca_file`, `proxy`).
+        let http = super::network::installed()
+            .apply(builder)
+            .map_err(ForgeError::Url)?
             .build()
             .map_err(|e| ForgeError::Url(format!("cannot build an HTTP client: {e}")))?;
         Ok(ForgeClient {

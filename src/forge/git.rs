@@ -84,6 +84,10 @@ pub fn git_command(base: &Url, token: &SecretString) -> Command {
         ("credential.helper".into(), String::new()),
     ];
     let mut cmd = plain_git();
+    // The CAs and proxy the HTTP client uses (`ca_file`, `proxy`), through the environment only.
+    for (name, value) in super::network::installed().git_env() {
+        cmd.env(name, value);
+    }
     cmd.env("GIT_ALLOW_PROTOCOL", base.scheme())
         .env("GIT_CONFIG_COUNT", config.len().to_string());
     for (i, (key, value)) in config.iter().enumerate() {

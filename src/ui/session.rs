@@ -2,9 +2,10 @@
 //!
 //! The sign-in form posts the appliance's API token; it is checked with the API's own comparison
 //! (`api::auth::tokens_match`) and kept in a cookie the browser's scripts cannot read: `HttpOnly`,
-//! `SameSite=Strict`, `Path=/`, and `Secure` when the request came through a TLS-terminating proxy
-//! (`X-Forwarded-Proto: https` or `Forwarded: proto=https`). `serve` has no TLS of its own: on plain
-//! HTTP the cookie goes without `Secure` (a browser drops a `Secure` cookie an `http://` origin sets),
+//! `SameSite=Strict`, `Path=/`, and `Secure` when the request came over TLS: `serve`'s own
+//! (`tls_cert_file`, `tls_key_file`; [`mark_direct_tls`]), or a TLS-terminating proxy's
+//! (`X-Forwarded-Proto: https` or `Forwarded: proto=https`). On plain HTTP the cookie goes without
+//! `Secure` (a browser drops a `Secure` cookie an `http://` origin sets),
 //! which keeps it on the machine when `serve` listens on loopback, as it does by default; on any other
 //! address `serve` warns that tokens cross the network in clear, and so does the sign-in page.
 //!
@@ -83,7 +84,18 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
         })
 }
 
-/// Whether the browser reached us over TLS (through a proxy in front of `serve`).
+/// For `serve` terminating TLS itself: the request came in over https, whatever a client claims, so
+/// `X-Forwarded-Proto` is set to `https` (the one thing [`over_tls`] goes by that `serve` can vouch
+/// for) and `Forwarded` is dropped.
+pub async fn mark_direct_tls<B>(mut req: axum::http::Request<B>) -> axum::http::Request<B> {
+    let headers = req.headers_mut();
+    headers.remove("forwarded");
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    req
+}
+
+/// Whether the browser reached us over TLS: `serve`'s own ([`mark_direct_tls`]), or a proxy's in
+/// front of `serve`.
 pub fn over_tls(headers: &HeaderMap) -> bool {
     let header = |name: &str| {
         headers

@@ -138,11 +138,28 @@ pub struct RunningSim {
 impl RunningSim {
     /// Binds, builds the dataset, seeds the repositories and starts serving.
     pub async fn start(cfg: SimConfig) -> anyhow::Result<RunningSim> {
+        RunningSim::start_with(cfg, None).await
+    }
+
+    /// [`RunningSim::start`] serving https with `tls` (its `url` is `https://127.0.0.1:PORT`), for
+    /// tests of a forge whose certificate comes from an internal CA.
+    pub async fn start_tls(
+        cfg: SimConfig,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> anyhow::Result<RunningSim> {
+        RunningSim::start_with(cfg, Some(tls)).await
+    }
+
+    async fn start_with(
+        cfg: SimConfig,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> anyhow::Result<RunningSim> {
         let listener = TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("cannot listen on {} (--listen)", cfg.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
-        let url = format!("http://{addr}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{addr}");
         let git_dir = tempfile::Builder::new()
             .prefix("forge-sim-git-")
             .tempdir()
@@ -174,11 +191,21 @@ impl RunningSim {
         let app = router(Arc::clone(&sim), FaultState::new(cfg.faults, seed));
         let (shutdown, signal) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = signal.await;
-                })
-                .await
+            let stop = async {
+                let _ = signal.await;
+            };
+            match tls {
+                Some(tls) => {
+                    axum::serve(TlsListener::new(listener, tls), app)
+                        .with_graceful_shutdown(stop)
+                        .await
+                }
+                None => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stop)
+                        .await
+                }
+            }
         });
         Ok(RunningSim {
             url,
@@ -212,5 +239,61 @@ impl RunningSim {
         {
             server.abort();
         }
+    }
+}
+
+/// TCP connections handed to axum once their TLS handshake is done (each in a task of its own).
+struct TlsListener {
+    ready: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        SocketAddr,
+    )>,
+    local: SocketAddr,
+    accepting: JoinHandle<()>,
+}
+
+impl TlsListener {
+    fn new(mut tcp: TcpListener, tls: Arc<rustls::ServerConfig>) -> TlsListener {
+        let local = tcp.local_addr().expect("a bound listener's address");
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let (tx, ready) = tokio::sync::mpsc::channel(64);
+        let accepting = tokio::spawn(async move {
+            loop {
+                let (stream, peer) = axum::serve::Listener::accept(&mut tcp).await;
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        let _ = tx.send((tls, peer)).await;
+                    }
+                });
+            }
+        });
+        TlsListener {
+            ready,
+            local,
+            accepting,
+        }
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(conn) => conn,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
     }
 }
