@@ -117,3 +117,54 @@ async fn list_status_and_report_read_a_migration_back_from_the_store() {
         "reading never creates a data directory"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_is_logged_with_the_correlation_id_its_row_shows() {
+    let (src, dst) = (source().await, destination().await);
+    let victim = get_all(
+        &src.url,
+        &src.owner_token,
+        "groups/acme/labels?include_ancestor_groups=false",
+    )
+    .await[0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    set_faults(
+        &dst,
+        serde_json::json!({"reject": [{"method": "POST", "path_contains": "/labels",
+            "body_contains": victim, "status": 422, "message": "Label is invalid"}]}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = migrate_group(
+        &src,
+        &dst,
+        &dir.path().join("data"),
+        "acme",
+        "imported",
+        &["--skip-projects", "--log-format", "json"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", explain(&out));
+    let r = report(&out);
+    let failure = r["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["failures"].as_array().unwrap())
+        .find(|f| f["relation"] == "labels")
+        .expect("the refused label is a failure")
+        .clone();
+    let id = failure["correlation_id"].as_str().unwrap();
+    let logged = String::from_utf8_lossy(&out.stderr);
+    let line: Value = logged
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l.to_string().contains(id))
+        .unwrap_or_else(|| panic!("no log line names {id}:\n{logged}"));
+    assert!(line.to_string().contains("Label is invalid"), "{line}");
+    assert!(line.to_string().contains("failure recorded"), "{line}");
+    src.shutdown().await;
+    dst.shutdown().await;
+}

@@ -27,3 +27,17 @@ impl Store {
         Ok(out)
     }
 }
+
+/// The log line of a failure once it is recorded: its correlation id (the one the API and reports
+/// show) with what failed, so an operator finds the line from a failure row and the row from a line.
+pub(super) fn log_recorded(f: &Failure) {
+    tracing::warn!(
+        correlation_id = %f.correlation_id,
+        entity_id = f.entity_id,
+        relation = %f.relation,
+        exception_class = %f.exception_class,
+        source_url = f.source_url.as_deref().unwrap_or(""),
+        "failure recorded: {}",
+        f.exception_message
+    );
+}

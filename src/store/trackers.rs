@@ -146,6 +146,7 @@ impl Store {
             flag_failures(&tx, entity_id, now)?;
         }
         tx.commit()?;
+        page.failures.iter().for_each(super::failures::log_recorded);
         Ok(tracker)
     }
 
@@ -163,13 +164,14 @@ impl Store {
             t.status = status;
             t.updated_at = now;
         })?;
-        if let Some(f) = failure {
+        if let Some(f) = &failure {
             let seq = next_id(&tx, "failure_id")?;
             tx.open_table(FAILURES)?
-                .insert((entity_id, seq), encode(&f).as_slice())?;
+                .insert((entity_id, seq), encode(f).as_slice())?;
             flag_failures(&tx, entity_id, now)?;
         }
         tx.commit()?;
+        failure.iter().for_each(super::failures::log_recorded);
         Ok(t)
     }
 
