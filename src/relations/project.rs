@@ -212,7 +212,19 @@ impl Relation for ImportedRelation {
         }
         let dir = tempfile::tempdir().map_err(|e| LoadError::internal(e.to_string()))?;
         let file = dir.path().join("relation.tar.gz");
-        let (name, records_owned) = (self.name, records.to_vec());
+        // The page goes to disk as NDJSON first (a few MiB), rather than as a copy of its parsed
+        // records (several times that) handed to the thread that writes the archive.
+        let staged = dir.path().join(format!("{}.ndjson", self.name));
+        let mut lines = Vec::new();
+        for record in records {
+            serde_json::to_writer(&mut lines, record)
+                .map_err(|e| LoadError::internal(e.to_string()))?;
+            lines.push(b'\n');
+        }
+        tokio::fs::write(&staged, lines)
+            .await
+            .map_err(|e| LoadError::internal(format!("cannot stage the page: {e}")))?;
+        let name = self.name;
         let archive_path = file.clone();
         let members = ctx.project_members.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
@@ -222,7 +234,7 @@ impl Relation for ImportedRelation {
                 // Not imported again: GitLab maps the batch's authors through them.
                 archive.file("tree/project/project_members.ndjson", &members)?;
             }
-            archive.relation(name, records_owned.iter())?;
+            archive.file(&format!("tree/project/{name}.ndjson"), &staged)?;
             archive.finish()
         })
         .await
