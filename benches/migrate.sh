@@ -66,7 +66,8 @@ start_sim() {
         kill -0 "$pid" 2>/dev/null || { echo "forge-sim ($name) died:" >&2; cat "$WORK/$name.log" >&2; exit 1; }
         sleep 0.2
         waited=$((waited + 1))
-        [ $waited -lt 3000 ] || { echo "forge-sim ($name) did not start" >&2; exit 1; }
+        # Seeding a large repository takes minutes on a busy machine.
+        [ $waited -lt 18000 ] || { echo "forge-sim ($name) did not start within an hour" >&2; exit 1; }
     done
     printf -v "${name}_url" '%s' "$(jq -r .url "$WORK/$name.json")"
     printf -v "${name}_token" '%s' "$(jq -r .owner_token "$WORK/$name.json")"
