@@ -114,8 +114,14 @@ impl PipelineRun<'_> {
                 self.settle(&mut commit, relation, record, source_id, outcome)?;
             }
             if !batch.is_empty() {
-                let records: Vec<serde_json::Value> =
-                    batch.iter().map(|(r, _)| (*r).clone()).collect();
+                // The page as it came when every record is to be loaded (no copy of a page that
+                // may be many MiB of records); a copy of the rest when some were loaded before.
+                let records: std::borrow::Cow<[serde_json::Value]> =
+                    if batch.len() == page.records.len() {
+                        std::borrow::Cow::Borrowed(&page.records)
+                    } else {
+                        batch.iter().map(|(r, _)| (*r).clone()).collect()
+                    };
                 match self
                     .sink
                     .load_batch(relation, self.ctx, &records, in_doubt)

@@ -78,24 +78,33 @@ impl Engine {
         let continuing = !blocking(move || store.mapped_ids(&s, "project"))
             .await?
             .is_empty();
+        // The members travel with every batch (GitLab maps authors through them): kept from the
+        // project's creation when this run created it, staged again otherwise (a resume after a
+        // restart), so they are read once per run.
+        let staging = tempfile::tempdir_in(self.data_dir())
+            .map_err(|e| EngineError::Setup(format!("cannot stage the project: {e}")))?;
+        let members = staging.path().join("project_members.ndjson");
+        ctx.project_members = None;
         if !self
-            .create_project(source, sink, ctx, scope, cancel)
+            .create_project(source, sink, ctx, scope, cancel, &members)
             .await?
         {
             self.update_entity(entity_id, |e| e.status = Status::Failed)
                 .await?;
             return Ok(());
         }
-        // The members travel with every batch (GitLab maps authors through them); staged again on
-        // each run, so a resume after a restart has them too.
-        let staging = tempfile::tempdir_in(self.data_dir())
-            .map_err(|e| EngineError::Setup(format!("cannot stage the project: {e}")))?;
-        let members = staging.path().join("project_members.ndjson");
-        match stage_relation(source, ctx, "project_members", &members).await {
-            Ok(_) => {
-                map_members(sink, &members).await?;
-                ctx.project_members = Some(members);
-            }
+        let staged = match ctx.project_members.clone() {
+            Some(kept) => Ok(kept),
+            None => match stage_relation(source, ctx, "project_members", &members).await {
+                Ok(_) => {
+                    map_members(sink, &members).await?;
+                    Ok(members)
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match staged {
+            Ok(members) => ctx.project_members = Some(members),
             Err(StageError::Source(e)) if e.is_unreachable() => {
                 return Err(EngineError::Unreachable(e.to_string()));
             }
@@ -126,6 +135,8 @@ impl Engine {
     }
 
     /// Stage 0. Returns false when the project could not be created (its failure row says why).
+    /// When it reads the project's members it stages them at `members` too and sets
+    /// `ctx.project_members`, for the batches that follow.
     async fn create_project(
         &self,
         source: &dyn Source,
@@ -133,6 +144,7 @@ impl Engine {
         ctx: &mut EntityContext,
         scope: &MappingScope,
         cancel: &CancellationToken,
+        members: &std::path::Path,
     ) -> Result<bool, EngineError> {
         let entity_id = ctx.entity.id;
         let (store, s) = (self.store.clone(), scope.clone());
@@ -192,11 +204,19 @@ impl Engine {
             blocking(move || store.ensure_tracker(entity_id, name, 0, now_millis())).await?;
             let staged = staging.path().join(format!("{name}.ndjson"));
             match stage_relation(source, ctx, name, &staged).await {
+                Ok(n) if *name == "project_members" => {
+                    // Mapped once (an explicit user map), for the archive and the batches alike.
+                    map_members(sink, &staged).await?;
+                    if tokio::fs::copy(&staged, members).await.is_ok() {
+                        ctx.project_members = Some(members.to_path_buf());
+                    }
+                    if n > 0 {
+                        relations.push((name.to_string(), staged));
+                    }
+                    counted.push((*name, *count_path, n));
+                }
                 Ok(0) => counted.push((*name, *count_path, 0)),
                 Ok(n) => {
-                    if *name == "project_members" {
-                        map_members(sink, &staged).await?;
-                    }
                     relations.push((name.to_string(), staged));
                     counted.push((*name, *count_path, n));
                 }

@@ -158,8 +158,12 @@ pub const MERGE_REQUESTS: ImportedRelation = ImportedRelation {
 
 /// How long one relation import may take at the destination before the page counts as failed.
 const RELATION_IMPORT_DEADLINE: Duration = Duration::from_secs(3600);
-/// Records read back per request (GitLab's largest page).
+/// Records listed per request when a page is read back record by record (GitLab's largest page).
 const READ_BACK_PAGE: usize = 100;
+/// Iids counted at the destination in one request: sent as one comma-separated `iids` filter
+/// (GitLab reads `iids=1,2,3` as `iids[]=1&iids[]=2&iids[]=3`), which keeps the request line within
+/// about 6 KiB, short enough for the proxies in front of GitLab.
+const COUNT_IIDS: usize = 500;
 
 fn iid(record: &Value) -> Option<u64> {
     record.get("iid").and_then(Value::as_u64)
@@ -208,7 +212,19 @@ impl Relation for ImportedRelation {
         }
         let dir = tempfile::tempdir().map_err(|e| LoadError::internal(e.to_string()))?;
         let file = dir.path().join("relation.tar.gz");
-        let (name, records_owned) = (self.name, records.to_vec());
+        // The page goes to disk as NDJSON first (a few MiB), rather than as a copy of its parsed
+        // records (several times that) handed to the thread that writes the archive.
+        let staged = dir.path().join(format!("{}.ndjson", self.name));
+        let mut lines = Vec::new();
+        for record in records {
+            serde_json::to_writer(&mut lines, record)
+                .map_err(|e| LoadError::internal(e.to_string()))?;
+            lines.push(b'\n');
+        }
+        tokio::fs::write(&staged, lines)
+            .await
+            .map_err(|e| LoadError::internal(format!("cannot stage the page: {e}")))?;
+        let name = self.name;
         let archive_path = file.clone();
         let members = ctx.project_members.clone();
         tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
@@ -218,7 +234,7 @@ impl Relation for ImportedRelation {
                 // Not imported again: GitLab maps the batch's authors through them.
                 archive.file("tree/project/project_members.ndjson", &members)?;
             }
-            archive.relation(name, records_owned.iter())?;
+            archive.file(&format!("tree/project/{name}.ndjson"), &staged)?;
             archive.finish()
         })
         .await
@@ -385,7 +401,11 @@ pub fn failure_text(status: &Value) -> String {
     }
 }
 
-/// The destination ids of the page's records that are at the destination, by iid.
+/// The page's records that are at the destination: their iids (GitLab keeps a record's iid through an
+/// import, so the destination iid is the source's). For each chunk of iids one request asks the
+/// destination how many of them it holds (`X-Total` of the list filtered to those iids, one record
+/// per page); only when some are missing (or the count is not given) are they listed, a page of 100
+/// at a time, to know which.
 async fn read_back(
     dest: &GitLab,
     project: u64,
@@ -394,22 +414,136 @@ async fn read_back(
 ) -> Result<HashMap<u64, u64>, ForgeError> {
     let iids: Vec<u64> = records.iter().filter_map(iid).collect();
     let mut arrived = HashMap::with_capacity(iids.len());
-    for chunk in iids.chunks(READ_BACK_PAGE) {
-        let mut query: Vec<(&str, String)> =
-            chunk.iter().map(|i| ("iids[]", i.to_string())).collect();
-        query.push(("per_page", READ_BACK_PAGE.to_string()));
+    let path = format!("projects/{project}/{relation}");
+    let filter = |chunk: &[u64], per_page: usize| {
+        let list = chunk
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut query = vec![("iids", list), ("per_page", per_page.to_string())];
         if relation != "milestones" {
-            query.push(("state", "all".into()));
+            query.push(("state", "all".to_string()));
         }
-        let found = dest
+        query
+    };
+    for chunk in iids.chunks(COUNT_IIDS) {
+        let counted = dest
             .client
-            .get(&format!("projects/{project}/{relation}"), &query)
+            .list_page(&path, &filter(chunk, 1), None)
             .await?;
-        for item in found.as_array().into_iter().flatten() {
-            if let (Some(i), Some(id)) = (iid(item), item.get("id").and_then(Value::as_u64)) {
-                arrived.insert(i, id);
+        if counted.total == Some(chunk.len() as u64) {
+            arrived.extend(chunk.iter().map(|i| (*i, *i)));
+            continue;
+        }
+        for part in chunk.chunks(READ_BACK_PAGE) {
+            let found = dest
+                .client
+                .get(&path, &filter(part, READ_BACK_PAGE))
+                .await?;
+            for item in found.as_array().into_iter().flatten() {
+                if let Some(i) = iid(item).filter(|i| part.contains(i)) {
+                    arrived.insert(i, i);
+                }
             }
         }
     }
     Ok(arrived)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::forge::ForgeClient;
+    use crate::forge::client::RetryPolicy;
+    use axum::Router;
+    use axum::extract::{Query, State};
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A destination whose project 7 holds the issues `present`; it counts the list requests and
+    /// answers `iids` (comma-separated or repeated) and `per_page` as GitLab does, with `X-Total`.
+    async fn destination(present: Vec<u64>, hits: Arc<AtomicU32>) -> GitLab {
+        async fn issues(
+            State((present, hits)): State<(Arc<Vec<u64>>, Arc<AtomicU32>)>,
+            Query(query): Query<Vec<(String, String)>>,
+        ) -> impl IntoResponse {
+            hits.fetch_add(1, Ordering::SeqCst);
+            let wanted: Vec<u64> = query
+                .iter()
+                .filter(|(k, _)| k == "iids" || k == "iids[]")
+                .flat_map(|(_, v)| {
+                    v.split(',')
+                        .filter_map(|i| i.parse().ok())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let per_page: usize = query
+                .iter()
+                .find(|(k, _)| k == "per_page")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(20);
+            let found: Vec<u64> = present
+                .iter()
+                .copied()
+                .filter(|i| wanted.is_empty() || wanted.contains(i))
+                .collect();
+            let page: Vec<Value> = found
+                .iter()
+                .take(per_page)
+                .map(|i| json!({"id": 1000 + i, "iid": i}))
+                .collect();
+            ([("x-total", found.len().to_string())], axum::Json(page))
+        }
+        let router = Router::new()
+            .route("/api/v4/projects/7/issues", get(issues))
+            .with_state((Arc::new(present), hits));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let url = url::Url::parse(&format!("http://{addr}")).unwrap();
+        let client = ForgeClient::new(
+            url,
+            secrecy::SecretString::from("t".to_string()),
+            2,
+            RetryPolicy::default(),
+        )
+        .unwrap();
+        GitLab::new(client)
+    }
+
+    fn page(iids: impl Iterator<Item = u64>) -> Vec<Value> {
+        iids.map(|i| json!({"iid": i, "title": format!("issue {i}")}))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_page_that_arrived_whole_is_counted_in_one_request_per_500_iids() {
+        let hits = Arc::new(AtomicU32::new(0));
+        let dest = destination((1..=1200).collect(), hits.clone()).await;
+        let arrived = read_back(&dest, 7, "issues", &page(1..=1000))
+            .await
+            .unwrap();
+        assert_eq!(arrived.len(), 1000);
+        assert!((1..=1000).all(|i| arrived.get(&i) == Some(&i)));
+        assert_eq!(hits.load(Ordering::SeqCst), 2, "one count per 500 iids");
+    }
+
+    #[tokio::test]
+    async fn a_page_with_records_missing_is_listed_to_know_which() {
+        let hits = Arc::new(AtomicU32::new(0));
+        let present: Vec<u64> = (1..=250).filter(|i| i % 7 != 0).collect();
+        let dest = destination(present.clone(), hits.clone()).await;
+        let arrived = read_back(&dest, 7, "issues", &page(1..=250)).await.unwrap();
+        let mut got: Vec<u64> = arrived.keys().copied().collect();
+        got.sort_unstable();
+        assert_eq!(got, present, "exactly the records at the destination");
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1 + 3,
+            "a count, then 100 a page"
+        );
+    }
 }

@@ -111,6 +111,63 @@ impl GitStore {
         written
     }
 
+    /// Adds `mib` MiB of incompressible blobs (seeded random bytes, 64 MiB per file, one commit per
+    /// file) on top of `main`, for benchmarks of large repositories; never used by the test datasets.
+    /// The stream goes to `git fast-import` as it is made (memory stays at one blob) and is stored
+    /// uncompressed, since compressing random bytes gains nothing.
+    pub fn add_large_blobs(&self, full_path: &str, seed: u64, mib: u64) -> std::io::Result<()> {
+        const BLOB: u64 = 64 << 20;
+        let repo = self.create_bare(full_path)?;
+        let mut child = Command::new("git")
+            .args(["-c", "core.compression=0", "-c", "pack.compression=0"])
+            .args(["fast-import", "--quiet", "--done"])
+            .env("GIT_DIR", &repo)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(git_spawn_error)?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| std::io::Error::other("git fast-import has no stdin"))?;
+        let written = (|| -> std::io::Result<()> {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6c61_7267_6521);
+            let mut blob = vec![0u8; BLOB as usize];
+            let (mut left, mut n) = (mib << 20, 0u64);
+            let mut from = "refs/heads/main^0".to_string();
+            while left > 0 {
+                let size = left.min(BLOB);
+                rand::RngCore::fill_bytes(&mut rng, &mut blob[..size as usize]);
+                n += 1;
+                write!(
+                    stdin,
+                    "commit refs/heads/main\nmark :{n}\ncommitter Bench <bench@example.com> {} +0000\n\
+                     data 15\nAdd large blob\n\nfrom {from}\nM 100644 inline large/blob-{n:04}.bin\ndata {size}\n",
+                    1_700_000_000 + n
+                )?;
+                stdin.write_all(&blob[..size as usize])?;
+                stdin.write_all(b"\n\n")?;
+                from = format!(":{n}");
+                left -= size;
+            }
+            stdin.write_all(b"done\n")
+        })();
+        drop(stdin);
+        let output = child.wait_with_output()?;
+        if !output.status.success() {
+            return Err(std::io::Error::other(format!(
+                "git fast-import of large blobs into {} failed ({}): {}",
+                repo.display(),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        written
+    }
+
     /// Every ref of a project's repository with the object it points to
     /// (`refs/heads/main` -> commit SHA; annotated tags give the tag object).
     pub fn refs(&self, full_path: &str) -> std::io::Result<BTreeMap<String, String>> {

@@ -84,6 +84,9 @@ pub struct SimConfig {
     pub dataset: Dataset,
     pub seed: u64,
     pub faults: FaultConfig,
+    /// MiB of incompressible blobs added to the repository of the dataset's first project (lowest
+    /// id) at start, for benchmarks of large repositories (`--large-repository-mib`); 0 adds none.
+    pub large_repository_mib: u64,
 }
 
 impl SimConfig {
@@ -94,6 +97,7 @@ impl SimConfig {
             dataset,
             seed,
             faults: FaultConfig::default(),
+            large_repository_mib: 0,
         }
     }
 }
@@ -171,6 +175,16 @@ impl RunningSim {
         let git = GitStore::new(git_dir.path().to_path_buf());
         let sim = Arc::new(Sim::new(url.clone(), git, seeded.store));
         let repositories = seeded.repositories;
+        let large = (cfg.large_repository_mib > 0)
+            .then(|| {
+                sim.read()
+                    .projects
+                    .values()
+                    .next()
+                    .map(|p| p.path_with_namespace.clone())
+            })
+            .flatten();
+        let large_mib = cfg.large_repository_mib;
         let seeding = Arc::clone(&sim);
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             for path in &repositories {
@@ -182,6 +196,12 @@ impl RunningSim {
                     .git
                     .seed_history(path, seed, seeded_commits(dataset))
                     .map_err(|e| anyhow::anyhow!("seeding repository {path}: {e}"))?;
+            }
+            if let Some(path) = &large {
+                seeding
+                    .git
+                    .add_large_blobs(path, seed, large_mib)
+                    .map_err(|e| anyhow::anyhow!("adding large blobs to {path}: {e}"))?;
             }
             Ok(())
         })

@@ -32,6 +32,10 @@ struct Args {
     /// Share of requests answered with an injected fault (0.0 to 1.0).
     #[arg(long, default_value_t = 0.0)]
     fault_rate: f64,
+    /// MiB of incompressible blobs added to the first project's repository at start (benchmarks of
+    /// large repositories; the repository lives in a temporary directory until the simulator stops).
+    #[arg(long, default_value_t = 0)]
+    large_repository_mib: u64,
 }
 
 #[tokio::main]
@@ -52,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut config = SimConfig::new(args.dataset, args.seed);
     config.listen = args.listen;
+    config.large_repository_mib = args.large_repository_mib;
     config.faults = FaultConfig {
         latency_ms: args.latency_ms,
         rate_limit_per_minute: args.rate_limit_per_minute,

@@ -43,6 +43,10 @@ use request::{Params, parse_pairs};
 
 /// Largest request body accepted (uploads included).
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// Largest project export archive `POST /projects/import` accepts (GitLab's default maximum import
+/// size is 10 GiB; the simulator holds the archive in memory, so benchmarks of large repositories
+/// need memory of a few times the archive).
+const IMPORT_BODY_LIMIT: usize = 10 * 1024 * 1024 * 1024;
 
 /// One API request, parsed and authenticated.
 pub struct Ctx<'a> {
@@ -139,7 +143,12 @@ pub async fn dispatch(State(sim): State<Arc<Sim>>, req: Request) -> Response {
             .unwrap_or_else(|| ApiError::NoRoute.into_response());
     }
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, BODY_LIMIT).await {
+    let limit = if parts.method == Method::POST && parts.uri.path() == "/api/v4/projects/import" {
+        IMPORT_BODY_LIMIT
+    } else {
+        BODY_LIMIT
+    };
+    let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
         Err(_) => {
             return ApiError::message(
