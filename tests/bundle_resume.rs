@@ -26,45 +26,35 @@ async fn set_latency(sim: &RunningSim, ms: u64) {
     assert!(resp.status().is_success());
 }
 
-fn staged_batches(data: &Path) -> usize {
-    fn count(dir: &Path) -> usize {
+/// How many staged files under an export's data directory match `file`.
+fn staged(data: &Path, file: &dyn Fn(&Path) -> bool) -> usize {
+    fn count(dir: &Path, file: &dyn Fn(&Path) -> bool) -> usize {
         std::fs::read_dir(dir)
             .map(|rd| {
                 rd.flatten()
                     .map(|e| {
                         let p = e.path();
                         if p.is_dir() {
-                            count(&p)
+                            count(&p, file)
                         } else {
-                            usize::from(p.extension().is_some_and(|x| x == "json"))
+                            usize::from(file(&p))
                         }
                     })
                     .sum()
             })
             .unwrap_or(0)
     }
-    count(&data.join("exports"))
+    count(&data.join("exports"), file)
 }
 
-/// Whether an export has staged a project's repository (projects are exported after their group).
+/// Pages staged (each has its description beside it).
+fn staged_batches(data: &Path) -> usize {
+    staged(data, &|p| p.extension().is_some_and(|x| x == "json"))
+}
+
+/// Project repositories staged (projects are exported after their group).
 fn staged_repositories(data: &Path) -> usize {
-    fn count(dir: &Path) -> usize {
-        std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| {
-                        let p = e.path();
-                        if p.is_dir() {
-                            count(&p)
-                        } else {
-                            usize::from(p.file_name().is_some_and(|n| n == "repository"))
-                        }
-                    })
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-    count(&data.join("exports"))
+    staged(data, &|p| p.file_name().is_some_and(|n| n == "repository"))
 }
 
 /// An export killed once `staged(data)` holds, then run again, writes exactly the bundle an
@@ -175,21 +165,7 @@ async fn a_replay_that_ended_with_failures_is_continued_with_retry() {
         &["--skip-projects"],
     )
     .await;
-    let victim = get_all(
-        &src.url,
-        &src.owner_token,
-        "groups/acme/labels?include_ancestor_groups=false",
-    )
-    .await[0]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    set_faults(
-        &dst,
-        json!({"reject": [{"method": "POST", "path_contains": "/labels", "body_contains": victim,
-                           "status": 422, "message": "Label is invalid"}]}),
-    )
-    .await;
+    refuse_a_label(&src, &dst, "acme").await;
     let data = dir.path().join("replay-data");
     let first = run(replay_cmd(&dst, &bundle, &data)).await;
     assert_eq!(first.status.code(), Some(2), "{}", text(&first));

@@ -121,21 +121,7 @@ async fn list_status_and_report_read_a_migration_back_from_the_store() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failure_is_logged_with_the_correlation_id_its_row_shows() {
     let (src, dst) = (source().await, destination().await);
-    let victim = get_all(
-        &src.url,
-        &src.owner_token,
-        "groups/acme/labels?include_ancestor_groups=false",
-    )
-    .await[0]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    set_faults(
-        &dst,
-        serde_json::json!({"reject": [{"method": "POST", "path_contains": "/labels",
-            "body_contains": victim, "status": 422, "message": "Label is invalid"}]}),
-    )
-    .await;
+    refuse_a_label(&src, &dst, "acme").await;
     let dir = tempfile::tempdir().unwrap();
     let out = migrate_group(
         &src,

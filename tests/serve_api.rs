@@ -276,32 +276,37 @@ async fn a_restarted_appliance_resumes_the_migration_without_duplicates() {
     dst.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn python_gitlab_drives_the_api_unchanged() {
-    let (src, dst) = (source().await, destination().await);
-    let data = tempfile::tempdir().unwrap();
-    let server = serve(&dst, data.path());
+/// Runs `tests/python/bulk_imports_check.py` (python-gitlab, as a user's script would) against the
+/// server with the source's URL and token, then `args`.
+async fn python_check(
+    server: &Server,
+    src: &forge_sim::RunningSim,
+    args: &[&str],
+) -> std::process::Output {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/python/bulk_imports_check.py"
     );
-    let args = [
+    let mut all = vec![
         script.to_string(),
         server.url.clone(),
         API_TOKEN.to_string(),
         src.url.clone(),
         src.owner_token.clone(),
-        "acme".to_string(),
-        "imported".to_string(),
-        "--slug".to_string(),
-        "acme".to_string(),
     ];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3").args(&args).output()
-    })
-    .await
-    .unwrap()
-    .expect("python3 runs");
+    all.extend(args.iter().map(|a| a.to_string()));
+    tokio::task::spawn_blocking(move || std::process::Command::new("python3").args(&all).output())
+        .await
+        .unwrap()
+        .expect("python3 runs")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_gitlab_drives_the_api_unchanged() {
+    let (src, dst) = (source().await, destination().await);
+    let data = tempfile::tempdir().unwrap();
+    let server = serve(&dst, data.path());
+    let out = python_check(&server, &src, &["acme", "imported", "--slug", "acme"]).await;
     assert!(
         out.status.success(),
         "python-gitlab check failed (CI installs python-gitlab with pip):\n{}\n{}",
@@ -319,29 +324,12 @@ async fn python_gitlab_migrates_a_project_entity_into_an_existing_group() {
     let (src, dst) = (source().await, destination().await);
     let data = tempfile::tempdir().unwrap();
     let server = serve(&dst, data.path());
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/python/bulk_imports_check.py"
-    );
-    let args = [
-        script,
-        &server.url,
-        API_TOKEN,
-        &src.url,
-        &src.owner_token,
-        "acme/backend/api",
-        "imported",
-        "--slug",
-        "api",
-        "--project",
-    ]
-    .map(str::to_string);
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3").args(&args).output()
-    })
-    .await
-    .unwrap()
-    .expect("python3 runs");
+    let out = python_check(
+        &server,
+        &src,
+        &["acme/backend/api", "imported", "--slug", "api", "--project"],
+    )
+    .await;
     assert!(
         out.status.success(),
         "python-gitlab check failed:\n{}\n{}",

@@ -203,6 +203,11 @@ impl Bundle {
             .seek(SeekFrom::Start(loc.offset))
             .map_err(BundleError::read(self.volumes.name()))?;
         super::records::read_records(stored, m, each)?;
+        self.check_padding(m, loc)
+    }
+
+    /// The tar padding after member `m` must be zeros.
+    fn check_padding(&self, m: &ManifestMember, loc: Location) -> Result<(), BundleError> {
         let padding = self
             .volumes
             .read_at(loc.offset + loc.size, padded(loc.size) - loc.size)?;
@@ -264,16 +269,7 @@ impl Bundle {
                 actual,
             });
         }
-        let padding = self
-            .volumes
-            .read_at(loc.offset + loc.size, padded(loc.size) - loc.size)?;
-        if padding.iter().any(|b| *b != 0) {
-            return Err(BundleError::Corrupt {
-                member: m.path.clone(),
-                why: "the padding after it is not zeros".into(),
-            });
-        }
-        Ok(())
+        self.check_padding(m, loc)
     }
 
     /// Every record of one batch.

@@ -90,14 +90,7 @@ impl GitLab {
     /// The destination user a source user (a record's `{username, public_email}`) maps to: by the
     /// explicit map, else by a destination user whose email equals the source user's public email.
     pub async fn map_user(&self, source_user: &Value) -> Result<Option<MappedUser>, ForgeError> {
-        let username = source_user
-            .get("username")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let email = source_user
-            .get("public_email")
-            .and_then(Value::as_str)
-            .filter(|e| !e.is_empty());
+        let (username, email) = identity(source_user);
         let key = format!(
             "{}|{}",
             username.to_lowercase(),
@@ -144,14 +137,7 @@ impl GitLab {
         &self,
         source_user: &Value,
     ) -> Result<Option<String>, ForgeError> {
-        let username = source_user
-            .get("username")
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let email = source_user
-            .get("public_email")
-            .and_then(Value::as_str)
-            .filter(|e| !e.is_empty());
+        let (username, email) = identity(source_user);
         let Some(dest) = self.directory.explicit.lookup(username, email) else {
             return Ok(None);
         };
@@ -252,6 +238,19 @@ pub fn id_of(v: &Value) -> Option<u64> {
 
 fn text<'a>(v: &'a Value, field: &str) -> &'a str {
     v.get(field).and_then(Value::as_str).unwrap_or("")
+}
+
+/// A source user record's username and public email (when it shows one): what maps them.
+fn identity(source_user: &Value) -> (&str, Option<&str>) {
+    let username = source_user
+        .get("username")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let email = source_user
+        .get("public_email")
+        .and_then(Value::as_str)
+        .filter(|e| !e.is_empty());
+    (username, email)
 }
 
 fn first_user(users: &Value, matches: impl Fn(&Value) -> bool) -> Option<MappedUser> {

@@ -676,3 +676,24 @@ pub fn report_stats(report: &Value) -> BTreeMap<String, Value> {
     }
     out
 }
+
+/// Makes the destination refuse one label of the source group `group` (its first), the way GitLab
+/// refuses a record (422 "Label is invalid"), and returns the label's name.
+pub async fn refuse_a_label(src: &RunningSim, dst: &RunningSim, group: &str) -> String {
+    let victim = get_all(
+        &src.url,
+        &src.owner_token,
+        &format!("groups/{}/labels?include_ancestor_groups=false", enc(group)),
+    )
+    .await[0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    set_faults(
+        dst,
+        serde_json::json!({"reject": [{"method": "POST", "path_contains": "/labels",
+            "body_contains": victim, "status": 422, "message": "Label is invalid"}]}),
+    )
+    .await;
+    victim
+}
