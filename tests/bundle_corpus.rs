@@ -285,6 +285,30 @@ fn corpus(plain: &[u8], signed: &[u8], plain_path: &Path) -> Vec<Case> {
         pack(&p),
         "which only a project has",
     );
+    // A wiki is a file member like a repository, at its own path.
+    let wiki = "repositories/acme/backend/api.wiki.bundle";
+    let mut p = parts();
+    let i = index(&p, wiki);
+    let at = p[i].data.len() / 2;
+    p[i].data[at] ^= 0x01;
+    add(
+        "a wiki with one bit flipped",
+        pack(&p),
+        &format!("member `{wiki}` is damaged: expected sha256"),
+    );
+    let mut p = parts();
+    declare(&mut p, wiki, |m| m["relation"] = json!("repository"));
+    add(
+        "a wiki declared as the repository",
+        pack(&p),
+        "does not sit where the repository of entity `acme/backend/api` belongs",
+    );
+    let mut p = parts();
+    declare(&mut p, wiki, |m| m["entity"] = json!("acme/backend"));
+    add("a wiki of a group", pack(&p), "which only a project has");
+    let mut p = parts();
+    declare(&mut p, wiki, |m| m["batch"] = json!(1));
+    add("a wiki in a second batch", pack(&p), "stored as it is");
     let mut p = parts();
     with_manifest(&mut p, |m| m["format_version"] = json!(1));
     add(

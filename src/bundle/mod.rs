@@ -125,15 +125,16 @@ pub fn member_path(entity_type: &str, entity: &str, relation: &str, batch: u64) 
 }
 
 /// Relations whose member is one file as it is (not records), with where it sits in a bundle:
-/// a project's repository as a `git bundle` of every ref.
-pub const FILE_RELATIONS: &[(&str, &str)] = &[("repository", ".bundle")];
+/// a project's repository and its wiki's, each as a `git bundle` of every ref.
+pub const FILE_RELATIONS: &[(&str, &str)] = &[("repository", ".bundle"), ("wiki", ".wiki.bundle")];
 
 /// Whether `relation`'s member is a file rather than records.
 pub fn is_file_relation(relation: &str) -> bool {
     FILE_RELATIONS.iter().any(|(r, _)| *r == relation)
 }
 
-/// The member path of a file relation: `repositories/<source_full_path>.bundle`.
+/// The member path of a file relation: `repositories/<source_full_path>.bundle` (a wiki:
+/// `.wiki.bundle`).
 pub fn file_member_path(entity: &str, relation: &str) -> Option<String> {
     FILE_RELATIONS
         .iter()
@@ -183,6 +184,10 @@ mod name_tests {
         assert_eq!(
             file_member_path("acme/app", "repository").as_deref(),
             Some("repositories/acme/app.bundle")
+        );
+        assert_eq!(
+            file_member_path("acme/app", "wiki").as_deref(),
+            Some("repositories/acme/app.wiki.bundle")
         );
         for bad in [
             "/etc/passwd",

@@ -2,9 +2,10 @@
 //!
 //! 0. `project`: the project is created by the destination's own project import. Its attributes, the
 //!    relations that travel with it (`ARCHIVE_RELATIONS`, each read in full from the source and staged
-//!    on disk, a page at a time) and its repository (a `git bundle` of every ref) make one package the
-//!    sink turns into what creates the project (a live destination: a GitLab export archive sent to
-//!    `POST /projects/import`). Each of those relations then counts what the destination holds.
+//!    on disk, a page at a time), its repository and its wiki's (each a `git bundle` of every ref)
+//!    make one package the sink turns into what creates the project (a live destination: a GitLab
+//!    export archive sent to `POST /projects/import`). Each of those relations, and the wiki's
+//!    pages, then counts what the destination holds.
 //! 1. `milestones`, 2. `issues`, 3. `merge_requests`: the relations GitLab's relation import takes,
 //!    a page at a time, one relation after the other (a project takes one relation import at a time).
 //!    Each page is read back from the destination; a crash redoes at most that page, and GitLab skips
@@ -17,7 +18,7 @@ use crate::relations::project::ProjectAttributes;
 use crate::relations::project::{ArchiveRelation, ISSUES, MERGE_REQUESTS, MILESTONES};
 use crate::relations::{EntityContext, Relation};
 use crate::sink::{ProjectPackage, Sink};
-use crate::source::Source;
+use crate::source::{RepositoryKind, Source};
 use crate::store::{MappingScope, PageCommit};
 use tokio_util::sync::CancellationToken;
 
@@ -46,6 +47,10 @@ pub const ARCHIVE_RELATIONS: &[(&str, Option<&str>)] = &[
     ("commit_notes", None),
 ];
 
+/// The project's wiki: its repository travels in the archive as `project.wiki.bundle`; the row
+/// counts its pages at the source and at the destination.
+pub const WIKI: &str = "wiki";
+
 /// The relations loaded through GitLab's relation import once the project exists, in order.
 pub fn batched_stages() -> Vec<&'static dyn Relation> {
     vec![&MILESTONES, &ISSUES, &MERGE_REQUESTS]
@@ -55,6 +60,7 @@ pub fn batched_stages() -> Vec<&'static dyn Relation> {
 pub fn project_relation_names() -> Vec<(u8, &'static str)> {
     let mut out = vec![(0, "project")];
     out.extend(ARCHIVE_RELATIONS.iter().map(|(name, _)| (0, *name)));
+    out.push((0, WIKI));
     out.extend(
         batched_stages()
             .into_iter()
@@ -209,19 +215,49 @@ impl Engine {
                 }
             }
         }
-        let repository = match source.repository(ctx, staging.path()).await {
-            Ok(r) => r,
+        let mut repositories = Vec::new();
+        match source
+            .repository(ctx, RepositoryKind::Project, staging.path())
+            .await
+        {
+            Ok(r) => repositories.extend(r.map(|path| (RepositoryKind::Project, path))),
             Err(e) if e.is_unreachable() => return Err(EngineError::Unreachable(e.to_string())),
             Err(e) => {
                 self.fail_stage(ctx, "project", "extractor", e.source_class(), e.message())
                     .await?;
                 return Ok(false);
             }
-        };
+        }
+        // The wiki: a project whose wiki cannot be read is still created, without it, and the
+        // wiki's row says why.
+        let store = self.store.clone();
+        blocking(move || store.ensure_tracker(entity_id, WIKI, 0, now_millis())).await?;
+        match source
+            .repository(ctx, RepositoryKind::Wiki, staging.path())
+            .await
+        {
+            Ok(None) => counted.push((WIKI, Some("wikis"), 0)),
+            Ok(Some(bundle)) => match crate::forge::git::wiki_page_count(&bundle).await {
+                Ok(pages) => {
+                    counted.push((WIKI, Some("wikis"), pages));
+                    repositories.push((RepositoryKind::Wiki, bundle));
+                }
+                Err(e) => {
+                    let message = format!("the wiki's git bundle cannot be read: {e}");
+                    self.fail_stage(ctx, WIKI, "extractor", "Appliance::GitError", message)
+                        .await?;
+                }
+            },
+            Err(e) if e.is_unreachable() => return Err(EngineError::Unreachable(e.to_string())),
+            Err(e) => {
+                self.fail_stage(ctx, WIKI, "extractor", e.source_class(), e.message())
+                    .await?;
+            }
+        }
         let package = ProjectPackage {
             attributes,
             relations,
-            repository,
+            repositories,
         };
 
         let store = self.store.clone();
@@ -299,6 +335,7 @@ impl Engine {
                 skipped.pipeline_class = "BulkImports::Common::Pipelines::MembersPipeline".into();
                 commit.skipped.push(skipped);
             } else if arrived < sent || !failed.is_empty() {
+                let what = if name == WIKI { "wiki pages" } else { name };
                 let why = if failed.is_empty() {
                     "the destination's import did not say why".to_string()
                 } else {
@@ -310,7 +347,7 @@ impl Engine {
                     "loader",
                     "Appliance::NotImported",
                     format!(
-                        "{} of {sent} {name} did not arrive at the destination: {why}",
+                        "{} of {sent} {what} did not arrive at the destination: {why}",
                         sent - arrived
                     ),
                 ));

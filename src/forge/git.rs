@@ -183,6 +183,69 @@ pub async fn local_refs(repo_or_bundle: &Path) -> Result<BTreeMap<String, String
     }
 }
 
+/// File extensions of the markup GitLab's wiki shows as pages (Markdown, RDoc, AsciiDoc, Org);
+/// any other file of a wiki repository (an attachment) is not a page.
+pub const WIKI_PAGE_EXTENSIONS: [&str; 9] = [
+    "md", "markdown", "mdown", "mkd", "mkdn", "rdoc", "adoc", "asciidoc", "org",
+];
+
+/// How many pages the wiki in a `git bundle` file holds: the files of its HEAD (else of its first
+/// branch) with a page extension ([`WIKI_PAGE_EXTENSIONS`]), as GitLab lists the pages of a wiki.
+/// The bundle is unpacked into a temporary bare repository beside it, removed afterwards.
+pub async fn wiki_page_count(bundle: &Path) -> Result<u64, GitError> {
+    let parent = match bundle.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let unpacked = tempfile::Builder::new()
+        .prefix(".wiki-")
+        .tempdir_in(&parent)
+        .map_err(|e| GitError::Unexpected {
+            command: format!("clone --bare {}", bundle.display()),
+            message: format!(
+                "cannot make a temporary directory in {}: {e}",
+                parent.display()
+            ),
+        })?;
+    let clone = unpacked.path().join("wiki.git");
+    let mut cmd = plain_git();
+    cmd.env("GIT_ALLOW_PROTOCOL", "file")
+        .args(["clone", "--bare", "--quiet", "--"])
+        .arg(bundle)
+        .arg(&clone);
+    let what = format!("clone --bare {} {}", bundle.display(), clone.display());
+    run(cmd, what, LOCAL_DEADLINE, None).await?;
+    let mut head = local_git(&clone);
+    head.args(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]);
+    let tip = match run(head, "rev-parse HEAD".into(), LOCAL_DEADLINE, None).await {
+        Ok(out) => String::from_utf8_lossy(&out).trim().to_owned(),
+        // A bundle without HEAD: its first branch.
+        Err(_) => match repository_refs(&clone)
+            .await?
+            .into_iter()
+            .find(|(name, _)| name.starts_with("refs/heads/"))
+        {
+            Some((_, id)) => id,
+            None => return Ok(0),
+        },
+    };
+    let mut cmd = local_git(&clone);
+    cmd.args(["ls-tree", "-r", "-z", "--name-only", &tip]);
+    let what = format!("ls-tree -r {tip} (in {})", clone.display());
+    let listing = run(cmd, what, LOCAL_DEADLINE, None).await?;
+    Ok(listing
+        .split(|b| *b == 0)
+        .filter_map(|name| std::str::from_utf8(name).ok())
+        .filter(|name| {
+            name.rsplit_once('.').is_some_and(|(stem, ext)| {
+                !stem.is_empty()
+                    && !stem.ends_with('/')
+                    && WIKI_PAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
+            })
+        })
+        .count() as u64)
+}
+
 /// Pushes every ref of a local repository (or bundle) to `repo_url` (mirror push without deleting),
 /// token as for clone. Refs that differ are forced to the local value; refs only the destination has
 /// stay. GitLab's own namespaces ([`GITLAB_HIDDEN_REFS`], e.g. `refs/merge-requests/*`) are not

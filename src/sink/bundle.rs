@@ -10,6 +10,7 @@ use crate::bundle::{BundleError, ManifestEntity, PackOptions, Staging, pack};
 use crate::engine::EngineError;
 use crate::model::{BulkImport, Entity};
 use crate::relations::{EntityContext, LoadError, Relation};
+use crate::source::RepositoryKind;
 use crate::store::Store;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -118,8 +119,9 @@ impl Sink for BundleSink {
         self.load(relation, ctx, record, false).await.map(|_| ())
     }
 
-    /// A project is stored as it came: its attributes, each relation that travels with it, and its
-    /// repository's `git bundle`; a replay hands the same package to the destination.
+    /// A project is stored as it came: its attributes, each relation that travels with it, and the
+    /// `git bundle` of its repository and of its wiki; a replay hands the same package to the
+    /// destination.
     async fn create_project(
         &self,
         ctx: &EntityContext,
@@ -130,7 +132,10 @@ impl Sink for BundleSink {
         let entity = ctx.entity.source_full_path.clone();
         let attributes = package.attributes.clone();
         let relations = package.relations.clone();
-        let repository = package.repository.clone();
+        let repositories: Vec<(&'static str, Option<PathBuf>)> = RepositoryKind::ALL
+            .iter()
+            .map(|kind| (kind.relation(), package.repository(*kind).cloned()))
+            .collect();
         let id = attributes
             .get("id")
             .and_then(Value::as_u64)
@@ -141,10 +146,13 @@ impl Sink for BundleSink {
             for (name, file) in &relations {
                 staging.write_relation_file(&entity, name, file)?;
             }
-            match &repository {
-                Some(file) => staging.write_file(&entity, "repository", file),
-                None => staging.remove_file(&entity, "repository"),
+            for (relation, file) in &repositories {
+                match file {
+                    Some(file) => staging.write_file(&entity, relation, file)?,
+                    None => staging.remove_file(&entity, relation)?,
+                }
             }
+            Ok(())
         })
         .await
         .map_err(sink_error)?

@@ -4,7 +4,7 @@
 //! uses, and handed to the engine in pages of at most `PAGE_BYTES` of records (the cursor is
 //! `<batch>:<record>`), so memory stays bounded whatever a batch declares.
 
-use super::{ExtractedPage, Source};
+use super::{ExtractedPage, RepositoryKind, Source};
 use crate::bundle::{Bundle, BundleError, verify};
 use crate::forge::ForgeError;
 use crate::relations::{EntityContext, Relation};
@@ -121,16 +121,17 @@ impl Source for BundleSource {
     async fn repository(
         &self,
         ctx: &EntityContext,
+        kind: RepositoryKind,
         dir: &std::path::Path,
     ) -> Result<Option<PathBuf>, ForgeError> {
         let entity = ctx.entity.source_full_path.as_str();
-        let key = (entity.to_string(), "repository".to_string());
+        let key = (entity.to_string(), kind.relation().to_string());
         let Some(index) = self.batches.get(&key).and_then(|b| b.first()).copied() else {
             return Ok(None);
         };
         let member = self.bundle.manifest.members[index].clone();
         let bundle = Arc::clone(&self.bundle);
-        let path = dir.join("repository.bundle");
+        let path = dir.join(kind.archive_name());
         let out = path.clone();
         tokio::task::spawn_blocking(move || -> Result<(), BundleError> {
             let file = std::fs::File::create(&out).map_err(BundleError::write(&out))?;

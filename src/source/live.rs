@@ -4,7 +4,7 @@
 //! what GitLab serves only through GraphQL, through its GraphQL connection, one page per cursor.
 
 use super::export::Exports;
-use super::{ExtractedPage, Source};
+use super::{ExtractedPage, RepositoryKind, Source};
 use crate::forge::{ForgeError, GitLab};
 use crate::relations::{EntityContext, Extraction, Relation};
 use async_trait::async_trait;
@@ -27,6 +27,17 @@ pub struct LiveSource {
 }
 
 impl LiveSource {
+    /// Whether the project has a wiki with pages: a wiki that is turned off (403), not visible
+    /// (404) or without pages has nothing to migrate, and its repository is not cloned.
+    async fn has_wiki(&self, ctx: &EntityContext) -> Result<bool, ForgeError> {
+        let path = format!("{}/wikis", ctx.source_portable());
+        match self.gitlab.client.get(&path, &[]).await {
+            Ok(pages) => Ok(pages.as_array().is_some_and(|p| !p.is_empty())),
+            Err(e) if matches!(e.status(), Some(403) | Some(404)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn new(gitlab: GitLab) -> LiveSource {
         LiveSource {
             gitlab,
@@ -197,10 +208,19 @@ impl Source for LiveSource {
     async fn repository(
         &self,
         ctx: &EntityContext,
+        kind: RepositoryKind,
         dir: &std::path::Path,
     ) -> Result<Option<std::path::PathBuf>, ForgeError> {
+        if kind == RepositoryKind::Wiki && !self.has_wiki(ctx).await? {
+            return Ok(None);
+        }
         let client = &self.gitlab.client;
-        let url = format!("{}/{}.git", self.url(), ctx.entity.source_full_path);
+        let url = format!(
+            "{}/{}{}",
+            self.url(),
+            ctx.entity.source_full_path,
+            kind.url_suffix()
+        );
         let url = url::Url::parse(&url).map_err(|e| ForgeError::Url(e.to_string()))?;
         let git_error = |e: crate::forge::git::GitError| ForgeError::Network {
             method: "git".into(),
@@ -208,7 +228,7 @@ impl Source for LiveSource {
             message: e.to_string(),
             maybe_applied: false,
         };
-        let mirror = dir.join("source.git");
+        let mirror = dir.join(format!("source-{}.git", kind.relation()));
         // A clone that failed (a 5xx, a reset) is started again from scratch, a few times, spaced
         // out as the HTTP client spaces its retries.
         let mut delay = std::time::Duration::from_millis(250);
@@ -228,7 +248,7 @@ impl Source for LiveSource {
                 }
             }
         }
-        let bundle = dir.join("project.bundle");
+        let bundle = dir.join(kind.archive_name());
         let made = crate::forge::git::bundle_create(&mirror, &bundle)
             .await
             .map_err(git_error)?;

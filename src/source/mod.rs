@@ -48,13 +48,52 @@ pub trait Source: Send + Sync {
     fn project_absent(&self, _full_path: &str) -> Option<String> {
         None
     }
-    /// A project entity's repository as a `git bundle` of every ref, written under `dir`; None when
-    /// the project has an empty repository (or the source carries none).
+    /// One of a project entity's git repositories (`kind`: the project's own, or its wiki's) as a
+    /// `git bundle` of every ref, written under `dir`; None when that repository is empty or
+    /// absent (a project without a wiki), or the source carries none.
     async fn repository(
         &self,
         _ctx: &EntityContext,
+        _kind: RepositoryKind,
         _dir: &Path,
     ) -> Result<Option<PathBuf>, ForgeError> {
         Ok(None)
+    }
+}
+
+/// Which of a project's git repositories: the project's own or its wiki's. Both move the same way
+/// (a mirror clone, then `git bundle create --all`); they differ in where they are found and
+/// where they go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RepositoryKind {
+    Project,
+    Wiki,
+}
+
+impl RepositoryKind {
+    pub const ALL: [RepositoryKind; 2] = [RepositoryKind::Project, RepositoryKind::Wiki];
+
+    /// The relation it is tracked as, and the file relation a bundle carries it as.
+    pub fn relation(self) -> &'static str {
+        match self {
+            RepositoryKind::Project => "repository",
+            RepositoryKind::Wiki => "wiki",
+        }
+    }
+
+    /// What follows the project's full path in the repository's URL (`<base>/<path>.wiki.git`).
+    pub fn url_suffix(self) -> &'static str {
+        match self {
+            RepositoryKind::Project => ".git",
+            RepositoryKind::Wiki => ".wiki.git",
+        }
+    }
+
+    /// Its file name in GitLab's export archive.
+    pub fn archive_name(self) -> &'static str {
+        match self {
+            RepositoryKind::Project => "project.bundle",
+            RepositoryKind::Wiki => "project.wiki.bundle",
+        }
     }
 }

@@ -154,6 +154,7 @@ impl RunningSim {
         let git = GitStore::new(git_dir.path().to_path_buf());
         let sim = Arc::new(Sim::new(url.clone(), git, seeded.store));
         let repositories = seeded.repositories;
+        let wikis = seeded.wikis;
         let seeding = Arc::clone(&sim);
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             for path in &repositories {
@@ -165,6 +166,16 @@ impl RunningSim {
                     .git
                     .seed_history(path, seed, seeded_commits(dataset))
                     .map_err(|e| anyhow::anyhow!("seeding repository {path}: {e}"))?;
+            }
+            for (path, pages) in &wikis {
+                let pages: Vec<(&str, &str)> = pages
+                    .iter()
+                    .map(|(file, content)| (file.as_str(), content.as_str()))
+                    .collect();
+                seeding
+                    .git
+                    .seed_wiki(path, seed, &pages)
+                    .map_err(|e| anyhow::anyhow!("seeding the wiki of {path}: {e}"))?;
             }
             Ok(())
         })

@@ -12,8 +12,8 @@
 //! unmapped gets GitLab's `*By <name> on <time> (imported from GitLab)*` line.
 //!
 //! It never decides access or renders HTTP (`routes/imports.rs` does), and it writes git data
-//! only through [`crate::git::GitStore`]. Wikis and LFS objects are accepted and ignored: the
-//! simulator keeps neither.
+//! only through [`crate::git::GitStore`]. A wiki (`project.wiki.bundle`) is restored into the
+//! project's wiki repository; LFS objects are accepted and ignored.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -60,6 +60,8 @@ pub struct Archive {
     /// `tree/project/<relation>.ndjson`.
     pub relations: BTreeMap<String, Lines>,
     pub bundle: Option<Vec<u8>>,
+    /// `project.wiki.bundle`: the wiki's repository.
+    pub wiki_bundle: Option<Vec<u8>>,
     /// `uploads/<secret>/<filename>` with the file's bytes.
     pub uploads: Vec<(String, String, Vec<u8>)>,
 }
@@ -112,12 +114,13 @@ impl Archive {
                     archive.relations.insert(relation.to_owned(), lines);
                 }
                 ["project.bundle"] => archive.bundle = Some(bytes),
+                ["project.wiki.bundle"] => archive.wiki_bundle = Some(bytes),
                 ["uploads", secret, filename] => {
                     archive
                         .uploads
                         .push(((*secret).to_owned(), (*filename).to_owned(), bytes));
                 }
-                // project.wiki.bundle, lfs-objects, snippets repositories, design repositories...
+                // lfs-objects, snippets repositories, design repositories...
                 _ => {}
             }
         }
@@ -174,6 +177,18 @@ pub fn run_project_import(sim: Arc<Sim>, project_id: u64, importer: u64, file: V
         ) {
             return set_status(&sim, project_id, "failed", Some(error), Vec::new());
         }
+    }
+    // GitLab's WikiRestorer: the wiki's refs as they were, HEAD on the bundle's HEAD branch.
+    if let Some(bundle) = &archive.wiki_bundle
+        && let Err(error) = restore_bundle_file(&sim, &crate::git::wiki_path(&full_path), bundle)
+    {
+        return set_status(
+            &sim,
+            project_id,
+            "failed",
+            Some(format!("Could not restore project.wiki.bundle: {error}")),
+            Vec::new(),
+        );
     }
     let failures = {
         let mut store = sim.write();
@@ -263,6 +278,19 @@ fn restore_repository(
         project.empty_repo = !has_refs;
     }
     Ok(())
+}
+
+/// Restores a `git bundle` held in memory into the repository at `repo_path`.
+fn restore_bundle_file(sim: &Sim, repo_path: &str, bundle: &[u8]) -> Result<(), String> {
+    let file = tempfile::NamedTempFile::new()
+        .and_then(|mut file| {
+            std::io::Write::write_all(&mut file, bundle)?;
+            Ok(file)
+        })
+        .map_err(|e| e.to_string())?;
+    sim.git
+        .restore_bundle(repo_path, file.path(), None)
+        .map_err(|e| e.to_string())
 }
 
 /// The attributes of `tree/project.json` the simulator keeps (GitLab ignores ids and paths).

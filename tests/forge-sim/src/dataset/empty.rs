@@ -22,6 +22,7 @@ pub fn build(seed: u64) -> Seeded {
         admin_token: b.token("root"),
         owner_token: b.token("ada"),
         repositories: Vec::new(),
+        wikis: Vec::new(),
         store: b.store,
     }
 }

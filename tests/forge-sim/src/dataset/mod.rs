@@ -30,6 +30,9 @@ pub struct Seeded {
     pub owner_token: String,
     /// Full paths of projects whose repositories get seeded history.
     pub repositories: Vec<String>,
+    /// Projects with a wiki: the project's full path and its pages (file path in the wiki
+    /// repository, content).
+    pub wikis: Vec<(String, Vec<(String, String)>)>,
 }
 
 /// The users every dataset has, in id order: (username, name, email, public email, admin).

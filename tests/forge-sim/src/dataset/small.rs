@@ -484,10 +484,54 @@ pub fn build(seed: u64) -> Seeded {
         .values()
         .map(|p| p.path_with_namespace.clone())
         .collect();
+    // Two projects have a wiki (a page in a directory, unicode, links between pages); the others
+    // have none.
+    let wiki_of = |id: u64| {
+        b.store
+            .project(id)
+            .map(|p| p.path_with_namespace.clone())
+            .unwrap_or_default()
+    };
+    let wikis = vec![
+        (
+            wiki_of(api),
+            vec![
+                (
+                    "home.md".to_string(),
+                    "# API wiki\n\nStart with [Getting started](Getting-started), then \
+                     [Deploy](guides/Deploy).\n"
+                        .to_string(),
+                ),
+                (
+                    "Getting-started.md".to_string(),
+                    "## Getting started\n\n1. `cargo run`\n2. Ünïcödé is fine: ✨ 资料\n"
+                        .to_string(),
+                ),
+                (
+                    "guides/Deploy.md".to_string(),
+                    "Deploy with `make deploy`; see the [home](home) page.\n".to_string(),
+                ),
+            ],
+        ),
+        (
+            wiki_of(docs),
+            vec![
+                (
+                    "home.md".to_string(),
+                    "# Docs\n\nThe [FAQ](FAQ) answers most questions.\n".to_string(),
+                ),
+                (
+                    "FAQ.md".to_string(),
+                    "**Q:** Where is the API?\n**A:** In `acme/backend/api`.\n".to_string(),
+                ),
+            ],
+        ),
+    ];
     Seeded {
         admin_token: b.token("root"),
         owner_token: b.token("ada"),
         repositories,
+        wikis,
         store: b.store,
     }
 }

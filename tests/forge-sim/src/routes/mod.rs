@@ -25,6 +25,7 @@ pub mod request;
 pub mod snippets;
 pub mod uploads;
 pub mod users;
+pub mod wikis;
 
 use std::sync::Arc;
 
@@ -372,6 +373,8 @@ fn project_routes(
         ["protected_branches"] if get => protected_branches::list(ctx, scope),
         ["protected_branches"] if post => protected_branches::create(ctx, scope),
         ["uploads", secret, filename] if get => uploads::get(ctx, scope, secret, filename),
+        ["wikis"] if get => wikis::list(ctx, scope),
+        ["wikis", slug] if get => wikis::get(ctx, scope, slug),
         _ => shared_routes(ctx, method, scope, rest, get, post, put, delete),
     }
 }
