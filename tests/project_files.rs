@@ -1,6 +1,7 @@
-//! A project's files beside its records: its wiki (pages and the wiki repository's refs), checked
-//! live and through a bundle (export, verify, replay), through both simulators' REST APIs and their
-//! git repositories, field by field and byte for byte, as a user would compare them.
+//! A project's files beside its records: its wiki (pages and the wiki repository's refs) and its
+//! uploads (the files its issues and notes link to), checked live and through a bundle (export,
+//! verify, replay), through both simulators' REST APIs and their git repositories, field by field
+//! and byte for byte, as a user would compare them.
 
 mod bundle_common;
 mod common;
@@ -92,6 +93,111 @@ async fn assert_same_wiki(
     }
 }
 
+/// The upload links of a project's issues and their notes (`/uploads/<secret>/<name>`), sorted.
+async fn upload_links(sim: &forge_sim::RunningSim, token: &str, project: &str) -> Vec<String> {
+    let mut links = Vec::new();
+    for issue in get_all(
+        &sim.url,
+        token,
+        &format!("projects/{}/issues", enc(project)),
+    )
+    .await
+    {
+        let iid = issue["iid"].as_u64().unwrap();
+        let mut texts = vec![issue["description"].as_str().unwrap_or("").to_string()];
+        for note in get_all(
+            &sim.url,
+            token,
+            &format!("projects/{}/issues/{iid}/notes", enc(project)),
+        )
+        .await
+        {
+            texts.push(note["body"].as_str().unwrap_or("").to_string());
+        }
+        for text in texts {
+            links.extend(appliance::relations::uploads::links(&text));
+        }
+    }
+    links.sort();
+    links.dedup();
+    links
+}
+
+/// The bytes a project's upload link serves, through the uploads API.
+async fn upload_bytes(
+    sim: &forge_sim::RunningSim,
+    token: &str,
+    project: &str,
+    link: &str,
+) -> Option<Vec<u8>> {
+    let rest = link.strip_prefix("/uploads/").unwrap();
+    get_bytes(
+        &sim.url,
+        token,
+        &format!("projects/{}/uploads/{rest}", enc(project)),
+    )
+    .await
+}
+
+/// Every file the source project's issues and notes link to is served by the destination under
+/// the same link, byte for byte; the destination lists as many uploads as the source; and the
+/// `uploads` row counts them exactly. Returns how many links were checked.
+async fn assert_same_uploads(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    entity: &Value,
+    src_path: &str,
+    dest_path: &str,
+) -> usize {
+    let links = upload_links(src, &src.owner_token, src_path).await;
+    assert_eq!(
+        upload_links(dst, &dst.admin_token, dest_path).await,
+        links,
+        "{src_path}: the links arrive unchanged"
+    );
+    for link in &links {
+        let want = upload_bytes(src, &src.owner_token, src_path, link)
+            .await
+            .unwrap_or_else(|| panic!("{src_path}: the source serves {link}"));
+        let got = upload_bytes(dst, &dst.admin_token, dest_path, link).await;
+        assert_eq!(
+            got.as_ref(),
+            Some(&want),
+            "{src_path}: {link} at the destination"
+        );
+    }
+    let listed = |sim: &forge_sim::RunningSim, token: &str, path: &str| {
+        let (url, token, path) = (sim.url.clone(), token.to_string(), path.to_string());
+        async move { get_all(&url, &token, &format!("projects/{}/uploads", enc(&path))).await }
+    };
+    let want = listed(src, &src.owner_token, src_path).await;
+    let got = listed(dst, &dst.admin_token, dest_path).await;
+    let names = |v: &[Value]| {
+        let mut n: Vec<(String, u64)> = v
+            .iter()
+            .map(|u| {
+                (
+                    u["filename"].as_str().unwrap().to_string(),
+                    u["size"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        names(&got),
+        names(&want),
+        "{src_path}: uploads (name, size)"
+    );
+    let row = stat(entity, "uploads");
+    assert_eq!(row["status"], "finished", "{src_path}: {row}");
+    for k in ["source", "fetched", "imported"] {
+        assert_eq!(row[k], want.len() as u64, "{src_path}: uploads.{k}: {row}");
+    }
+    links.len()
+}
+
 fn migrate_projects_cmd(
     src: &forge_sim::RunningSim,
     dst: &forge_sim::RunningSim,
@@ -121,7 +227,7 @@ fn entity<'r>(report: &'r Value, source_path: &str) -> &'r Value {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_project_migrates_live_with_its_wiki() {
+async fn a_project_migrates_live_with_its_wiki_and_uploads() {
     let (src, dst) = (source().await, destination().await);
     let data = tempfile::tempdir().unwrap();
     let projects = [WITH_WIKI[0], WITH_WIKI[1], WITHOUT_WIKI];
@@ -138,6 +244,25 @@ async fn a_project_migrates_live_with_its_wiki() {
         assert!(pages.len() >= 2, "{project} has a wiki: {pages:?}");
         assert!(!wiki_refs(&src, project).is_empty());
         assert_same_wiki(&src, &dst, e, project, dest_path).await;
+    }
+    // Uploads linked from an issue and from a note arrive under the same links.
+    let api = entity(&r, WITH_WIKI[0]);
+    let linked = assert_same_uploads(
+        &src,
+        &dst,
+        api,
+        WITH_WIKI[0],
+        api["destination_full_path"].as_str().unwrap(),
+    )
+    .await;
+    assert!(
+        linked >= 3,
+        "the issue's and the note's uploads were checked"
+    );
+    for project in [WITH_WIKI[1], WITHOUT_WIKI] {
+        let e = entity(&r, project);
+        let dest = e["destination_full_path"].as_str().unwrap();
+        assert_same_uploads(&src, &dst, e, project, dest).await;
     }
     // A project without a wiki gets none, and its row counts nothing.
     let e = entity(&r, WITHOUT_WIKI);
@@ -160,7 +285,7 @@ async fn a_project_migrates_live_with_its_wiki() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_wiki_travels_through_a_bundle() {
+async fn a_wiki_and_uploads_travel_through_a_bundle() {
     let (src, dst) = (source().await, destination().await);
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("acme.bundle");
@@ -205,6 +330,28 @@ async fn a_wiki_travels_through_a_bundle() {
         assert_eq!(e["status"], "finished", "{e:#}");
         let dest_path = e["destination_full_path"].as_str().unwrap();
         assert_same_wiki(&src, &dst, e, project, dest_path).await;
+    }
+    // Every project's uploads, by the same links, byte for byte.
+    let mut linked = 0;
+    for e in r["entities"].as_array().unwrap() {
+        if e["entity_type"] != "project" {
+            continue;
+        }
+        let src_path = e["source_full_path"].as_str().unwrap();
+        let dest_path = e["destination_full_path"].as_str().unwrap();
+        linked += assert_same_uploads(&src, &dst, e, src_path, dest_path).await;
+    }
+    assert!(linked >= 4, "uploads of two projects were checked");
+    // Each distinct file is one blob, named by its sha256; a file two projects hold is stored once.
+    let parts = bundle_common::members(&std::fs::read(&bundle).unwrap());
+    let blobs: Vec<&bundle_common::RawMember> = parts
+        .iter()
+        .filter(|m| m.path.starts_with("blobs/sha256/"))
+        .collect();
+    assert!(!blobs.is_empty());
+    for b in &blobs {
+        let sha = bundle_common::sha256_hex(&b.data);
+        assert_eq!(b.path, format!("blobs/sha256/{}/{sha}", &sha[..2]));
     }
     src.shutdown().await;
     dst.shutdown().await;

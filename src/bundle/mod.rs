@@ -128,9 +128,22 @@ pub fn member_path(entity_type: &str, entity: &str, relation: &str, batch: u64) 
 /// a project's repository and its wiki's, each as a `git bundle` of every ref.
 pub const FILE_RELATIONS: &[(&str, &str)] = &[("repository", ".bundle"), ("wiki", ".wiki.bundle")];
 
+/// The relation of a blob member: a file (an upload, an LFS object) stored as it is at
+/// `blobs/sha256/<aa>/<sha256>`, addressed by the sha256 of its bytes, so a file several projects
+/// hold is stored once. The records that name it (relation `uploads`) say where it belongs.
+pub const BLOB_RELATION: &str = "blob";
+
+/// Record relations whose records each name a blob by its `sha256` and `size`.
+pub const BLOB_REFERENCES: &[&str] = &["uploads"];
+
+/// The member path of the blob whose bytes have this sha256 (64 lowercase hex digits).
+pub fn blob_member_path(sha256: &str) -> String {
+    format!("blobs/sha256/{}/{sha256}", sha256.get(..2).unwrap_or(""))
+}
+
 /// Whether `relation`'s member is a file rather than records.
 pub fn is_file_relation(relation: &str) -> bool {
-    FILE_RELATIONS.iter().any(|(r, _)| *r == relation)
+    relation == BLOB_RELATION || FILE_RELATIONS.iter().any(|(r, _)| *r == relation)
 }
 
 /// The member path of a file relation: `repositories/<source_full_path>.bundle` (a wiki:

@@ -51,6 +51,11 @@ pub const ARCHIVE_RELATIONS: &[(&str, Option<&str>)] = &[
 /// counts its pages at the source and at the destination.
 pub const WIKI: &str = "wiki";
 
+/// The files the project's markdown links to: they travel in the archive as
+/// `uploads/<secret>/<filename>`; the row counts them at the source and at the destination
+/// (`GET /projects/:id/uploads`, GitLab 17.2; an older destination is trusted with what it got).
+pub const UPLOADS: &str = "uploads";
+
 /// The relations loaded through GitLab's relation import once the project exists, in order.
 pub fn batched_stages() -> Vec<&'static dyn Relation> {
     vec![&MILESTONES, &ISSUES, &MERGE_REQUESTS]
@@ -61,6 +66,7 @@ pub fn project_relation_names() -> Vec<(u8, &'static str)> {
     let mut out = vec![(0, "project")];
     out.extend(ARCHIVE_RELATIONS.iter().map(|(name, _)| (0, *name)));
     out.push((0, WIKI));
+    out.push((0, UPLOADS));
     out.extend(
         batched_stages()
             .into_iter()
@@ -254,10 +260,27 @@ impl Engine {
                     .await?;
             }
         }
+        // The files its markdown links to: as for the wiki, a project is created without them
+        // when they cannot be read, and their row says why.
+        let store = self.store.clone();
+        blocking(move || store.ensure_tracker(entity_id, UPLOADS, 0, now_millis())).await?;
+        let uploads = match source.uploads(ctx, staging.path()).await {
+            Ok(uploads) => {
+                counted.push((UPLOADS, Some("uploads"), uploads.len() as u64));
+                uploads
+            }
+            Err(e) if e.is_unreachable() => return Err(EngineError::Unreachable(e.to_string())),
+            Err(e) => {
+                self.fail_stage(ctx, UPLOADS, "extractor", e.source_class(), e.message())
+                    .await?;
+                Vec::new()
+            }
+        };
         let package = ProjectPackage {
             attributes,
             relations,
             repositories,
+            uploads,
         };
 
         let store = self.store.clone();

@@ -23,6 +23,10 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use url::Url;
 
+/// How long one download (a file streamed to disk, or a hop of a download's redirect) may take
+/// in all; a transfer that stalls ends much sooner, by the read deadline.
+pub const DOWNLOAD_DEADLINE: Duration = Duration::from_secs(6 * 60 * 60);
+
 /// How hard the client tries before it gives up on a request, and how long it waits for a forge.
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
@@ -385,6 +389,49 @@ impl ForgeClient {
         self.retrying(true, attempt).await
     }
 
+    /// Streams the body of an API path (an export file, which may be gigabytes) into a new file at
+    /// `out`, and returns its size; never holds it in memory. A stalled transfer ends by the read
+    /// deadline; the whole one may take up to [`DOWNLOAD_DEADLINE`]. A failed attempt is retried
+    /// from the start, `out` truncated.
+    pub async fn download_to(&self, path: &str, out: &std::path::Path) -> Result<u64, ForgeError> {
+        use tokio::io::AsyncWriteExt;
+        let url = self.api_url(path);
+        let disk = |e: std::io::Error| ForgeError::Decode {
+            url: url.clone(),
+            message: format!("cannot write {}: {e}", out.display()),
+        };
+        let attempt = || async {
+            let _permit = self.permit(&url).await?;
+            let resp = self
+                .request(Method::GET, &url)?
+                .timeout(DOWNLOAD_DEADLINE)
+                .send()
+                .await
+                .map_err(|e| network("GET", &url, &e, true))?;
+            self.observe(resp.status(), resp.headers());
+            let resp = self.follow_download(&url, resp).await?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            if !status.is_success() {
+                let body = resp.bytes().await.unwrap_or_default();
+                return Err(status_error("GET", &url, status, &headers, &body));
+            }
+            let mut file = tokio::fs::File::create(out).await.map_err(disk)?;
+            let mut written = 0u64;
+            let mut stream = resp.bytes_stream();
+            while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+                let chunk = chunk.map_err(|e| network("GET", &url, &e, true))?;
+                file.write_all(&chunk).await.map_err(disk)?;
+                written += chunk.len() as u64;
+            }
+            file.flush().await.map_err(disk)?;
+            file.sync_all().await.map_err(disk)?;
+            metrics::forge_bytes(&self.host(), Direction::Received, written as usize);
+            Ok(written)
+        };
+        self.retrying(true, attempt).await
+    }
+
     /// `POST` of one file as `multipart/form-data` field `file` (GitLab's uploads API). Retried even when
     /// the first attempt may have been applied: a markdown upload sent twice only leaves an unused copy,
     /// and the caller links the copy whose answer it got.
@@ -586,6 +633,7 @@ impl ForgeClient {
                 self.inner.http.get(to.clone())
             };
             resp = request
+                .timeout(DOWNLOAD_DEADLINE)
                 .send()
                 .await
                 .map_err(|e| network("GET", to.as_str(), &e, true))?;

@@ -203,6 +203,17 @@ pub const RECORDS: &[(&str, &[Field])] = &[
     ("service_desk_setting", &[]),
     ("external_pull_requests", &[]),
     ("commit_notes", &[opt("note", String)]),
+    // A file the project's markdown links to (`/uploads/<secret>/<filename>`); its bytes are the
+    // blob member with this sha256.
+    (
+        "uploads",
+        &[
+            req("secret", String),
+            req("filename", String),
+            req("size", Number),
+            req("sha256", String),
+        ],
+    ),
     (
         "issues",
         &[

@@ -120,8 +120,8 @@ impl Sink for BundleSink {
     }
 
     /// A project is stored as it came: its attributes, each relation that travels with it, and the
-    /// `git bundle` of its repository and of its wiki; a replay hands the same package to the
-    /// destination.
+    /// `git bundle` of its repository and of its wiki, and its uploads (records of relation
+    /// `uploads`, bytes as blobs); a replay hands the same package to the destination.
     async fn create_project(
         &self,
         ctx: &EntityContext,
@@ -135,6 +135,12 @@ impl Sink for BundleSink {
         let repositories: Vec<(&'static str, Option<PathBuf>)> = RepositoryKind::ALL
             .iter()
             .map(|kind| (kind.relation(), package.repository(*kind).cloned()))
+            .collect();
+        let upload_records: Vec<Value> = package.uploads.iter().map(|u| u.record()).collect();
+        let blobs: Vec<(String, PathBuf)> = package
+            .uploads
+            .iter()
+            .map(|u| (u.sha256.clone(), u.path.clone()))
             .collect();
         let id = attributes
             .get("id")
@@ -152,6 +158,10 @@ impl Sink for BundleSink {
                     None => staging.remove_file(&entity, relation)?,
                 }
             }
+            // Uploads: one record each (a page without records is not packed), and their bytes
+            // as blobs, staged before the records that name them.
+            staging.write_blobs(&entity, &blobs)?;
+            staging.write_batch(&entity, "uploads", 0, &upload_records)?;
             Ok(())
         })
         .await

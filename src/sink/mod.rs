@@ -7,7 +7,7 @@ pub mod project_import;
 use crate::engine::EngineError;
 use crate::model::{BulkImport, Entity};
 use crate::relations::{EntityContext, LoadError, Relation};
-use crate::source::RepositoryKind;
+use crate::source::{ProjectUpload, RepositoryKind};
 use crate::store::Store;
 use async_trait::async_trait;
 use serde_json::Value;
@@ -16,13 +16,16 @@ use std::path::PathBuf;
 pub use live::LiveSink;
 
 /// What creates a project: its attributes, the relations that travel with it (each staged on disk as
-/// the NDJSON of an export's `tree/project/<relation>.ndjson`) and its git repositories (its own
-/// and its wiki's), each as a `git bundle` file; a repository that is empty or absent has none.
+/// the NDJSON of an export's `tree/project/<relation>.ndjson`), its git repositories (its own
+/// and its wiki's), each as a `git bundle` file (a repository that is empty or absent has none),
+/// and its uploads.
 #[derive(Debug)]
 pub struct ProjectPackage {
     pub attributes: Value,
     pub relations: Vec<(String, PathBuf)>,
     pub repositories: Vec<(RepositoryKind, PathBuf)>,
+    /// The files its markdown links to, each on disk.
+    pub uploads: Vec<ProjectUpload>,
 }
 
 impl ProjectPackage {

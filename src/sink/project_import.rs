@@ -1,7 +1,8 @@
 //! A project created at a live GitLab destination by its own project import, the restorer GitLab's
 //! direct transfer and file import use (it keeps iids, dates, merged merge requests and diffs): the
 //! package becomes a GitLab export archive (`VERSION`, `tree/project.json`,
-//! `tree/project/<relation>.ndjson`, `project.bundle`, `project.wiki.bundle`) streamed to disk, sent to
+//! `tree/project/<relation>.ndjson`, `project.bundle`, `project.wiki.bundle`,
+//! `uploads/<secret>/<filename>`) streamed to disk, sent to
 //! `POST /projects/import`, and followed through `GET /projects/:id/import` to its end.
 //! A project import is not repeatable: an attempt whose outcome is unknown (or a resume after a crash)
 //! looks for the project at its destination path before importing again.
@@ -89,6 +90,7 @@ async fn write_archive(
     let (file, attributes) = (file.to_path_buf(), attributes.clone());
     let relations = package.relations.clone();
     let repositories = package.repositories.clone();
+    let uploads = package.uploads.clone();
     tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
         let mut archive = ImportArchive::create(&file)?;
         archive.project(&attributes)?;
@@ -97,6 +99,9 @@ async fn write_archive(
         }
         for (kind, bundle) in &repositories {
             archive.file(kind.archive_name(), bundle)?;
+        }
+        for upload in &uploads {
+            archive.file(&upload.archive_name(), &upload.path)?;
         }
         archive.finish()
     })

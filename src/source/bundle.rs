@@ -4,8 +4,8 @@
 //! uses, and handed to the engine in pages of at most `PAGE_BYTES` of records (the cursor is
 //! `<batch>:<record>`), so memory stays bounded whatever a batch declares.
 
-use super::{ExtractedPage, RepositoryKind, Source};
-use crate::bundle::{Bundle, BundleError, verify};
+use super::{ExtractedPage, ProjectUpload, RepositoryKind, Source};
+use crate::bundle::{Bundle, BundleError, ManifestMember, verify};
 use crate::forge::ForgeError;
 use crate::relations::{EntityContext, Relation};
 use async_trait::async_trait;
@@ -143,6 +143,69 @@ impl Source for BundleSource {
         .map_err(|e| self.error(e.to_string()))?
         .map_err(|e| self.error(e.to_string()))?;
         Ok(Some(path))
+    }
+
+    /// The project's uploads: each record of its `uploads` relation, with the blob it names
+    /// copied out to `<dir>/uploads/<secret>/<filename>`, its size and sha256 checked as it
+    /// streams (the names were checked when the bundle was verified, and are again).
+    async fn uploads(
+        &self,
+        ctx: &EntityContext,
+        dir: &std::path::Path,
+    ) -> Result<Vec<ProjectUpload>, ForgeError> {
+        let entity = ctx.entity.source_full_path.clone();
+        let Some(batches) = self.batches.get(&(entity.clone(), "uploads".to_string())) else {
+            return Ok(Vec::new());
+        };
+        let members: Vec<ManifestMember> = batches
+            .iter()
+            .map(|i| self.bundle.manifest.members[*i].clone())
+            .collect();
+        let bundle = Arc::clone(&self.bundle);
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || -> Result<Vec<ProjectUpload>, String> {
+            let blobs: HashMap<&str, &ManifestMember> = bundle
+                .manifest
+                .members
+                .iter()
+                .filter(|m| m.relation == crate::bundle::BLOB_RELATION)
+                .map(|m| (m.sha256.as_str(), m))
+                .collect();
+            let mut out = Vec::new();
+            for member in &members {
+                for record in bundle.records(member).map_err(|e| e.to_string())? {
+                    let (secret, filename, size, sha256) = ProjectUpload::from_record(&record)?;
+                    let blob = blobs
+                        .get(sha256.as_str())
+                        .filter(|b| b.size == size)
+                        .ok_or_else(|| {
+                            format!("the bundle holds no blob {sha256} of {size} bytes")
+                        })?;
+                    let path = dir.join("uploads").join(&secret).join(&filename);
+                    let copy = || -> Result<(), BundleError> {
+                        let parent = path.parent().unwrap_or(&dir);
+                        std::fs::create_dir_all(parent).map_err(BundleError::write(parent))?;
+                        let file =
+                            std::fs::File::create(&path).map_err(BundleError::write(&path))?;
+                        let mut writer = std::io::BufWriter::new(file);
+                        bundle.copy_file(blob, &mut writer)?;
+                        std::io::Write::flush(&mut writer).map_err(BundleError::write(&path))
+                    };
+                    copy().map_err(|e| e.to_string())?;
+                    out.push(ProjectUpload {
+                        secret,
+                        filename,
+                        path,
+                        size,
+                        sha256,
+                    });
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| self.error(e.to_string()))?
+        .map_err(|e| self.error(e))
     }
 
     fn url(&self) -> String {

@@ -4,7 +4,7 @@
 //! what GitLab serves only through GraphQL, through its GraphQL connection, one page per cursor.
 
 use super::export::Exports;
-use super::{ExtractedPage, RepositoryKind, Source};
+use super::{ExtractedPage, ProjectUpload, RepositoryKind, Source, files};
 use crate::forge::{ForgeError, GitLab};
 use crate::relations::{EntityContext, Extraction, Relation};
 use async_trait::async_trait;
@@ -254,6 +254,49 @@ impl Source for LiveSource {
             .map_err(git_error)?;
         let _ = tokio::fs::remove_dir_all(&mirror).await;
         Ok(made.then_some(bundle))
+    }
+
+    /// The project's uploads from its relation export (`uploads`, one `uploads.tar.gz`), streamed
+    /// to disk and unpacked file by file. A source that exports the project but lists no
+    /// `uploads` has none; one that does not export at all cannot give them (the same words as
+    /// for its records).
+    async fn uploads(
+        &self,
+        ctx: &EntityContext,
+        dir: &std::path::Path,
+    ) -> Result<Vec<ProjectUpload>, ForgeError> {
+        let portable = ctx.source_portable();
+        if self
+            .exports
+            .relation(&self.gitlab, &portable, "uploads")
+            .await?
+            .is_none()
+        {
+            if self.exports.offered(&self.gitlab, &portable).await? {
+                return Ok(Vec::new());
+            }
+            return Err(ForgeError::Unsupported(format!(
+                "{} did not export the uploads of {} through GitLab's relation export API \
+                 (POST /{portable}/export_relations, GitLab 16.2 or later, with a token of a \
+                 maintainer or owner)",
+                self.url(),
+                ctx.entity.source_full_path,
+            )));
+        }
+        let path = format!("{portable}/export_relations/download?relation=uploads");
+        let tar_gz = dir.join("uploads.tar.gz");
+        self.gitlab.client.download_to(&path, &tar_gz).await?;
+        let url = self.gitlab.client.api_url(&path);
+        let (from, into) = (tar_gz.clone(), dir.to_path_buf());
+        let unpacked = tokio::task::spawn_blocking(move || files::unpack_uploads(&from, &into))
+            .await
+            .map_err(|e| ForgeError::Decode {
+                url: url.clone(),
+                message: e.to_string(),
+            })?
+            .map_err(|message| ForgeError::Decode { url, message });
+        let _ = tokio::fs::remove_file(&tar_gz).await;
+        unpacked
     }
 
     async fn subgroups(&self, ctx: &EntityContext) -> Result<Vec<Value>, ForgeError> {

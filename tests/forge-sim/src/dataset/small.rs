@@ -478,6 +478,22 @@ pub fn build(seed: u64) -> Seeded {
     b.epic_labels(api_v2, &["tech debt"], &[], bjorn);
     b.epic_labels(api_v2, &[], &["tech debt"], chen);
 
+    // A note links a file uploaded to its project (seeded last too).
+    let trace = b.upload(
+        Parent::Project(api),
+        "trace.txt",
+        b"thread 'main' panicked at src/main.rs:3:5\n".to_vec(),
+    );
+    if let Some(issue) = first_issue {
+        b.note(
+            Parent::Issue(issue),
+            format!("Full trace: [trace]({trace})"),
+            bjorn,
+            false,
+            false,
+        );
+    }
+
     let repositories = b
         .store
         .projects

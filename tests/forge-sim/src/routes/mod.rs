@@ -372,6 +372,7 @@ fn project_routes(
         ["releases", tag] if get => releases::get(ctx, scope, tag),
         ["protected_branches"] if get => protected_branches::list(ctx, scope),
         ["protected_branches"] if post => protected_branches::create(ctx, scope),
+        ["uploads"] if get => uploads::list(ctx, scope),
         ["uploads", secret, filename] if get => uploads::get(ctx, scope, secret, filename),
         ["wikis"] if get => wikis::list(ctx, scope),
         ["wikis", slug] if get => wikis::get(ctx, scope, slug),
