@@ -387,6 +387,29 @@ fn corpus(plain: &[u8], signed: &[u8], plain_path: &Path) -> Vec<Case> {
         restuff(&mut p, uploads, line.as_bytes());
         add(name, pack(&p), &why);
     }
+    // LFS objects: named by their oid, which is the sha256 of a blob the bundle holds.
+    let lfs = "projects/acme/backend/api/lfs_objects/000000.ndjson.zst";
+    for (name, line, why) in [
+        (
+            "an LFS object whose oid is not a sha256",
+            format!("{{\"oid\":\"../../x\",\"size\":{blob_size}}}\n"),
+            "is not named by a sha256",
+        ),
+        (
+            "an LFS object the bundle lacks",
+            format!("{{\"oid\":\"{}\",\"size\":{blob_size}}}\n", "b".repeat(64)),
+            "which the bundle does not hold",
+        ),
+        (
+            "an LFS object listed twice",
+            format!("{{\"oid\":\"{blob_sha}\",\"size\":{blob_size}}}\n").repeat(2),
+            "is listed twice",
+        ),
+    ] {
+        let mut p = parts();
+        restuff(&mut p, lfs, line.as_bytes());
+        add(name, pack(&p), why);
+    }
     let mut p = parts();
     with_manifest(&mut p, |m| m["format_version"] = json!(1));
     add(

@@ -1,5 +1,5 @@
 //! A project's files beside its records: its wiki (pages and the wiki repository's refs) and its
-//! uploads (the files its issues and notes link to), checked live and through a bundle (export,
+//! uploads (the files its issues and notes link to) and its Git LFS objects, checked live and through a bundle (export,
 //! verify, replay), through both simulators' REST APIs and their git repositories, field by field
 //! and byte for byte, as a user would compare them.
 
@@ -198,6 +198,88 @@ async fn assert_same_uploads(
     links.len()
 }
 
+/// Every LFS object of a project, read as git-lfs would: the batch API (download) with the token
+/// as git's Basic password, then each object from where the batch answer points; by oid.
+async fn lfs_objects(
+    sim: &forge_sim::RunningSim,
+    token: &str,
+    project: &str,
+) -> BTreeMap<String, Vec<u8>> {
+    let oids: Vec<(String, u64)> = {
+        let store = sim.sim.read();
+        let id = store.project_by_path(project).expect("the project").id;
+        store
+            .lfs_objects
+            .get(&id)
+            .into_iter()
+            .flatten()
+            .map(|(oid, bytes)| (oid.clone(), bytes.len() as u64))
+            .collect()
+    };
+    if oids.is_empty() {
+        return BTreeMap::new();
+    }
+    let client = http();
+    let answer: Value = client
+        .post(format!("{}/{project}.git/info/lfs/objects/batch", sim.url))
+        .basic_auth("oauth2", Some(token))
+        .header("Accept", "application/vnd.git-lfs+json")
+        .json(&json!({
+            "operation": "download",
+            "objects": oids.iter().map(|(oid, size)| json!({"oid": oid, "size": size})).collect::<Vec<_>>(),
+        }))
+        .send()
+        .await
+        .expect("the batch API answers")
+        .json()
+        .await
+        .expect("the batch answer is JSON");
+    let mut out = BTreeMap::new();
+    for object in answer["objects"].as_array().expect("objects") {
+        let oid = object["oid"].as_str().unwrap().to_string();
+        let href = object["actions"]["download"]["href"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{project}: {oid} can be downloaded: {object}"));
+        let bytes = client
+            .get(href)
+            .basic_auth("oauth2", Some(token))
+            .send()
+            .await
+            .expect("the object downloads")
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
+        assert_eq!(bundle_common::sha256_hex(&bytes), oid, "{project}: {oid}");
+        out.insert(oid, bytes);
+    }
+    out
+}
+
+/// The source project's LFS objects arrived at `dest_path`, byte for byte (their pointers came
+/// with the repository), and the `lfs_objects` row counts them exactly.
+async fn assert_same_lfs(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    entity: &Value,
+    src_path: &str,
+    dest_path: &str,
+) -> usize {
+    let want = lfs_objects(src, &src.owner_token, src_path).await;
+    let got = lfs_objects(dst, &dst.admin_token, dest_path).await;
+    assert_eq!(got, want, "{src_path}: LFS objects");
+    let row = stat(entity, "lfs_objects");
+    assert_eq!(row["status"], "finished", "{src_path}: {row}");
+    for k in ["source", "fetched", "imported"] {
+        assert_eq!(
+            row[k],
+            want.len() as u64,
+            "{src_path}: lfs_objects.{k}: {row}"
+        );
+    }
+    want.len()
+}
+
 fn migrate_projects_cmd(
     src: &forge_sim::RunningSim,
     dst: &forge_sim::RunningSim,
@@ -227,7 +309,7 @@ fn entity<'r>(report: &'r Value, source_path: &str) -> &'r Value {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_project_migrates_live_with_its_wiki_and_uploads() {
+async fn a_project_migrates_live_with_its_wiki_uploads_and_lfs_objects() {
     let (src, dst) = (source().await, destination().await);
     let data = tempfile::tempdir().unwrap();
     let projects = [WITH_WIKI[0], WITH_WIKI[1], WITHOUT_WIKI];
@@ -259,10 +341,20 @@ async fn a_project_migrates_live_with_its_wiki_and_uploads() {
         linked >= 3,
         "the issue's and the note's uploads were checked"
     );
+    let lfs = assert_same_lfs(
+        &src,
+        &dst,
+        api,
+        WITH_WIKI[0],
+        api["destination_full_path"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(lfs, 2, "the API project's two LFS files were checked");
     for project in [WITH_WIKI[1], WITHOUT_WIKI] {
         let e = entity(&r, project);
         let dest = e["destination_full_path"].as_str().unwrap();
         assert_same_uploads(&src, &dst, e, project, dest).await;
+        assert_eq!(assert_same_lfs(&src, &dst, e, project, dest).await, 0);
     }
     // A project without a wiki gets none, and its row counts nothing.
     let e = entity(&r, WITHOUT_WIKI);
@@ -285,7 +377,7 @@ async fn a_project_migrates_live_with_its_wiki_and_uploads() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_wiki_and_uploads_travel_through_a_bundle() {
+async fn a_wiki_uploads_and_lfs_objects_travel_through_a_bundle() {
     let (src, dst) = (source().await, destination().await);
     let dir = tempfile::tempdir().unwrap();
     let bundle = dir.path().join("acme.bundle");
@@ -332,7 +424,7 @@ async fn a_wiki_and_uploads_travel_through_a_bundle() {
         assert_same_wiki(&src, &dst, e, project, dest_path).await;
     }
     // Every project's uploads, by the same links, byte for byte.
-    let mut linked = 0;
+    let (mut linked, mut lfs) = (0, 0);
     for e in r["entities"].as_array().unwrap() {
         if e["entity_type"] != "project" {
             continue;
@@ -340,8 +432,10 @@ async fn a_wiki_and_uploads_travel_through_a_bundle() {
         let src_path = e["source_full_path"].as_str().unwrap();
         let dest_path = e["destination_full_path"].as_str().unwrap();
         linked += assert_same_uploads(&src, &dst, e, src_path, dest_path).await;
+        lfs += assert_same_lfs(&src, &dst, e, src_path, dest_path).await;
     }
     assert!(linked >= 4, "uploads of two projects were checked");
+    assert_eq!(lfs, 2, "the API project's two LFS objects were checked");
     // Each distinct file is one blob, named by its sha256; a file two projects hold is stored once.
     let parts = bundle_common::members(&std::fs::read(&bundle).unwrap());
     let blobs: Vec<&bundle_common::RawMember> = parts

@@ -133,8 +133,40 @@ pub const FILE_RELATIONS: &[(&str, &str)] = &[("repository", ".bundle"), ("wiki"
 /// hold is stored once. The records that name it (relation `uploads`) say where it belongs.
 pub const BLOB_RELATION: &str = "blob";
 
-/// Record relations whose records each name a blob by its `sha256` and `size`.
-pub const BLOB_REFERENCES: &[&str] = &["uploads"];
+/// Record relations whose records each name a blob: `uploads` by `sha256` and `size`,
+/// `lfs_objects` by `oid` (the sha256 of its bytes) and `size`.
+pub const BLOB_REFERENCES: &[&str] = &["uploads", "lfs_objects"];
+
+/// The blob a record of a [`BLOB_REFERENCES`] relation names: (the key that is unique per project,
+/// the blob's sha256, its size), its names checked; or why the record is refused.
+pub fn blob_reference(
+    relation: &str,
+    record: &serde_json::Value,
+) -> Result<(String, String, u64), String> {
+    if relation == "lfs_objects" {
+        let oid = record
+            .get("oid")
+            .and_then(serde_json::Value::as_str)
+            .ok_or("an LFS object record has no `oid`")?;
+        let size = record
+            .get("size")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or("an LFS object record has no `size`")?;
+        if !crate::source::is_sha256(oid) {
+            return Err(format!(
+                "LFS object `{}` is not named by a sha256 (64 lowercase hex digits)",
+                oid.escape_debug()
+            ));
+        }
+        return Ok((format!("LFS object `{oid}`"), oid.to_string(), size));
+    }
+    let (secret, filename, size, sha256) = crate::source::ProjectUpload::from_record(record)?;
+    Ok((
+        format!("upload `{secret}/{}`", filename.escape_debug()),
+        sha256,
+        size,
+    ))
+}
 
 /// The member path of the blob whose bytes have this sha256 (64 lowercase hex digits).
 pub fn blob_member_path(sha256: &str) -> String {

@@ -5,8 +5,7 @@
 //! first, each naming the member and the expected and actual values.
 
 use super::reader::Bundle;
-use super::{BLOB_REFERENCES, BLOB_RELATION, BundleError, sign};
-use crate::source::ProjectUpload;
+use super::{BLOB_REFERENCES, BLOB_RELATION, BundleError, blob_reference, sign};
 use ed25519_dalek::VerifyingKey;
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -35,9 +34,8 @@ pub fn verify(bundle: &Bundle, trusted: Option<&VerifyingKey>) -> Vec<Problem> {
     problems
 }
 
-/// Every record that names a blob (an upload) names one the bundle holds, of the size it says,
-/// under a name that cannot step out of its directory, and each (secret, file name) once per
-/// project: a replay writes these files to disk, so a record that could not be written safely is
+/// Every record that names a blob (an upload, an LFS object) names one the bundle holds, of the
+/// size it says, under a name that cannot step out of its directory, and each once per project: a replay writes these files to disk, so a record that could not be written safely is
 /// refused here, before anything is.
 fn blob_references(bundle: &Bundle) -> Vec<Problem> {
     let blobs: HashMap<&str, u64> = bundle
@@ -55,16 +53,15 @@ fn blob_references(bundle: &Bundle) -> Vec<Problem> {
         }
         let mut found = Vec::new();
         let read = bundle.read_member(m, |_, _, record| {
-            let why = match ProjectUpload::from_record(&record) {
+            let why = match blob_reference(&m.relation, &record) {
                 Err(why) => Some(why),
-                Ok((secret, filename, size, sha256)) => {
-                    let shown = format!("{secret}/{}", filename.escape_debug());
+                Ok((shown, sha256, size)) => {
                     if blobs.get(sha256.as_str()) != Some(&size) {
                         Some(format!(
-                            "upload `{shown}` names blob {sha256} of {size} bytes, which the bundle does not hold"
+                            "{shown} names blob {sha256} of {size} bytes, which the bundle does not hold"
                         ))
-                    } else if !seen.insert((m.entity.clone(), secret, filename)) {
-                        Some(format!("upload `{shown}` is listed twice"))
+                    } else if !seen.insert((m.entity.clone(), m.relation.clone(), shown.clone())) {
+                        Some(format!("{shown} is listed twice"))
                     } else {
                         None
                     }

@@ -56,6 +56,11 @@ pub const WIKI: &str = "wiki";
 /// (`GET /projects/:id/uploads`, GitLab 17.2; an older destination is trusted with what it got).
 pub const UPLOADS: &str = "uploads";
 
+/// The Git LFS objects the project's repository points to: they travel in the archive as
+/// `lfs-objects/<oid>`; the row counts them at the source (the destination has no API that lists
+/// them: the import's failed relations say what did not arrive).
+pub const LFS_OBJECTS: &str = "lfs_objects";
+
 /// The relations loaded through GitLab's relation import once the project exists, in order.
 pub fn batched_stages() -> Vec<&'static dyn Relation> {
     vec![&MILESTONES, &ISSUES, &MERGE_REQUESTS]
@@ -67,6 +72,7 @@ pub fn project_relation_names() -> Vec<(u8, &'static str)> {
     out.extend(ARCHIVE_RELATIONS.iter().map(|(name, _)| (0, *name)));
     out.push((0, WIKI));
     out.push((0, UPLOADS));
+    out.push((0, LFS_OBJECTS));
     out.extend(
         batched_stages()
             .into_iter()
@@ -276,11 +282,29 @@ impl Engine {
                 Vec::new()
             }
         };
+        // The LFS objects its repository points to, the same way.
+        let store = self.store.clone();
+        blocking(move || store.ensure_tracker(entity_id, LFS_OBJECTS, 0, now_millis())).await?;
+        let mut lfs_missing = Vec::new();
+        let lfs_objects = match source.lfs_objects(ctx, staging.path()).await {
+            Ok(got) => {
+                counted.push((LFS_OBJECTS, None, got.objects.len() as u64));
+                lfs_missing = got.missing;
+                got.objects
+            }
+            Err(e) if e.is_unreachable() => return Err(EngineError::Unreachable(e.to_string())),
+            Err(e) => {
+                self.fail_stage(ctx, LFS_OBJECTS, "extractor", e.source_class(), e.message())
+                    .await?;
+                Vec::new()
+            }
+        };
         let package = ProjectPackage {
             attributes,
             relations,
             repositories,
             uploads,
+            lfs_objects,
         };
 
         let store = self.store.clone();
@@ -332,9 +356,15 @@ impl Engine {
                 _ => Some(0),
             };
             let arrived = arrived.unwrap_or(sent).min(sent);
+            // LFS objects the source could not give are counted at the source and reported.
+            let missing = if name == LFS_OBJECTS {
+                std::mem::take(&mut lfs_missing)
+            } else {
+                Vec::new()
+            };
             let mut commit = PageCommit {
                 last_page: true,
-                source_total: Some(sent),
+                source_total: Some(sent + missing.len() as u64),
                 fetched: sent,
                 imported: (0..arrived)
                     .map(|i| (format!("#{i}"), created.id))
@@ -372,6 +402,23 @@ impl Engine {
                     format!(
                         "{} of {sent} {what} did not arrive at the destination: {why}",
                         sent - arrived
+                    ),
+                ));
+            }
+            if !missing.is_empty() {
+                let list = missing
+                    .iter()
+                    .map(|(oid, why)| format!("{oid}: {why}"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                commit.failures.push(self.failure(
+                    ctx,
+                    name,
+                    "extractor",
+                    "Appliance::LfsObjectMissing",
+                    format!(
+                        "{} LFS objects the repository points to could not be read from the source: {list}",
+                        missing.len()
                     ),
                 ));
             }

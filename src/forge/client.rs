@@ -217,6 +217,12 @@ impl ForgeClient {
 
     /// The token, for the `git` commands that move this forge's repositories (`forge::git` puts it
     /// in their environment only).
+    /// The HTTP client (no redirects, the deadlines of this forge) for requests this client does not
+    /// make itself (Git LFS); whoever uses it adds credentials only for the forge's own origin.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
     pub(crate) fn token(&self) -> &SecretString {
         &self.inner.token
     }

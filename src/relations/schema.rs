@@ -214,6 +214,9 @@ pub const RECORDS: &[(&str, &[Field])] = &[
             req("sha256", String),
         ],
     ),
+    // A Git LFS object the project's repository points to; its bytes are the blob whose sha256 is
+    // its oid.
+    ("lfs_objects", &[req("oid", String), req("size", Number)]),
     (
         "issues",
         &[

@@ -120,8 +120,9 @@ impl Sink for BundleSink {
     }
 
     /// A project is stored as it came: its attributes, each relation that travels with it, and the
-    /// `git bundle` of its repository and of its wiki, and its uploads (records of relation
-    /// `uploads`, bytes as blobs); a replay hands the same package to the destination.
+    /// `git bundle` of its repository and of its wiki, its uploads and LFS objects (records of
+    /// relations `uploads` and `lfs_objects`, bytes as blobs); a replay hands the same package to
+    /// the destination.
     async fn create_project(
         &self,
         ctx: &EntityContext,
@@ -137,10 +138,21 @@ impl Sink for BundleSink {
             .map(|kind| (kind.relation(), package.repository(*kind).cloned()))
             .collect();
         let upload_records: Vec<Value> = package.uploads.iter().map(|u| u.record()).collect();
+        let lfs_records: Vec<Value> = package
+            .lfs_objects
+            .iter()
+            .map(|o| serde_json::json!({ "oid": o.oid, "size": o.size }))
+            .collect();
         let blobs: Vec<(String, PathBuf)> = package
             .uploads
             .iter()
             .map(|u| (u.sha256.clone(), u.path.clone()))
+            .chain(
+                package
+                    .lfs_objects
+                    .iter()
+                    .map(|o| (o.oid.clone(), o.path.clone())),
+            )
             .collect();
         let id = attributes
             .get("id")
@@ -162,6 +174,7 @@ impl Sink for BundleSink {
             // as blobs, staged before the records that name them.
             staging.write_blobs(&entity, &blobs)?;
             staging.write_batch(&entity, "uploads", 0, &upload_records)?;
+            staging.write_batch(&entity, "lfs_objects", 0, &lfs_records)?;
             Ok(())
         })
         .await

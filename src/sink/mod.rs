@@ -18,7 +18,7 @@ pub use live::LiveSink;
 /// What creates a project: its attributes, the relations that travel with it (each staged on disk as
 /// the NDJSON of an export's `tree/project/<relation>.ndjson`), its git repositories (its own
 /// and its wiki's), each as a `git bundle` file (a repository that is empty or absent has none),
-/// and its uploads.
+/// its uploads and its LFS objects.
 #[derive(Debug)]
 pub struct ProjectPackage {
     pub attributes: Value,
@@ -26,6 +26,8 @@ pub struct ProjectPackage {
     pub repositories: Vec<(RepositoryKind, PathBuf)>,
     /// The files its markdown links to, each on disk.
     pub uploads: Vec<ProjectUpload>,
+    /// The Git LFS objects its repository points to, each on disk.
+    pub lfs_objects: Vec<crate::forge::lfs::LfsObject>,
 }
 
 impl ProjectPackage {

@@ -2,7 +2,7 @@
 //! direct transfer and file import use (it keeps iids, dates, merged merge requests and diffs): the
 //! package becomes a GitLab export archive (`VERSION`, `tree/project.json`,
 //! `tree/project/<relation>.ndjson`, `project.bundle`, `project.wiki.bundle`,
-//! `uploads/<secret>/<filename>`) streamed to disk, sent to
+//! `uploads/<secret>/<filename>`, `lfs-objects/<oid>`, `lfs-objects.json`) streamed to disk, sent to
 //! `POST /projects/import`, and followed through `GET /projects/:id/import` to its end.
 //! A project import is not repeatable: an attempt whose outcome is unknown (or a resume after a crash)
 //! looks for the project at its destination path before importing again.
@@ -91,6 +91,8 @@ async fn write_archive(
     let relations = package.relations.clone();
     let repositories = package.repositories.clone();
     let uploads = package.uploads.clone();
+    let lfs_objects = package.lfs_objects.clone();
+    let lfs_json = file.with_file_name("lfs-objects.json");
     tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
         let mut archive = ImportArchive::create(&file)?;
         archive.project(&attributes)?;
@@ -102,6 +104,19 @@ async fn write_archive(
         }
         for upload in &uploads {
             archive.file(&upload.archive_name(), &upload.path)?;
+        }
+        // GitLab's LfsSaver layout: each object as `lfs-objects/<oid>`, and `lfs-objects.json`
+        // naming the repository each belongs to.
+        if !lfs_objects.is_empty() {
+            let types: serde_json::Map<String, Value> = lfs_objects
+                .iter()
+                .map(|o| (o.oid.clone(), serde_json::json!(["project"])))
+                .collect();
+            std::fs::write(&lfs_json, serde_json::to_vec(&types)?)?;
+            archive.file("lfs-objects.json", &lfs_json)?;
+            for object in &lfs_objects {
+                archive.file(&format!("lfs-objects/{}", object.oid), &object.path)?;
+            }
         }
         archive.finish()
     })

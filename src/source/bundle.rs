@@ -164,34 +164,13 @@ impl Source for BundleSource {
         let bundle = Arc::clone(&self.bundle);
         let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || -> Result<Vec<ProjectUpload>, String> {
-            let blobs: HashMap<&str, &ManifestMember> = bundle
-                .manifest
-                .members
-                .iter()
-                .filter(|m| m.relation == crate::bundle::BLOB_RELATION)
-                .map(|m| (m.sha256.as_str(), m))
-                .collect();
+            let blobs = blob_index(&bundle);
             let mut out = Vec::new();
             for member in &members {
                 for record in bundle.records(member).map_err(|e| e.to_string())? {
                     let (secret, filename, size, sha256) = ProjectUpload::from_record(&record)?;
-                    let blob = blobs
-                        .get(sha256.as_str())
-                        .filter(|b| b.size == size)
-                        .ok_or_else(|| {
-                            format!("the bundle holds no blob {sha256} of {size} bytes")
-                        })?;
                     let path = dir.join("uploads").join(&secret).join(&filename);
-                    let copy = || -> Result<(), BundleError> {
-                        let parent = path.parent().unwrap_or(&dir);
-                        std::fs::create_dir_all(parent).map_err(BundleError::write(parent))?;
-                        let file =
-                            std::fs::File::create(&path).map_err(BundleError::write(&path))?;
-                        let mut writer = std::io::BufWriter::new(file);
-                        bundle.copy_file(blob, &mut writer)?;
-                        std::io::Write::flush(&mut writer).map_err(BundleError::write(&path))
-                    };
-                    copy().map_err(|e| e.to_string())?;
+                    copy_blob(&bundle, &blobs, &sha256, size, &path)?;
                     out.push(ProjectUpload {
                         secret,
                         filename,
@@ -199,6 +178,42 @@ impl Source for BundleSource {
                         size,
                         sha256,
                     });
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| self.error(e.to_string()))?
+        .map_err(|e| self.error(e))
+    }
+
+    /// The project's LFS objects: each record of its `lfs_objects` relation, with its blob copied
+    /// out to `<dir>/lfs-objects/<oid>`, size and sha256 checked as it streams.
+    async fn lfs_objects(
+        &self,
+        ctx: &EntityContext,
+        dir: &std::path::Path,
+    ) -> Result<crate::forge::lfs::Downloaded, ForgeError> {
+        let entity = ctx.entity.source_full_path.clone();
+        let Some(batches) = self.batches.get(&(entity, "lfs_objects".to_string())) else {
+            return Ok(Default::default());
+        };
+        let members: Vec<ManifestMember> = batches
+            .iter()
+            .map(|i| self.bundle.manifest.members[*i].clone())
+            .collect();
+        let bundle = Arc::clone(&self.bundle);
+        let dir = dir.join("lfs-objects");
+        tokio::task::spawn_blocking(move || -> Result<crate::forge::lfs::Downloaded, String> {
+            let blobs = blob_index(&bundle);
+            let mut out = crate::forge::lfs::Downloaded::default();
+            for member in &members {
+                for record in bundle.records(member).map_err(|e| e.to_string())? {
+                    let (_, oid, size) = crate::bundle::blob_reference("lfs_objects", &record)?;
+                    let path = dir.join(&oid);
+                    copy_blob(&bundle, &blobs, &oid, size, &path)?;
+                    out.objects
+                        .push(crate::forge::lfs::LfsObject { oid, size, path });
                 }
             }
             Ok(out)
@@ -279,6 +294,42 @@ impl Source for BundleSource {
             .map(|e| json!({ "id": e.id, "full_path": e.source_full_path, "path": e.path }))
             .collect())
     }
+}
+
+/// The bundle's blobs by sha256.
+fn blob_index(bundle: &Bundle) -> HashMap<&str, &ManifestMember> {
+    bundle
+        .manifest
+        .members
+        .iter()
+        .filter(|m| m.relation == crate::bundle::BLOB_RELATION)
+        .map(|m| (m.sha256.as_str(), m))
+        .collect()
+}
+
+/// Streams the blob with this sha256 (of this size) out of the bundle into a new file at `to`,
+/// checked as it passes.
+fn copy_blob(
+    bundle: &Bundle,
+    blobs: &HashMap<&str, &ManifestMember>,
+    sha256: &str,
+    size: u64,
+    to: &std::path::Path,
+) -> Result<(), String> {
+    let blob = blobs
+        .get(sha256)
+        .filter(|b| b.size == size)
+        .ok_or_else(|| format!("the bundle holds no blob {sha256} of {size} bytes"))?;
+    let copy = || -> Result<(), BundleError> {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(BundleError::write(parent))?;
+        }
+        let file = std::fs::File::create(to).map_err(BundleError::write(to))?;
+        let mut writer = std::io::BufWriter::new(file);
+        bundle.copy_file(blob, &mut writer)?;
+        std::io::Write::flush(&mut writer).map_err(BundleError::write(to))
+    };
+    copy().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

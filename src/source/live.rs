@@ -19,11 +19,17 @@ const EXPORT_CURSOR: &str = "export:";
 /// Cursor of a relation read through GraphQL: the connection's end cursor.
 const GRAPHQL_CURSOR: &str = "graphql:";
 
+/// The (oid, size) of each LFS pointer in a repository, or why they could not be read.
+type LfsPointers = Result<Vec<(String, u64)>, String>;
+
 pub struct LiveSource {
     gitlab: GitLab,
     exports: Exports,
     /// How each (entity, relation) was last read.
     via: Mutex<HashMap<(u64, &'static str), &'static str>>,
+    /// The LFS pointers (oid, size) found in each project entity's repository when it was cloned,
+    /// or why they could not be read; taken by `lfs_objects`.
+    lfs_pointers: Mutex<HashMap<u64, LfsPointers>>,
 }
 
 impl LiveSource {
@@ -43,6 +49,7 @@ impl LiveSource {
             gitlab,
             exports: Exports::default(),
             via: Mutex::default(),
+            lfs_pointers: Mutex::default(),
         }
     }
 
@@ -248,12 +255,53 @@ impl Source for LiveSource {
                 }
             }
         }
+        if kind == RepositoryKind::Project {
+            // The LFS objects its history points to, read while the clone is here.
+            let pointers = crate::forge::git::lfs_pointers(&mirror)
+                .await
+                .map(|p| p.into_iter().collect())
+                .map_err(|e| e.to_string());
+            self.lfs_pointers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(ctx.entity.id, pointers);
+        }
         let bundle = dir.join(kind.archive_name());
         let made = crate::forge::git::bundle_create(&mirror, &bundle)
             .await
             .map_err(git_error)?;
         let _ = tokio::fs::remove_dir_all(&mirror).await;
         Ok(made.then_some(bundle))
+    }
+
+    /// The LFS objects the project's repository points to, through the forge's LFS batch API.
+    async fn lfs_objects(
+        &self,
+        ctx: &EntityContext,
+        dir: &std::path::Path,
+    ) -> Result<crate::forge::lfs::Downloaded, ForgeError> {
+        let pointers = self
+            .lfs_pointers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ctx.entity.id)
+            .unwrap_or_else(|| Ok(Vec::new()));
+        let url = format!(
+            "{}/{}{}",
+            self.url(),
+            ctx.entity.source_full_path,
+            RepositoryKind::Project.url_suffix()
+        );
+        let wanted = pointers.map_err(|message| ForgeError::Decode {
+            url: url.clone(),
+            message: format!("the repository's LFS pointers could not be read: {message}"),
+        })?;
+        if wanted.is_empty() {
+            return Ok(Default::default());
+        }
+        let url = url::Url::parse(&url).map_err(|e| ForgeError::Url(e.to_string()))?;
+        crate::forge::lfs::download(&self.gitlab.client, &url, &wanted, &dir.join("lfs-objects"))
+            .await
     }
 
     /// The project's uploads from its relation export (`uploads`, one `uploads.tar.gz`), streamed

@@ -60,6 +60,16 @@ pub trait Source: Send + Sync {
     ) -> Result<Option<PathBuf>, ForgeError> {
         Ok(None)
     }
+    /// The Git LFS objects a project entity's repository points to, each written under `dir` and
+    /// checked against its oid, with the ones the source could not give; none when it has none.
+    /// Asked after [`Source::repository`] of the project.
+    async fn lfs_objects(
+        &self,
+        _ctx: &EntityContext,
+        _dir: &Path,
+    ) -> Result<crate::forge::lfs::Downloaded, ForgeError> {
+        Ok(Default::default())
+    }
     /// The files a project entity's markdown links to (its uploads), each written under `dir`
     /// and hashed; empty when it has none (or the source carries none).
     async fn uploads(

@@ -239,6 +239,56 @@ impl GitStore {
         fast_import(&repo, &stream)
     }
 
+    /// Commits LFS pointer files for `objects` (path, bytes) on top of `main`, with the
+    /// `.gitattributes` that routes them through LFS, as `git lfs track` and a push would leave
+    /// them; the bytes themselves are not in the repository. Deterministic.
+    pub fn seed_lfs(&self, full_path: &str, objects: &[(&str, &[u8])]) -> std::io::Result<()> {
+        let repo = self.repo_path(full_path)?;
+        let tip = {
+            let out = Command::new("git")
+                .args(["rev-parse", "--verify", "refs/heads/main"])
+                .env("GIT_DIR", &repo)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .output()
+                .map_err(git_spawn_error)?;
+            if !out.status.success() {
+                return Err(std::io::Error::other(format!(
+                    "{full_path} has no main branch to add LFS files to"
+                )));
+            }
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        let mut stream = Vec::new();
+        let data = |out: &mut Vec<u8>, bytes: &[u8]| {
+            out.extend_from_slice(format!("data {}\n", bytes.len()).as_bytes());
+            out.extend_from_slice(bytes);
+            out.push(b'\n');
+        };
+        let (name, email) = AUTHORS[0];
+        stream.extend_from_slice(
+            format!(
+                "commit refs/heads/main\nauthor {name} <{email}> 1700000000 +0000\n\
+                 committer {name} <{email}> 1700000000 +0000\n"
+            )
+            .as_bytes(),
+        );
+        data(&mut stream, b"Track binaries with Git LFS\n");
+        stream.extend_from_slice(format!("from {tip}\n").as_bytes());
+        stream.extend_from_slice(b"M 100644 inline .gitattributes\n");
+        data(
+            &mut stream,
+            b"*.bin filter=lfs diff=lfs merge=lfs -text\n*.psd filter=lfs diff=lfs merge=lfs -text\n",
+        );
+        for (path, bytes) in objects {
+            stream.extend_from_slice(format!("M 100644 inline {path}\n").as_bytes());
+            data(&mut stream, lfs_pointer(bytes).as_bytes());
+        }
+        stream.push(b'\n');
+        stream.extend_from_slice(b"done\n");
+        fast_import(&repo, &stream)
+    }
+
     /// The pages of a project's wiki as GitLab lists them: every file of the wiki repository's
     /// HEAD with a markup extension GitLab renders, sorted by path, with its content. No wiki
     /// repository, or one without commits, has no pages.
@@ -303,6 +353,21 @@ pub struct WikiPage {
     /// `markdown`, `rdoc`, `asciidoc` or `org`.
     pub format: String,
     pub content: String,
+}
+
+/// The oid of an LFS object: the sha256 of its bytes, lowercase hex.
+pub fn lfs_oid(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The pointer file Git LFS commits in place of an object's bytes.
+pub fn lfs_pointer(bytes: &[u8]) -> String {
+    format!(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:{}\nsize {}\n",
+        lfs_oid(bytes),
+        bytes.len()
+    )
 }
 
 /// The repository path of a project's wiki: `<full_path>.wiki` (`<full_path>.wiki.git` on disk).
@@ -636,7 +701,7 @@ fn authorize(sim: &Sim, git: &GitRequest, headers: &HeaderMap) -> Result<String,
 /// The project a repository path belongs to: the project itself, or, for `<project>.wiki`, the
 /// project whose wiki it is when its wiki is enabled (GitLab serves no wiki of a project that has
 /// it turned off).
-fn project_for<'s>(
+pub(crate) fn project_for<'s>(
     store: &'s crate::state::Store,
     full_path: &str,
 ) -> Option<&'s crate::model::Project> {
@@ -649,7 +714,7 @@ fn project_for<'s>(
 }
 
 /// `(username, password)` from `Authorization: Basic ...`.
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -689,7 +754,7 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn unauthorized() -> Response {
+pub(crate) fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, r#"Basic realm="GitLab""#)],
@@ -699,7 +764,7 @@ fn unauthorized() -> Response {
         .into_response()
 }
 
-fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
         "The project you were looking for could not be found or you don't have permission to \

@@ -18,6 +18,7 @@ pub mod error;
 pub mod faults;
 pub mod git;
 pub mod graphql;
+pub mod lfs;
 pub mod model;
 pub mod pagination;
 pub mod project_import;
@@ -155,6 +156,7 @@ impl RunningSim {
         let sim = Arc::new(Sim::new(url.clone(), git, seeded.store));
         let repositories = seeded.repositories;
         let wikis = seeded.wikis;
+        let lfs = seeded.lfs;
         let seeding = Arc::clone(&sim);
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             for path in &repositories {
@@ -176,6 +178,25 @@ impl RunningSim {
                     .git
                     .seed_wiki(path, seed, &pages)
                     .map_err(|e| anyhow::anyhow!("seeding the wiki of {path}: {e}"))?;
+            }
+            for (path, files) in &lfs {
+                let objects: Vec<(&str, &[u8])> = files
+                    .iter()
+                    .map(|(file, bytes)| (file.as_str(), bytes.as_slice()))
+                    .collect();
+                seeding
+                    .git
+                    .seed_lfs(path, &objects)
+                    .map_err(|e| anyhow::anyhow!("seeding the LFS files of {path}: {e}"))?;
+                let mut store = seeding.write();
+                let id = store
+                    .project_by_path(path)
+                    .map(|p| p.id)
+                    .ok_or_else(|| anyhow::anyhow!("no project {path} for its LFS files"))?;
+                let kept = store.lfs_objects.entry(id).or_default();
+                for (_, bytes) in files {
+                    kept.insert(crate::git::lfs_oid(bytes), bytes.clone());
+                }
             }
             Ok(())
         })

@@ -208,6 +208,8 @@ pub struct Store {
     pub imports: HashMap<u64, ProjectImport>,
     /// Every single-relation import, in id order (ids from 1).
     pub relation_imports: Vec<RelationImport>,
+    /// LFS objects by project id, then by oid (the sha256 of the bytes).
+    pub lfs_objects: BTreeMap<u64, BTreeMap<String, Vec<u8>>>,
     next_user_id: u64,
     next_group_id: u64,
     next_project_id: u64,
@@ -247,6 +249,7 @@ impl Store {
             uploads: Table::new(first_id),
             imports: HashMap::new(),
             relation_imports: Vec::new(),
+            lfs_objects: BTreeMap::new(),
             next_user_id: 1,
             next_group_id: first_id,
             next_project_id: first_id,

@@ -23,6 +23,7 @@ pub fn build(seed: u64) -> Seeded {
         owner_token: b.token("ada"),
         repositories: Vec::new(),
         wikis: Vec::new(),
+        lfs: Vec::new(),
         store: b.store,
     }
 }

@@ -131,6 +131,7 @@ pub fn build(seed: u64) -> Seeded {
         owner_token: b.token("ada"),
         repositories,
         wikis: Vec::new(),
+        lfs: Vec::new(),
         store: b.store,
     }
 }

@@ -543,11 +543,26 @@ pub fn build(seed: u64) -> Seeded {
             ],
         ),
     ];
+    // The API project keeps two binaries in Git LFS.
+    let lfs = vec![(
+        wiki_of(api),
+        vec![
+            (
+                "assets/model.bin".to_string(),
+                (0..4096u32).map(|i| (i * 7 % 251) as u8).collect(),
+            ),
+            (
+                "design/mockup.psd".to_string(),
+                b"8BPS fake photoshop layers \x00\x01\x02".repeat(40),
+            ),
+        ],
+    )];
     Seeded {
         admin_token: b.token("root"),
         owner_token: b.token("ada"),
         repositories,
         wikis,
+        lfs,
         store: b.store,
     }
 }

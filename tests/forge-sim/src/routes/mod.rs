@@ -133,6 +133,13 @@ pub type Answer = Result<Reply, ApiError>;
 /// The axum fallback that serves every path not claimed by a merged router.
 pub async fn dispatch(State(sim): State<Arc<Sim>>, req: Request) -> Response {
     let raw_path = req.uri().path();
+    if !raw_path.starts_with("/api/")
+        && (raw_path.contains(".git/info/lfs/") || raw_path.contains(".git/gitlab-lfs/"))
+    {
+        return crate::lfs::handle_lfs(sim, req)
+            .await
+            .unwrap_or_else(|| ApiError::NoRoute.into_response());
+    }
     if !raw_path.starts_with("/api/") && raw_path.contains(".git/") {
         return crate::git::handle_git(sim, req)
             .await
