@@ -231,10 +231,15 @@ fn disk(path: &Path, e: std::io::Error) -> ForgeError {
 }
 
 fn network(method: &str, url: &Url, e: &reqwest::Error) -> ForgeError {
+    // reqwest names the URL in its message: shown without a pre-signed URL's signature.
+    let mut message = e.to_string();
+    if let Some(full) = e.url() {
+        message = message.replace(full.as_str(), &shown(full));
+    }
     ForgeError::Network {
         method: method.into(),
         url: shown(url),
-        message: e.to_string(),
+        message,
         maybe_applied: false,
     }
 }
