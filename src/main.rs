@@ -24,6 +24,12 @@ struct Cli {
     /// `serve` also takes `log_format` and `log` from its config file.
     #[arg(long, global = true, value_enum, env = "APPLIANCE_LOG_FORMAT")]
     log_format: Option<LogFormat>,
+    /// Print only errors and the result: no progress, no warnings (over APPLIANCE_LOG).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// More log lines: -v for what each step does, -vv for debugging (over APPLIANCE_LOG).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
 }
 
 /// Logs to standard error, filtered by `APPLIANCE_LOG`. Colour only when standard error is a terminal
@@ -179,11 +185,18 @@ fn main() -> ExitCode {
             cli.log_format.unwrap_or(s.log_format),
         ),
         None => (
-            tracing_subscriber::EnvFilter::try_from_env("APPLIANCE_LOG")
-                .unwrap_or_else(|_| "warn".into()),
+            // A flag on the command line wins over APPLIANCE_LOG, as flags win over the environment.
+            match (cli.quiet, cli.verbose) {
+                (true, _) => "error".into(),
+                (false, 1) => "info".into(),
+                (false, 2..) => "debug".into(),
+                (false, 0) => tracing_subscriber::EnvFilter::try_from_env("APPLIANCE_LOG")
+                    .unwrap_or_else(|_| "warn".into()),
+            },
             cli.log_format.unwrap_or_default(),
         ),
     };
+    commands::output::set_quiet(cli.quiet);
     init_logging(filter, format);
     appliance::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -285,6 +285,131 @@ fn corpus(plain: &[u8], signed: &[u8], plain_path: &Path) -> Vec<Case> {
         pack(&p),
         "which only a project has",
     );
+    // A wiki is a file member like a repository, at its own path.
+    let wiki = "repositories/acme/backend/api.wiki.bundle";
+    let mut p = parts();
+    let i = index(&p, wiki);
+    let at = p[i].data.len() / 2;
+    p[i].data[at] ^= 0x01;
+    add(
+        "a wiki with one bit flipped",
+        pack(&p),
+        &format!("member `{wiki}` is damaged: expected sha256"),
+    );
+    let mut p = parts();
+    declare(&mut p, wiki, |m| m["relation"] = json!("repository"));
+    add(
+        "a wiki declared as the repository",
+        pack(&p),
+        "does not sit where the repository of entity `acme/backend/api` belongs",
+    );
+    let mut p = parts();
+    declare(&mut p, wiki, |m| m["entity"] = json!("acme/backend"));
+    add("a wiki of a group", pack(&p), "which only a project has");
+    let mut p = parts();
+    declare(&mut p, wiki, |m| m["batch"] = json!(1));
+    add("a wiki in a second batch", pack(&p), "stored as it is");
+    // Uploads: blobs pinned by their sha256 at the path it gives, and records that name them
+    // safely; a replay would write these files to disk.
+    let uploads = "projects/acme/backend/api/uploads/000000.ndjson.zst";
+    let blob = parts()
+        .iter()
+        .find(|m| m.path.starts_with("blobs/sha256/"))
+        .map(|m| m.path.clone())
+        .expect("the export carries a blob");
+    let mut p = parts();
+    let i = index(&p, &blob);
+    let at = p[i].data.len() / 2;
+    p[i].data[at] ^= 0x01;
+    add(
+        "a blob with one bit flipped",
+        pack(&p),
+        &format!("member `{blob}` is damaged: expected sha256"),
+    );
+    let mut p = parts();
+    declare(&mut p, &blob, |m| m["sha256"] = json!("0".repeat(64)));
+    add(
+        "a blob declared with another sha256",
+        pack(&p),
+        "does not sit where its sha256",
+    );
+    let mut p = parts();
+    declare(&mut p, &blob, |m| m["entity"] = json!("acme"));
+    add(
+        "a blob of a group",
+        pack(&p),
+        "a blob, which only a project has",
+    );
+    let record = |secret: &str, filename: &str, size: u64, sha: &str| {
+        format!(
+            "{{\"secret\":\"{secret}\",\"filename\":\"{filename}\",\"size\":{size},\"sha256\":\"{sha}\"}}\n"
+        )
+    };
+    let (blob_sha, blob_size) = {
+        let p = parts();
+        let data = &p[index(&p, &blob)].data;
+        (sha256_hex(data), data.len() as u64)
+    };
+    let secret = "0123456789abcdef0123456789abcdef";
+    for (name, line, why) in [
+        (
+            "an upload naming a blob the bundle lacks",
+            record(secret, "x.png", 3, &"a".repeat(64)),
+            "which the bundle does not hold".to_string(),
+        ),
+        (
+            "an upload of another size than its blob",
+            record(secret, "x.png", blob_size + 1, &blob_sha),
+            "which the bundle does not hold".to_string(),
+        ),
+        (
+            "an upload whose file name climbs out",
+            record(secret, "..", blob_size, &blob_sha),
+            "is not a safe file name".to_string(),
+        ),
+        (
+            "an upload whose file name has a slash",
+            record(secret, "a/../../etc/passwd", blob_size, &blob_sha),
+            "is not a safe file name".to_string(),
+        ),
+        (
+            "an upload whose secret is a path",
+            record("../..", "x.png", blob_size, &blob_sha),
+            "is not an upload secret".to_string(),
+        ),
+        (
+            "an upload listed twice",
+            record(secret, "x.png", blob_size, &blob_sha).repeat(2),
+            "is listed twice".to_string(),
+        ),
+    ] {
+        let mut p = parts();
+        restuff(&mut p, uploads, line.as_bytes());
+        add(name, pack(&p), &why);
+    }
+    // LFS objects: named by their oid, which is the sha256 of a blob the bundle holds.
+    let lfs = "projects/acme/backend/api/lfs_objects/000000.ndjson.zst";
+    for (name, line, why) in [
+        (
+            "an LFS object whose oid is not a sha256",
+            format!("{{\"oid\":\"../../x\",\"size\":{blob_size}}}\n"),
+            "is not named by a sha256",
+        ),
+        (
+            "an LFS object the bundle lacks",
+            format!("{{\"oid\":\"{}\",\"size\":{blob_size}}}\n", "b".repeat(64)),
+            "which the bundle does not hold",
+        ),
+        (
+            "an LFS object listed twice",
+            format!("{{\"oid\":\"{blob_sha}\",\"size\":{blob_size}}}\n").repeat(2),
+            "is listed twice",
+        ),
+    ] {
+        let mut p = parts();
+        restuff(&mut p, lfs, line.as_bytes());
+        add(name, pack(&p), why);
+    }
     let mut p = parts();
     with_manifest(&mut p, |m| m["format_version"] = json!(1));
     add(

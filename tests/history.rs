@@ -154,3 +154,40 @@ async fn a_failure_is_logged_with_the_correlation_id_its_row_shows() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quiet_prints_only_the_result_and_verbose_says_more() {
+    let (src, dst) = (source().await, destination().await);
+    refuse_a_label(&src, &dst, "acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = migrate_group(
+        &src,
+        &dst,
+        &dir.path().join("quiet"),
+        "acme",
+        "imported",
+        &["--skip-projects", "--quiet"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", explain(&out));
+    assert_eq!(report(&out)["has_failures"], true, "the result is printed");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("WARN"), "--quiet prints no warning: {said}");
+
+    let out = migrate_group(
+        &src,
+        &dst,
+        &dir.path().join("verbose"),
+        "acme",
+        "imported",
+        &["--skip-projects", "-v", "--slug", "acme-verbose"],
+    )
+    .await;
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("INFO"),
+        "-v prints what each step does: {said}"
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}

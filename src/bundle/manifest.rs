@@ -2,8 +2,9 @@
 //! digest, so checking that one value out of band pins every byte of the bundle.
 
 use super::{
-    BundleError, FORMAT_NAME, FORMAT_VERSION, MAX_BATCH_BYTES, OLDEST_FORMAT_VERSION,
-    check_member_name, file_member_path, is_file_relation, member_path,
+    BLOB_RELATION, BundleError, FORMAT_NAME, FORMAT_VERSION, MAX_BATCH_BYTES,
+    OLDEST_FORMAT_VERSION, blob_member_path, check_member_name, file_member_path, is_file_relation,
+    member_path,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
@@ -155,7 +156,25 @@ impl Manifest {
                     m.path, m.entity
                 )));
             };
-            if is_file_relation(&m.relation) {
+            if m.relation == BLOB_RELATION {
+                // A blob sits where its digest puts it, stored as it is, of any size (streamed).
+                if *entity_type != "project"
+                    || m.batch != 0
+                    || m.records != 0
+                    || m.size != m.compressed_size
+                {
+                    return Err(BundleError::ManifestMismatch(format!(
+                        "member `{}` is a blob, which only a project has, stored as it is (batch 0, 0 records, size = compressed_size)",
+                        m.path
+                    )));
+                }
+                if !crate::source::is_sha256(&m.sha256) || m.path != blob_member_path(&m.sha256) {
+                    return Err(BundleError::ManifestMismatch(format!(
+                        "blob `{}` does not sit where its sha256 `{}` puts it (blobs/sha256/<first two digits>/<sha256>, lowercase)",
+                        m.path, m.sha256
+                    )));
+                }
+            } else if is_file_relation(&m.relation) {
                 // A file (a repository) is stored as it is, of any size: it is streamed, never
                 // held in memory.
                 if *entity_type != "project"
@@ -202,7 +221,11 @@ impl Manifest {
                 )));
             }
         }
-        for batches in self.relations().values() {
+        for ((_, relation), batches) in self.relations() {
+            if relation == BLOB_RELATION {
+                // Blobs are not batches: each is its own file, at batch 0.
+                continue;
+            }
             for (i, m) in batches.iter().enumerate() {
                 if m.batch != i as u64 {
                     return Err(BundleError::ManifestMismatch(format!(

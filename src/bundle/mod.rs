@@ -125,15 +125,61 @@ pub fn member_path(entity_type: &str, entity: &str, relation: &str, batch: u64) 
 }
 
 /// Relations whose member is one file as it is (not records), with where it sits in a bundle:
-/// a project's repository as a `git bundle` of every ref.
-pub const FILE_RELATIONS: &[(&str, &str)] = &[("repository", ".bundle")];
+/// a project's repository and its wiki's, each as a `git bundle` of every ref.
+pub const FILE_RELATIONS: &[(&str, &str)] = &[("repository", ".bundle"), ("wiki", ".wiki.bundle")];
+
+/// The relation of a blob member: a file (an upload, an LFS object) stored as it is at
+/// `blobs/sha256/<aa>/<sha256>`, addressed by the sha256 of its bytes, so a file several projects
+/// hold is stored once. The records that name it (relation `uploads`) say where it belongs.
+pub const BLOB_RELATION: &str = "blob";
+
+/// Record relations whose records each name a blob: `uploads` by `sha256` and `size`,
+/// `lfs_objects` by `oid` (the sha256 of its bytes) and `size`.
+pub const BLOB_REFERENCES: &[&str] = &["uploads", "lfs_objects"];
+
+/// The blob a record of a [`BLOB_REFERENCES`] relation names: (the key that is unique per project,
+/// the blob's sha256, its size), its names checked; or why the record is refused.
+pub fn blob_reference(
+    relation: &str,
+    record: &serde_json::Value,
+) -> Result<(String, String, u64), String> {
+    if relation == "lfs_objects" {
+        let oid = record
+            .get("oid")
+            .and_then(serde_json::Value::as_str)
+            .ok_or("an LFS object record has no `oid`")?;
+        let size = record
+            .get("size")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or("an LFS object record has no `size`")?;
+        if !crate::source::is_sha256(oid) {
+            return Err(format!(
+                "LFS object `{}` is not named by a sha256 (64 lowercase hex digits)",
+                oid.escape_debug()
+            ));
+        }
+        return Ok((format!("LFS object `{oid}`"), oid.to_string(), size));
+    }
+    let (secret, filename, size, sha256) = crate::source::ProjectUpload::from_record(record)?;
+    Ok((
+        format!("upload `{secret}/{}`", filename.escape_debug()),
+        sha256,
+        size,
+    ))
+}
+
+/// The member path of the blob whose bytes have this sha256 (64 lowercase hex digits).
+pub fn blob_member_path(sha256: &str) -> String {
+    format!("blobs/sha256/{}/{sha256}", sha256.get(..2).unwrap_or(""))
+}
 
 /// Whether `relation`'s member is a file rather than records.
 pub fn is_file_relation(relation: &str) -> bool {
-    FILE_RELATIONS.iter().any(|(r, _)| *r == relation)
+    relation == BLOB_RELATION || FILE_RELATIONS.iter().any(|(r, _)| *r == relation)
 }
 
-/// The member path of a file relation: `repositories/<source_full_path>.bundle`.
+/// The member path of a file relation: `repositories/<source_full_path>.bundle` (a wiki:
+/// `.wiki.bundle`).
 pub fn file_member_path(entity: &str, relation: &str) -> Option<String> {
     FILE_RELATIONS
         .iter()
@@ -183,6 +229,10 @@ mod name_tests {
         assert_eq!(
             file_member_path("acme/app", "repository").as_deref(),
             Some("repositories/acme/app.bundle")
+        );
+        assert_eq!(
+            file_member_path("acme/app", "wiki").as_deref(),
+            Some("repositories/acme/app.wiki.bundle")
         );
         for bad in [
             "/etc/passwd",

@@ -200,6 +200,78 @@ impl Staging {
         Ok(out)
     }
 
+    fn blob_dir(&self, entity: &str) -> PathBuf {
+        self.dir.join("blobs").join(entity)
+    }
+
+    /// Stages the blobs of `entity` (its uploads' bytes), each named by its sha256, replacing the
+    /// ones staged for it before (a resume stages them again). Files are moved in when they can
+    /// be (else copied), each synced. Blocking I/O.
+    pub fn write_blobs(
+        &self,
+        entity: &str,
+        blobs: &[(String, PathBuf)],
+    ) -> Result<(), BundleError> {
+        super::check_member_name(entity)?;
+        let dir = self.blob_dir(entity);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(BundleError::write(&dir)(e)),
+        }
+        if blobs.is_empty() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&dir).map_err(BundleError::write(&dir))?;
+        for (sha256, src) in blobs {
+            if !crate::source::is_sha256(sha256) {
+                return Err(BundleError::Corrupt {
+                    member: src.display().to_string(),
+                    why: format!("`{sha256}` is not a sha256"),
+                });
+            }
+            let dest = dir.join(sha256);
+            if dest.exists() {
+                continue;
+            }
+            let tmp = dir.join(format!("{sha256}.tmp"));
+            if std::fs::rename(src, &tmp).is_err() {
+                std::fs::copy(src, &tmp).map_err(BundleError::write(&tmp))?;
+            }
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(BundleError::write(&tmp))?;
+            std::fs::rename(&tmp, &dest).map_err(BundleError::write(&dest))?;
+        }
+        sync_dir(&dir);
+        Ok(())
+    }
+
+    /// Every staged blob: (entity, sha256, path), sorted.
+    pub fn blobs(&self) -> Result<Vec<(String, String, PathBuf)>, BundleError> {
+        let root = self.dir.join("blobs");
+        let mut found = Vec::new();
+        if root.is_dir() {
+            collect_files(&root, &mut found)?;
+        }
+        let mut out = Vec::new();
+        for path in found {
+            let Ok(rel) = path.strip_prefix(&root) else {
+                continue;
+            };
+            let parts: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
+            let [entity @ .., sha256] = parts.as_slice() else {
+                continue;
+            };
+            if entity.is_empty() || !crate::source::is_sha256(sha256) {
+                continue;
+            }
+            out.push((entity.join("/"), sha256.to_string(), path.clone()));
+        }
+        out.sort();
+        Ok(out)
+    }
+
     pub fn remove(&self) -> Result<(), BundleError> {
         match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),

@@ -8,8 +8,8 @@ use super::reader::{digest_line, header_for};
 use super::staging::{Staging, compress};
 use super::volumes::VolumeWriter;
 use super::{
-    BundleError, FORMAT_NAME, FORMAT_VERSION, MANIFEST, MANIFEST_DIGEST, OLDEST_FORMAT_VERSION,
-    SIGNATURE, file_member_path, member_path,
+    BLOB_RELATION, BundleError, FORMAT_NAME, FORMAT_VERSION, MANIFEST, MANIFEST_DIGEST,
+    OLDEST_FORMAT_VERSION, SIGNATURE, blob_member_path, file_member_path, member_path,
 };
 use ed25519_dalek::{Signer, SigningKey};
 use rayon::prelude::*;
@@ -153,6 +153,38 @@ pub fn pack(staging: &Staging, opts: PackOptions) -> Result<Packed, BundleError>
         })
         .collect::<Result<Vec<_>, BundleError>>()?;
     members.extend(files);
+    // Blobs (uploads) are stored once per sha256, under the first project (by path) that holds
+    // one; each is hashed again now and must be the file its name says.
+    let mut blobs = staging.blobs()?;
+    blobs.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+    blobs.dedup_by(|later, first| later.1 == first.1);
+    let blobs = blobs
+        .into_par_iter()
+        .map(|(entity, sha256, file)| {
+            let (size, actual) = hash_file(&file)?;
+            if actual != sha256 {
+                return Err(BundleError::DigestMismatch {
+                    member: format!("{} (staged)", file.display()),
+                    expected: sha256,
+                    actual,
+                });
+            }
+            Ok((
+                ManifestMember {
+                    path: blob_member_path(&sha256),
+                    entity,
+                    relation: BLOB_RELATION.to_string(),
+                    batch: 0,
+                    records: 0,
+                    size,
+                    compressed_size: size,
+                    sha256,
+                },
+                file,
+            ))
+        })
+        .collect::<Result<Vec<_>, BundleError>>()?;
+    members.extend(blobs);
     members.sort_by(|(a, _), (b, _)| a.path.cmp(&b.path));
     let epoch = opts.source_date_epoch.or(latest).unwrap_or(0).max(0);
     let mut entities = opts.entities;

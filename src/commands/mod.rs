@@ -80,7 +80,7 @@ pub async fn run_with_progress(
     id: u64,
     show_progress: bool,
 ) -> Result<Report, EngineError> {
-    let bar = if show_progress {
+    let bar = if show_progress && !output::quiet() {
         ProgressBar::new_spinner()
     } else {
         ProgressBar::hidden()

@@ -150,7 +150,23 @@ impl PipelineRun<'_> {
             tracker =
                 blocking(move || store.commit_page(entity_id, name, &scope, commit, now_millis()))
                     .await?;
+            tracing::debug!(
+                entity = %self.ctx.entity.source_full_path,
+                relation = name,
+                page = tracker.pages,
+                via,
+                "page committed"
+            );
             if last_page {
+                tracing::info!(
+                    entity = %self.ctx.entity.source_full_path,
+                    relation = name,
+                    source = tracker.stats.source,
+                    fetched = tracker.stats.fetched,
+                    imported = tracker.stats.imported,
+                    via,
+                    "relation finished"
+                );
                 return Ok(PipelineOutcome::Finished);
             }
         }

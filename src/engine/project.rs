@@ -2,9 +2,10 @@
 //!
 //! 0. `project`: the project is created by the destination's own project import. Its attributes, the
 //!    relations that travel with it (`ARCHIVE_RELATIONS`, each read in full from the source and staged
-//!    on disk, a page at a time) and its repository (a `git bundle` of every ref) make one package the
-//!    sink turns into what creates the project (a live destination: a GitLab export archive sent to
-//!    `POST /projects/import`). Each of those relations then counts what the destination holds.
+//!    on disk, a page at a time), its repository and its wiki's (each a `git bundle` of every ref)
+//!    make one package the sink turns into what creates the project (a live destination: a GitLab
+//!    export archive sent to `POST /projects/import`). Each of those relations, and the wiki's
+//!    pages, then counts what the destination holds.
 //! 1. `milestones`, 2. `issues`, 3. `merge_requests`: the relations GitLab's relation import takes,
 //!    a page at a time, one relation after the other (a project takes one relation import at a time).
 //!    Each page is read back from the destination; a crash redoes at most that page, and GitLab skips
@@ -17,7 +18,7 @@ use crate::relations::project::ProjectAttributes;
 use crate::relations::project::{ArchiveRelation, ISSUES, MERGE_REQUESTS, MILESTONES};
 use crate::relations::{EntityContext, Relation};
 use crate::sink::{ProjectPackage, Sink};
-use crate::source::Source;
+use crate::source::{RepositoryKind, Source};
 use crate::store::{MappingScope, PageCommit};
 use tokio_util::sync::CancellationToken;
 
@@ -46,6 +47,20 @@ pub const ARCHIVE_RELATIONS: &[(&str, Option<&str>)] = &[
     ("commit_notes", None),
 ];
 
+/// The project's wiki: its repository travels in the archive as `project.wiki.bundle`; the row
+/// counts its pages at the source and at the destination.
+pub const WIKI: &str = "wiki";
+
+/// The files the project's markdown links to: they travel in the archive as
+/// `uploads/<secret>/<filename>`; the row counts them at the source and at the destination
+/// (`GET /projects/:id/uploads`, GitLab 17.2; an older destination is trusted with what it got).
+pub const UPLOADS: &str = "uploads";
+
+/// The Git LFS objects the project's repository points to: they travel in the archive as
+/// `lfs-objects/<oid>`; the row counts them at the source (the destination has no API that lists
+/// them: the import's failed relations say what did not arrive).
+pub const LFS_OBJECTS: &str = "lfs_objects";
+
 /// The relations loaded through GitLab's relation import once the project exists, in order.
 pub fn batched_stages() -> Vec<&'static dyn Relation> {
     vec![&MILESTONES, &ISSUES, &MERGE_REQUESTS]
@@ -55,6 +70,9 @@ pub fn batched_stages() -> Vec<&'static dyn Relation> {
 pub fn project_relation_names() -> Vec<(u8, &'static str)> {
     let mut out = vec![(0, "project")];
     out.extend(ARCHIVE_RELATIONS.iter().map(|(name, _)| (0, *name)));
+    out.push((0, WIKI));
+    out.push((0, UPLOADS));
+    out.push((0, LFS_OBJECTS));
     out.extend(
         batched_stages()
             .into_iter()
@@ -235,19 +253,84 @@ impl Engine {
                 }
             }
         }
-        let repository = match source.repository(ctx, staging.path()).await {
-            Ok(r) => r,
+        let mut repositories = Vec::new();
+        match source
+            .repository(ctx, RepositoryKind::Project, staging.path())
+            .await
+        {
+            Ok(r) => repositories.extend(r.map(|path| (RepositoryKind::Project, path))),
             Err(e) if e.is_unreachable() => return Err(EngineError::Unreachable(e.to_string())),
             Err(e) => {
                 self.fail_stage(ctx, "project", "extractor", e.source_class(), e.message())
                     .await?;
                 return Ok(false);
             }
+        }
+        // The wiki: a project whose wiki cannot be read is still created, without it, and the
+        // wiki's row says why.
+        let store = self.store.clone();
+        blocking(move || store.ensure_tracker(entity_id, WIKI, 0, now_millis())).await?;
+        match source
+            .repository(ctx, RepositoryKind::Wiki, staging.path())
+            .await
+        {
+            Ok(None) => counted.push((WIKI, Some("wikis"), 0)),
+            Ok(Some(bundle)) => match crate::forge::git::wiki_page_count(&bundle).await {
+                Ok(pages) => {
+                    counted.push((WIKI, Some("wikis"), pages));
+                    repositories.push((RepositoryKind::Wiki, bundle));
+                }
+                Err(e) => {
+                    let message = format!("the wiki's git bundle cannot be read: {e}");
+                    self.fail_stage(ctx, WIKI, "extractor", "Appliance::GitError", message)
+                        .await?;
+                }
+            },
+            Err(e) if e.is_unreachable() => return Err(EngineError::Unreachable(e.to_string())),
+            Err(e) => {
+                self.fail_stage(ctx, WIKI, "extractor", e.source_class(), e.message())
+                    .await?;
+            }
+        }
+        // The files its markdown links to: as for the wiki, a project is created without them
+        // when they cannot be read, and their row says why.
+        let store = self.store.clone();
+        blocking(move || store.ensure_tracker(entity_id, UPLOADS, 0, now_millis())).await?;
+        let uploads = match source.uploads(ctx, staging.path()).await {
+            Ok(uploads) => {
+                counted.push((UPLOADS, Some("uploads"), uploads.len() as u64));
+                uploads
+            }
+            Err(e) if e.is_unreachable() => return Err(EngineError::Unreachable(e.to_string())),
+            Err(e) => {
+                self.fail_stage(ctx, UPLOADS, "extractor", e.source_class(), e.message())
+                    .await?;
+                Vec::new()
+            }
+        };
+        // The LFS objects its repository points to, the same way.
+        let store = self.store.clone();
+        blocking(move || store.ensure_tracker(entity_id, LFS_OBJECTS, 0, now_millis())).await?;
+        let mut lfs_missing = Vec::new();
+        let lfs_objects = match source.lfs_objects(ctx, staging.path()).await {
+            Ok(got) => {
+                counted.push((LFS_OBJECTS, None, got.objects.len() as u64));
+                lfs_missing = got.missing;
+                got.objects
+            }
+            Err(e) if e.is_unreachable() => return Err(EngineError::Unreachable(e.to_string())),
+            Err(e) => {
+                self.fail_stage(ctx, LFS_OBJECTS, "extractor", e.source_class(), e.message())
+                    .await?;
+                Vec::new()
+            }
         };
         let package = ProjectPackage {
             attributes,
             relations,
-            repository,
+            repositories,
+            uploads,
+            lfs_objects,
         };
 
         let store = self.store.clone();
@@ -299,9 +382,15 @@ impl Engine {
                 _ => Some(0),
             };
             let arrived = arrived.unwrap_or(sent).min(sent);
+            // LFS objects the source could not give are counted at the source and reported.
+            let missing = if name == LFS_OBJECTS {
+                std::mem::take(&mut lfs_missing)
+            } else {
+                Vec::new()
+            };
             let mut commit = PageCommit {
                 last_page: true,
-                source_total: Some(sent),
+                source_total: Some(sent + missing.len() as u64),
                 fetched: sent,
                 imported: (0..arrived)
                     .map(|i| (format!("#{i}"), created.id))
@@ -325,6 +414,7 @@ impl Engine {
                 skipped.pipeline_class = "BulkImports::Common::Pipelines::MembersPipeline".into();
                 commit.skipped.push(skipped);
             } else if arrived < sent || !failed.is_empty() {
+                let what = if name == WIKI { "wiki pages" } else { name };
                 let why = if failed.is_empty() {
                     "the destination's import did not say why".to_string()
                 } else {
@@ -336,8 +426,25 @@ impl Engine {
                     "loader",
                     "Appliance::NotImported",
                     format!(
-                        "{} of {sent} {name} did not arrive at the destination: {why}",
+                        "{} of {sent} {what} did not arrive at the destination: {why}",
                         sent - arrived
+                    ),
+                ));
+            }
+            if !missing.is_empty() {
+                let list = missing
+                    .iter()
+                    .map(|(oid, why)| format!("{oid}: {why}"))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                commit.failures.push(self.failure(
+                    ctx,
+                    name,
+                    "extractor",
+                    "Appliance::LfsObjectMissing",
+                    format!(
+                        "{} LFS objects the repository points to could not be read from the source: {list}",
+                        missing.len()
                     ),
                 ));
             }

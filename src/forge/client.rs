@@ -23,6 +23,10 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use url::Url;
 
+/// How long one download (a file streamed to disk, or a hop of a download's redirect) may take
+/// in all; a transfer that stalls ends much sooner, by the read deadline.
+pub const DOWNLOAD_DEADLINE: Duration = Duration::from_secs(6 * 60 * 60);
+
 /// How hard the client tries before it gives up on a request, and how long it waits for a forge.
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
@@ -217,6 +221,12 @@ impl ForgeClient {
 
     /// The token, for the `git` commands that move this forge's repositories (`forge::git` puts it
     /// in their environment only).
+    /// The HTTP client (no redirects, the deadlines of this forge) for requests this client does not
+    /// make itself (Git LFS); whoever uses it adds credentials only for the forge's own origin.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
     pub(crate) fn token(&self) -> &SecretString {
         &self.inner.token
     }
@@ -385,6 +395,49 @@ impl ForgeClient {
             }
             metrics::forge_bytes(&self.host(), Direction::Received, out.len());
             Ok(out)
+        };
+        self.retrying(true, attempt).await
+    }
+
+    /// Streams the body of an API path (an export file, which may be gigabytes) into a new file at
+    /// `out`, and returns its size; never holds it in memory. A stalled transfer ends by the read
+    /// deadline; the whole one may take up to [`DOWNLOAD_DEADLINE`]. A failed attempt is retried
+    /// from the start, `out` truncated.
+    pub async fn download_to(&self, path: &str, out: &std::path::Path) -> Result<u64, ForgeError> {
+        use tokio::io::AsyncWriteExt;
+        let url = self.api_url(path);
+        let disk = |e: std::io::Error| ForgeError::Decode {
+            url: url.clone(),
+            message: format!("cannot write {}: {e}", out.display()),
+        };
+        let attempt = || async {
+            let _permit = self.permit(&url).await?;
+            let resp = self
+                .request(Method::GET, &url)?
+                .timeout(DOWNLOAD_DEADLINE)
+                .send()
+                .await
+                .map_err(|e| network("GET", &url, &e, true))?;
+            self.observe(resp.status(), resp.headers());
+            let resp = self.follow_download(&url, resp).await?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            if !status.is_success() {
+                let body = resp.bytes().await.unwrap_or_default();
+                return Err(status_error("GET", &url, status, &headers, &body));
+            }
+            let mut file = tokio::fs::File::create(out).await.map_err(disk)?;
+            let mut written = 0u64;
+            let mut stream = resp.bytes_stream();
+            while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+                let chunk = chunk.map_err(|e| network("GET", &url, &e, true))?;
+                file.write_all(&chunk).await.map_err(disk)?;
+                written += chunk.len() as u64;
+            }
+            file.flush().await.map_err(disk)?;
+            file.sync_all().await.map_err(disk)?;
+            metrics::forge_bytes(&self.host(), Direction::Received, written as usize);
+            Ok(written)
         };
         self.retrying(true, attempt).await
     }
@@ -590,6 +643,7 @@ impl ForgeClient {
                 self.inner.http.get(to.clone())
             };
             resp = request
+                .timeout(DOWNLOAD_DEADLINE)
                 .send()
                 .await
                 .map_err(|e| network("GET", to.as_str(), &e, true))?;

@@ -187,6 +187,210 @@ pub async fn local_refs(repo_or_bundle: &Path) -> Result<BTreeMap<String, String
     }
 }
 
+/// File extensions of the markup GitLab's wiki shows as pages (Markdown, RDoc, AsciiDoc, Org);
+/// any other file of a wiki repository (an attachment) is not a page.
+pub const WIKI_PAGE_EXTENSIONS: [&str; 9] = [
+    "md", "markdown", "mdown", "mkd", "mkdn", "rdoc", "adoc", "asciidoc", "org",
+];
+
+/// How many pages the wiki in a `git bundle` file holds: the files of its HEAD (else of its first
+/// branch) with a page extension ([`WIKI_PAGE_EXTENSIONS`]), as GitLab lists the pages of a wiki.
+/// The bundle is unpacked into a temporary bare repository beside it, removed afterwards.
+pub async fn wiki_page_count(bundle: &Path) -> Result<u64, GitError> {
+    let parent = match bundle.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let unpacked = tempfile::Builder::new()
+        .prefix(".wiki-")
+        .tempdir_in(&parent)
+        .map_err(|e| GitError::Unexpected {
+            command: format!("clone --bare {}", bundle.display()),
+            message: format!(
+                "cannot make a temporary directory in {}: {e}",
+                parent.display()
+            ),
+        })?;
+    let clone = unpacked.path().join("wiki.git");
+    let mut cmd = plain_git();
+    cmd.env("GIT_ALLOW_PROTOCOL", "file")
+        .args(["clone", "--bare", "--quiet", "--"])
+        .arg(bundle)
+        .arg(&clone);
+    let what = format!("clone --bare {} {}", bundle.display(), clone.display());
+    run(cmd, what, LOCAL_DEADLINE, None).await?;
+    let mut head = local_git(&clone);
+    head.args(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]);
+    let tip = match run(head, "rev-parse HEAD".into(), LOCAL_DEADLINE, None).await {
+        Ok(out) => String::from_utf8_lossy(&out).trim().to_owned(),
+        // A bundle without HEAD: its first branch.
+        Err(_) => match repository_refs(&clone)
+            .await?
+            .into_iter()
+            .find(|(name, _)| name.starts_with("refs/heads/"))
+        {
+            Some((_, id)) => id,
+            None => return Ok(0),
+        },
+    };
+    let mut cmd = local_git(&clone);
+    cmd.args(["ls-tree", "-r", "-z", "--name-only", &tip]);
+    let what = format!("ls-tree -r {tip} (in {})", clone.display());
+    let listing = run(cmd, what, LOCAL_DEADLINE, None).await?;
+    Ok(listing
+        .split(|b| *b == 0)
+        .filter_map(|name| std::str::from_utf8(name).ok())
+        .filter(|name| {
+            name.rsplit_once('.').is_some_and(|(stem, ext)| {
+                !stem.is_empty()
+                    && !stem.ends_with('/')
+                    && WIKI_PAGE_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
+            })
+        })
+        .count() as u64)
+}
+
+/// A Git LFS pointer file is smaller than this (the LFS specification's bound).
+const LFS_POINTER_MAX: u64 = 1024;
+
+/// The Git LFS objects a repository points to anywhere in its history: every blob smaller than
+/// 1 KiB that is an LFS pointer (`version https://git-lfs.github.com/spec/v1`, `oid sha256:<hex>`,
+/// `size <n>`), as (oid, size), sorted by oid. Git's output is read as it streams, one object at a
+/// time; only the ids of small blobs are held.
+pub async fn lfs_pointers(repo: &Path) -> Result<BTreeMap<String, u64>, GitError> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let spawn = |args: &[&str], input: bool| -> Result<tokio::process::Child, GitError> {
+        let mut cmd = tokio::process::Command::from(local_git(repo));
+        cmd.args(args)
+            .stdin(if input { Stdio::piped() } else { Stdio::null() })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        cmd.spawn().map_err(|e| GitError::Spawn {
+            command: args.join(" "),
+            message: e.to_string(),
+        })
+    };
+    let failed = |what: &str, message: String| GitError::Unexpected {
+        command: format!("{what} (in {})", repo.display()),
+        message,
+    };
+    let scan = async {
+        // 1. The ids of every blob small enough to be a pointer.
+        let check = "--batch-check=%(objecttype) %(objectsize) %(objectname)";
+        let mut child = spawn(&["cat-file", "--batch-all-objects", check], false)?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| failed("cat-file", "no pipe".into()))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut small = Vec::new();
+        while let Some(line) = lines
+            .next_line()
+            .await
+            .map_err(|e| failed("cat-file --batch-check", e.to_string()))?
+        {
+            let mut parts = line.split(' ');
+            if let (Some("blob"), Some(size), Some(id)) = (parts.next(), parts.next(), parts.next())
+                && size.parse::<u64>().is_ok_and(|s| s < LFS_POINTER_MAX)
+            {
+                small.push(id.to_owned());
+            }
+        }
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| failed("cat-file", e.to_string()))?;
+        if !status.success() {
+            return Err(failed("cat-file --batch-all-objects", status.to_string()));
+        }
+        // 2. Their contents, one at a time, kept only when they are pointers.
+        let mut child = spawn(&["cat-file", "--batch"], true)?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| failed("cat-file", "no pipe".into()))?;
+        let feed = tokio::spawn(async move {
+            for id in small {
+                if stdin.write_all(format!("{id}\n").as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+            let _ = stdin.shutdown().await;
+        });
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| failed("cat-file", "no pipe".into()))?;
+        let mut out = BufReader::new(stdout);
+        let mut pointers = BTreeMap::new();
+        let mut header = String::new();
+        loop {
+            header.clear();
+            let n = out
+                .read_line(&mut header)
+                .await
+                .map_err(|e| failed("cat-file --batch", e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            let size = header
+                .trim_end()
+                .rsplit(' ')
+                .next()
+                .and_then(|s| s.parse::<u64>().ok())
+                .filter(|s| *s < LFS_POINTER_MAX)
+                .ok_or_else(|| {
+                    failed(
+                        "cat-file --batch",
+                        format!("unexpected `{}`", header.trim_end()),
+                    )
+                })?;
+            let mut body = vec![0u8; size as usize + 1];
+            out.read_exact(&mut body)
+                .await
+                .map_err(|e| failed("cat-file --batch", e.to_string()))?;
+            if let Some((oid, size)) = parse_lfs_pointer(&body[..size as usize]) {
+                pointers.insert(oid, size);
+            }
+        }
+        let _ = feed.await;
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| failed("cat-file", e.to_string()))?;
+        if !status.success() {
+            return Err(failed("cat-file --batch", status.to_string()));
+        }
+        Ok(pointers)
+    };
+    tokio::time::timeout(LOCAL_DEADLINE, scan)
+        .await
+        .map_err(|_| GitError::TimedOut {
+            command: format!("cat-file --batch-all-objects (in {})", repo.display()),
+            limit: LOCAL_DEADLINE,
+        })?
+}
+
+/// (oid, size) of a Git LFS pointer file, or None when `text` is not one.
+pub fn parse_lfs_pointer(text: &[u8]) -> Option<(String, u64)> {
+    let text = std::str::from_utf8(text).ok()?;
+    let mut lines = text.lines();
+    if lines.next()? != "version https://git-lfs.github.com/spec/v1" {
+        return None;
+    }
+    let (mut oid, mut size) = (None, None);
+    for line in lines {
+        if let Some(hex) = line.strip_prefix("oid sha256:") {
+            oid = Some(hex.to_owned());
+        } else if let Some(n) = line.strip_prefix("size ") {
+            size = n.parse::<u64>().ok();
+        }
+    }
+    let oid = oid.filter(|o| crate::source::is_sha256(o))?;
+    Some((oid, size?))
+}
+
 /// Pushes every ref of a local repository (or bundle) to `repo_url` (mirror push without deleting),
 /// token as for clone. Refs that differ are forced to the local value; refs only the destination has
 /// stay. GitLab's own namespaces ([`GITLAB_HIDDEN_REFS`], e.g. `refs/merge-requests/*`) are not
@@ -561,6 +765,24 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move { axum::serve(listener, app).await });
         port
+    }
+
+    #[test]
+    fn lfs_pointers_are_recognised_and_nothing_else() {
+        let oid = "4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393";
+        let pointer =
+            format!("version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize 12345\n");
+        assert_eq!(
+            parse_lfs_pointer(pointer.as_bytes()),
+            Some((oid.to_string(), 12345))
+        );
+        for not in [
+            "version https://git-lfs.github.com/spec/v1\noid sha256:../x\nsize 1\n".to_string(),
+            "version https://git-lfs.github.com/spec/v1\nsize 1\n".to_string(),
+            format!("hello\noid sha256:{oid}\nsize 1\n"),
+        ] {
+            assert_eq!(parse_lfs_pointer(not.as_bytes()), None, "{not}");
+        }
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod client;
 pub mod git;
 pub mod gitlab;
 pub mod graphql;
+pub mod lfs;
 pub mod network;
 
 pub use client::{ForgeClient, ListPage};

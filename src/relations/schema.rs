@@ -203,6 +203,20 @@ pub const RECORDS: &[(&str, &[Field])] = &[
     ("service_desk_setting", &[]),
     ("external_pull_requests", &[]),
     ("commit_notes", &[opt("note", String)]),
+    // A file the project's markdown links to (`/uploads/<secret>/<filename>`); its bytes are the
+    // blob member with this sha256.
+    (
+        "uploads",
+        &[
+            req("secret", String),
+            req("filename", String),
+            req("size", Number),
+            req("sha256", String),
+        ],
+    ),
+    // A Git LFS object the project's repository points to; its bytes are the blob whose sha256 is
+    // its oid.
+    ("lfs_objects", &[req("oid", String), req("size", Number)]),
     (
         "issues",
         &[

@@ -10,6 +10,7 @@ use crate::bundle::{BundleError, ManifestEntity, PackOptions, Staging, pack};
 use crate::engine::EngineError;
 use crate::model::{BulkImport, Entity};
 use crate::relations::{EntityContext, LoadError, Relation};
+use crate::source::RepositoryKind;
 use crate::store::Store;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -118,8 +119,10 @@ impl Sink for BundleSink {
         self.load(relation, ctx, record, false).await.map(|_| ())
     }
 
-    /// A project is stored as it came: its attributes, each relation that travels with it, and its
-    /// repository's `git bundle`; a replay hands the same package to the destination.
+    /// A project is stored as it came: its attributes, each relation that travels with it, and the
+    /// `git bundle` of its repository and of its wiki, its uploads and LFS objects (records of
+    /// relations `uploads` and `lfs_objects`, bytes as blobs); a replay hands the same package to
+    /// the destination.
     async fn create_project(
         &self,
         ctx: &EntityContext,
@@ -130,7 +133,27 @@ impl Sink for BundleSink {
         let entity = ctx.entity.source_full_path.clone();
         let attributes = package.attributes.clone();
         let relations = package.relations.clone();
-        let repository = package.repository.clone();
+        let repositories: Vec<(&'static str, Option<PathBuf>)> = RepositoryKind::ALL
+            .iter()
+            .map(|kind| (kind.relation(), package.repository(*kind).cloned()))
+            .collect();
+        let upload_records: Vec<Value> = package.uploads.iter().map(|u| u.record()).collect();
+        let lfs_records: Vec<Value> = package
+            .lfs_objects
+            .iter()
+            .map(|o| serde_json::json!({ "oid": o.oid, "size": o.size }))
+            .collect();
+        let blobs: Vec<(String, PathBuf)> = package
+            .uploads
+            .iter()
+            .map(|u| (u.sha256.clone(), u.path.clone()))
+            .chain(
+                package
+                    .lfs_objects
+                    .iter()
+                    .map(|o| (o.oid.clone(), o.path.clone())),
+            )
+            .collect();
         let id = attributes
             .get("id")
             .and_then(Value::as_u64)
@@ -141,10 +164,18 @@ impl Sink for BundleSink {
             for (name, file) in &relations {
                 staging.write_relation_file(&entity, name, file)?;
             }
-            match &repository {
-                Some(file) => staging.write_file(&entity, "repository", file),
-                None => staging.remove_file(&entity, "repository"),
+            for (relation, file) in &repositories {
+                match file {
+                    Some(file) => staging.write_file(&entity, relation, file)?,
+                    None => staging.remove_file(&entity, relation)?,
+                }
             }
+            // Uploads: one record each (a page without records is not packed), and their bytes
+            // as blobs, staged before the records that name them.
+            staging.write_blobs(&entity, &blobs)?;
+            staging.write_batch(&entity, "uploads", 0, &upload_records)?;
+            staging.write_batch(&entity, "lfs_objects", 0, &lfs_records)?;
+            Ok(())
         })
         .await
         .map_err(sink_error)?

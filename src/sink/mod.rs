@@ -7,6 +7,7 @@ pub mod project_import;
 use crate::engine::EngineError;
 use crate::model::{BulkImport, Entity};
 use crate::relations::{EntityContext, LoadError, Relation};
+use crate::source::{ProjectUpload, RepositoryKind};
 use crate::store::Store;
 use async_trait::async_trait;
 use serde_json::Value;
@@ -15,12 +16,28 @@ use std::path::PathBuf;
 pub use live::LiveSink;
 
 /// What creates a project: its attributes, the relations that travel with it (each staged on disk as
-/// the NDJSON of an export's `tree/project/<relation>.ndjson`) and its repository as a `git bundle`.
+/// the NDJSON of an export's `tree/project/<relation>.ndjson`), its git repositories (its own
+/// and its wiki's), each as a `git bundle` file (a repository that is empty or absent has none),
+/// its uploads and its LFS objects.
 #[derive(Debug)]
 pub struct ProjectPackage {
     pub attributes: Value,
     pub relations: Vec<(String, PathBuf)>,
-    pub repository: Option<PathBuf>,
+    pub repositories: Vec<(RepositoryKind, PathBuf)>,
+    /// The files its markdown links to, each on disk.
+    pub uploads: Vec<ProjectUpload>,
+    /// The Git LFS objects its repository points to, each on disk.
+    pub lfs_objects: Vec<crate::forge::lfs::LfsObject>,
+}
+
+impl ProjectPackage {
+    /// The `git bundle` of one of the project's repositories, when it has one.
+    pub fn repository(&self, kind: RepositoryKind) -> Option<&PathBuf> {
+        self.repositories
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, path)| path)
+    }
 }
 
 /// A project the destination created, and the relations its import says failed (relation, why).

@@ -1,7 +1,8 @@
 //! A project created at a live GitLab destination by its own project import, the restorer GitLab's
 //! direct transfer and file import use (it keeps iids, dates, merged merge requests and diffs): the
 //! package becomes a GitLab export archive (`VERSION`, `tree/project.json`,
-//! `tree/project/<relation>.ndjson`, `project.bundle`) streamed to disk, sent to
+//! `tree/project/<relation>.ndjson`, `project.bundle`, `project.wiki.bundle`,
+//! `uploads/<secret>/<filename>`, `lfs-objects/<oid>`, `lfs-objects.json`) streamed to disk, sent to
 //! `POST /projects/import`, and followed through `GET /projects/:id/import` to its end.
 //! A project import is not repeatable: an attempt whose outcome is unknown (or a resume after a crash)
 //! looks for the project at its destination path before importing again.
@@ -159,15 +160,34 @@ async fn write_archive(
 ) -> Result<(), LoadError> {
     let (file, attributes) = (file.to_path_buf(), attributes.clone());
     let relations = package.relations.clone();
-    let repository = package.repository.clone();
+    let repositories = package.repositories.clone();
+    let uploads = package.uploads.clone();
+    let lfs_objects = package.lfs_objects.clone();
+    let lfs_json = file.with_file_name("lfs-objects.json");
     tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
         let mut archive = ImportArchive::create(&file)?;
         archive.project(&attributes)?;
         for (relation, staged) in &relations {
             archive.file(&format!("tree/project/{relation}.ndjson"), staged)?;
         }
-        if let Some(bundle) = &repository {
-            archive.file("project.bundle", bundle)?;
+        for (kind, bundle) in &repositories {
+            archive.file(kind.archive_name(), bundle)?;
+        }
+        for upload in &uploads {
+            archive.file(&upload.archive_name(), &upload.path)?;
+        }
+        // GitLab's LfsSaver layout: each object as `lfs-objects/<oid>`, and `lfs-objects.json`
+        // naming the repository each belongs to.
+        if !lfs_objects.is_empty() {
+            let types: serde_json::Map<String, Value> = lfs_objects
+                .iter()
+                .map(|o| (o.oid.clone(), serde_json::json!(["project"])))
+                .collect();
+            std::fs::write(&lfs_json, serde_json::to_vec(&types)?)?;
+            archive.file("lfs-objects.json", &lfs_json)?;
+            for object in &lfs_objects {
+                archive.file(&format!("lfs-objects/{}", object.oid), &object.path)?;
+            }
         }
         archive.finish()
     })

@@ -4,8 +4,8 @@
 //! uses, and handed to the engine in pages of at most `PAGE_BYTES` of records (the cursor is
 //! `<batch>:<record>`), so memory stays bounded whatever a batch declares.
 
-use super::{ExtractedPage, Source};
-use crate::bundle::{Bundle, BundleError, verify};
+use super::{ExtractedPage, ProjectUpload, RepositoryKind, Source};
+use crate::bundle::{Bundle, BundleError, ManifestMember, verify};
 use crate::forge::ForgeError;
 use crate::relations::{EntityContext, Relation};
 use async_trait::async_trait;
@@ -121,16 +121,17 @@ impl Source for BundleSource {
     async fn repository(
         &self,
         ctx: &EntityContext,
+        kind: RepositoryKind,
         dir: &std::path::Path,
     ) -> Result<Option<PathBuf>, ForgeError> {
         let entity = ctx.entity.source_full_path.as_str();
-        let key = (entity.to_string(), "repository".to_string());
+        let key = (entity.to_string(), kind.relation().to_string());
         let Some(index) = self.batches.get(&key).and_then(|b| b.first()).copied() else {
             return Ok(None);
         };
         let member = self.bundle.manifest.members[index].clone();
         let bundle = Arc::clone(&self.bundle);
-        let path = dir.join("repository.bundle");
+        let path = dir.join(kind.archive_name());
         let out = path.clone();
         tokio::task::spawn_blocking(move || -> Result<(), BundleError> {
             let file = std::fs::File::create(&out).map_err(BundleError::write(&out))?;
@@ -142,6 +143,84 @@ impl Source for BundleSource {
         .map_err(|e| self.error(e.to_string()))?
         .map_err(|e| self.error(e.to_string()))?;
         Ok(Some(path))
+    }
+
+    /// The project's uploads: each record of its `uploads` relation, with the blob it names
+    /// copied out to `<dir>/uploads/<secret>/<filename>`, its size and sha256 checked as it
+    /// streams (the names were checked when the bundle was verified, and are again).
+    async fn uploads(
+        &self,
+        ctx: &EntityContext,
+        dir: &std::path::Path,
+    ) -> Result<Vec<ProjectUpload>, ForgeError> {
+        let entity = ctx.entity.source_full_path.clone();
+        let Some(batches) = self.batches.get(&(entity.clone(), "uploads".to_string())) else {
+            return Ok(Vec::new());
+        };
+        let members: Vec<ManifestMember> = batches
+            .iter()
+            .map(|i| self.bundle.manifest.members[*i].clone())
+            .collect();
+        let bundle = Arc::clone(&self.bundle);
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || -> Result<Vec<ProjectUpload>, String> {
+            let blobs = blob_index(&bundle);
+            let mut out = Vec::new();
+            for member in &members {
+                for record in bundle.records(member).map_err(|e| e.to_string())? {
+                    let (secret, filename, size, sha256) = ProjectUpload::from_record(&record)?;
+                    let path = dir.join("uploads").join(&secret).join(&filename);
+                    copy_blob(&bundle, &blobs, &sha256, size, &path)?;
+                    out.push(ProjectUpload {
+                        secret,
+                        filename,
+                        path,
+                        size,
+                        sha256,
+                    });
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| self.error(e.to_string()))?
+        .map_err(|e| self.error(e))
+    }
+
+    /// The project's LFS objects: each record of its `lfs_objects` relation, with its blob copied
+    /// out to `<dir>/lfs-objects/<oid>`, size and sha256 checked as it streams.
+    async fn lfs_objects(
+        &self,
+        ctx: &EntityContext,
+        dir: &std::path::Path,
+    ) -> Result<crate::forge::lfs::Downloaded, ForgeError> {
+        let entity = ctx.entity.source_full_path.clone();
+        let Some(batches) = self.batches.get(&(entity, "lfs_objects".to_string())) else {
+            return Ok(Default::default());
+        };
+        let members: Vec<ManifestMember> = batches
+            .iter()
+            .map(|i| self.bundle.manifest.members[*i].clone())
+            .collect();
+        let bundle = Arc::clone(&self.bundle);
+        let dir = dir.join("lfs-objects");
+        tokio::task::spawn_blocking(move || -> Result<crate::forge::lfs::Downloaded, String> {
+            let blobs = blob_index(&bundle);
+            let mut out = crate::forge::lfs::Downloaded::default();
+            for member in &members {
+                for record in bundle.records(member).map_err(|e| e.to_string())? {
+                    let (_, oid, size) = crate::bundle::blob_reference("lfs_objects", &record)?;
+                    let path = dir.join(&oid);
+                    copy_blob(&bundle, &blobs, &oid, size, &path)?;
+                    out.objects
+                        .push(crate::forge::lfs::LfsObject { oid, size, path });
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| self.error(e.to_string()))?
+        .map_err(|e| self.error(e))
     }
 
     fn url(&self) -> String {
@@ -215,6 +294,42 @@ impl Source for BundleSource {
             .map(|e| json!({ "id": e.id, "full_path": e.source_full_path, "path": e.path }))
             .collect())
     }
+}
+
+/// The bundle's blobs by sha256.
+fn blob_index(bundle: &Bundle) -> HashMap<&str, &ManifestMember> {
+    bundle
+        .manifest
+        .members
+        .iter()
+        .filter(|m| m.relation == crate::bundle::BLOB_RELATION)
+        .map(|m| (m.sha256.as_str(), m))
+        .collect()
+}
+
+/// Streams the blob with this sha256 (of this size) out of the bundle into a new file at `to`,
+/// checked as it passes.
+fn copy_blob(
+    bundle: &Bundle,
+    blobs: &HashMap<&str, &ManifestMember>,
+    sha256: &str,
+    size: u64,
+    to: &std::path::Path,
+) -> Result<(), String> {
+    let blob = blobs
+        .get(sha256)
+        .filter(|b| b.size == size)
+        .ok_or_else(|| format!("the bundle holds no blob {sha256} of {size} bytes"))?;
+    let copy = || -> Result<(), BundleError> {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).map_err(BundleError::write(parent))?;
+        }
+        let file = std::fs::File::create(to).map_err(BundleError::write(to))?;
+        let mut writer = std::io::BufWriter::new(file);
+        bundle.copy_file(blob, &mut writer)?;
+        std::io::Write::flush(&mut writer).map_err(BundleError::write(to))
+    };
+    copy().map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

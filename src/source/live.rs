@@ -4,7 +4,7 @@
 //! what GitLab serves only through GraphQL, through its GraphQL connection, one page per cursor.
 
 use super::export::Exports;
-use super::{ExtractedPage, Source};
+use super::{ExtractedPage, ProjectUpload, RepositoryKind, Source, files};
 use crate::forge::{ForgeError, GitLab};
 use crate::relations::{EntityContext, Extraction, Relation};
 use async_trait::async_trait;
@@ -19,19 +19,37 @@ const EXPORT_CURSOR: &str = "export:";
 /// Cursor of a relation read through GraphQL: the connection's end cursor.
 const GRAPHQL_CURSOR: &str = "graphql:";
 
+/// The (oid, size) of each LFS pointer in a repository, or why they could not be read.
+type LfsPointers = Result<Vec<(String, u64)>, String>;
+
 pub struct LiveSource {
     gitlab: GitLab,
     exports: Exports,
     /// How each (entity, relation) was last read.
     via: Mutex<HashMap<(u64, &'static str), &'static str>>,
+    /// The LFS pointers (oid, size) found in each project entity's repository when it was cloned,
+    /// or why they could not be read; taken by `lfs_objects`.
+    lfs_pointers: Mutex<HashMap<u64, LfsPointers>>,
 }
 
 impl LiveSource {
+    /// Whether the project has a wiki with pages: a wiki that is turned off (403), not visible
+    /// (404) or without pages has nothing to migrate, and its repository is not cloned.
+    async fn has_wiki(&self, ctx: &EntityContext) -> Result<bool, ForgeError> {
+        let path = format!("{}/wikis", ctx.source_portable());
+        match self.gitlab.client.get(&path, &[]).await {
+            Ok(pages) => Ok(pages.as_array().is_some_and(|p| !p.is_empty())),
+            Err(e) if matches!(e.status(), Some(403) | Some(404)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn new(gitlab: GitLab) -> LiveSource {
         LiveSource {
             gitlab,
             exports: Exports::default(),
             via: Mutex::default(),
+            lfs_pointers: Mutex::default(),
         }
     }
 
@@ -197,10 +215,19 @@ impl Source for LiveSource {
     async fn repository(
         &self,
         ctx: &EntityContext,
+        kind: RepositoryKind,
         dir: &std::path::Path,
     ) -> Result<Option<std::path::PathBuf>, ForgeError> {
+        if kind == RepositoryKind::Wiki && !self.has_wiki(ctx).await? {
+            return Ok(None);
+        }
         let client = &self.gitlab.client;
-        let url = format!("{}/{}.git", self.url(), ctx.entity.source_full_path);
+        let url = format!(
+            "{}/{}{}",
+            self.url(),
+            ctx.entity.source_full_path,
+            kind.url_suffix()
+        );
         let url = url::Url::parse(&url).map_err(|e| ForgeError::Url(e.to_string()))?;
         let git_error = |e: crate::forge::git::GitError| ForgeError::Network {
             method: "git".into(),
@@ -208,7 +235,7 @@ impl Source for LiveSource {
             message: e.to_string(),
             maybe_applied: false,
         };
-        let mirror = dir.join("source.git");
+        let mirror = dir.join(format!("source-{}.git", kind.relation()));
         // A clone that failed (a 5xx, a reset) is started again from scratch, a few times, spaced
         // out as the HTTP client spaces its retries.
         let mut delay = std::time::Duration::from_millis(250);
@@ -228,12 +255,96 @@ impl Source for LiveSource {
                 }
             }
         }
-        let bundle = dir.join("project.bundle");
+        if kind == RepositoryKind::Project {
+            // The LFS objects its history points to, read while the clone is here.
+            let pointers = crate::forge::git::lfs_pointers(&mirror)
+                .await
+                .map(|p| p.into_iter().collect())
+                .map_err(|e| e.to_string());
+            self.lfs_pointers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(ctx.entity.id, pointers);
+        }
+        let bundle = dir.join(kind.archive_name());
         let made = crate::forge::git::bundle_create(&mirror, &bundle)
             .await
             .map_err(git_error)?;
         let _ = tokio::fs::remove_dir_all(&mirror).await;
         Ok(made.then_some(bundle))
+    }
+
+    /// The LFS objects the project's repository points to, through the forge's LFS batch API.
+    async fn lfs_objects(
+        &self,
+        ctx: &EntityContext,
+        dir: &std::path::Path,
+    ) -> Result<crate::forge::lfs::Downloaded, ForgeError> {
+        let pointers = self
+            .lfs_pointers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ctx.entity.id)
+            .unwrap_or_else(|| Ok(Vec::new()));
+        let url = format!(
+            "{}/{}{}",
+            self.url(),
+            ctx.entity.source_full_path,
+            RepositoryKind::Project.url_suffix()
+        );
+        let wanted = pointers.map_err(|message| ForgeError::Decode {
+            url: url.clone(),
+            message: format!("the repository's LFS pointers could not be read: {message}"),
+        })?;
+        if wanted.is_empty() {
+            return Ok(Default::default());
+        }
+        let url = url::Url::parse(&url).map_err(|e| ForgeError::Url(e.to_string()))?;
+        crate::forge::lfs::download(&self.gitlab.client, &url, &wanted, &dir.join("lfs-objects"))
+            .await
+    }
+
+    /// The project's uploads from its relation export (`uploads`, one `uploads.tar.gz`), streamed
+    /// to disk and unpacked file by file. A source that exports the project but lists no
+    /// `uploads` has none; one that does not export at all cannot give them (the same words as
+    /// for its records).
+    async fn uploads(
+        &self,
+        ctx: &EntityContext,
+        dir: &std::path::Path,
+    ) -> Result<Vec<ProjectUpload>, ForgeError> {
+        let portable = ctx.source_portable();
+        if self
+            .exports
+            .relation(&self.gitlab, &portable, "uploads")
+            .await?
+            .is_none()
+        {
+            if self.exports.offered(&self.gitlab, &portable).await? {
+                return Ok(Vec::new());
+            }
+            return Err(ForgeError::Unsupported(format!(
+                "{} did not export the uploads of {} through GitLab's relation export API \
+                 (POST /{portable}/export_relations, GitLab 16.2 or later, with a token of a \
+                 maintainer or owner)",
+                self.url(),
+                ctx.entity.source_full_path,
+            )));
+        }
+        let path = format!("{portable}/export_relations/download?relation=uploads");
+        let tar_gz = dir.join("uploads.tar.gz");
+        self.gitlab.client.download_to(&path, &tar_gz).await?;
+        let url = self.gitlab.client.api_url(&path);
+        let (from, into) = (tar_gz.clone(), dir.to_path_buf());
+        let unpacked = tokio::task::spawn_blocking(move || files::unpack_uploads(&from, &into))
+            .await
+            .map_err(|e| ForgeError::Decode {
+                url: url.clone(),
+                message: e.to_string(),
+            })?
+            .map_err(|message| ForgeError::Decode { url, message });
+        let _ = tokio::fs::remove_file(&tar_gz).await;
+        unpacked
     }
 
     async fn subgroups(&self, ctx: &EntityContext) -> Result<Vec<Value>, ForgeError> {

@@ -82,33 +82,7 @@ impl GitStore {
     pub fn seed_history(&self, full_path: &str, seed: u64, commits: usize) -> std::io::Result<()> {
         let repo = self.create_bare(full_path)?;
         let stream = history_stream(full_path, seed, commits.max(1));
-        let mut child = Command::new("git")
-            .args(["fast-import", "--quiet", "--force", "--done"])
-            .env("GIT_DIR", &repo)
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(git_spawn_error)?;
-        let mut stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| std::io::Error::other("git fast-import has no stdin"))?;
-        // A write error here means fast-import died; its stderr below says why.
-        let written = stdin.write_all(&stream);
-        drop(stdin);
-        let output = child.wait_with_output()?;
-        if !output.status.success() {
-            return Err(std::io::Error::other(format!(
-                "git fast-import into {} failed ({}): {}",
-                repo.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
-            )));
-        }
-        written
+        fast_import(&repo, &stream)
     }
 
     /// Adds `mib` MiB of incompressible blobs (seeded random bytes, 64 MiB per file, one commit per
@@ -253,14 +227,253 @@ impl GitStore {
         Ok(())
     }
 
-    /// Deletes a project's repository (an import that overwrites a project).
+    /// Deletes a project's repository and its wiki's (an import that overwrites a project).
     pub fn remove(&self, full_path: &str) -> std::io::Result<()> {
-        let repo = self.repo_path(full_path)?;
-        match std::fs::remove_dir_all(repo) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        for repo in [
+            self.repo_path(full_path)?,
+            self.repo_path(&wiki_path(full_path))?,
+        ] {
+            match std::fs::remove_dir_all(repo) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
+        Ok(())
     }
+
+    /// Gives a project a wiki: one commit on `main` of its wiki repository (`<full_path>.wiki.git`,
+    /// as GitLab keeps it) holding `pages`, each a file path (`home.md`, `guides/Deploy.md`) and
+    /// its content; a second commit edits the first page, so the wiki has history. The same
+    /// `seed` gives the same SHAs.
+    pub fn seed_wiki(
+        &self,
+        full_path: &str,
+        seed: u64,
+        pages: &[(&str, &str)],
+    ) -> std::io::Result<()> {
+        let repo = self.create_bare(&wiki_path(full_path))?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x3141_5926);
+        let mut time = 1_700_000_000 + rng.random_range(0..1000) * 86_400;
+        let mut stream = Vec::new();
+        let data = |out: &mut Vec<u8>, bytes: &[u8]| {
+            out.extend_from_slice(format!("data {}\n", bytes.len()).as_bytes());
+            out.extend_from_slice(bytes);
+            out.push(b'\n');
+        };
+        let (name, email) = AUTHORS[rng.random_range(0..AUTHORS.len())];
+        stream.extend_from_slice(
+            format!(
+                "commit refs/heads/main\nmark :1\nauthor {name} <{email}> {time} +0000\n\
+                 committer {name} <{email}> {time} +0000\n"
+            )
+            .as_bytes(),
+        );
+        data(&mut stream, b"Create the wiki\n");
+        for (path, content) in pages {
+            stream.extend_from_slice(format!("M 100644 inline {path}\n").as_bytes());
+            data(&mut stream, content.as_bytes());
+        }
+        stream.push(b'\n');
+        if let Some((path, content)) = pages.first() {
+            time += 3600;
+            stream.extend_from_slice(
+                format!(
+                    "commit refs/heads/main\nmark :2\nauthor {name} <{email}> {time} +0000\n\
+                     committer {name} <{email}> {time} +0000\n"
+                )
+                .as_bytes(),
+            );
+            data(&mut stream, format!("Update {path}\n").as_bytes());
+            stream.extend_from_slice(b"from :1\n");
+            stream.extend_from_slice(format!("M 100644 inline {path}\n").as_bytes());
+            data(
+                &mut stream,
+                format!("{content}\n_Edited once._\n").as_bytes(),
+            );
+            stream.push(b'\n');
+        }
+        stream.extend_from_slice(b"done\n");
+        fast_import(&repo, &stream)
+    }
+
+    /// Commits LFS pointer files for `objects` (path, bytes) on top of `main`, with the
+    /// `.gitattributes` that routes them through LFS, as `git lfs track` and a push would leave
+    /// them; the bytes themselves are not in the repository. Deterministic.
+    pub fn seed_lfs(&self, full_path: &str, objects: &[(&str, &[u8])]) -> std::io::Result<()> {
+        let repo = self.repo_path(full_path)?;
+        let tip = {
+            let out = Command::new("git")
+                .args(["rev-parse", "--verify", "refs/heads/main"])
+                .env("GIT_DIR", &repo)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .output()
+                .map_err(git_spawn_error)?;
+            if !out.status.success() {
+                return Err(std::io::Error::other(format!(
+                    "{full_path} has no main branch to add LFS files to"
+                )));
+            }
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        let mut stream = Vec::new();
+        let data = |out: &mut Vec<u8>, bytes: &[u8]| {
+            out.extend_from_slice(format!("data {}\n", bytes.len()).as_bytes());
+            out.extend_from_slice(bytes);
+            out.push(b'\n');
+        };
+        let (name, email) = AUTHORS[0];
+        stream.extend_from_slice(
+            format!(
+                "commit refs/heads/main\nauthor {name} <{email}> 1700000000 +0000\n\
+                 committer {name} <{email}> 1700000000 +0000\n"
+            )
+            .as_bytes(),
+        );
+        data(&mut stream, b"Track binaries with Git LFS\n");
+        stream.extend_from_slice(format!("from {tip}\n").as_bytes());
+        stream.extend_from_slice(b"M 100644 inline .gitattributes\n");
+        data(
+            &mut stream,
+            b"*.bin filter=lfs diff=lfs merge=lfs -text\n*.psd filter=lfs diff=lfs merge=lfs -text\n",
+        );
+        for (path, bytes) in objects {
+            stream.extend_from_slice(format!("M 100644 inline {path}\n").as_bytes());
+            data(&mut stream, lfs_pointer(bytes).as_bytes());
+        }
+        stream.push(b'\n');
+        stream.extend_from_slice(b"done\n");
+        fast_import(&repo, &stream)
+    }
+
+    /// The pages of a project's wiki as GitLab lists them: every file of the wiki repository's
+    /// HEAD with a markup extension GitLab renders, sorted by path, with its content. No wiki
+    /// repository, or one without commits, has no pages.
+    pub fn wiki_pages(&self, full_path: &str) -> std::io::Result<Vec<WikiPage>> {
+        let repo = self.repo_path(&wiki_path(full_path))?;
+        if !repo.join("HEAD").is_file() {
+            return Ok(Vec::new());
+        }
+        let git = |args: &[&str]| {
+            Command::new("git")
+                .args(args)
+                .env("GIT_DIR", &repo)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .output()
+                .map_err(git_spawn_error)
+        };
+        let head = git(&["rev-parse", "--verify", "--quiet", "HEAD^{tree}"])?;
+        if !head.status.success() {
+            return Ok(Vec::new());
+        }
+        let listing = git(&["ls-tree", "-r", "-z", "--name-only", "HEAD"])?;
+        if !listing.status.success() {
+            return Err(std::io::Error::other(format!(
+                "git ls-tree in {} failed: {}",
+                repo.display(),
+                String::from_utf8_lossy(&listing.stderr).trim()
+            )));
+        }
+        let mut pages = Vec::new();
+        for path in listing.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()) {
+            let path = String::from_utf8_lossy(path).into_owned();
+            let Some((slug, format)) = wiki_slug(&path) else {
+                continue;
+            };
+            let blob = git(&["cat-file", "blob", &format!("HEAD:{path}")])?;
+            if !blob.status.success() {
+                return Err(std::io::Error::other(format!(
+                    "git cat-file of {path} in {} failed",
+                    repo.display()
+                )));
+            }
+            pages.push(WikiPage {
+                title: slug.rsplit('/').next().unwrap_or(&slug).replace('-', " "),
+                slug,
+                format,
+                content: String::from_utf8_lossy(&blob.stdout).into_owned(),
+            });
+        }
+        pages.sort_by(|a, b| a.slug.cmp(&b.slug));
+        Ok(pages)
+    }
+}
+
+/// One page of a project's wiki.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WikiPage {
+    /// The page's path without its extension (`guides/Deploy`).
+    pub slug: String,
+    /// The last part of the slug, dashes shown as spaces (`Getting started`).
+    pub title: String,
+    /// `markdown`, `rdoc`, `asciidoc` or `org`.
+    pub format: String,
+    pub content: String,
+}
+
+/// The oid of an LFS object: the sha256 of its bytes, lowercase hex.
+pub fn lfs_oid(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The pointer file Git LFS commits in place of an object's bytes.
+pub fn lfs_pointer(bytes: &[u8]) -> String {
+    format!(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:{}\nsize {}\n",
+        lfs_oid(bytes),
+        bytes.len()
+    )
+}
+
+/// The repository path of a project's wiki: `<full_path>.wiki` (`<full_path>.wiki.git` on disk).
+pub fn wiki_path(full_path: &str) -> String {
+    format!("{full_path}.wiki")
+}
+
+/// A wiki file's slug and format, when GitLab shows it as a page (by its markup extension).
+fn wiki_slug(path: &str) -> Option<(String, String)> {
+    let (slug, ext) = path.rsplit_once('.')?;
+    let format = match ext.to_ascii_lowercase().as_str() {
+        "md" | "markdown" | "mdown" | "mkd" | "mkdn" => "markdown",
+        "rdoc" => "rdoc",
+        "adoc" | "asciidoc" => "asciidoc",
+        "org" => "org",
+        _ => return None,
+    };
+    (!slug.is_empty() && !slug.ends_with('/')).then(|| (slug.to_owned(), format.to_owned()))
+}
+
+/// Runs `git fast-import` with `stream` into `repo`.
+fn fast_import(repo: &std::path::Path, stream: &[u8]) -> std::io::Result<()> {
+    let mut child = Command::new("git")
+        .args(["fast-import", "--quiet", "--force", "--done"])
+        .env("GIT_DIR", repo)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(git_spawn_error)?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| std::io::Error::other("git fast-import has no stdin"))?;
+    // A write error here means fast-import died; its stderr below says why.
+    let written = stdin.write_all(stream);
+    drop(stdin);
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        return Err(std::io::Error::other(format!(
+            "git fast-import into {} failed ({}): {}",
+            repo.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    written
 }
 
 fn git_spawn_error(e: std::io::Error) -> std::io::Error {
@@ -512,10 +725,8 @@ fn authorize(sim: &Sim, git: &GitRequest, headers: &HeaderMap) -> Result<String,
     let Some(user_id) = user_id else {
         // Anonymous: only clones of public projects; everything else asks for credentials, also
         // for projects that do not exist, so that their existence does not leak.
-        let public = sim
-            .read()
-            .project_by_path(&git.full_path)
-            .is_some_and(|p| p.visibility == "public");
+        let public =
+            project_for(&sim.read(), &git.full_path).is_some_and(|p| p.visibility == "public");
         return if public && git.service == Service::UploadPack {
             Ok(String::new())
         } else {
@@ -524,9 +735,7 @@ fn authorize(sim: &Sim, git: &GitRequest, headers: &HeaderMap) -> Result<String,
     };
     let (level, private, username) = {
         let store = sim.read();
-        let project = store
-            .project_by_path(&git.full_path)
-            .ok_or(Refusal::NotFound)?;
+        let project = project_for(&store, &git.full_path).ok_or(Refusal::NotFound)?;
         let level = store
             .project_access(user_id, project.id)
             .ok_or(Refusal::NotFound)?;
@@ -546,8 +755,23 @@ fn authorize(sim: &Sim, git: &GitRequest, headers: &HeaderMap) -> Result<String,
     Ok(username)
 }
 
+/// The project a repository path belongs to: the project itself, or, for `<project>.wiki`, the
+/// project whose wiki it is when its wiki is enabled (GitLab serves no wiki of a project that has
+/// it turned off).
+pub(crate) fn project_for<'s>(
+    store: &'s crate::state::Store,
+    full_path: &str,
+) -> Option<&'s crate::model::Project> {
+    store.project_by_path(full_path).or_else(|| {
+        full_path
+            .strip_suffix(".wiki")
+            .and_then(|project| store.project_by_path(project))
+            .filter(|p| p.wiki_enabled)
+    })
+}
+
 /// `(username, password)` from `Authorization: Basic ...`.
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -587,7 +811,7 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn unauthorized() -> Response {
+pub(crate) fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, r#"Basic realm="GitLab""#)],
@@ -597,7 +821,7 @@ fn unauthorized() -> Response {
         .into_response()
 }
 
-fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
         "The project you were looking for could not be found or you don't have permission to \
@@ -628,6 +852,13 @@ fn backend_error(what: impl std::fmt::Display) -> Response {
 async fn run_http_backend(sim: Arc<Sim>, git: GitRequest, user: String, req: Request) -> Response {
     match sim.git.repo_path(&git.full_path) {
         Ok(repo) if repo.join("HEAD").is_file() => {}
+        // A wiki's repository exists as soon as it is asked for, empty until a page is written
+        // (GitLab creates it on first use).
+        Ok(_) if sim.read().project_by_path(&git.full_path).is_none() => {
+            if let Err(e) = sim.git.create_bare(&git.full_path) {
+                return backend_error(e);
+            }
+        }
         // Known to the API but never given a repository (or created under another name).
         _ => return not_found(),
     }

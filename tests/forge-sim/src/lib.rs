@@ -18,6 +18,7 @@ pub mod error;
 pub mod faults;
 pub mod git;
 pub mod graphql;
+pub mod lfs;
 pub mod model;
 pub mod pagination;
 pub mod project_import;
@@ -185,6 +186,8 @@ impl RunningSim {
             })
             .flatten();
         let large_mib = cfg.large_repository_mib;
+        let wikis = seeded.wikis;
+        let lfs = seeded.lfs;
         let seeding = Arc::clone(&sim);
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             for path in &repositories {
@@ -202,6 +205,35 @@ impl RunningSim {
                     .git
                     .add_large_blobs(path, seed, large_mib)
                     .map_err(|e| anyhow::anyhow!("adding large blobs to {path}: {e}"))?;
+            }
+            for (path, pages) in &wikis {
+                let pages: Vec<(&str, &str)> = pages
+                    .iter()
+                    .map(|(file, content)| (file.as_str(), content.as_str()))
+                    .collect();
+                seeding
+                    .git
+                    .seed_wiki(path, seed, &pages)
+                    .map_err(|e| anyhow::anyhow!("seeding the wiki of {path}: {e}"))?;
+            }
+            for (path, files) in &lfs {
+                let objects: Vec<(&str, &[u8])> = files
+                    .iter()
+                    .map(|(file, bytes)| (file.as_str(), bytes.as_slice()))
+                    .collect();
+                seeding
+                    .git
+                    .seed_lfs(path, &objects)
+                    .map_err(|e| anyhow::anyhow!("seeding the LFS files of {path}: {e}"))?;
+                let mut store = seeding.write();
+                let id = store
+                    .project_by_path(path)
+                    .map(|p| p.id)
+                    .ok_or_else(|| anyhow::anyhow!("no project {path} for its LFS files"))?;
+                let kept = store.lfs_objects.entry(id).or_default();
+                for (_, bytes) in files {
+                    kept.insert(crate::git::lfs_oid(bytes), bytes.clone());
+                }
             }
             Ok(())
         })

@@ -12,8 +12,9 @@
 //! unmapped gets GitLab's `*By <name> on <time> (imported from GitLab)*` line.
 //!
 //! It never decides access or renders HTTP (`routes/imports.rs` does), and it writes git data
-//! only through [`crate::git::GitStore`]. Wikis and LFS objects are accepted and ignored: the
-//! simulator keeps neither.
+//! only through [`crate::git::GitStore`]. A wiki (`project.wiki.bundle`) is restored into the
+//! project's wiki repository, and LFS objects (`lfs-objects/<oid>`, `lfs-objects.json`) into its
+//! LFS storage, each checked against its oid.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -60,8 +61,14 @@ pub struct Archive {
     /// `tree/project/<relation>.ndjson`.
     pub relations: BTreeMap<String, Lines>,
     pub bundle: Option<Vec<u8>>,
+    /// `project.wiki.bundle`: the wiki's repository.
+    pub wiki_bundle: Option<Vec<u8>>,
     /// `uploads/<secret>/<filename>` with the file's bytes.
     pub uploads: Vec<(String, String, Vec<u8>)>,
+    /// `lfs-objects/<oid>` with the object's bytes.
+    pub lfs_objects: Vec<(String, Vec<u8>)>,
+    /// `lfs-objects.json`: which repositories (`project`, `wiki`, ...) each oid belongs to.
+    pub lfs_json: Option<Value>,
 }
 
 impl Archive {
@@ -112,12 +119,20 @@ impl Archive {
                     archive.relations.insert(relation.to_owned(), lines);
                 }
                 ["project.bundle"] => archive.bundle = Some(bytes),
+                ["project.wiki.bundle"] => archive.wiki_bundle = Some(bytes),
+                ["lfs-objects", oid] => archive.lfs_objects.push(((*oid).to_owned(), bytes)),
+                ["lfs-objects.json"] => {
+                    archive.lfs_json = Some(
+                        serde_json::from_slice(&bytes)
+                            .map_err(|e| format!("Error parsing lfs-objects.json: {e}"))?,
+                    );
+                }
                 ["uploads", secret, filename] => {
                     archive
                         .uploads
                         .push(((*secret).to_owned(), (*filename).to_owned(), bytes));
                 }
-                // project.wiki.bundle, lfs-objects, snippets repositories, design repositories...
+                // snippets repositories, design repositories...
                 _ => {}
             }
         }
@@ -175,6 +190,18 @@ pub fn run_project_import(sim: Arc<Sim>, project_id: u64, importer: u64, file: V
             return set_status(&sim, project_id, "failed", Some(error), Vec::new());
         }
     }
+    // GitLab's WikiRestorer: the wiki's refs as they were, HEAD on the bundle's HEAD branch.
+    if let Some(bundle) = &archive.wiki_bundle
+        && let Err(error) = restore_bundle_file(&sim, &crate::git::wiki_path(&full_path), bundle)
+    {
+        return set_status(
+            &sim,
+            project_id,
+            "failed",
+            Some(format!("Could not restore project.wiki.bundle: {error}")),
+            Vec::new(),
+        );
+    }
     let failures = {
         let mut store = sim.write();
         let mut restorer = Restorer::new(&mut store, project_id, importer, &archive);
@@ -183,6 +210,9 @@ pub fn run_project_import(sim: Arc<Sim>, project_id: u64, importer: u64, file: V
         }
         for (secret, filename, content) in &archive.uploads {
             restorer.upload(secret, filename, content);
+        }
+        for (oid, bytes) in &archive.lfs_objects {
+            restorer.lfs_object(&archive, oid, bytes);
         }
         restorer.failures
     };
@@ -263,6 +293,19 @@ fn restore_repository(
         project.empty_repo = !has_refs;
     }
     Ok(())
+}
+
+/// Restores a `git bundle` held in memory into the repository at `repo_path`.
+fn restore_bundle_file(sim: &Sim, repo_path: &str, bundle: &[u8]) -> Result<(), String> {
+    let file = tempfile::NamedTempFile::new()
+        .and_then(|mut file| {
+            std::io::Write::write_all(&mut file, bundle)?;
+            Ok(file)
+        })
+        .map_err(|e| e.to_string())?;
+    sim.git
+        .restore_bundle(repo_path, file.path(), None)
+        .map_err(|e| e.to_string())
 }
 
 /// The attributes of `tree/project.json` the simulator keeps (GitLab ignores ids and paths).
@@ -954,6 +997,41 @@ impl<'s> Restorer<'s> {
             position += 1;
         }
         Ok(())
+    }
+
+    /// GitLab's LfsRestorer: each `lfs-objects/<oid>` becomes an LFS object of the project (of its
+    /// repository, or of the ones `lfs-objects.json` names); an object whose bytes do not hash to
+    /// its oid is a failed relation.
+    fn lfs_object(&mut self, archive: &Archive, oid: &str, bytes: &[u8]) {
+        if crate::git::lfs_oid(bytes) != oid {
+            let line = self.failures.len() as u64;
+            self.failures.push(failure(
+                self.failures.len() as u64 + 1,
+                "ActiveRecord::RecordInvalid",
+                &format!("Validation failed: the bytes of LFS object {oid} do not match its oid"),
+                "",
+                "lfs_objects",
+                line,
+            ));
+            return;
+        }
+        let for_project = archive
+            .lfs_json
+            .as_ref()
+            .and_then(|j| j.get(oid))
+            .and_then(Value::as_array)
+            .is_none_or(|types| {
+                types
+                    .iter()
+                    .any(|t| t.is_null() || t.as_str() == Some("project"))
+            });
+        if for_project {
+            self.store
+                .lfs_objects
+                .entry(self.project_id)
+                .or_default()
+                .insert(oid.to_owned(), bytes.to_vec());
+        }
     }
 
     fn upload(&mut self, secret: &str, filename: &str, content: &[u8]) {

@@ -113,6 +113,8 @@ impl RelationExport {
 fn file_name(relation: &str) -> String {
     if relation == "self" {
         "self.json.gz".to_owned()
+    } else if relation == "uploads" {
+        "uploads.tar.gz".to_owned()
     } else {
         format!("{relation}.ndjson.gz")
     }
@@ -299,6 +301,10 @@ fn build(sim: &Sim, portable: Portable, batched: bool) -> Vec<RelationExport> {
                     export.total = 1;
                     gzip(&[doc], false).map(|gz| export.whole = Some(gz))
                 }
+                Content::Files(files) => {
+                    export.total = files.len();
+                    tar_gz(&files).map(|gz| export.whole = Some(gz))
+                }
                 Content::Records { records, batchable } => {
                     export.total = records.len();
                     if batched && batchable && !records.is_empty() {
@@ -355,6 +361,20 @@ fn gzip(records: &[Value], ndjson: bool) -> std::io::Result<Bytes> {
     );
     gz.write_all(&text)?;
     Ok(Bytes::from(gz.finish()?))
+}
+
+/// A gzipped tar of regular files, as GitLab's file relation exports are.
+fn tar_gz(files: &[(String, Vec<u8>)]) -> std::io::Result<Bytes> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (path, bytes) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, path, bytes.as_slice())?;
+    }
+    Ok(Bytes::from(tar.into_inner()?.finish()?))
 }
 
 async fn status(

@@ -237,6 +237,8 @@ pub struct Store {
     pub relation_imports: Vec<RelationImport>,
     /// The instance's application settings an administrator reads and changes.
     pub settings: ApplicationSettings,
+    /// LFS objects by project id, then by oid (the sha256 of the bytes).
+    pub lfs_objects: BTreeMap<u64, BTreeMap<String, Vec<u8>>>,
     next_user_id: u64,
     next_group_id: u64,
     next_project_id: u64,
@@ -277,6 +279,7 @@ impl Store {
             imports: HashMap::new(),
             relation_imports: Vec::new(),
             settings: ApplicationSettings::default(),
+            lfs_objects: BTreeMap::new(),
             next_user_id: 1,
             next_group_id: first_id,
             next_project_id: first_id,

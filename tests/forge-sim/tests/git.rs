@@ -78,7 +78,19 @@ async fn clone_of_a_small_project_has_branches_tags_and_unicode_files() {
         &["-C", dest_str, "rev-list", "--count", "HEAD"],
     )
     .await;
-    assert_eq!(count.trim(), "12", "small projects get 12 commits on main");
+    assert_eq!(
+        count.trim(),
+        "13",
+        "small projects get 12 commits on main, and the API project one more that adds its LFS files"
+    );
+    // Its LFS files are committed as pointers, routed through LFS by .gitattributes.
+    let attributes = std::fs::read_to_string(dest.join(".gitattributes")).expect(".gitattributes");
+    assert!(attributes.contains("*.bin filter=lfs"), "{attributes}");
+    let pointer = std::fs::read_to_string(dest.join("assets/model.bin")).expect("a pointer");
+    assert!(
+        pointer.starts_with("version https://git-lfs.github.com/spec/v1\noid sha256:"),
+        "{pointer}"
+    );
     let refs = ls_remote(home.path(), &url).await;
     let names: Vec<&str> = refs.iter().map(|(n, _)| n.as_str()).collect();
     for wanted in [

@@ -382,6 +382,10 @@ async fn export_relations(api: &Api, project: &str) -> BTreeMap<String, Vec<Valu
     let mut relations = BTreeMap::new();
     for status in statuses {
         let relation = status["relation"].as_str().expect("relation").to_owned();
+        if relation == "uploads" {
+            // A file relation (`uploads.tar.gz` of `<secret>/<filename>`), not records.
+            continue;
+        }
         let resp = api
             .get(&format!(
                 "projects/{project}/export_relations/download?relation={relation}"

@@ -22,6 +22,8 @@ pub fn build(seed: u64) -> Seeded {
         admin_token: b.token("root"),
         owner_token: b.token("ada"),
         repositories: Vec::new(),
+        wikis: Vec::new(),
+        lfs: Vec::new(),
         store: b.store,
     }
 }

@@ -130,6 +130,8 @@ pub fn build(seed: u64) -> Seeded {
         admin_token: b.token("root"),
         owner_token: b.token("ada"),
         repositories,
+        wikis: Vec::new(),
+        lfs: Vec::new(),
         store: b.store,
     }
 }

@@ -23,6 +23,9 @@ use crate::routes::groups::new_group;
 use crate::state::Store;
 use crate::timestamp::{format_date, format_time};
 
+/// A file kept in Git LFS: its path in the repository and its bytes.
+pub type LfsFile = (String, Vec<u8>);
+
 /// A built dataset: the store and who holds which token.
 pub struct Seeded {
     pub store: Store,
@@ -30,6 +33,12 @@ pub struct Seeded {
     pub owner_token: String,
     /// Full paths of projects whose repositories get seeded history.
     pub repositories: Vec<String>,
+    /// Projects with a wiki: the project's full path and its pages (file path in the wiki
+    /// repository, content).
+    pub wikis: Vec<(String, Vec<(String, String)>)>,
+    /// Projects with LFS files: the project's full path and its files (path in the repository,
+    /// bytes), committed as pointers and kept in the project's LFS storage.
+    pub lfs: Vec<(String, Vec<LfsFile>)>,
 }
 
 /// The users every dataset has, in id order: (username, name, email, public email, admin).

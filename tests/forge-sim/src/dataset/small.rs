@@ -478,16 +478,91 @@ pub fn build(seed: u64) -> Seeded {
     b.epic_labels(api_v2, &["tech debt"], &[], bjorn);
     b.epic_labels(api_v2, &[], &["tech debt"], chen);
 
+    // A note links a file uploaded to its project (seeded last too).
+    let trace = b.upload(
+        Parent::Project(api),
+        "trace.txt",
+        b"thread 'main' panicked at src/main.rs:3:5\n".to_vec(),
+    );
+    if let Some(issue) = first_issue {
+        b.note(
+            Parent::Issue(issue),
+            format!("Full trace: [trace]({trace})"),
+            bjorn,
+            false,
+            false,
+        );
+    }
+
     let repositories = b
         .store
         .projects
         .values()
         .map(|p| p.path_with_namespace.clone())
         .collect();
+    // Two projects have a wiki (a page in a directory, unicode, links between pages); the others
+    // have none.
+    let wiki_of = |id: u64| {
+        b.store
+            .project(id)
+            .map(|p| p.path_with_namespace.clone())
+            .unwrap_or_default()
+    };
+    let wikis = vec![
+        (
+            wiki_of(api),
+            vec![
+                (
+                    "home.md".to_string(),
+                    "# API wiki\n\nStart with [Getting started](Getting-started), then \
+                     [Deploy](guides/Deploy).\n"
+                        .to_string(),
+                ),
+                (
+                    "Getting-started.md".to_string(),
+                    "## Getting started\n\n1. `cargo run`\n2. Ünïcödé is fine: ✨ 资料\n"
+                        .to_string(),
+                ),
+                (
+                    "guides/Deploy.md".to_string(),
+                    "Deploy with `make deploy`; see the [home](home) page.\n".to_string(),
+                ),
+            ],
+        ),
+        (
+            wiki_of(docs),
+            vec![
+                (
+                    "home.md".to_string(),
+                    "# Docs\n\nThe [FAQ](FAQ) answers most questions.\n".to_string(),
+                ),
+                (
+                    "FAQ.md".to_string(),
+                    "**Q:** Where is the API?\n**A:** In `acme/backend/api`.\n".to_string(),
+                ),
+            ],
+        ),
+    ];
+    // The API project keeps two binaries in Git LFS.
+    let lfs = vec![(
+        wiki_of(api),
+        vec![
+            (
+                "assets/model.bin".to_string(),
+                (0..4096u32).map(|i| (i * 7 % 251) as u8).collect(),
+            ),
+            (
+                "design/mockup.psd".to_string(),
+                b"8BPS fake photoshop layers \x00\x01\x02".repeat(40),
+            ),
+        ],
+    )];
     Seeded {
         admin_token: b.token("root"),
         owner_token: b.token("ada"),
         repositories,
+        wikis,
+        lfs,
         store: b.store,
     }
 }

@@ -22,6 +22,8 @@ pub enum Content {
         records: Vec<Value>,
         batchable: bool,
     },
+    /// Files (`uploads`): one `<relation>.tar.gz` of `(path, bytes)` entries, never batched.
+    Files(Vec<(String, Vec<u8>)>),
 }
 
 /// The relations of a group export, in the order [`group_relations`] renders them.
@@ -54,6 +56,7 @@ pub const PROJECT_RELATIONS: &[&str] = &[
     "ci_cd_settings",
     "boards",
     "user_contributions",
+    "uploads",
 ];
 
 /// Every relation of a group export, in GitLab's order.
@@ -369,6 +372,18 @@ pub fn project_relations(store: &Store, project_id: u64) -> Vec<(&'static str, C
         ),
         ("boards", records(boards)),
         ("user_contributions", records(users.render(store))),
+        // The files the project's markdown links to, as GitLab's UploadsExporter writes them:
+        // `<secret>/<filename>`.
+        (
+            "uploads",
+            Content::Files(
+                store
+                    .uploads
+                    .children(owner)
+                    .map(|u| (format!("{}/{}", u.secret, u.filename), u.content.clone()))
+                    .collect(),
+            ),
+        ),
     ]
 }
 

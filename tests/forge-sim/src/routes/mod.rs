@@ -26,6 +26,7 @@ pub mod settings;
 pub mod snippets;
 pub mod uploads;
 pub mod users;
+pub mod wikis;
 
 use std::sync::Arc;
 
@@ -137,6 +138,13 @@ pub type Answer = Result<Reply, ApiError>;
 /// The axum fallback that serves every path not claimed by a merged router.
 pub async fn dispatch(State(sim): State<Arc<Sim>>, req: Request) -> Response {
     let raw_path = req.uri().path();
+    if !raw_path.starts_with("/api/")
+        && (raw_path.contains(".git/info/lfs/") || raw_path.contains(".git/gitlab-lfs/"))
+    {
+        return crate::lfs::handle_lfs(sim, req)
+            .await
+            .unwrap_or_else(|| ApiError::NoRoute.into_response());
+    }
     if !raw_path.starts_with("/api/") && raw_path.contains(".git/") {
         return crate::git::handle_git(sim, req)
             .await
@@ -383,7 +391,10 @@ fn project_routes(
         ["releases", tag] if get => releases::get(ctx, scope, tag),
         ["protected_branches"] if get => protected_branches::list(ctx, scope),
         ["protected_branches"] if post => protected_branches::create(ctx, scope),
+        ["uploads"] if get => uploads::list(ctx, scope),
         ["uploads", secret, filename] if get => uploads::get(ctx, scope, secret, filename),
+        ["wikis"] if get => wikis::list(ctx, scope),
+        ["wikis", slug] if get => wikis::get(ctx, scope, slug),
         _ => shared_routes(ctx, method, scope, rest, get, post, put, delete),
     }
 }

@@ -128,6 +128,27 @@ fn find<'s>(store: &'s Store, owner: Parent, secret: &str, filename: &str) -> Op
         .find(|u| u.secret == secret && u.filename == filename)
 }
 
+/// `GET /projects/:id/uploads` (GitLab 17.2): the project's markdown uploads, for a maintainer.
+pub fn list(ctx: &Ctx, scope: &Scope) -> Answer {
+    scope.require(access::MAINTAINER)?;
+    let store = ctx.sim.read();
+    let uploads: Vec<&Upload> = store.uploads.children(scope.parent).collect();
+    crate::pagination::paginate(
+        ctx,
+        uploads,
+        crate::pagination::Keyset::NotOffered,
+        |u| u.id,
+        |u| {
+            json!({
+                "id": u.id,
+                "size": u.content.len(),
+                "filename": u.filename,
+                "created_at": u.created_at,
+            })
+        },
+    )
+}
+
 pub fn get(ctx: &Ctx, scope: &Scope, secret: &str, filename: &str) -> Answer {
     let store = ctx.sim.read();
     let upload =

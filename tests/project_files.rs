@@ -1,0 +1,452 @@
+//! A project's files beside its records: its wiki (pages and the wiki repository's refs) and its
+//! uploads (the files its issues and notes link to) and its Git LFS objects, checked live and through a bundle (export,
+//! verify, replay), through both simulators' REST APIs and their git repositories, field by field
+//! and byte for byte, as a user would compare them.
+
+mod bundle_common;
+mod common;
+
+use bundle_common::{export, replay_cmd, text, verify};
+use common::*;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// The projects of the small dataset that have a wiki, and one that has none.
+const WITH_WIKI: [&str; 2] = ["acme/backend/api", "acme/docs"];
+const WITHOUT_WIKI: &str = "acme/backend/services/billing";
+
+/// A project's wiki pages as a user reads them: the list (with content) and each page by its slug,
+/// which must agree; sorted by slug.
+async fn wiki_pages(sim: &forge_sim::RunningSim, token: &str, project: &str) -> Vec<Value> {
+    let listed = get(
+        &sim.url,
+        token,
+        &format!("projects/{}/wikis?with_content=1", enc(project)),
+    )
+    .await
+    .unwrap_or_else(|| panic!("{project} has a wikis endpoint"));
+    let mut pages = Vec::new();
+    for page in listed.as_array().expect("a list of pages") {
+        let slug = page["slug"].as_str().expect("a slug");
+        let one = get(
+            &sim.url,
+            token,
+            &format!("projects/{}/wikis/{}", enc(project), enc(slug)),
+        )
+        .await
+        .unwrap_or_else(|| panic!("{project}: page {slug} reads by its slug"));
+        let fields = json!({
+            "slug": one["slug"], "title": one["title"], "format": one["format"],
+            "content": one["content"],
+        });
+        assert_eq!(one["content"], page["content"], "{project}: {slug}");
+        assert_eq!(one["title"], page["title"], "{project}: {slug}");
+        pages.push(fields);
+    }
+    pages.sort_by(|a, b| a["slug"].as_str().cmp(&b["slug"].as_str()));
+    pages
+}
+
+/// Every ref of a project's wiki repository (none when it has no wiki repository).
+fn wiki_refs(sim: &forge_sim::RunningSim, project: &str) -> BTreeMap<String, String> {
+    let wiki = format!("{project}.wiki");
+    let path = sim.sim.git.repo_path(&wiki).unwrap();
+    if !path.join("HEAD").is_file() {
+        return BTreeMap::new();
+    }
+    sim.sim.git.refs(&wiki).expect("read the wiki's refs")
+}
+
+/// The `relation` row of a report entity's stats.
+fn stat(entity: &Value, relation: &str) -> Value {
+    entity["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["relation"] == relation)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {relation} stats: {entity:#}"))
+}
+
+/// The source's wiki arrived at `dest_path`: the same pages (slug, title, format, content), the
+/// same refs at the same commits, and the `wiki` row counts exactly the pages.
+async fn assert_same_wiki(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    entity: &Value,
+    src_path: &str,
+    dest_path: &str,
+) {
+    let want = wiki_pages(src, &src.owner_token, src_path).await;
+    let got = wiki_pages(dst, &dst.admin_token, dest_path).await;
+    assert_eq!(got, want, "{src_path}: wiki pages");
+    assert_eq!(
+        wiki_refs(dst, dest_path),
+        wiki_refs(src, src_path),
+        "{src_path}: the wiki's refs and commit ids"
+    );
+    let row = stat(entity, "wiki");
+    let n = want.len() as u64;
+    assert_eq!(row["status"], "finished", "{src_path}: {row}");
+    for k in ["source", "fetched", "imported"] {
+        assert_eq!(row[k], n, "{src_path}: wiki.{k}: {row}");
+    }
+}
+
+/// The upload links of a project's issues and their notes (`/uploads/<secret>/<name>`), sorted.
+async fn upload_links(sim: &forge_sim::RunningSim, token: &str, project: &str) -> Vec<String> {
+    let mut links = Vec::new();
+    for issue in get_all(
+        &sim.url,
+        token,
+        &format!("projects/{}/issues", enc(project)),
+    )
+    .await
+    {
+        let iid = issue["iid"].as_u64().unwrap();
+        let mut texts = vec![issue["description"].as_str().unwrap_or("").to_string()];
+        for note in get_all(
+            &sim.url,
+            token,
+            &format!("projects/{}/issues/{iid}/notes", enc(project)),
+        )
+        .await
+        {
+            texts.push(note["body"].as_str().unwrap_or("").to_string());
+        }
+        for text in texts {
+            links.extend(appliance::relations::uploads::links(&text));
+        }
+    }
+    links.sort();
+    links.dedup();
+    links
+}
+
+/// The bytes a project's upload link serves, through the uploads API.
+async fn upload_bytes(
+    sim: &forge_sim::RunningSim,
+    token: &str,
+    project: &str,
+    link: &str,
+) -> Option<Vec<u8>> {
+    let rest = link.strip_prefix("/uploads/").unwrap();
+    get_bytes(
+        &sim.url,
+        token,
+        &format!("projects/{}/uploads/{rest}", enc(project)),
+    )
+    .await
+}
+
+/// Every file the source project's issues and notes link to is served by the destination under
+/// the same link, byte for byte; the destination lists as many uploads as the source; and the
+/// `uploads` row counts them exactly. Returns how many links were checked.
+async fn assert_same_uploads(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    entity: &Value,
+    src_path: &str,
+    dest_path: &str,
+) -> usize {
+    let links = upload_links(src, &src.owner_token, src_path).await;
+    assert_eq!(
+        upload_links(dst, &dst.admin_token, dest_path).await,
+        links,
+        "{src_path}: the links arrive unchanged"
+    );
+    for link in &links {
+        let want = upload_bytes(src, &src.owner_token, src_path, link)
+            .await
+            .unwrap_or_else(|| panic!("{src_path}: the source serves {link}"));
+        let got = upload_bytes(dst, &dst.admin_token, dest_path, link).await;
+        assert_eq!(
+            got.as_ref(),
+            Some(&want),
+            "{src_path}: {link} at the destination"
+        );
+    }
+    let listed = |sim: &forge_sim::RunningSim, token: &str, path: &str| {
+        let (url, token, path) = (sim.url.clone(), token.to_string(), path.to_string());
+        async move { get_all(&url, &token, &format!("projects/{}/uploads", enc(&path))).await }
+    };
+    let want = listed(src, &src.owner_token, src_path).await;
+    let got = listed(dst, &dst.admin_token, dest_path).await;
+    let names = |v: &[Value]| {
+        let mut n: Vec<(String, u64)> = v
+            .iter()
+            .map(|u| {
+                (
+                    u["filename"].as_str().unwrap().to_string(),
+                    u["size"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        names(&got),
+        names(&want),
+        "{src_path}: uploads (name, size)"
+    );
+    let row = stat(entity, "uploads");
+    assert_eq!(row["status"], "finished", "{src_path}: {row}");
+    for k in ["source", "fetched", "imported"] {
+        assert_eq!(row[k], want.len() as u64, "{src_path}: uploads.{k}: {row}");
+    }
+    links.len()
+}
+
+/// Every LFS object of a project, read as git-lfs would: the batch API (download) with the token
+/// as git's Basic password, then each object from where the batch answer points; by oid.
+async fn lfs_objects(
+    sim: &forge_sim::RunningSim,
+    token: &str,
+    project: &str,
+) -> BTreeMap<String, Vec<u8>> {
+    let oids: Vec<(String, u64)> = {
+        let store = sim.sim.read();
+        let id = store.project_by_path(project).expect("the project").id;
+        store
+            .lfs_objects
+            .get(&id)
+            .into_iter()
+            .flatten()
+            .map(|(oid, bytes)| (oid.clone(), bytes.len() as u64))
+            .collect()
+    };
+    if oids.is_empty() {
+        return BTreeMap::new();
+    }
+    let client = http();
+    let answer: Value = client
+        .post(format!("{}/{project}.git/info/lfs/objects/batch", sim.url))
+        .basic_auth("oauth2", Some(token))
+        .header("Accept", "application/vnd.git-lfs+json")
+        .json(&json!({
+            "operation": "download",
+            "objects": oids.iter().map(|(oid, size)| json!({"oid": oid, "size": size})).collect::<Vec<_>>(),
+        }))
+        .send()
+        .await
+        .expect("the batch API answers")
+        .json()
+        .await
+        .expect("the batch answer is JSON");
+    let mut out = BTreeMap::new();
+    for object in answer["objects"].as_array().expect("objects") {
+        let oid = object["oid"].as_str().unwrap().to_string();
+        let href = object["actions"]["download"]["href"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{project}: {oid} can be downloaded: {object}"));
+        let bytes = client
+            .get(href)
+            .basic_auth("oauth2", Some(token))
+            .send()
+            .await
+            .expect("the object downloads")
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
+        assert_eq!(bundle_common::sha256_hex(&bytes), oid, "{project}: {oid}");
+        out.insert(oid, bytes);
+    }
+    out
+}
+
+/// The source project's LFS objects arrived at `dest_path`, byte for byte (their pointers came
+/// with the repository), and the `lfs_objects` row counts them exactly.
+async fn assert_same_lfs(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    entity: &Value,
+    src_path: &str,
+    dest_path: &str,
+) -> usize {
+    let want = lfs_objects(src, &src.owner_token, src_path).await;
+    let got = lfs_objects(dst, &dst.admin_token, dest_path).await;
+    assert_eq!(got, want, "{src_path}: LFS objects");
+    let row = stat(entity, "lfs_objects");
+    assert_eq!(row["status"], "finished", "{src_path}: {row}");
+    for k in ["source", "fetched", "imported"] {
+        assert_eq!(
+            row[k],
+            want.len() as u64,
+            "{src_path}: lfs_objects.{k}: {row}"
+        );
+    }
+    want.len()
+}
+
+fn migrate_projects_cmd(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    data: &std::path::Path,
+    projects: &[&str],
+) -> std::process::Command {
+    let mut cmd = appliance();
+    cmd.args(["migrate", "--json", "--to", "imported"]);
+    for p in projects {
+        cmd.args(["--project", p]);
+    }
+    cmd.args(["--source-url", &src.url, "--destination-url", &dst.url])
+        .arg("--data")
+        .arg(data)
+        .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
+        .env("APPLIANCE_DESTINATION_TOKEN", &dst.admin_token);
+    cmd
+}
+
+fn entity<'r>(report: &'r Value, source_path: &str) -> &'r Value {
+    report["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["source_full_path"] == source_path)
+        .unwrap_or_else(|| panic!("{source_path} is in the report: {report:#}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_project_migrates_live_with_its_wiki_uploads_and_lfs_objects() {
+    let (src, dst) = (source().await, destination().await);
+    let data = tempfile::tempdir().unwrap();
+    let projects = [WITH_WIKI[0], WITH_WIKI[1], WITHOUT_WIKI];
+    let out = run(migrate_projects_cmd(&src, &dst, data.path(), &projects)).await;
+    assert!(out.status.success(), "migrate failed: {}", explain(&out));
+    let r = report(&out);
+    assert_eq!(r["status"], "finished", "{r:#}");
+    assert_eq!(r["has_failures"], false, "{r:#}");
+
+    for project in WITH_WIKI {
+        let e = entity(&r, project);
+        let dest_path = e["destination_full_path"].as_str().unwrap();
+        let pages = wiki_pages(&src, &src.owner_token, project).await;
+        assert!(pages.len() >= 2, "{project} has a wiki: {pages:?}");
+        assert!(!wiki_refs(&src, project).is_empty());
+        assert_same_wiki(&src, &dst, e, project, dest_path).await;
+    }
+    // Uploads linked from an issue and from a note arrive under the same links.
+    let api = entity(&r, WITH_WIKI[0]);
+    let linked = assert_same_uploads(
+        &src,
+        &dst,
+        api,
+        WITH_WIKI[0],
+        api["destination_full_path"].as_str().unwrap(),
+    )
+    .await;
+    assert!(
+        linked >= 3,
+        "the issue's and the note's uploads were checked"
+    );
+    let lfs = assert_same_lfs(
+        &src,
+        &dst,
+        api,
+        WITH_WIKI[0],
+        api["destination_full_path"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(lfs, 2, "the API project's two LFS files were checked");
+    for project in [WITH_WIKI[1], WITHOUT_WIKI] {
+        let e = entity(&r, project);
+        let dest = e["destination_full_path"].as_str().unwrap();
+        assert_same_uploads(&src, &dst, e, project, dest).await;
+        assert_eq!(assert_same_lfs(&src, &dst, e, project, dest).await, 0);
+    }
+    // A project without a wiki gets none, and its row counts nothing.
+    let e = entity(&r, WITHOUT_WIKI);
+    let dest_path = e["destination_full_path"].as_str().unwrap();
+    assert_eq!(
+        wiki_pages(&dst, &dst.admin_token, dest_path).await,
+        Vec::<Value>::new()
+    );
+    assert_eq!(wiki_refs(&dst, dest_path), BTreeMap::new());
+    let row = stat(e, "wiki");
+    for k in ["source", "fetched", "imported"] {
+        assert_eq!(row[k], 0, "wiki.{k}: {row}");
+    }
+    assert!(
+        !explain(&out).contains(&src.owner_token) && !explain(&out).contains(&dst.admin_token),
+        "a token was printed"
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wiki_uploads_and_lfs_objects_travel_through_a_bundle() {
+    let (src, dst) = (source().await, destination().await);
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("acme.bundle");
+    export(&src, &bundle, &dir.path().join("export-data"), &[]).await;
+    let v = verify(&[&bundle], &[]).await;
+    assert!(v.status.success(), "{}", text(&v));
+
+    // The bundle carries each wiki as a file member, and no wiki for a project without one.
+    let mut cmd = appliance();
+    cmd.arg("inspect").arg(&bundle).arg("--json");
+    let info: Value = serde_json::from_slice(&run(cmd).await.stdout).expect("inspect --json");
+    for e in info["entities"].as_array().unwrap() {
+        if e["type"] != "project" {
+            continue;
+        }
+        let path = e["source_full_path"].as_str().unwrap();
+        let size = e["relations"]["wiki"]["size"].as_u64().unwrap_or(0);
+        assert_eq!(size > 0, WITH_WIKI.contains(&path), "{path}: {e}");
+    }
+    let members: Vec<String> = bundle_common::members(&std::fs::read(&bundle).unwrap())
+        .into_iter()
+        .map(|m| m.path)
+        .filter(|p| p.ends_with(".wiki.bundle"))
+        .collect();
+    assert_eq!(
+        members,
+        vec![
+            "repositories/acme/backend/api.wiki.bundle".to_string(),
+            "repositories/acme/docs.wiki.bundle".to_string()
+        ]
+    );
+
+    let mut cmd = replay_cmd(&dst, &bundle, &dir.path().join("replay-data"));
+    cmd.arg("--json")
+        .env("APPLIANCE_DESTINATION_TOKEN", &dst.admin_token);
+    let out = run(cmd).await;
+    assert!(out.status.success(), "replay failed: {}", explain(&out));
+    let r = report(&out);
+    assert_eq!(r["has_failures"], false, "{r:#}");
+    for project in WITH_WIKI.iter().chain([&WITHOUT_WIKI]) {
+        let e = entity(&r, project);
+        assert_eq!(e["status"], "finished", "{e:#}");
+        let dest_path = e["destination_full_path"].as_str().unwrap();
+        assert_same_wiki(&src, &dst, e, project, dest_path).await;
+    }
+    // Every project's uploads, by the same links, byte for byte.
+    let (mut linked, mut lfs) = (0, 0);
+    for e in r["entities"].as_array().unwrap() {
+        if e["entity_type"] != "project" {
+            continue;
+        }
+        let src_path = e["source_full_path"].as_str().unwrap();
+        let dest_path = e["destination_full_path"].as_str().unwrap();
+        linked += assert_same_uploads(&src, &dst, e, src_path, dest_path).await;
+        lfs += assert_same_lfs(&src, &dst, e, src_path, dest_path).await;
+    }
+    assert!(linked >= 4, "uploads of two projects were checked");
+    assert_eq!(lfs, 2, "the API project's two LFS objects were checked");
+    // Each distinct file is one blob, named by its sha256; a file two projects hold is stored once.
+    let parts = bundle_common::members(&std::fs::read(&bundle).unwrap());
+    let blobs: Vec<&bundle_common::RawMember> = parts
+        .iter()
+        .filter(|m| m.path.starts_with("blobs/sha256/"))
+        .collect();
+    assert!(!blobs.is_empty());
+    for b in &blobs {
+        let sha = bundle_common::sha256_hex(&b.data);
+        assert_eq!(b.path, format!("blobs/sha256/{}/{sha}", &sha[..2]));
+    }
+    src.shutdown().await;
+    dst.shutdown().await;
+}
