@@ -5,6 +5,7 @@ pub mod api;
 pub mod archive;
 pub mod bundle;
 pub mod config;
+pub mod digest;
 pub mod forge;
 pub mod interrupt;
 pub mod metrics;

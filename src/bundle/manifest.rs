@@ -168,7 +168,7 @@ impl Manifest {
                         m.path
                     )));
                 }
-                if !crate::source::is_sha256(&m.sha256) || m.path != blob_member_path(&m.sha256) {
+                if !super::is_sha256(&m.sha256) || m.path != blob_member_path(&m.sha256) {
                     return Err(BundleError::ManifestMismatch(format!(
                         "blob `{}` does not sit where its sha256 `{}` puts it (blobs/sha256/<first two digits>/<sha256>, lowercase)",
                         m.path, m.sha256

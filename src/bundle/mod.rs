@@ -152,7 +152,7 @@ pub fn blob_reference(
             .get("size")
             .and_then(serde_json::Value::as_u64)
             .ok_or("an LFS object record has no `size`")?;
-        if !crate::source::is_sha256(oid) {
+        if !is_sha256(oid) {
             return Err(format!(
                 "LFS object `{}` is not named by a sha256 (64 lowercase hex digits)",
                 oid.escape_debug()
@@ -185,6 +185,11 @@ pub fn file_member_path(entity: &str, relation: &str) -> Option<String> {
         .iter()
         .find(|(r, _)| *r == relation)
         .map(|(_, suffix)| format!("repositories/{entity}{suffix}"))
+}
+
+/// Whether `s` is a sha256 as the bundle writes it: 64 lowercase hex digits.
+pub fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Refuses member names that could escape an extraction directory or mean something else than a file.

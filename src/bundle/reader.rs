@@ -243,10 +243,8 @@ impl Bundle {
         stored
             .seek(SeekFrom::Start(loc.offset))
             .map_err(BundleError::read(self.volumes.name()))?;
-        let mut stored = stored.take(m.compressed_size);
-        let mut hasher = Sha256::new();
+        let mut stored = crate::digest::Hashing::new(stored.take(m.compressed_size));
         let mut buf = vec![0u8; 256 << 10];
-        let mut copied = 0u64;
         loop {
             let n = stored
                 .read(&mut buf)
@@ -254,14 +252,12 @@ impl Bundle {
             if n == 0 {
                 break;
             }
-            hasher.update(&buf[..n]);
-            copied += n as u64;
             out.write_all(&buf[..n]).map_err(|e| BundleError::Write {
                 path: PathBuf::from(&m.path),
                 source: e,
             })?;
         }
-        let actual = hex::encode(hasher.finalize());
+        let (copied, actual) = stored.finish();
         if actual != m.sha256 || copied != m.compressed_size {
             return Err(BundleError::DigestMismatch {
                 member: m.path.clone(),

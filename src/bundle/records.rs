@@ -8,7 +8,6 @@
 use super::BundleError;
 use super::manifest::ManifestMember;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use std::io::{self, BufRead, BufReader, Read};
 
 /// The longest record (one NDJSON line, without its newline): GitLab's cap on an NDJSON row, 50 MiB.
@@ -119,20 +118,6 @@ impl<'de> serde::de::Visitor<'de> for Count<'_> {
     }
 }
 
-/// Counts the stored bytes and hashes them as they are read.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 /// Streams the records of member `m` from its stored (compressed) bytes `stored`, exactly
 /// `m.compressed_size` of them, calling `each(index, line length, record)` in order. Checks, while
 /// streaming: the decompressed bytes never pass `m.size`, no line passes `MAX_RECORD_BYTES`, no more
@@ -144,14 +129,11 @@ pub fn read_records(
     m: &ManifestMember,
     mut each: impl FnMut(u64, usize, Value),
 ) -> Result<(), BundleError> {
-    let mut hashing = Hashing {
-        inner: stored.take(m.compressed_size),
-        hasher: Sha256::new(),
-    };
+    let mut hashing = crate::digest::Hashing::new(stored.take(m.compressed_size));
     let content = stream(&mut hashing, m, &mut each);
     // Whatever the content said, every stored byte is hashed, so damage is named by its digest.
     let drained = io::copy(&mut hashing, &mut io::sink());
-    let actual = hex::encode(hashing.hasher.finalize());
+    let (_, actual) = hashing.finish();
     if actual != m.sha256 {
         return Err(BundleError::DigestMismatch {
             member: m.path.clone(),
@@ -275,6 +257,7 @@ fn read_line(r: &mut impl BufRead, out: &mut Vec<u8>, cap: usize) -> io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn member(ndjson: &[u8], compressed: &[u8], records: u64) -> ManifestMember {
         ManifestMember {

@@ -109,11 +109,7 @@ impl Staging {
         super::check_member_name(entity)?;
         super::check_member_name(relation)?;
         let dir = self.batch_dir(entity, relation);
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(BundleError::write(&dir)(e)),
-        }
+        remove_dir(&dir)?;
         let file = std::fs::File::open(ndjson).map_err(BundleError::read(ndjson))?;
         let (mut page, mut records, mut bytes, mut total) = (0u64, Vec::new(), 0u64, 0u64);
         for line in std::io::BufReader::new(file).lines() {
@@ -152,15 +148,7 @@ impl Staging {
         super::check_member_name(relation)?;
         let dir = self.file_dir(entity);
         std::fs::create_dir_all(&dir).map_err(BundleError::write(&dir))?;
-        let dest = dir.join(relation);
-        let tmp = dir.join(format!("{relation}.tmp"));
-        if std::fs::rename(src, &tmp).is_err() {
-            std::fs::copy(src, &tmp).map_err(BundleError::write(&tmp))?;
-        }
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(BundleError::write(&tmp))?;
-        std::fs::rename(&tmp, &dest).map_err(BundleError::write(&dest))?;
+        move_in(src, &dir, relation)?;
         sync_dir(&dir);
         Ok(())
     }
@@ -177,27 +165,9 @@ impl Staging {
 
     /// Every staged file: (entity, relation, path), sorted.
     pub fn files(&self) -> Result<Vec<(String, String, PathBuf)>, BundleError> {
-        let root = self.dir.join("files");
-        let mut found = Vec::new();
-        if root.is_dir() {
-            collect_files(&root, &mut found)?;
-        }
-        let mut out = Vec::new();
-        for path in found {
-            let Ok(rel) = path.strip_prefix(&root) else {
-                continue;
-            };
-            let parts: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
-            let [entity @ .., relation] = parts.as_slice() else {
-                continue;
-            };
-            if entity.is_empty() || relation.ends_with(".tmp") {
-                continue;
-            }
-            out.push((entity.join("/"), relation.to_string(), path.clone()));
-        }
-        out.sort();
-        Ok(out)
+        staged_under(&self.dir.join("files"), |relation| {
+            !relation.ends_with(".tmp")
+        })
     }
 
     fn blob_dir(&self, entity: &str) -> PathBuf {
@@ -214,34 +184,21 @@ impl Staging {
     ) -> Result<(), BundleError> {
         super::check_member_name(entity)?;
         let dir = self.blob_dir(entity);
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(BundleError::write(&dir)(e)),
-        }
+        remove_dir(&dir)?;
         if blobs.is_empty() {
             return Ok(());
         }
         std::fs::create_dir_all(&dir).map_err(BundleError::write(&dir))?;
         for (sha256, src) in blobs {
-            if !crate::source::is_sha256(sha256) {
+            if !super::is_sha256(sha256) {
                 return Err(BundleError::Corrupt {
                     member: src.display().to_string(),
                     why: format!("`{sha256}` is not a sha256"),
                 });
             }
-            let dest = dir.join(sha256);
-            if dest.exists() {
-                continue;
+            if !dir.join(sha256).exists() {
+                move_in(src, &dir, sha256)?;
             }
-            let tmp = dir.join(format!("{sha256}.tmp"));
-            if std::fs::rename(src, &tmp).is_err() {
-                std::fs::copy(src, &tmp).map_err(BundleError::write(&tmp))?;
-            }
-            std::fs::File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .map_err(BundleError::write(&tmp))?;
-            std::fs::rename(&tmp, &dest).map_err(BundleError::write(&dest))?;
         }
         sync_dir(&dir);
         Ok(())
@@ -249,35 +206,11 @@ impl Staging {
 
     /// Every staged blob: (entity, sha256, path), sorted.
     pub fn blobs(&self) -> Result<Vec<(String, String, PathBuf)>, BundleError> {
-        let root = self.dir.join("blobs");
-        let mut found = Vec::new();
-        if root.is_dir() {
-            collect_files(&root, &mut found)?;
-        }
-        let mut out = Vec::new();
-        for path in found {
-            let Ok(rel) = path.strip_prefix(&root) else {
-                continue;
-            };
-            let parts: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
-            let [entity @ .., sha256] = parts.as_slice() else {
-                continue;
-            };
-            if entity.is_empty() || !crate::source::is_sha256(sha256) {
-                continue;
-            }
-            out.push((entity.join("/"), sha256.to_string(), path.clone()));
-        }
-        out.sort();
-        Ok(out)
+        staged_under(&self.dir.join("blobs"), crate::bundle::is_sha256)
     }
 
     pub fn remove(&self) -> Result<(), BundleError> {
-        match std::fs::remove_dir_all(&self.dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(BundleError::write(&self.dir)(e)),
-        }
+        remove_dir(&self.dir)
     }
 }
 
@@ -292,6 +225,56 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), BundleError> {
         }
     }
     Ok(())
+}
+
+/// Every file `<root>/<entity...>/<name>` whose name `keep` accepts: (entity, name, path), sorted.
+fn staged_under(
+    root: &Path,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<(String, String, PathBuf)>, BundleError> {
+    let mut found = Vec::new();
+    if root.is_dir() {
+        collect_files(root, &mut found)?;
+    }
+    let mut out = Vec::new();
+    for path in found {
+        let Ok(rel) = path.strip_prefix(root) else {
+            continue;
+        };
+        let parts: Vec<&str> = rel.iter().filter_map(|c| c.to_str()).collect();
+        let [entity @ .., name] = parts.as_slice() else {
+            continue;
+        };
+        if entity.is_empty() || !keep(name) {
+            continue;
+        }
+        out.push((entity.join("/"), name.to_string(), path.clone()));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Moves `src` into `dir` as `name` (copied when it is on another file system), synced, through a
+/// temporary name: a crash leaves the old file or the new one.
+fn move_in(src: &Path, dir: &Path, name: &str) -> Result<(), BundleError> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    if std::fs::rename(src, &tmp).is_err() {
+        std::fs::copy(src, &tmp).map_err(BundleError::write(&tmp))?;
+    }
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(BundleError::write(&tmp))?;
+    let dest = dir.join(name);
+    std::fs::rename(&tmp, &dest).map_err(BundleError::write(&dest))
+}
+
+/// Removes a directory and everything in it; one that is not there is fine.
+fn remove_dir(dir: &Path) -> Result<(), BundleError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(BundleError::write(dir)(e)),
+    }
 }
 
 /// Every file under `dir`.

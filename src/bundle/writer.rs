@@ -11,6 +11,7 @@ use super::{
     BLOB_RELATION, BundleError, FORMAT_NAME, FORMAT_VERSION, MANIFEST, MANIFEST_DIGEST,
     OLDEST_FORMAT_VERSION, SIGNATURE, blob_member_path, file_member_path, member_path,
 };
+use crate::digest::{Hashing, copy_hashed};
 use ed25519_dalek::{Signer, SigningKey};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
@@ -235,16 +236,12 @@ pub fn pack(staging: &Staging, opts: PackOptions) -> Result<Packed, BundleError>
         // Streamed (a repository may be gigabytes), hashed on the way, and checked against what the
         // manifest pins: a file that changed since it was hashed is not packed.
         let f = std::fs::File::open(file).map_err(BundleError::read(file))?;
-        let mut hashing = HashingReader {
-            inner: f.take(m.compressed_size),
-            hasher: Sha256::new(),
-            read: 0,
-        };
+        let mut hashing = Hashing::new(f.take(m.compressed_size));
         let mut h = header_for(m.compressed_size, epoch);
         tar.append_data(&mut h, &m.path, &mut hashing)
             .map_err(BundleError::write(&out))?;
-        let actual = hex::encode(hashing.hasher.finalize());
-        if actual != m.sha256 || hashing.read != m.compressed_size {
+        let (read, actual) = hashing.finish();
+        if actual != m.sha256 || read != m.compressed_size {
             return Err(BundleError::DigestMismatch {
                 member: format!("{} (packed as {})", m.path, file.display()),
                 expected: m.sha256.clone(),
@@ -264,31 +261,10 @@ pub fn pack(staging: &Staging, opts: PackOptions) -> Result<Packed, BundleError>
     })
 }
 
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    read: u64,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.read += n as u64;
-        Ok(n)
-    }
-}
-
 /// The size and sha256 of a file, streamed.
 pub fn hash_file(path: &std::path::Path) -> Result<(u64, String), BundleError> {
     let f = std::fs::File::open(path).map_err(BundleError::read(path))?;
-    let mut hashing = HashingReader {
-        inner: f,
-        hasher: Sha256::new(),
-        read: 0,
-    };
-    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(BundleError::read(path))?;
-    Ok((hashing.read, hex::encode(hashing.hasher.finalize())))
+    copy_hashed(f, &mut std::io::sink()).map_err(BundleError::read(path))
 }
 
 fn rfc3339(epoch: i64) -> String {

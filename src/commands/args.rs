@@ -70,6 +70,37 @@ impl PlacementArgs {
     pub fn namespace(&self) -> String {
         self.to.trim_matches('/').to_string()
     }
+
+    /// The entities `--group` and `--project` name, each placed under `--to` (at `--slug`, else
+    /// its source path's last part), as `migrate` and `check` ask for them.
+    pub fn entities(
+        &self,
+        groups: &[String],
+        projects: &[String],
+        migrate_projects: bool,
+        migrate_memberships: bool,
+    ) -> Vec<crate::model::EntityRequest> {
+        use crate::model::EntityType;
+        groups
+            .iter()
+            .map(|g| (EntityType::Group, g))
+            .chain(projects.iter().map(|p| (EntityType::Project, p)))
+            .map(|(entity_type, path)| {
+                let path = path.trim_matches('/');
+                crate::model::EntityRequest {
+                    entity_type,
+                    source_full_path: path.to_string(),
+                    destination_slug: self
+                        .slug
+                        .clone()
+                        .unwrap_or_else(|| path.rsplit('/').next().unwrap_or(path).to_string()),
+                    destination_namespace: self.namespace(),
+                    migrate_projects,
+                    migrate_memberships,
+                }
+            })
+            .collect()
+    }
 }
 
 /// How forge clients and git reach forges: extra certificate authorities and a proxy

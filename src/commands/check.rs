@@ -4,7 +4,6 @@
 use super::args::{DestinationArgs, PlacementArgs, SourceArgs};
 use crate::engine::{Destination, Engine, EngineConfig, SubmitRequest};
 use crate::forge::parse_forge_url;
-use crate::model::{EntityRequest, EntityType};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,27 +68,12 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut config = EngineConfig::new(data, Some(destination));
     config.allow_http = args.allow_http;
     let engine = Engine::open(config)?;
-    let entities: Vec<EntityRequest> = args
-        .group
-        .iter()
-        .map(|g| (EntityType::Group, g))
-        .chain(args.project.iter().map(|p| (EntityType::Project, p)))
-        .map(|(entity_type, path)| {
-            let path = path.trim_matches('/');
-            EntityRequest {
-                entity_type,
-                source_full_path: path.to_string(),
-                destination_slug: args
-                    .place
-                    .slug
-                    .clone()
-                    .unwrap_or_else(|| path.rsplit('/').next().unwrap_or(path).to_string()),
-                destination_namespace: args.place.namespace(),
-                migrate_projects: !args.skip_projects,
-                migrate_memberships: !args.skip_memberships,
-            }
-        })
-        .collect();
+    let entities = args.place.entities(
+        &args.group,
+        &args.project,
+        !args.skip_projects,
+        !args.skip_memberships,
+    );
     let req = SubmitRequest {
         source_url: args.source.url.clone(),
         source_token: args.source.token,

@@ -63,35 +63,17 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let mut config = EngineConfig::new(args.data.clone(), Some(destination));
     config.allow_http = args.allow_http;
     let engine = Engine::open(config)?;
-    let wanted: Vec<(EntityType, &String)> = args
-        .group
-        .iter()
-        .map(|g| (EntityType::Group, g))
-        .chain(args.project.iter().map(|p| (EntityType::Project, p)))
-        .collect();
-    if args.place.slug.is_some() && wanted.len() > 1 {
+    if args.place.slug.is_some() && args.group.len() + args.project.len() > 1 {
         anyhow::bail!(
             "--slug names one new group or project; with several --group or --project, each keeps its source path"
         );
     }
-    let entities: Vec<EntityRequest> = wanted
-        .into_iter()
-        .map(|(entity_type, path)| {
-            let path = path.trim_matches('/');
-            EntityRequest {
-                entity_type,
-                source_full_path: path.to_string(),
-                destination_slug: args
-                    .place
-                    .slug
-                    .clone()
-                    .unwrap_or_else(|| path.rsplit('/').next().unwrap_or(path).to_string()),
-                destination_namespace: args.place.namespace(),
-                migrate_projects: !args.skip_projects,
-                migrate_memberships: !args.skip_memberships,
-            }
-        })
-        .collect();
+    let entities = args.place.entities(
+        &args.group,
+        &args.project,
+        !args.skip_projects,
+        !args.skip_memberships,
+    );
     let source_url = parse_forge_url(&args.source.url, args.allow_http).context("--source-url")?;
     let id = match find_unfinished(&engine, &base_string(&source_url), &entities)? {
         Some(id) => {

@@ -214,16 +214,12 @@ impl Engine {
     }
 }
 
-/// How many records a list holds: its `X-Total` header, else its only page's length.
+/// How many records a list holds: counted by the source, else listed.
 async fn total(source: &GitLab, path: &str, query: &[(&str, String)]) -> Result<u64, ForgeError> {
-    let mut q: Vec<(&str, String)> = query.to_vec();
-    q.push(("per_page", "1".into()));
-    let page = source.client.list_page(path, &q, None).await?;
-    Ok(match page.total {
-        Some(t) => t,
-        None if page.next.is_none() => page.items.len() as u64,
-        None => source.list_all(path, query).await?.len() as u64,
-    })
+    match source.count(path, query).await? {
+        Some(n) => Ok(n),
+        None => Ok(source.list_all(path, query).await?.len() as u64),
+    }
 }
 
 async fn measure(

@@ -266,16 +266,15 @@ impl Engine {
                 return Ok(false);
             }
         }
-        // The wiki: a project whose wiki cannot be read is still created, without it, and the
-        // wiki's row says why.
-        let store = self.store.clone();
-        blocking(move || store.ensure_tracker(entity_id, WIKI, 0, now_millis())).await?;
-        match source
+        // The wiki, the files its markdown links to and the LFS objects its repository points
+        // to: a project whose part cannot be read is still created, without it, and the part's
+        // row says why.
+        let wiki = source
             .repository(ctx, RepositoryKind::Wiki, staging.path())
-            .await
-        {
-            Ok(None) => counted.push((WIKI, Some("wikis"), 0)),
-            Ok(Some(bundle)) => match crate::forge::git::wiki_page_count(&bundle).await {
+            .await;
+        match self.optional_part(ctx, WIKI, wiki).await? {
+            Some(None) => counted.push((WIKI, Some("wikis"), 0)),
+            Some(Some(bundle)) => match crate::forge::git::wiki_page_count(&bundle).await {
                 Ok(pages) => {
                     counted.push((WIKI, Some("wikis"), pages));
                     repositories.push((RepositoryKind::Wiki, bundle));
@@ -286,45 +285,21 @@ impl Engine {
                         .await?;
                 }
             },
-            Err(e) if e.is_unreachable() => return Err(EngineError::Unreachable(e.to_string())),
-            Err(e) => {
-                self.fail_stage(ctx, WIKI, "extractor", e.source_class(), e.message())
-                    .await?;
-            }
+            None => {}
         }
-        // The files its markdown links to: as for the wiki, a project is created without them
-        // when they cannot be read, and their row says why.
-        let store = self.store.clone();
-        blocking(move || store.ensure_tracker(entity_id, UPLOADS, 0, now_millis())).await?;
-        let uploads = match source.uploads(ctx, staging.path()).await {
-            Ok(uploads) => {
-                counted.push((UPLOADS, Some("uploads"), uploads.len() as u64));
-                uploads
-            }
-            Err(e) if e.is_unreachable() => return Err(EngineError::Unreachable(e.to_string())),
-            Err(e) => {
-                self.fail_stage(ctx, UPLOADS, "extractor", e.source_class(), e.message())
-                    .await?;
-                Vec::new()
-            }
-        };
-        // The LFS objects its repository points to, the same way.
-        let store = self.store.clone();
-        blocking(move || store.ensure_tracker(entity_id, LFS_OBJECTS, 0, now_millis())).await?;
-        let mut lfs_missing = Vec::new();
-        let lfs_objects = match source.lfs_objects(ctx, staging.path()).await {
-            Ok(got) => {
-                counted.push((LFS_OBJECTS, None, got.objects.len() as u64));
-                lfs_missing = got.missing;
-                got.objects
-            }
-            Err(e) if e.is_unreachable() => return Err(EngineError::Unreachable(e.to_string())),
-            Err(e) => {
-                self.fail_stage(ctx, LFS_OBJECTS, "extractor", e.source_class(), e.message())
-                    .await?;
-                Vec::new()
-            }
-        };
+        let uploads = source.uploads(ctx, staging.path()).await;
+        let uploads = self.optional_part(ctx, UPLOADS, uploads).await?;
+        if let Some(uploads) = &uploads {
+            counted.push((UPLOADS, Some("uploads"), uploads.len() as u64));
+        }
+        let lfs = source.lfs_objects(ctx, staging.path()).await;
+        let lfs = self.optional_part(ctx, LFS_OBJECTS, lfs).await?;
+        if let Some(got) = &lfs {
+            counted.push((LFS_OBJECTS, None, got.objects.len() as u64));
+        }
+        let lfs = lfs.unwrap_or_default();
+        let (lfs_objects, mut lfs_missing) = (lfs.objects, lfs.missing);
+        let uploads = uploads.unwrap_or_default();
         let package = ProjectPackage {
             attributes,
             relations,
@@ -482,6 +457,28 @@ impl Engine {
             })
             .await?;
         Ok(())
+    }
+
+    /// A part of a project it can be created without (its wiki, uploads, LFS objects): what the
+    /// source gave, or None when it could not read it (the part's row then fails, saying why); an
+    /// unreachable source pauses the migration.
+    async fn optional_part<T>(
+        &self,
+        ctx: &EntityContext,
+        name: &'static str,
+        got: Result<T, crate::forge::ForgeError>,
+    ) -> Result<Option<T>, EngineError> {
+        let (store, entity_id) = (self.store.clone(), ctx.entity.id);
+        blocking(move || store.ensure_tracker(entity_id, name, 0, now_millis())).await?;
+        match got {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if e.is_unreachable() => Err(EngineError::Unreachable(e.to_string())),
+            Err(e) => {
+                self.fail_stage(ctx, name, "extractor", e.source_class(), e.message())
+                    .await?;
+                Ok(None)
+            }
+        }
     }
 
     fn failure(

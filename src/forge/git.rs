@@ -387,7 +387,7 @@ pub fn parse_lfs_pointer(text: &[u8]) -> Option<(String, u64)> {
             size = n.parse::<u64>().ok();
         }
     }
-    let oid = oid.filter(|o| crate::source::is_sha256(o))?;
+    let oid = oid.filter(|o| crate::bundle::is_sha256(o))?;
     Some((oid, size?))
 }
 

@@ -213,6 +213,22 @@ impl GitLab {
         }
     }
 
+    /// How many records a list holds, from one request of one record: its `X-Total` header, else
+    /// the length of a list that fits one page; None when GitLab does not say (it leaves `X-Total`
+    /// out of lists over 10,000 records).
+    pub async fn count(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Option<u64>, ForgeError> {
+        let mut q = query.to_vec();
+        q.push(("per_page", "1".into()));
+        let page = self.client.list_page(path, &q, None).await?;
+        Ok(page
+            .total
+            .or_else(|| page.next.is_none().then_some(page.items.len() as u64)))
+    }
+
     /// Every page of a list endpoint, collected. For small lookups only; pipelines page themselves.
     pub async fn list_all(
         &self,

@@ -40,14 +40,7 @@ impl Sink for LiveSink {
     }
 
     async fn count(&self, path: &str) -> Result<Option<u64>, LoadError> {
-        let page = self
-            .gitlab
-            .client
-            .list_page(path, &[("per_page", "1".into())], None)
-            .await?;
-        Ok(page
-            .total
-            .or_else(|| page.next.is_none().then_some(page.items.len() as u64)))
+        Ok(self.gitlab.count(path, &[]).await?)
     }
 
     async fn map_project_members(&self, staged: &std::path::Path) -> Result<(), LoadError> {

@@ -81,6 +81,17 @@ impl BundleSource {
         &self.bundle
     }
 
+    /// The members of one relation of the entity, in batch order.
+    fn members_of(&self, ctx: &EntityContext, relation: &str) -> Vec<ManifestMember> {
+        let key = (ctx.entity.source_full_path.clone(), relation.to_string());
+        self.batches
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .map(|i| self.bundle.manifest.members[*i].clone())
+            .collect()
+    }
+
     fn error(&self, message: String) -> ForgeError {
         ForgeError::Decode {
             url: self.name.clone(),
@@ -124,24 +135,16 @@ impl Source for BundleSource {
         kind: RepositoryKind,
         dir: &std::path::Path,
     ) -> Result<Option<PathBuf>, ForgeError> {
-        let entity = ctx.entity.source_full_path.as_str();
-        let key = (entity.to_string(), kind.relation().to_string());
-        let Some(index) = self.batches.get(&key).and_then(|b| b.first()).copied() else {
+        let Some(member) = self.members_of(ctx, kind.relation()).into_iter().next() else {
             return Ok(None);
         };
-        let member = self.bundle.manifest.members[index].clone();
         let bundle = Arc::clone(&self.bundle);
         let path = dir.join(kind.archive_name());
         let out = path.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), BundleError> {
-            let file = std::fs::File::create(&out).map_err(BundleError::write(&out))?;
-            let mut writer = std::io::BufWriter::new(file);
-            bundle.copy_file(&member, &mut writer)?;
-            std::io::Write::flush(&mut writer).map_err(BundleError::write(&out))
-        })
-        .await
-        .map_err(|e| self.error(e.to_string()))?
-        .map_err(|e| self.error(e.to_string()))?;
+        tokio::task::spawn_blocking(move || copy_member_to(&bundle, &member, &out))
+            .await
+            .map_err(|e| self.error(e.to_string()))?
+            .map_err(|e| self.error(e.to_string()))?;
         Ok(Some(path))
     }
 
@@ -153,14 +156,10 @@ impl Source for BundleSource {
         ctx: &EntityContext,
         dir: &std::path::Path,
     ) -> Result<Vec<ProjectUpload>, ForgeError> {
-        let entity = ctx.entity.source_full_path.clone();
-        let Some(batches) = self.batches.get(&(entity.clone(), "uploads".to_string())) else {
+        let members = self.members_of(ctx, "uploads");
+        if members.is_empty() {
             return Ok(Vec::new());
-        };
-        let members: Vec<ManifestMember> = batches
-            .iter()
-            .map(|i| self.bundle.manifest.members[*i].clone())
-            .collect();
+        }
         let bundle = Arc::clone(&self.bundle);
         let dir = dir.to_path_buf();
         tokio::task::spawn_blocking(move || -> Result<Vec<ProjectUpload>, String> {
@@ -194,14 +193,10 @@ impl Source for BundleSource {
         ctx: &EntityContext,
         dir: &std::path::Path,
     ) -> Result<crate::forge::lfs::Downloaded, ForgeError> {
-        let entity = ctx.entity.source_full_path.clone();
-        let Some(batches) = self.batches.get(&(entity, "lfs_objects".to_string())) else {
+        let members = self.members_of(ctx, "lfs_objects");
+        if members.is_empty() {
             return Ok(Default::default());
-        };
-        let members: Vec<ManifestMember> = batches
-            .iter()
-            .map(|i| self.bundle.manifest.members[*i].clone())
-            .collect();
+        }
         let bundle = Arc::clone(&self.bundle);
         let dir = dir.join("lfs-objects");
         tokio::task::spawn_blocking(move || -> Result<crate::forge::lfs::Downloaded, String> {
@@ -320,16 +315,23 @@ fn copy_blob(
         .get(sha256)
         .filter(|b| b.size == size)
         .ok_or_else(|| format!("the bundle holds no blob {sha256} of {size} bytes"))?;
-    let copy = || -> Result<(), BundleError> {
-        if let Some(parent) = to.parent() {
-            std::fs::create_dir_all(parent).map_err(BundleError::write(parent))?;
-        }
-        let file = std::fs::File::create(to).map_err(BundleError::write(to))?;
-        let mut writer = std::io::BufWriter::new(file);
-        bundle.copy_file(blob, &mut writer)?;
-        std::io::Write::flush(&mut writer).map_err(BundleError::write(to))
-    };
-    copy().map_err(|e| e.to_string())
+    copy_member_to(bundle, blob, to).map_err(|e| e.to_string())
+}
+
+/// Streams file member `m` out of the bundle into a new file at `to` (its directory created),
+/// checked as it passes.
+fn copy_member_to(
+    bundle: &Bundle,
+    m: &ManifestMember,
+    to: &std::path::Path,
+) -> Result<(), BundleError> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(BundleError::write(parent))?;
+    }
+    let file = std::fs::File::create(to).map_err(BundleError::write(to))?;
+    let mut writer = std::io::BufWriter::new(file);
+    bundle.copy_file(m, &mut writer)?;
+    std::io::Write::flush(&mut writer).map_err(BundleError::write(to))
 }
 
 #[cfg(test)]

@@ -1,35 +1,109 @@
-//! A project's files as a live source exports them: GitLab's relation export gives a project's
+//! A project's files: what an upload is and how its names are checked, and how a live source exports them: GitLab's relation export gives a project's
 //! uploads as one `uploads.tar.gz` of `<secret>/<filename>` entries. It is streamed to disk whole,
 //! then unpacked entry by entry into `<dir>/uploads/<secret>/<filename>`, each hashed as it is
 //! written, so no file is ever held in memory. Names are checked before anything is written: an
 //! entry that could step out of its directory, or that is not a regular file, is refused.
 
-use super::{ProjectUpload, check_upload_names};
-use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// A file a project's markdown links to as `/uploads/<secret>/<filename>`, staged on disk. GitLab's
+/// import restores it from `uploads/<secret>/<filename>` of the archive under the same secret, so
+/// the links keep working; a bundle carries it as a blob (its bytes, by sha256) and a record of
+/// relation `uploads` naming it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProjectUpload {
+    pub secret: String,
+    pub filename: String,
+    /// Where its bytes are on disk.
+    pub path: PathBuf,
+    pub size: u64,
+    /// sha256 of its bytes, lowercase hex.
+    pub sha256: String,
+}
+
+impl ProjectUpload {
+    /// Its entry in GitLab's export archive.
+    pub fn archive_name(&self) -> String {
+        format!("uploads/{}/{}", self.secret, self.filename)
+    }
+
+    /// Its record in a bundle (relation `uploads`): where it is linked, and which blob holds it.
+    pub fn record(&self) -> serde_json::Value {
+        serde_json::json!({
+            "secret": self.secret,
+            "filename": self.filename,
+            "size": self.size,
+            "sha256": self.sha256,
+        })
+    }
+
+    /// A record of relation `uploads` read back: (secret, filename, size, sha256), each checked
+    /// ([`check_upload_names`], a sha256 of 64 lowercase hex digits).
+    pub fn from_record(
+        record: &serde_json::Value,
+    ) -> Result<(String, String, u64, String), String> {
+        let text = |key: &str| {
+            record
+                .get(key)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| format!("an upload record has no `{key}`"))
+        };
+        let (secret, filename, sha256) = (text("secret")?, text("filename")?, text("sha256")?);
+        let size = record
+            .get("size")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or("an upload record has no `size`")?;
+        check_upload_names(&secret, &filename)?;
+        if !crate::bundle::is_sha256(&sha256) {
+            return Err(format!(
+                "upload `{}` names `{}` as its sha256, which is not 64 lowercase hex digits",
+                filename.escape_debug(),
+                sha256.escape_debug()
+            ));
+        }
+        Ok((secret, filename, size, sha256))
+    }
+}
+
+/// An upload's secret is 1-64 ASCII letters and digits, and its file name one path component
+/// (not `.` or `..`, no `/`, backslash or control character, at most 255 bytes): nothing can
+/// step out of `uploads/<secret>/` when it is written to disk or into an archive.
+pub fn check_upload_names(secret: &str, filename: &str) -> Result<(), String> {
+    if secret.is_empty() || secret.len() > 64 || !secret.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
+        return Err(format!(
+            "`{}` is not an upload secret (1-64 letters and digits)",
+            secret.escape_debug()
+        ));
+    }
+    let bad = filename.is_empty()
+        || filename.len() > 255
+        || filename == "."
+        || filename == ".."
+        || filename
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control());
+    if bad {
+        return Err(format!(
+            "`{}` is not a safe file name for an upload",
+            filename.escape_debug()
+        ));
+    }
+    Ok(())
+}
 
 /// Copies `from` into a new file at `to` (its directory created), hashing the bytes as they pass:
 /// (size, sha256 in lowercase hex).
-pub fn copy_hashed(mut from: impl Read, to: &Path) -> std::io::Result<(u64, String)> {
+pub fn copy_hashed(from: impl Read, to: &Path) -> std::io::Result<(u64, String)> {
     if let Some(dir) = to.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let mut out = std::io::BufWriter::new(std::fs::File::create(to)?);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 << 10];
-    let mut size = 0u64;
-    loop {
-        let n = from.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])?;
-        size += n as u64;
-    }
+    let hashed = crate::digest::copy_hashed(from, &mut out)?;
     out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-    Ok((size, hex::encode(hasher.finalize())))
+    Ok(hashed)
 }
 
 /// Unpacks an exported `uploads.tar.gz` into `<dir>/uploads/<secret>/<filename>`. The project's
@@ -95,6 +169,7 @@ pub fn unpack_uploads(tar_gz: &Path, dir: &Path) -> Result<Vec<ProjectUpload>, S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn tar_gz(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
         let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+pub use files::{ProjectUpload, check_upload_names};
 pub use live::LiveSource;
 
 /// One page of records in GitLab's import/export format.
@@ -79,98 +80,6 @@ pub trait Source: Send + Sync {
     ) -> Result<Vec<ProjectUpload>, ForgeError> {
         Ok(Vec::new())
     }
-}
-
-/// A file a project's markdown links to as `/uploads/<secret>/<filename>`, staged on disk. GitLab's
-/// import restores it from `uploads/<secret>/<filename>` of the archive under the same secret, so
-/// the links keep working; a bundle carries it as a blob (its bytes, by sha256) and a record of
-/// relation `uploads` naming it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProjectUpload {
-    pub secret: String,
-    pub filename: String,
-    /// Where its bytes are on disk.
-    pub path: PathBuf,
-    pub size: u64,
-    /// sha256 of its bytes, lowercase hex.
-    pub sha256: String,
-}
-
-impl ProjectUpload {
-    /// Its entry in GitLab's export archive.
-    pub fn archive_name(&self) -> String {
-        format!("uploads/{}/{}", self.secret, self.filename)
-    }
-
-    /// Its record in a bundle (relation `uploads`): where it is linked, and which blob holds it.
-    pub fn record(&self) -> serde_json::Value {
-        serde_json::json!({
-            "secret": self.secret,
-            "filename": self.filename,
-            "size": self.size,
-            "sha256": self.sha256,
-        })
-    }
-
-    /// A record of relation `uploads` read back: (secret, filename, size, sha256), each checked
-    /// ([`check_upload_names`], a sha256 of 64 lowercase hex digits).
-    pub fn from_record(
-        record: &serde_json::Value,
-    ) -> Result<(String, String, u64, String), String> {
-        let text = |key: &str| {
-            record
-                .get(key)
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_string)
-                .ok_or_else(|| format!("an upload record has no `{key}`"))
-        };
-        let (secret, filename, sha256) = (text("secret")?, text("filename")?, text("sha256")?);
-        let size = record
-            .get("size")
-            .and_then(serde_json::Value::as_u64)
-            .ok_or("an upload record has no `size`")?;
-        check_upload_names(&secret, &filename)?;
-        if !is_sha256(&sha256) {
-            return Err(format!(
-                "upload `{}` names `{}` as its sha256, which is not 64 lowercase hex digits",
-                filename.escape_debug(),
-                sha256.escape_debug()
-            ));
-        }
-        Ok((secret, filename, size, sha256))
-    }
-}
-
-/// Whether `s` is a sha256 as the bundle writes it: 64 lowercase hex digits.
-pub fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// An upload's secret is 1-64 ASCII letters and digits, and its file name one path component
-/// (not `.` or `..`, no `/`, backslash or control character, at most 255 bytes): nothing can
-/// step out of `uploads/<secret>/` when it is written to disk or into an archive.
-pub fn check_upload_names(secret: &str, filename: &str) -> Result<(), String> {
-    if secret.is_empty() || secret.len() > 64 || !secret.bytes().all(|b| b.is_ascii_alphanumeric())
-    {
-        return Err(format!(
-            "`{}` is not an upload secret (1-64 letters and digits)",
-            secret.escape_debug()
-        ));
-    }
-    let bad = filename.is_empty()
-        || filename.len() > 255
-        || filename == "."
-        || filename == ".."
-        || filename
-            .chars()
-            .any(|c| c == '/' || c == '\\' || c.is_control());
-    if bad {
-        return Err(format!(
-            "`{}` is not a safe file name for an upload",
-            filename.escape_debug()
-        ));
-    }
-    Ok(())
 }
 
 /// Which of a project's git repositories: the project's own or its wiki's. Both move the same way
