@@ -133,3 +133,33 @@ async fn check_lists_every_blocker_at_once_with_what_to_change() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_that_stalls_while_measured_is_a_blocker_not_a_hang() {
+    let (src, dst) = (source().await, destination().await);
+    // The group answers (the check that it exists passes); its project list never does.
+    set_faults(
+        &src,
+        json!({"hold": {"when": {"method": "GET", "path": "/api/v4/groups/acme/projects"},
+                        "after": 0}}),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = run(check_cmd(&src, &dst, &dir.path().join("data"), "imported")).await;
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", explain(&out));
+    let found: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        found["blockers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b.as_str().unwrap().contains("did not answer within 30 s")),
+        "{found:#}"
+    );
+    assert!(took < std::time::Duration::from_secs(90), "{took:?}");
+    set_faults(&src, json!({})).await;
+    src.shutdown().await;
+    dst.shutdown().await;
+}

@@ -107,18 +107,25 @@ impl Engine {
             }
         };
         // The destination: reachable, each namespace there and each path free, imports accepted.
-        match destination.version().await {
-            Ok(v) => out.destination_version = Some(v),
-            Err(e) => {
+        let deadline = self.config.check_deadline;
+        match tokio::time::timeout(deadline, destination.version()).await {
+            Ok(Ok(v)) => out.destination_version = Some(v),
+            Ok(Err(e)) => {
                 out.blockers
                     .push(SubmitError::DestinationUnreachable(e.to_string()).to_string());
                 return Ok(out);
             }
+            Err(_) => {
+                let why = super::no_answer(&destination.client, deadline);
+                out.blockers
+                    .push(SubmitError::DestinationUnreachable(why).to_string());
+                return Ok(out);
+            }
         }
-        out.destination_admin = destination
-            .current_user()
+        out.destination_admin = tokio::time::timeout(deadline, destination.current_user())
             .await
             .ok()
+            .and_then(Result::ok)
             .map(|u| u.get("is_admin").and_then(Value::as_bool).unwrap_or(false));
         if out.destination_admin == Some(false) {
             out.warnings.push(
@@ -128,7 +135,8 @@ impl Engine {
                     .into(),
             );
         }
-        if let Ok(Some(s)) = destination.import_settings().await {
+        if let Ok(Ok(Some(s))) = tokio::time::timeout(deadline, destination.import_settings()).await
+        {
             let creates_projects = req
                 .entities
                 .iter()
@@ -155,13 +163,40 @@ impl Engine {
             return Ok(out);
         };
         let source = self.source_gitlab(url, req.source_token.clone())?;
-        out.source_version = source.version().await.ok();
+        out.source_version = tokio::time::timeout(deadline, source.version())
+            .await
+            .ok()
+            .and_then(Result::ok);
         let mut unmapped = BTreeMap::new();
+        // A source that stalls, trickles or rate-limits for long does not hold the check: what
+        // could not be measured by then is a blocker that says so.
+        let measured_by = tokio::time::Instant::now() + MEASURE_DEADLINE_FACTOR * deadline;
         for e in &req.entities {
             // Every entity the source lacks is a blocker (the submission's check stops at the first).
-            let found = match e.entity_type {
-                EntityType::Group => source.group(&e.source_full_path).await,
-                EntityType::Project => source.project(&e.source_full_path).await,
+            let found = async {
+                let found = match e.entity_type {
+                    EntityType::Group => source.group(&e.source_full_path).await,
+                    EntityType::Project => source.project(&e.source_full_path).await,
+                };
+                match found {
+                    Ok(Some(_)) => measure(&source, &destination, e, &mut unmapped)
+                        .await
+                        .map(Some),
+                    Ok(None) => Ok(None),
+                    Err(err) => Err(err),
+                }
+            };
+            let found = match tokio::time::timeout_at(measured_by, found).await {
+                Ok(found) => found,
+                Err(_) => {
+                    out.blockers.push(format!(
+                        "{} could not be measured at the source: it did not answer within {} s \
+                         (it stalls or rate-limits); a migration would wait for it",
+                        e.source_full_path,
+                        (MEASURE_DEADLINE_FACTOR * deadline).as_secs()
+                    ));
+                    break;
+                }
             };
             if matches!(found, Ok(None)) {
                 out.blockers.push(
@@ -173,8 +208,9 @@ impl Engine {
                 );
                 continue;
             }
-            match measure(&source, &destination, e, &mut unmapped).await {
-                Ok(check) => {
+            match found {
+                Ok(None) => {}
+                Ok(Some(check)) => {
                     if let Some(limit) = out
                         .destination_import
                         .as_ref()
@@ -213,6 +249,9 @@ impl Engine {
         Ok(out)
     }
 }
+
+/// How long measuring the source may take, in check deadlines.
+const MEASURE_DEADLINE_FACTOR: u32 = 2;
 
 /// How many records a list holds: counted by the source, else listed.
 async fn total(source: &GitLab, path: &str, query: &[(&str, String)]) -> Result<u64, ForgeError> {
