@@ -450,3 +450,48 @@ async fn a_wiki_uploads_and_lfs_objects_travel_through_a_bundle() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+/// A relation the source fails to export (GitLab's export status -1) is a failure row quoting the
+/// source's error, for records (issues) and files (uploads) alike, never an empty relation counted
+/// as complete; the rest of the project still arrives.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relation_the_source_fails_to_export_is_a_failure_not_an_empty_relation() {
+    let (src, dst) = (source().await, destination().await);
+    set_faults(&src, json!({"failed_exports": ["uploads", "issues"]})).await;
+    let data = tempfile::tempdir().unwrap();
+    let project = WITH_WIKI[0];
+    let out = run(migrate_projects_cmd(&src, &dst, data.path(), &[project])).await;
+    let r = report(&out);
+    assert_eq!(r["has_failures"], true, "{r:#}");
+    let e = entity(&r, project);
+    let failures = e["failures"].as_array().unwrap();
+    for relation in ["uploads", "issues"] {
+        let row = stat(e, relation);
+        assert_eq!(row["imported"], 0, "{relation}: {row}");
+        let failure = failures
+            .iter()
+            .find(|f| f["relation"] == relation)
+            .unwrap_or_else(|| panic!("a failure row for {relation}: {e:#}"));
+        let message = failure["exception_message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("could not export the {relation} of {project}"))
+                && message.contains("Errno::ENOENT"),
+            "{relation}: {message}"
+        );
+        assert_eq!(failure["source_title"], project, "{failure}");
+    }
+    // Nothing else is lost: the project, its wiki, its LFS objects and its merge requests arrived.
+    let dest = e["destination_full_path"].as_str().unwrap();
+    assert_same_wiki(&src, &dst, e, project, dest).await;
+    assert_eq!(assert_same_lfs(&src, &dst, e, project, dest).await, 2);
+    let mrs = stat(e, "merge_requests");
+    assert!(mrs["imported"].as_u64().unwrap() > 0, "{mrs}");
+    assert_eq!(mrs["imported"], mrs["source"], "{mrs}");
+    assert_eq!(
+        failures.len(),
+        2,
+        "only the two failed exports: {failures:#?}"
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}

@@ -226,7 +226,11 @@ impl PipelineRun<'_> {
                 Some(r) => relation.source_url(self.ctx, r),
                 None => Some(self.ctx.source_web_url()),
             },
-            source_title: record.and_then(|r| relation.title(r)),
+            // A failure of the whole relation names its group or project, as its URL does.
+            source_title: match record {
+                Some(r) => relation.title(r),
+                None => Some(self.ctx.entity.source_full_path.clone()),
+            },
             pipeline_class: relation.pipeline_class().to_string(),
             created_at: now_millis(),
         }

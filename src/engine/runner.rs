@@ -563,7 +563,7 @@ impl Engine {
                 .map(str::to_string)
                 .unwrap_or_else(new_correlation_id),
             source_url: Some(ctx.source_web_url()),
-            source_title: None,
+            source_title: Some(ctx.entity.source_full_path.clone()),
             pipeline_class: pipeline_class.into(),
             created_at: now_millis(),
         };

@@ -17,11 +17,15 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(300);
 /// The largest batch download accepted (GitLab's batches hold 1000 records).
 const MAX_BATCH: usize = 256 * 1024 * 1024;
 
-/// One relation of a finished group export.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One relation of a finished export.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportedRelation {
     pub batches: u64,
     pub total: u64,
+    /// The source could not export it (status -1): its own words. A relation REST can read is read
+    /// there instead; one only the export has (a project's issues, its uploads) is a failure that
+    /// quotes this, never an empty relation.
+    pub failed: Option<String>,
 }
 
 /// An export: the relations it holds, or None when the source would not export it.
@@ -46,7 +50,7 @@ impl Exports {
             portables.entry(portable.to_string()).or_default().clone()
         };
         let export = cell.get_or_try_init(|| build(gitlab, portable)).await?;
-        Ok(export.as_ref().and_then(|e| e.get(relation).copied()))
+        Ok(export.as_ref().and_then(|e| e.get(relation).cloned()))
     }
 
     /// Whether the source exports `portable` to this token at all.
@@ -107,10 +111,8 @@ async fn build(gitlab: &GitLab, portable: &str) -> Result<PortableExport, ForgeE
             .iter()
             .any(|r| r.get("status").and_then(Value::as_i64) == Some(0));
         if !relations.is_empty() && !building {
-            // Failed relations (-1) are left out: they are read through REST.
             let done = relations
                 .iter()
-                .filter(|r| r.get("status").and_then(Value::as_i64) == Some(1))
                 .filter_map(|r| {
                     let name = r.get("relation")?.as_str()?.to_string();
                     let batches = r.get("batches_count").and_then(Value::as_u64).unwrap_or(0);
@@ -118,7 +120,19 @@ async fn build(gitlab: &GitLab, portable: &str) -> Result<PortableExport, ForgeE
                         .get("total_objects_count")
                         .and_then(Value::as_u64)
                         .unwrap_or(0);
-                    Some((name, ExportedRelation { batches, total }))
+                    let failed = match r.get("status").and_then(Value::as_i64) {
+                        Some(1) => None,
+                        status => Some(match r.get("error").and_then(Value::as_str) {
+                            Some(why) if !why.trim().is_empty() => why.to_string(),
+                            _ => format!("its export ended with status {status:?} and no error"),
+                        }),
+                    };
+                    let exported = ExportedRelation {
+                        batches,
+                        total,
+                        failed,
+                    };
+                    Some((name, exported))
                 })
                 .collect();
             return Ok(Some(done));

@@ -44,6 +44,16 @@ impl LiveSource {
         }
     }
 
+    /// A relation only the relation export has, which the source failed to export: a failure that
+    /// quotes the source, never an empty relation.
+    fn export_failed(&self, ctx: &EntityContext, relation: &str, why: &str) -> ForgeError {
+        ForgeError::Unsupported(format!(
+            "{} could not export the {relation} of {}, so they are not migrated: {why}",
+            self.url(),
+            ctx.entity.source_full_path,
+        ))
+    }
+
     pub fn new(gitlab: GitLab) -> LiveSource {
         LiveSource {
             gitlab,
@@ -111,6 +121,13 @@ impl LiveSource {
             }
             return Ok(None);
         };
+        if let Some(why) = exported.failed {
+            if !matches!(relation.extraction(ctx), Extraction::ExportOnly) {
+                // REST has it too.
+                return Ok(None);
+            }
+            return Err(self.export_failed(ctx, name, &why));
+        }
         let mut records = Vec::new();
         if exported.batches > 0 {
             for r in self
@@ -314,12 +331,14 @@ impl Source for LiveSource {
         dir: &std::path::Path,
     ) -> Result<Vec<ProjectUpload>, ForgeError> {
         let portable = ctx.source_portable();
-        if self
+        let exported = self
             .exports
             .relation(&self.gitlab, &portable, "uploads")
-            .await?
-            .is_none()
-        {
+            .await?;
+        if let Some(why) = exported.as_ref().and_then(|e| e.failed.as_deref()) {
+            return Err(self.export_failed(ctx, "uploads", why));
+        }
+        if exported.is_none() {
             if self.exports.offered(&self.gitlab, &portable).await? {
                 return Ok(Vec::new());
             }

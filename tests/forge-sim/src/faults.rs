@@ -63,6 +63,10 @@ pub struct FaultConfig {
     pub reject: Vec<RejectRule>,
     /// Requests held unanswered once earlier ones succeeded (see [`HoldRule`]).
     pub hold: Option<HoldRule>,
+    /// Relations (`issues`, `uploads`, ...) whose relation export ends failed (status -1, with
+    /// GitLab's error text), as when GitLab cannot serialize a record or read an upload from its
+    /// object storage; the rest of the export finishes.
+    pub failed_exports: Vec<String>,
 }
 
 /// Once `after` requests matching `when` were handled with a success (2xx), every request matching

@@ -107,7 +107,7 @@ impl SimConfig {
 /// in the fallback, all behind the fault middleware; only `/-/sim/*` (fault control) bypasses it.
 pub fn router(sim: Arc<Sim>, faults: Arc<FaultState>) -> Router {
     let served = Router::new()
-        .merge(relation_export::routes())
+        .merge(relation_export::routes(Arc::clone(&faults)))
         .fallback(routes::dispatch)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&faults),

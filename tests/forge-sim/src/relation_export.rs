@@ -24,6 +24,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
+use crate::faults::FaultState;
 use crate::model::access;
 use crate::routes::request::{Params, parse_pairs};
 use crate::state::Sim;
@@ -121,9 +122,10 @@ fn file_name(relation: &str) -> String {
 }
 
 /// The exports of one running simulator.
-#[derive(Debug, Default)]
 struct Exports {
     by_portable: Mutex<HashMap<Portable, Vec<RelationExport>>>,
+    /// Which relations' exports are to fail (`FaultConfig::failed_exports`).
+    faults: Arc<FaultState>,
 }
 
 impl Exports {
@@ -144,7 +146,7 @@ impl Exports {
 }
 
 /// The six endpoints; each simulator router gets its own export state.
-pub fn routes() -> Router<Arc<Sim>> {
+pub fn routes(faults: Arc<FaultState>) -> Router<Arc<Sim>> {
     Router::new()
         .route(
             "/api/v4/groups/{id}/export_relations",
@@ -170,7 +172,10 @@ pub fn routes() -> Router<Arc<Sim>> {
             "/api/v4/projects/{id}/export_relations/download",
             get(|s, e, p, h, q| download(s, e, p, h, q, Kind::Project)),
         )
-        .layer(Extension(Arc::new(Exports::default())))
+        .layer(Extension(Arc::new(Exports {
+            by_portable: Mutex::default(),
+            faults,
+        })))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -262,8 +267,9 @@ async fn start(
     );
     // Rendering and compressing a large export takes a while: do it off the async workers and
     // let clients poll the status, as they must with GitLab.
+    let failing = exports.faults.config().failed_exports;
     tokio::task::spawn_blocking(move || {
-        let relations = build(&sim, portable, batched);
+        let relations = build(&sim, portable, batched, &failing);
         exports.set(portable, relations);
     });
     (
@@ -281,7 +287,8 @@ fn relation_names(portable: Portable) -> &'static [&'static str] {
 }
 
 /// Snapshot the portable's relations and compress them into files and batches.
-fn build(sim: &Sim, portable: Portable, batched: bool) -> Vec<RelationExport> {
+/// A relation named in `failing` ends failed, as GitLab's does when a record cannot be exported.
+fn build(sim: &Sim, portable: Portable, batched: bool, failing: &[String]) -> Vec<RelationExport> {
     let started = std::time::Instant::now();
     let contents = {
         let store = sim.read();
@@ -296,6 +303,13 @@ fn build(sim: &Sim, portable: Portable, batched: bool) -> Vec<RelationExport> {
         .into_iter()
         .map(|(relation, content)| {
             let mut export = RelationExport::started(relation, false, &finished_at);
+            if failing.iter().any(|f| f == relation) {
+                export.status = FAILED;
+                export.error = Some(format!(
+                    "Errno::ENOENT: No such file or directory @ rb_sysopen - {relation} (forge-sim failed_exports)"
+                ));
+                return export;
+            }
             let result = match content {
                 Content::Document(doc) => {
                     export.total = 1;
