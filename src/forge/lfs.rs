@@ -11,6 +11,7 @@
 use super::ForgeError;
 use super::client::ForgeClient;
 use base64::Engine as _;
+use futures_util::StreamExt as _;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -22,6 +23,8 @@ use url::Url;
 const LFS_JSON: &str = "application/vnd.git-lfs+json";
 /// Objects asked for in one batch request (GitLab's limit is far above).
 const BATCH: usize = 100;
+/// Objects downloaded at once (git-lfs's default `lfs.concurrenttransfers` is 8).
+const PARALLEL: usize = 8;
 /// Tries per request (a network error or a 5xx), spaced out exponentially.
 const ATTEMPTS: u32 = 5;
 /// How long one object may take to download in all (a stalled one ends by the read deadline).
@@ -95,6 +98,8 @@ pub async fn download(
             })
         })
         .await?;
+        // Where each object is; downloaded several at a time, as git-lfs does.
+        let mut fetches = Vec::new();
         for (oid, size) in chunk {
             let object = answer["objects"]
                 .as_array()
@@ -111,20 +116,42 @@ pub async fn download(
                 out.missing.push((oid.clone(), why));
                 continue;
             };
-            let href = Url::parse(href).map_err(|e| {
-                ForgeError::Url(format!("LFS object {oid}: `{href}` is not a URL: {e}"))
-            })?;
+            let href = match Url::parse(href) {
+                Ok(href) => href,
+                Err(e) => {
+                    out.missing
+                        .push((oid.clone(), format!("`{href}` is not a URL: {e}")));
+                    continue;
+                }
+            };
             let headers = action
                 .and_then(|a| a["header"].as_object())
                 .cloned()
                 .unwrap_or_default();
-            let path = dir.join(oid);
-            fetch(client, &href, &headers, oid, *size, &path).await?;
-            out.objects.push(LfsObject {
-                oid: oid.clone(),
-                size: *size,
-                path,
-            });
+            fetches.push((oid.clone(), *size, href, headers));
+        }
+        let fetched: Vec<_> = futures_util::stream::iter(fetches.into_iter().map(
+            |(oid, size, href, headers)| async move {
+                let path = dir.join(&oid);
+                let got = fetch(client, &href, &headers, &oid, size, &path).await;
+                (oid, size, path, got)
+            },
+        ))
+        .buffered(PARALLEL)
+        .collect()
+        .await;
+        for (oid, size, path, got) in fetched {
+            match got {
+                Ok(()) => out.objects.push(LfsObject { oid, size, path }),
+                // The forge or its object storage cannot be reached: the migration pauses.
+                Err(e) if e.is_unreachable() => return Err(e),
+                // This object only (refused, or its bytes are not what its pointer says): the
+                // others still migrate, and its row names it.
+                Err(e) => {
+                    let _ = tokio::fs::remove_file(&path).await;
+                    out.missing.push((oid, e.message()));
+                }
+            }
         }
     }
     Ok(out)
@@ -377,10 +404,14 @@ mod tests {
     async fn an_object_that_does_not_match_its_oid_is_refused() {
         let (client, repo, _, oid) = forge_and_storage(b"not the 10").await;
         let dir = tempfile::tempdir().unwrap();
-        let err = download(&client, &repo, &[(oid.clone(), 10)], dir.path())
+        let got = download(&client, &repo, &[(oid.clone(), 10)], dir.path())
             .await
-            .unwrap_err()
-            .to_string();
+            .unwrap();
+        assert!(got.objects.is_empty());
+        let [(missing, err)] = got.missing.as_slice() else {
+            panic!("one object is missing: {:?}", got.missing)
+        };
+        assert_eq!(missing, &oid);
         assert!(
             err.contains(&format!("its pointer says 10 bytes with sha256 {oid}")),
             "{err}"
@@ -388,6 +419,93 @@ mod tests {
         assert!(
             !err.contains("X-Amz-Signature") && !err.contains("glpat"),
             "{err}"
+        );
+        assert!(!dir.path().join(&oid).exists(), "the bad bytes are removed");
+    }
+
+    /// Objects download several at a time, each checked, in the order they were asked for.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn objects_download_several_at_a_time() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let bodies: Vec<Vec<u8>> = (0..12)
+            .map(|i| format!("object {i}").into_bytes())
+            .collect();
+        let wanted: Vec<(String, u64)> = bodies
+            .iter()
+            .map(|b| (hex::encode(Sha256::digest(b)), b.len() as u64))
+            .collect();
+        let (now, max) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (n, m) = (now.clone(), max.clone());
+        let by_oid: std::collections::HashMap<String, Vec<u8>> = wanted
+            .iter()
+            .map(|(oid, _)| oid.clone())
+            .zip(bodies.clone())
+            .collect();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = Router::new()
+            .route(
+                "/acme/app.git/info/lfs/objects/batch",
+                axum::routing::post(move |body: String| async move {
+                    let asked: Value = serde_json::from_str(&body).unwrap();
+                    let objects: Vec<Value> = asked["objects"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|o| {
+                            let oid = o["oid"].as_str().unwrap();
+                            json!({"oid": oid, "size": o["size"], "actions": {"download": {
+                                "href": format!("http://127.0.0.1:{port}/objects/{oid}")}}})
+                        })
+                        .collect();
+                    json!({ "objects": objects }).to_string()
+                }),
+            )
+            .route(
+                "/objects/{oid}",
+                axum::routing::get(
+                    move |axum::extract::Path(oid): axum::extract::Path<String>| {
+                        let (n, m, body) = (n.clone(), m.clone(), by_oid[&oid].clone());
+                        async move {
+                            let at_once = n.fetch_add(1, Ordering::SeqCst) + 1;
+                            m.fetch_max(at_once, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            n.fetch_sub(1, Ordering::SeqCst);
+                            body
+                        }
+                    },
+                ),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let base = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        crate::install_crypto_provider();
+        let client = ForgeClient::new(
+            base.clone(),
+            secrecy::SecretString::from("glpat-lfs-secret".to_string()),
+            2,
+            Default::default(),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let got = download(
+            &client,
+            &base.join("acme/app.git").unwrap(),
+            &wanted,
+            dir.path(),
+        )
+        .await
+        .unwrap();
+        assert!(got.missing.is_empty(), "{:?}", got.missing);
+        let oids: Vec<&str> = got.objects.iter().map(|o| o.oid.as_str()).collect();
+        let asked: Vec<&str> = wanted.iter().map(|(oid, _)| oid.as_str()).collect();
+        assert_eq!(oids, asked);
+        for (object, body) in got.objects.iter().zip(&bodies) {
+            assert_eq!(&std::fs::read(&object.path).unwrap(), body);
+        }
+        let at_once = max.load(Ordering::SeqCst);
+        assert!(
+            (2..=PARALLEL).contains(&at_once),
+            "{at_once} downloads at once"
         );
     }
 }
