@@ -1,7 +1,8 @@
 //! The `appliance` binary: parses the command line, sets up logging and hands over to a command.
 
 use appliance::commands;
-use appliance::commands::output::{EXIT_STATUS_HELP, StdoutClosed, describe, exit};
+use appliance::commands::help::after_help;
+use appliance::commands::output::{StdoutClosed, describe, exit};
 use appliance::config::{LogFormat, ServeSettings};
 use appliance::engine::EngineError;
 use appliance::interrupt;
@@ -14,7 +15,7 @@ use std::process::ExitCode;
     name = "appliance",
     version,
     about = "Migrate GitLab groups into a GitLab instance, live or through offline bundles",
-    after_help = EXIT_STATUS_HELP,
+    after_help = after_help("appliance"),
 )]
 struct Cli {
     #[command(subcommand)]
@@ -56,34 +57,43 @@ fn init_logging(filter: tracing_subscriber::EnvFilter, format: LogFormat) {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve GitLab's bulk_imports API; migrations started through it write into the destination.
-    #[command(after_help = serve_help())]
+    #[command(after_help = after_help("serve"))]
     Serve(commands::serve::ServeArgs),
     /// Run one live migration in the foreground and print its report.
-    #[command(after_help = EXIT_STATUS_HELP)]
+    #[command(after_help = after_help("migrate"))]
     Migrate(commands::migrate::MigrateArgs),
-    /// Export a source group into a bundle file for offline transfer, and print its root digest.
-    #[command(after_help = EXIT_STATUS_HELP)]
+    /// Export source groups and projects into a bundle file for offline transfer, and print its root
+    /// digest.
+    #[command(after_help = after_help("export"))]
     Export(commands::export::ExportArgs),
     /// Check every byte of a bundle against its manifest (and its signature against a trusted key).
-    #[command(after_help = EXIT_STATUS_HELP)]
+    #[command(after_help = after_help("verify"))]
     Verify(commands::verify::VerifyArgs),
     /// Show what a bundle holds: source, entities, relations, record counts and sizes.
-    #[command(after_help = EXIT_STATUS_HELP)]
+    #[command(after_help = after_help("inspect"))]
     Inspect(commands::inspect::InspectArgs),
     /// Verify a bundle, then load it into a destination GitLab like a live migration.
-    #[command(after_help = EXIT_STATUS_HELP)]
+    #[command(after_help = after_help("replay"))]
     Replay(commands::replay::ReplayArgs),
     /// Pre-flight: what a migration would move and everything that would block it, writing nothing.
+    #[command(after_help = after_help("check"))]
     Check(commands::check::CheckArgs),
     /// List the migrations, exports and replays that ran in a data directory.
+    #[command(after_help = after_help("list"))]
     List(commands::history::ListArgs),
     /// Print the report of one migration from the store, as its run printed it.
+    #[command(after_help = after_help("status"))]
     Status(commands::history::StatusArgs),
     /// Write the report of one migration to a file, as JSON, CSV or Markdown.
+    #[command(after_help = after_help("report"))]
     Report(commands::history::ReportArgs),
+    /// Remove from a data directory what no run can use any more: the staged pages of canceled or
+    /// failed exports, and temporary directories of stopped processes.
+    #[command(after_help = after_help("gc"))]
+    Gc(commands::gc::GcArgs),
     /// Migrate the built-in sample source into the built-in sample destination and print the report.
     #[cfg(feature = "demo")]
-    #[command(after_help = EXIT_STATUS_HELP)]
+    #[command(after_help = after_help("demo"))]
     Demo(commands::demo::DemoArgs),
     /// Write the man pages and shell completions (bash, zsh, fish) of this command line into a
     /// directory, as the Debian package ships them.
@@ -93,11 +103,6 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
-}
-
-/// serve's `--help` footer: where its settings can be given, then the exit status table.
-fn serve_help() -> String {
-    format!("{}\n\n{EXIT_STATUS_HELP}", commands::serve::SETTINGS_HELP)
 }
 
 /// The man pages (`appliance.1` and one `appliance-<command>.1` per visible command) and the shell
@@ -222,7 +227,8 @@ fn main() -> ExitCode {
             | Command::Check(_)
             | Command::List(_)
             | Command::Status(_)
-            | Command::Report(_) => {}
+            | Command::Report(_)
+            | Command::Gc(_) => {}
             _ => interrupt::listen(INTERRUPTED, exit::INTERRUPTED),
         }
         match cli.command {
@@ -239,6 +245,7 @@ fn main() -> ExitCode {
             Command::List(args) => commands::history::list(args).await,
             Command::Status(args) => commands::history::status(args).await,
             Command::Report(args) => commands::history::write_report(args).await,
+            Command::Gc(args) => commands::gc::run(args).await,
             #[cfg(feature = "demo")]
             Command::Demo(args) => commands::demo::run(args).await,
             Command::GenerateAssets { .. } => unreachable!("handled before the runtime starts"),
@@ -272,6 +279,51 @@ mod tests {
     fn every_command_line_is_well_formed() {
         // clap checks names, ids and conflicts of every subcommand only when it is built.
         Cli::command().debug_assert();
+    }
+
+    /// Every command's `--help` has examples, and every example parses as the command line it shows
+    /// (the tokens come from the environment, as the examples say).
+    #[test]
+    fn every_help_has_examples_that_parse() {
+        // SAFETY: no other test of this binary reads the environment.
+        unsafe {
+            std::env::set_var("APPLIANCE_SOURCE_TOKEN", "glpat-example");
+            std::env::set_var("APPLIANCE_DESTINATION_TOKEN", "glpat-example");
+        }
+        let cli = Cli::command();
+        let mut names = vec!["appliance".to_string()];
+        names.extend(
+            cli.get_subcommands()
+                .filter(|c| !c.is_hide_set())
+                .map(|c| c.get_name().to_string()),
+        );
+        let mut parsed = 0;
+        for name in &names {
+            let help = if name == "appliance" {
+                cli.get_after_help()
+            } else {
+                cli.find_subcommand(name).unwrap().get_after_help()
+            }
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+            assert!(help.contains("Examples:\n"), "{name}: {help}");
+            let examples: Vec<&str> = help
+                .lines()
+                .filter_map(|l| l.strip_prefix("  appliance "))
+                .collect();
+            assert!(!examples.is_empty(), "{name} has an example: {help}");
+            for example in examples {
+                let args = std::iter::once("appliance").chain(example.split_whitespace());
+                match Cli::try_parse_from(args) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {}
+                    Err(e) => panic!("{name}: `appliance {example}` does not parse: {e}"),
+                }
+                assert!(!example.contains("glpat"), "{example}");
+                parsed += 1;
+            }
+        }
+        assert!(parsed >= names.len());
     }
 
     #[test]

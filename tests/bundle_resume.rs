@@ -107,6 +107,138 @@ async fn an_export_killed_among_its_projects_resumes_and_writes_the_same_bundle(
     .await;
 }
 
+/// `appliance gc`: an export killed midway keeps its staged pages (running it again resumes from
+/// them) while what a killed process left in the data directory goes; once the export is canceled
+/// (as the API or the web page cancel it), its pages go too. `--dry-run` removes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_removes_what_no_run_can_use_and_keeps_what_resumes() {
+    let src = source().await;
+    let dir = tempfile::tempdir().unwrap();
+    set_latency(&src, 150).await;
+    let (out, data) = (dir.path().join("x.bundle"), dir.path().join("data"));
+    let mut child = export_cmd(&src, &out, &data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    kill_when(&mut child, "the export", async || {
+        staged_batches(&data) >= 2
+    })
+    .await;
+    let leftover = data.join(".tmpAbC123");
+    std::fs::create_dir_all(leftover.join("source-project.git")).unwrap();
+    std::fs::write(leftover.join("project_members.ndjson"), b"{}\n").unwrap();
+    let staging: Vec<std::path::PathBuf> = std::fs::read_dir(data.join("exports"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let [staging] = staging.as_slice() else {
+        panic!("one export is staged: {staging:?}")
+    };
+    let id: u64 = staging
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let gc = |extra: &[&str]| {
+        let mut cmd = appliance();
+        cmd.arg("gc")
+            .arg("--data")
+            .arg(&data)
+            .arg("--json")
+            .args(extra);
+        cmd
+    };
+    let paths = |v: &serde_json::Value, key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let o = run(gc(&[])).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // (The killed export may have left a temporary directory of its own.)
+    let removed = paths(&v, "removed");
+    assert!(
+        removed.contains(&leftover.display().to_string())
+            && removed
+                .iter()
+                .all(|p| p.starts_with(&data.join(".tmp").display().to_string())),
+        "{v:#}"
+    );
+    assert_eq!(
+        paths(&v, "kept"),
+        vec![staging.display().to_string()],
+        "{v:#}"
+    );
+    assert!(
+        v["kept"][0]["why"].as_str().unwrap().contains("resumes"),
+        "{v:#}"
+    );
+    assert!(!leftover.exists());
+    let batches = staged_batches(&data);
+    assert!(batches >= 2, "the resumable export's pages stay");
+
+    {
+        let store = appliance::store::Store::open(&data).unwrap();
+        store
+            .set_bulk_import_status(
+                id,
+                appliance::model::Status::Canceled,
+                appliance::model::now_millis(),
+            )
+            .unwrap();
+    }
+    let o = run(gc(&["--dry-run"])).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        paths(&v, "removed"),
+        vec![staging.display().to_string()],
+        "{v:#}"
+    );
+    assert_eq!(v["removed"][0]["removed"], false, "{v:#}");
+    assert!(v["removed"][0]["size"].as_u64().unwrap() > 0, "{v:#}");
+    assert_eq!(staged_batches(&data), batches, "a dry run removes nothing");
+
+    let o = run(gc(&[])).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v["removed"][0]["why"]
+            .as_str()
+            .unwrap()
+            .contains("canceled"),
+        "{v:#}"
+    );
+    assert_eq!(v["freed"], v["removed"][0]["size"], "{v:#}");
+    assert!(!staging.exists());
+    assert_eq!(staged_batches(&data), 0);
+    // The store is untouched: the history still lists the export.
+    let mut cmd = appliance();
+    cmd.arg("list").arg("--data").arg(&data);
+    let o = run(cmd).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("canceled"),
+        "{}",
+        text(&o)
+    );
+
+    // A data directory in use by another process is left alone.
+    let store = appliance::store::Store::open(&data).unwrap();
+    let o = run(gc(&[])).await;
+    assert!(!o.status.success(), "{}", text(&o));
+    drop(store);
+    src.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replay_killed_midway_resumes_without_duplicates() {
     let (src, dst) = (source().await, destination().await);

@@ -9,9 +9,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
-#[command(
-    after_help = "Example:\n  appliance check --source-url https://gitlab.example.com --group acme \\\n    --destination-url https://gitlab.internal --to imported --unmapped-csv unmapped.csv\n\nExit status 0: nothing blocks the migration; 1: something does (each blocker is listed with what to change)."
-)]
 pub struct CheckArgs {
     #[command(flatten)]
     pub source: SourceArgs,

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Example:\n  appliance list --data /var/lib/appliance")]
 pub struct ListArgs {
     /// The data directory the migrations ran in.
     #[arg(long, default_value = "appliance-data")]
@@ -23,7 +22,6 @@ pub struct ListArgs {
 }
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Example:\n  appliance status 3 --data /var/lib/appliance")]
 pub struct StatusArgs {
     /// The migration's id (`appliance list` shows them).
     pub id: u64,
@@ -47,9 +45,6 @@ pub enum ReportFormat {
 }
 
 #[derive(clap::Args, Debug)]
-#[command(
-    after_help = "Examples:\n  appliance report 3 --format markdown --out migration-3.md\n  appliance report 3 --format csv --out migration-3.csv"
-)]
 pub struct ReportArgs {
     /// The migration's id (`appliance list` shows them).
     pub id: u64,

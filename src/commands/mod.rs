@@ -6,6 +6,8 @@ pub mod check;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod export;
+pub mod gc;
+pub mod help;
 pub mod history;
 pub mod inspect;
 pub mod migrate;
