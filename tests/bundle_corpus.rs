@@ -683,7 +683,7 @@ fn corpus(plain: &[u8], signed: &[u8], plain_path: &Path) -> Vec<Case> {
     add(
         "a top-level group inside another",
         pack(&p),
-        "`acme/frontend` is a top-level group of the bundle but lies inside `acme`",
+        "`acme/frontend` is a top-level entity of the bundle but lies inside `acme`",
     );
     let mut p = parts();
     with_manifest(&mut p, |m| {

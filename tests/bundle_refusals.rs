@@ -295,14 +295,17 @@ async fn a_signed_bundle_is_accepted_only_with_its_own_key() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_export_of_a_project_or_an_unknown_group_is_refused_before_anything_is_written() {
+async fn an_export_of_a_nested_project_or_an_unknown_group_is_refused_before_anything_is_written() {
     let src = source().await;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.bundle");
 
+    // A project inside a group the export is asked for would be in the bundle twice.
     let mut cmd = appliance();
     cmd.args([
         "export",
+        "--group",
+        "acme",
         "--project",
         "acme/backend/api",
         "--source-url",
@@ -316,10 +319,12 @@ async fn an_export_of_a_project_or_an_unknown_group_is_refused_before_anything_i
     let o = run(cmd).await;
     assert!(!o.status.success(), "{}", text(&o));
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("projects come in a later release"),
+        String::from_utf8_lossy(&o.stderr)
+            .contains("'acme/backend/api' lies inside 'acme', which this export is asked for too"),
         "{}",
         text(&o)
     );
+    assert!(!out.exists());
 
     let mut cmd = appliance();
     cmd.args([

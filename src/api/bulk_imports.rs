@@ -92,7 +92,7 @@ fn submit_error(e: SubmitError) -> ApiError {
         }
         e @ (SubmitError::SourceUnreachable { .. }
         | SubmitError::InvalidBundle(_)
-        | SubmitError::ProjectsNotSupported { .. }
+        | SubmitError::NestedExport { .. }
         | SubmitError::ProjectImportsDisabled
         | SubmitError::MigratedBefore { .. }) => {
             ApiError::Unprocessable(e.to_string())
@@ -453,10 +453,11 @@ mod tests {
         assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
         let e = submit_error(SubmitError::Store(StoreError::Task("panicked".into())));
         assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let e = submit_error(SubmitError::ProjectsNotSupported {
-            full_path: "g/p".into(),
+        let e = submit_error(SubmitError::NestedExport {
+            inner: "g/p".into(),
+            outer: "g".into(),
         });
         assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(e.to_string().contains("g/p"));
+        assert!(e.to_string().contains("'g/p' lies inside 'g'"), "{e}");
     }
 }

@@ -265,13 +265,18 @@ impl Manifest {
         let roots = self.roots();
         if roots.is_empty() {
             return Err(BundleError::NotReplayable(
-                "the bundle holds no top-level group: every entity names a parent".into(),
+                "the bundle holds no top-level group or project: every entity names a parent"
+                    .into(),
             ));
         }
-        if let Some(project) = roots.iter().find(|e| e.entity_type != "group") {
+        if let Some(other) = roots
+            .iter()
+            .find(|e| !matches!(e.entity_type.as_str(), "group" | "project"))
+        {
             return Err(BundleError::NotReplayable(format!(
-                "`{}` is a top-level project: a replay loads groups with their projects, and this bundle holds the project without its group",
-                project.source_full_path
+                "`{}` is a `{}`, which is neither a group nor a project",
+                other.source_full_path.escape_debug(),
+                other.entity_type.escape_debug()
             )));
         }
         for inner in &roots {
@@ -282,7 +287,7 @@ impl Manifest {
                     .is_some_and(|rest| rest.starts_with('/'))
             }) {
                 return Err(BundleError::NotReplayable(format!(
-                    "`{}` is a top-level group of the bundle but lies inside `{}`, which the bundle also holds, so it would be loaded twice",
+                    "`{}` is a top-level entity of the bundle but lies inside `{}`, which the bundle also holds, so it would be loaded twice",
                     inner.source_full_path, outer.source_full_path
                 )));
             }

@@ -107,7 +107,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         },
         // The simulators are on this machine: no CA or proxy of the caller's.
         network: NetworkArgs::default(),
-        group: Some(group.clone()),
+        group: vec![group.clone()],
         project: Vec::new(),
         out: bundle.clone(),
         skip_projects: false,

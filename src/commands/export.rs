@@ -1,4 +1,4 @@
-//! `appliance export`: a live source group into a bundle file for offline transfer. Running the same
+//! `appliance export`: live source groups and projects into a bundle file for offline transfer. Running the same
 //! command again after a crash resumes the unfinished export (pages already staged are not fetched
 //! again). Prints the bundle's root digest, to be checked out of band before a replay.
 
@@ -8,10 +8,9 @@ use crate::bundle::Bundle;
 use crate::bundle::sign::load_signing_key;
 use crate::engine::{Engine, EngineConfig, EngineError, Plan};
 use crate::forge::{base_string, parse_forge_url};
-use crate::model::{DestinationKind, EntityRequest, EntityType, SourceKind};
+use crate::model::{DestinationKind, EntityRequest, SourceKind};
 use crate::sink::bundle::{ExportOptions, staging_dir, write_options};
 use anyhow::{Context, bail};
-use secrecy::SecretString;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,10 +21,11 @@ pub struct ExportArgs {
     pub source: SourceArgs,
     #[command(flatten)]
     pub network: super::args::NetworkArgs,
-    /// Full path of the source group to export, e.g. `acme/platform`.
+    /// Full path of a source group to export with its subgroups and projects, e.g. `acme/platform`
+    /// (repeatable).
     #[arg(long, required_unless_present = "project")]
-    pub group: Option<String>,
-    /// Full path of a source project (not supported yet).
+    pub group: Vec<String>,
+    /// Full path of a source project to export on its own, e.g. `acme/platform/api` (repeatable).
     #[arg(long)]
     pub project: Vec<String>,
     /// The bundle file to write (with --volume-size: the base name of FILE.001, FILE.002, ...).
@@ -143,18 +143,14 @@ fn check_writable(out: &Path) -> anyhow::Result<()> {
 
 pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     args.network.install()?;
-    if let Some(p) = args.project.first() {
-        bail!(
-            "projects come in a later release: `--project {p}` was refused; export the group that holds it with --group"
-        );
-    }
-    let Some(group) = args
-        .group
-        .as_deref()
-        .map(|g| g.trim_matches('/').to_string())
-    else {
-        bail!("--group is required");
+    // Each becomes a top-level entity of the bundle; a replay places each under its --to.
+    let place = super::args::PlacementArgs {
+        to: String::new(),
+        slug: None,
     };
+    let entities = place.entities(&args.group, &args.project, !args.skip_projects, false);
+    crate::engine::refuse_nested_roots(&entities)
+        .map_err(|e| anyhow::anyhow!("Export failed. {e}"))?;
     let out = absolute(&args.out).context("--out")?;
     check_writable(&out)?;
     let sign_key = match &args.sign_key {
@@ -172,7 +168,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let destination = DestinationKind::Bundle {
         path: out.display().to_string(),
     };
-    let id = match find_unfinished(&engine, &base_string(&source_url), &destination, &group)? {
+    let id = match find_unfinished(&engine, &base_string(&source_url), &destination, &entities)? {
         Some(id) => {
             eprintln!("Resuming export {id} from {}", args.data.display());
             id
@@ -185,11 +181,10 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
                     existing.display()
                 );
             }
-            check_source(&engine, &source_url, &args.source.token, &group).await?;
-            let (namespace, slug) = match group.rsplit_once('/') {
-                Some((ns, slug)) => (ns.to_string(), slug.to_string()),
-                None => (String::new(), group.clone()),
-            };
+            engine
+                .check_source(source_url.as_str(), &args.source.token, &entities)
+                .await
+                .map_err(|e| anyhow::anyhow!("Export failed. {e}"))?;
             let (bulk, _) = engine
                 .record(Plan {
                     source_url: base_string(&source_url),
@@ -198,14 +193,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
                     },
                     source_token: Some(args.source.token.clone()),
                     destination,
-                    entities: vec![EntityRequest {
-                        entity_type: EntityType::Group,
-                        source_full_path: group.clone(),
-                        destination_slug: slug,
-                        destination_namespace: namespace,
-                        migrate_projects: !args.skip_projects,
-                        migrate_memberships: false,
-                    }],
+                    entities: entities.clone(),
                     user_map: Vec::new(),
                 })
                 .await
@@ -270,45 +258,32 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     Ok(exit_code(&report))
 }
 
-/// The source answers with this token and has the group: the same checks, within the same deadline,
-/// as a live migration's (a stalled source is "Unable to connect" within seconds).
-async fn check_source(
-    engine: &Engine,
-    url: &url::Url,
-    token: &SecretString,
-    group: &str,
-) -> anyhow::Result<()> {
-    let entity = EntityRequest {
-        entity_type: EntityType::Group,
-        source_full_path: group.to_string(),
-        destination_slug: String::new(),
-        destination_namespace: String::new(),
-        migrate_projects: false,
-        migrate_memberships: false,
-    };
-    engine
-        .check_source(url.as_str(), token, &[entity])
-        .await
-        .map(drop)
-        .map_err(|e| anyhow::anyhow!("Export failed. {e}"))
-}
-
+/// An export of the same source into the same bundle, asked for the same entities, that has not
+/// finished: running the command again resumes it.
 fn find_unfinished(
     engine: &Engine,
     source_url: &str,
     destination: &DestinationKind,
-    group: &str,
+    entities: &[EntityRequest],
 ) -> anyhow::Result<Option<u64>> {
     let store = engine.store();
+    let mut asked: Vec<&str> = entities
+        .iter()
+        .map(|e| e.source_full_path.as_str())
+        .collect();
+    asked.sort_unstable();
     for b in store.unfinished_bulk_imports()? {
         if b.source_url != source_url || &b.destination != destination {
             continue;
         }
-        if store
-            .entities_of(b.id)?
+        let recorded = store.entities_of(b.id)?;
+        let mut roots: Vec<&str> = recorded
             .iter()
-            .any(|e| e.parent_id.is_none() && e.source_full_path == group)
-        {
+            .filter(|e| e.parent_id.is_none())
+            .map(|e| e.source_full_path.as_str())
+            .collect();
+        roots.sort_unstable();
+        if roots == asked {
             return Ok(Some(b.id));
         }
     }

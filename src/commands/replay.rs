@@ -92,7 +92,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         && let Some(slug) = &args.place.slug
     {
         bail!(
-            "--slug {slug} names the new group of a bundle of one group, and this one holds {} ({}); leave --slug out and each keeps its own path",
+            "--slug {slug} names the new group or project of a bundle of one, and this one holds {} ({}); leave --slug out and each keeps its own path",
             roots.len(),
             roots
                 .iter()
@@ -123,11 +123,15 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     );
     config.allow_http = args.allow_http;
     let engine = Engine::open(config)?;
-    // Each top-level group of the bundle becomes a new group in the destination namespace.
+    // Each top-level group or project of the bundle becomes a new one in the destination namespace.
     let entities: Vec<EntityRequest> = roots
         .iter()
         .map(|root| EntityRequest {
-            entity_type: EntityType::Group,
+            entity_type: if root.entity_type == "project" {
+                EntityType::Project
+            } else {
+                EntityType::Group
+            },
             source_full_path: root.source_full_path.clone(),
             destination_slug: args.place.slug.clone().unwrap_or_else(|| root.path.clone()),
             destination_namespace: args.place.namespace(),

@@ -140,10 +140,12 @@ pub enum SubmitError {
         "This appliance has no destination instance configured; start it with --destination-url"
     )]
     NoDestination,
+    /// A bundle holds each source entity once: an export cannot be asked for an entity inside another
+    /// one it is asked for.
     #[error(
-        "A bundle carries projects with their group: '{full_path}' was refused on its own; export its group (its projects come with it), or migrate it live (appliance migrate --project)"
+        "'{inner}' lies inside '{outer}', which this export is asked for too: a bundle holds each group and project once; leave '{inner}' out (it comes with '{outer}')"
     )]
-    ProjectsNotSupported { full_path: String },
+    NestedExport { inner: String, outer: String },
     /// The destination does not take GitLab export archives, which is how projects are created.
     #[error(
         "The destination does not accept GitLab export imports, which create the projects: an administrator adds \"GitLab export\" to Import sources ({place}; or PUT /api/v4/application/settings with import_sources[]=gitlab_project), or migrate without projects (--skip-projects, migrate_projects: false)",
@@ -629,6 +631,21 @@ pub fn refuse_own_subtree(
         && path_is_within(&destination, &e.source_full_path)
     {
         return Err(SubmitError::DestinationUnderSource);
+    }
+    Ok(())
+}
+
+/// Refuses an export asked for an entity that another entity of it already holds (or for one twice).
+pub fn refuse_nested_roots(entities: &[EntityRequest]) -> Result<(), SubmitError> {
+    for (i, inner) in entities.iter().enumerate() {
+        for (j, outer) in entities.iter().enumerate() {
+            if i != j && path_is_within(&inner.source_full_path, &outer.source_full_path) {
+                return Err(SubmitError::NestedExport {
+                    inner: inner.source_full_path.clone(),
+                    outer: outer.source_full_path.clone(),
+                });
+            }
+        }
     }
     Ok(())
 }

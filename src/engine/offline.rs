@@ -19,15 +19,7 @@ impl Engine {
         req: SubmitRequest,
         out: PathBuf,
     ) -> Result<(BulkImport, Vec<Entity>), SubmitError> {
-        if let Some(e) = req
-            .entities
-            .iter()
-            .find(|e| e.entity_type == crate::model::EntityType::Project)
-        {
-            return Err(SubmitError::ProjectsNotSupported {
-                full_path: e.source_full_path.clone(),
-            });
-        }
+        super::refuse_nested_roots(&req.entities)?;
         let url = self
             .check_source(&req.source_url, &req.source_token, &req.entities)
             .await?;
@@ -82,12 +74,9 @@ impl Engine {
         }
         let source_url = bundle.manifest.source_url.clone();
         for e in &entities {
-            if !bundle
-                .manifest
-                .entities
-                .iter()
-                .any(|m| m.source_full_path == e.source_full_path)
-            {
+            if !bundle.manifest.entities.iter().any(|m| {
+                m.source_full_path == e.source_full_path && m.entity_type == e.entity_type.as_str()
+            }) {
                 return Err(SubmitError::SourceEntityNotFound {
                     entity_type: e.entity_type.as_str(),
                     full_path: e.source_full_path.clone(),

@@ -21,14 +21,24 @@ pub struct OnDisk {
     pub modified: SystemTime,
 }
 
+/// A top-level entity of a bundle: a group (with its subgroups and projects) or a project a replay
+/// creates under the destination group it is given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Root {
+    pub full_path: String,
+    /// The last part of the full path: its path at the destination unless another is given.
+    pub path: String,
+    pub project: bool,
+}
+
 /// A verify's verdict.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Verdict {
     Verifying,
     /// Complete and intact: what a replay makes of it.
     Intact {
-        /// The top-level entities (source full path, path) a replay creates.
-        roots: Vec<(String, String)>,
+        /// The top-level entities a replay creates.
+        roots: Vec<Root>,
         entities: usize,
         records: u64,
     },
@@ -93,7 +103,11 @@ fn check(path: PathBuf) -> Verdict {
     let roots = match bundle.manifest.replay_roots() {
         Ok(r) => r
             .iter()
-            .map(|e| (e.source_full_path.clone(), e.path.clone()))
+            .map(|e| Root {
+                full_path: e.source_full_path.clone(),
+                path: e.path.clone(),
+                project: e.entity_type == "project",
+            })
             .collect(),
         Err(e) => return Verdict::Refused(e.to_string()),
     };

@@ -659,11 +659,11 @@ async fn start_replay(State(state): State<UiState>, headers: HeaderMap, body: By
     }
     let entities: Vec<Value> = roots
         .iter()
-        .map(|(full, path)| {
+        .map(|root| {
             json!({
-                "source_type": "group_entity",
-                "source_full_path": full,
-                "destination_slug": if slug.is_empty() || roots.len() > 1 { path.as_str() } else { slug },
+                "source_type": if root.project { "project_entity" } else { "group_entity" },
+                "source_full_path": root.full_path,
+                "destination_slug": if slug.is_empty() || roots.len() > 1 { root.path.as_str() } else { slug },
                 "destination_namespace": namespace,
             })
         })

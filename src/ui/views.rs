@@ -302,16 +302,16 @@ fn bundles_section(bundles: &[(OnDisk, Option<Verdict>)], dir: &str, csrf: &str)
     out
 }
 
-fn replay_form(i: usize, b: &OnDisk, roots: &[(String, String)], csrf: &str) -> String {
+fn replay_form(i: usize, b: &OnDisk, roots: &[super::bundles::Root], csrf: &str) -> String {
     let groups = roots
         .iter()
-        .map(|(full, _)| format!("<code>{}</code>", esc(full)))
+        .map(|r| format!("<code>{}</code>", esc(&r.full_path)))
         .collect::<Vec<_>>()
         .join(", ");
     let slug = if roots.len() == 1 {
         format!(
             "<label for=\"replay-slug-{i}\">New path <small>(optional, default <code>{}</code>)</small></label><input id=\"replay-slug-{i}\" name=\"destination_slug\" autocomplete=\"off\">",
-            esc(&roots[0].1)
+            esc(&roots[0].path)
         )
     } else {
         String::new()
