@@ -309,3 +309,58 @@ async fn an_interrupted_migration_says_so_and_the_same_command_finishes_it() {
         dst.shutdown().await;
     }
 }
+
+/// Standard error that is not a terminal gets plain progress lines (no control characters): entities,
+/// records imported of those counted, what is moving; and none with --quiet.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_not_on_a_terminal_writes_plain_progress_lines() {
+    let (src, dst) = (source().await, destination().await);
+    set_faults(&dst, json!({"latency_ms": 60})).await;
+    let migrate = |data: &std::path::Path, slug: &str, quiet: bool| {
+        let mut cmd = appliance();
+        cmd.args(["migrate", "--json", "--skip-projects", "--group", "acme"])
+            .args(["--to", "imported", "--slug", slug])
+            .args(["--source-url", &src.url, "--destination-url", &dst.url])
+            .arg("--data")
+            .arg(data)
+            .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
+            .env("APPLIANCE_DESTINATION_TOKEN", &dst.owner_token)
+            .env("APPLIANCE_PROGRESS_SECONDS", "1");
+        if quiet {
+            cmd.arg("--quiet");
+        }
+        cmd
+    };
+    let data = tempfile::tempdir().unwrap();
+    let out = run(migrate(data.path(), "acme", false)).await;
+    assert!(out.status.success(), "{}", explain(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = said
+        .lines()
+        .filter(|l| l.starts_with("progress: "))
+        .collect();
+    assert!(!lines.is_empty(), "no progress line: {said}");
+    for l in &lines {
+        assert!(
+            l.contains(" entities · ") && l.contains(" records imported · "),
+            "{l}"
+        );
+        assert!(!l.contains('\u{1b}') && !l.contains('\r'), "{l:?}");
+    }
+    assert!(
+        lines.iter().any(|l| l.contains(" · now acme")),
+        "what is moving is named: {lines:#?}"
+    );
+    // The JSON report on standard output is untouched.
+    serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("a JSON report");
+
+    let data = tempfile::tempdir().unwrap();
+    let out = run(migrate(data.path(), "acme-quiet", true)).await;
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("progress: "),
+        "{}",
+        explain(&out)
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}

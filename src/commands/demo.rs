@@ -14,7 +14,6 @@ use anyhow::Context;
 use forge_sim::{Dataset, RunningSim, SimConfig};
 use secrecy::SecretString;
 use serde_json::Value;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -93,7 +92,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         })
         .await
         .map_err(|e| anyhow::anyhow!("Import failed. {e}"))?;
-    let live = run_with_progress(&engine, bulk.id, std::io::stderr().is_terminal()).await?;
+    let live = run_with_progress(&engine, bulk.id, super::progress::Mode::for_stderr()).await?;
     crate::out!("{}", live.to_text())?;
     drop(engine);
 

@@ -11,7 +11,6 @@ use crate::forge::{base_string, parse_forge_url};
 use crate::model::{DestinationKind, EntityRequest, SourceKind};
 use crate::sink::bundle::{ExportOptions, staging_dir, write_options};
 use anyhow::{Context, bail};
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -209,8 +208,7 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             sign_key,
         },
     )?;
-    let show_progress = !args.json && std::io::stderr().is_terminal();
-    let report = match run_with_progress(&engine, id, show_progress).await {
+    let report = match run_with_progress(&engine, id, super::progress::Mode::for_stderr()).await {
         Ok(report) => report,
         Err(EngineError::Unreachable(why)) => {
             eprintln!("Export {id} paused: {why}\nRun the same command again to resume it.");

@@ -12,6 +12,7 @@ pub mod history;
 pub mod inspect;
 pub mod migrate;
 pub mod output;
+pub mod progress;
 pub mod replay;
 pub mod serve;
 pub mod verify;
@@ -58,8 +59,7 @@ pub async fn run_and_report(
     json: bool,
     what: &str,
 ) -> anyhow::Result<ExitCode> {
-    let show_progress = !json && std::io::IsTerminal::is_terminal(&std::io::stderr());
-    match run_with_progress(engine, id, show_progress).await {
+    match run_with_progress(engine, id, progress::Mode::for_stderr()).await {
         Ok(report) => {
             if json {
                 crate::outln!("{}", serde_json::to_string_pretty(&report)?)?;
@@ -76,51 +76,54 @@ pub async fn run_and_report(
     }
 }
 
-/// Runs a recorded bulk import in the foreground with a progress bar, and returns its report.
+/// Runs a recorded bulk import in the foreground, showing its progress as `mode` says (a spinner on
+/// a terminal, a plain line every few seconds otherwise), and returns its report.
 pub async fn run_with_progress(
     engine: &Arc<Engine>,
     id: u64,
-    show_progress: bool,
+    mode: progress::Mode,
 ) -> Result<Report, EngineError> {
-    let bar = if show_progress && !output::quiet() {
+    let bar = if mode == progress::Mode::Bar {
         ProgressBar::new_spinner()
     } else {
         ProgressBar::hidden()
     };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     bar.enable_steady_tick(Duration::from_millis(120));
     let watcher = {
         let (bar, store, engine) = (bar.clone(), engine.store().clone(), engine.clone());
         tokio::spawn(async move {
+            let mut rate = progress::Rate::default();
+            let mut last_line = std::time::Instant::now();
             loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if mode == progress::Mode::Hidden {
+                    continue;
+                }
                 let store = store.clone();
                 let report = tokio::task::spawn_blocking(move || Report::build(&store, id)).await;
-                if let Ok(Ok(r)) = report {
-                    let (fetched, imported) = r
-                        .totals()
-                        .iter()
-                        .fold((0, 0), |(f, i), (_, s)| (f + s.fetched, i + s.imported));
-                    let done = r
-                        .entities
-                        .iter()
-                        .filter(|e| e.status != "created" && e.status != "started")
-                        .count();
-                    // A forge that asked to wait: say so, and until when, instead of looking stuck.
-                    let waits: String = engine
-                        .rate_limit_waits()
-                        .iter()
-                        .map(|w| format!("; {w}"))
-                        .collect();
-                    bar.set_message(format!(
-                        "{done}/{} entities, {fetched} records fetched, {imported} imported, {} failures{waits}",
-                        r.entities.len(),
-                        r.failure_count()
-                    ));
+                let Ok(Ok(r)) = report else { continue };
+                let now = std::time::Instant::now();
+                let imported = r.totals().iter().map(|(_, s)| s.imported).sum();
+                let speed = rate.observe(now, imported);
+                // A forge that asked to wait: say so, and until when, instead of looking stuck.
+                let waits: Vec<String> = engine
+                    .rate_limit_waits()
+                    .iter()
+                    .map(|w| w.to_string())
+                    .collect();
+                let text = progress::line(&r, speed, &waits);
+                match mode {
+                    progress::Mode::Bar => bar.set_message(text),
+                    progress::Mode::Lines(every) if now.duration_since(last_line) >= every => {
+                        last_line = now;
+                        eprintln!("progress: {text}");
+                    }
+                    _ => {}
                 }
-                tokio::time::sleep(Duration::from_millis(250)).await;
             }
         })
     };

@@ -29,7 +29,8 @@ pub mod exit {
 pub const EXIT_STATUS_HELP: &str = "\
 Logging: APPLIANCE_LOG sets what is logged to standard error, as a tracing filter such as `info` or
 `appliance=debug` (default `warn`); `--log-format json` writes one JSON object per line. Colour only on
-a terminal. Tokens are never logged.
+a terminal. Tokens are never logged. Progress: a line redrawn in place on a terminal; otherwise a plain
+`progress:` line every 10 s (APPLIANCE_PROGRESS_SECONDS sets how often, 0 turns it off; --quiet too).
 
 Exit status:
   0    finished without failures

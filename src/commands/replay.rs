@@ -13,7 +13,6 @@ use crate::forge::{base_string, parse_forge_url};
 use crate::model::{DestinationKind, EntityRequest, EntityType, SourceKind};
 use anyhow::{Context, bail};
 use secrecy::SecretString;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -185,8 +184,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     };
     drop(bundle);
-    let show_progress = !args.json && std::io::stderr().is_terminal();
-    match run_with_progress(&engine, id, show_progress).await {
+    match run_with_progress(&engine, id, super::progress::Mode::for_stderr()).await {
         Ok(report) => {
             if args.json {
                 crate::outln!("{}", serde_json::to_string_pretty(&report)?)?;
