@@ -109,12 +109,14 @@ pub async fn run_with_progress(
                 let now = std::time::Instant::now();
                 let imported = r.totals().iter().map(|(_, s)| s.imported).sum();
                 let speed = rate.observe(now, imported);
-                // A forge that asked to wait: say so, and until when, instead of looking stuck.
-                let waits: Vec<String> = engine
+                // A forge that asked to wait, or is preparing an export: say so, and for how long,
+                // instead of looking stuck.
+                let mut waits: Vec<String> = engine
                     .rate_limit_waits()
                     .iter()
                     .map(|w| w.to_string())
                     .collect();
+                waits.extend(crate::source::export::preparing());
                 let text = progress::line(&r, speed, &waits);
                 match mode {
                     progress::Mode::Bar => bar.set_message(text),

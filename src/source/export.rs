@@ -87,6 +87,51 @@ impl Exports {
     }
 }
 
+/// The exports this process is waiting for a source to prepare, as progress shows them.
+static PREPARING: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
+
+/// What this process is waiting for sources to prepare: `<source> is preparing the export of
+/// <portable> (2m10s so far)`, one per export being built.
+pub fn preparing() -> Vec<String> {
+    PREPARING
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(_, what)| what.clone())
+        .collect()
+}
+
+/// Shown by [`preparing`] while it lives.
+struct Preparing(u64);
+
+impl Preparing {
+    fn new(what: String) -> Preparing {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        PREPARING
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((id, what));
+        Preparing(id)
+    }
+
+    fn update(&self, what: String) {
+        let mut all = PREPARING.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(entry) = all.iter_mut().find(|(id, _)| *id == self.0) {
+            entry.1 = what;
+        }
+    }
+}
+
+impl Drop for Preparing {
+    fn drop(&mut self) {
+        PREPARING
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(id, _)| *id != self.0);
+    }
+}
+
 /// Starts a batched export and waits until every relation is built.
 async fn build(gitlab: &GitLab, portable: &str) -> Result<PortableExport, ForgeError> {
     let start = format!("{portable}/export_relations");
@@ -102,9 +147,15 @@ async fn build(gitlab: &GitLab, portable: &str) -> Result<PortableExport, ForgeE
         }
         Err(e) => return Err(e),
     }
-    let deadline = tokio::time::Instant::now() + BUILD_TIMEOUT;
+    let started = tokio::time::Instant::now();
+    let deadline = started + BUILD_TIMEOUT;
     let mut wait = Duration::from_millis(50);
+    let source = crate::forge::base_string(gitlab.client.base());
+    let what =
+        |secs: u64| format!("{source} is preparing the export of {portable} ({secs}s so far)");
+    let shown = Preparing::new(what(0));
     loop {
+        shown.update(what(started.elapsed().as_secs()));
         let status = gitlab.client.get(&format!("{start}/status"), &[]).await?;
         let relations = status.as_array().cloned().unwrap_or_default();
         let building = relations
@@ -167,6 +218,17 @@ fn ndjson(gz: &[u8], url: &str) -> Result<Vec<Value>, ForgeError> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn an_export_being_prepared_is_shown_until_it_is_ready() {
+        let shown = Preparing::new("src is preparing the export of projects/7 (0s so far)".into());
+        shown.update("src is preparing the export of projects/7 (4s so far)".into());
+        assert!(
+            preparing().contains(&"src is preparing the export of projects/7 (4s so far)".into())
+        );
+        drop(shown);
+        assert!(!preparing().iter().any(|w| w.contains("projects/7")));
+    }
 
     #[test]
     fn a_batch_is_gunzipped_and_read_line_by_line() {
