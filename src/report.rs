@@ -15,6 +15,31 @@ pub struct Report {
     pub created_at: String,
     pub updated_at: String,
     pub entities: Vec<EntityReport>,
+    /// What the run that printed this report wrote itself (a resumed or retried migration's earlier
+    /// runs wrote the rest of the totals); None when read back from the store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub this_run: Option<ThisRun>,
+}
+
+/// What one run wrote: records it put at the destination per relation (not those an earlier run of
+/// the same migration had put there, which a resume or a retry finds and counts as imported), and
+/// the failures it recorded.
+#[derive(Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ThisRun {
+    pub imported: u64,
+    /// Records written by this run, per relation (only relations it wrote to).
+    pub relations: std::collections::BTreeMap<String, u64>,
+    pub failures: usize,
+}
+
+impl ThisRun {
+    pub fn new(relations: std::collections::BTreeMap<String, u64>, failures: usize) -> ThisRun {
+        ThisRun {
+            imported: relations.values().sum(),
+            relations,
+            failures,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -68,6 +93,7 @@ impl Report {
             created_at: format_millis(b.created_at),
             updated_at: format_millis(b.updated_at),
             entities,
+            this_run: None,
         })
     }
 
@@ -159,6 +185,19 @@ impl Report {
             );
         }
         let _ = writeln!(s, "  Failures: {}", self.failure_count());
+        if let Some(run) = &self.this_run {
+            let per: Vec<String> = run
+                .relations
+                .iter()
+                .map(|(relation, n)| format!("{relation} {n}"))
+                .collect();
+            let wrote = if run.imported == 0 {
+                "wrote nothing new".to_string()
+            } else {
+                format!("wrote {} records ({})", run.imported, per.join(", "))
+            };
+            let _ = writeln!(s, "  This run: {wrote}; {} new failures", run.failures);
+        }
         s
     }
 }

@@ -316,6 +316,24 @@ async fn a_replay_that_ended_with_failures_is_continued_with_retry() {
     cmd.arg("--retry");
     let retried = run(cmd).await;
     assert!(retried.status.success(), "{}", text(&retried));
+    // Each report says what its own run wrote: the retry, the one label the first run could not.
+    let this_run = |out: &std::process::Output| -> String {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.trim_start().starts_with("This run:"))
+            .unwrap_or_else(|| panic!("the report says what this run wrote: {}", text(out)))
+            .trim()
+            .to_string()
+    };
+    let first_run = this_run(&first);
+    assert!(
+        first_run.starts_with("This run: wrote ") && first_run.ends_with("; 1 new failures"),
+        "{first_run}"
+    );
+    assert_eq!(
+        this_run(&retried),
+        "This run: wrote 1 records (labels 1); 0 new failures"
+    );
     let want = snapshot(&src.url, &src.owner_token, "acme").await;
     let got = snapshot(&dst.url, &dst.owner_token, "imported/acme").await;
     assert_same_tree(&want, &got);

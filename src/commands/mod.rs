@@ -129,13 +129,22 @@ pub async fn run_with_progress(
             }
         })
     };
+    let build = |store: crate::store::Store| async move {
+        tokio::task::spawn_blocking(move || Report::build(&store, id))
+            .await
+            .map_err(|e| EngineError::Internal(e.to_string()))?
+            .map_err(EngineError::from)
+    };
+    let before = build(engine.store().clone()).await;
     let result = engine.run(id).await;
     watcher.abort();
     bar.finish_and_clear();
     result?;
-    let store = engine.store().clone();
-    tokio::task::spawn_blocking(move || Report::build(&store, id))
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))?
-        .map_err(EngineError::from)
+    let mut report = build(engine.store().clone()).await?;
+    let failures_before = before.map(|b| b.failure_count()).unwrap_or(0);
+    report.this_run = Some(crate::report::ThisRun::new(
+        crate::engine::written(id),
+        report.failure_count().saturating_sub(failures_before),
+    ));
+    Ok(report)
 }

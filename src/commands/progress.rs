@@ -176,6 +176,7 @@ mod tests {
             created_at: String::new(),
             updated_at: String::new(),
             entities,
+            this_run: None,
         }
     }
 

@@ -6,6 +6,7 @@
 mod endpoints;
 mod offline;
 mod pipeline;
+pub use pipeline::written;
 pub mod preflight;
 pub mod project;
 mod runner;

@@ -97,6 +97,7 @@ impl PipelineRun<'_> {
             let (store, scope, ids) = (self.store.clone(), self.scope.clone(), source_ids.clone());
             let already = blocking(move || store.mapped_ids_of(&scope, name, &ids)).await?;
             let mut batch = Vec::new();
+            let reused = already.iter().filter(|m| m.is_some()).count() as u64;
             for ((record, source_id), mapped) in page.records.iter().zip(source_ids).zip(already) {
                 if self.cancel.is_cancelled() {
                     return Err(EngineError::Canceled);
@@ -147,9 +148,11 @@ impl PipelineRun<'_> {
             }
             let store = self.store.clone();
             let scope = self.scope.clone();
+            let wrote = (commit.imported.len() as u64).saturating_sub(reused);
             tracker =
                 blocking(move || store.commit_page(entity_id, name, &scope, commit, now_millis()))
                     .await?;
+            count_written(self.ctx.entity.bulk_import_id, name, wrote);
             tracing::debug!(
                 entity = %self.ctx.entity.source_full_path,
                 relation = name,
@@ -235,6 +238,30 @@ impl PipelineRun<'_> {
             created_at: now_millis(),
         }
     }
+}
+
+/// What the runs of each bulk import in this process wrote, per relation: records now at the
+/// destination that no earlier run had put there (a resume or a retry finds those in the id map).
+static WRITTEN: std::sync::Mutex<std::collections::BTreeMap<(u64, String), u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// `n` records of `relation` written for bulk import `bulk` by this process.
+pub(super) fn count_written(bulk: u64, relation: &str, n: u64) {
+    if n == 0 {
+        return;
+    }
+    let mut written = WRITTEN.lock().unwrap_or_else(|p| p.into_inner());
+    *written.entry((bulk, relation.to_string())).or_default() += n;
+}
+
+/// What this process wrote for bulk import `bulk`, per relation.
+pub fn written(bulk: u64) -> std::collections::BTreeMap<String, u64> {
+    WRITTEN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .range((bulk, String::new())..(bulk + 1, String::new()))
+        .map(|((_, relation), n)| (relation.clone(), *n))
+        .collect()
 }
 
 /// A correlation id for failures the forge gave none for (32 hex digits, like GitLab's).

@@ -423,9 +423,11 @@ impl Engine {
                     ),
                 ));
             }
+            let wrote = commit.imported.len() as u64;
             let (store, scope) = (self.store.clone(), scope.clone());
             blocking(move || store.commit_page(entity_id, name, &scope, commit, now_millis()))
                 .await?;
+            super::pipeline::count_written(ctx.entity.bulk_import_id, name, wrote);
         }
         let commit = PageCommit {
             last_page: true,
@@ -436,6 +438,7 @@ impl Engine {
         };
         let (store, s) = (self.store.clone(), scope.clone());
         blocking(move || store.commit_page(entity_id, "project", &s, commit, now_millis())).await?;
+        super::pipeline::count_written(ctx.entity.bulk_import_id, "project", 1);
         self.adopt_project(ctx, &source_id, created.id).await?;
         Ok(true)
     }
