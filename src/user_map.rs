@@ -69,6 +69,20 @@ impl UserMap {
         Ok(out)
     }
 
+    /// A user map to complete: a `source,destination` line per user (each once, sorted, the
+    /// destination left empty for a person to fill in), as `--user-map` and `user_map` read it back
+    /// once completed.
+    pub fn to_complete<'a>(users: impl IntoIterator<Item = &'a str>) -> String {
+        let users: std::collections::BTreeSet<&str> =
+            users.into_iter().filter(|u| !u.is_empty()).collect();
+        let mut w = csv::Writer::from_writer(Vec::new());
+        for user in users {
+            // A Vec never fails to take bytes.
+            let _ = w.write_record([user, ""]);
+        }
+        String::from_utf8_lossy(&w.into_inner().unwrap_or_default()).into_owned()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_source.is_empty()
     }

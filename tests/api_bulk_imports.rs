@@ -223,7 +223,7 @@ async fn post(app: &Router, uri: &str, content_type: Option<&str>, body: &str) -
     send(app, req.body(Body::from(body.to_string())).unwrap()).await
 }
 
-const EVERY_ENDPOINT: [(&str, &str); 8] = [
+const EVERY_ENDPOINT: [(&str, &str); 9] = [
     ("POST", "/api/v4/bulk_imports"),
     ("GET", "/api/v4/bulk_imports"),
     ("GET", "/api/v4/bulk_imports/entities"),
@@ -231,6 +231,7 @@ const EVERY_ENDPOINT: [(&str, &str); 8] = [
     ("GET", "/api/v4/bulk_imports/1/entities"),
     ("GET", "/api/v4/bulk_imports/1/entities/1"),
     ("GET", "/api/v4/bulk_imports/1/entities/1/failures"),
+    ("GET", "/api/v4/bulk_imports/1/unmapped_users"),
     ("POST", "/api/v4/bulk_imports/1/cancel"),
 ];
 
@@ -617,6 +618,97 @@ async fn failures_are_an_array_paginated_in_the_order_they_happened() {
     assert_eq!(none.body, json!([]));
     assert_eq!(none.header("x-total"), "0");
     assert_eq!(none.header("x-total-pages"), "1");
+}
+
+/// The users no destination user maps to come back as a user map to complete: each once, sorted,
+/// from every entity of the migration, and nothing skipped for another reason.
+#[tokio::test]
+async fn unmapped_users_are_a_user_map_to_complete() {
+    let f = fixture();
+    let (id, entities) = seed(&f, 1_000, &[group("g", "g", "ns"), group("h", "h", "ns")]);
+    let store = f.engine.store();
+    let skipped = |entity_id: u64, class: &str, who: &str| Failure {
+        exception_class: class.into(),
+        source_title: Some(who.into()),
+        ..failure(entity_id, "members", "no destination user maps to them")
+    };
+    for (entity_id, rows) in [
+        (
+            entities[0],
+            vec![
+                skipped(
+                    entities[0],
+                    appliance::relations::UNMAPPED_USER_CLASS,
+                    "zed",
+                ),
+                skipped(
+                    entities[0],
+                    appliance::relations::UNMAPPED_USER_CLASS,
+                    "ada",
+                ),
+                skipped(
+                    entities[0],
+                    appliance::relations::SKIPPED_CLASS,
+                    "not-a-user",
+                ),
+            ],
+        ),
+        (
+            entities[1],
+            vec![skipped(
+                entities[1],
+                appliance::relations::UNMAPPED_USER_CLASS,
+                "ada",
+            )],
+        ),
+    ] {
+        let scope = MappingScope::new("https://source.example", "g", "http://127.0.0.1:9", "ns/g");
+        store
+            .ensure_tracker(entity_id, "members", 1, 4_000)
+            .unwrap();
+        store
+            .begin_page(entity_id, "members", "rest", 4_000)
+            .unwrap();
+        store
+            .commit_page(
+                entity_id,
+                "members",
+                &scope,
+                PageCommit {
+                    last_page: true,
+                    fetched: rows.len() as u64,
+                    skipped: rows,
+                    ..Default::default()
+                },
+                4_100,
+            )
+            .unwrap();
+    }
+    let r = get_ok(&f.app, &format!("/api/v4/bulk_imports/{id}/unmapped_users")).await;
+    assert_eq!(r.header("content-type"), "text/csv; charset=utf-8");
+    assert_eq!(r.raw, "ada,\nzed,\n");
+    // Completed, it is a user map.
+    let completed = r
+        .raw
+        .replace("ada,", "ada,ada.lovelace")
+        .replace("zed,", "zed,zed");
+    let map = appliance::user_map::UserMap::parse_csv(&completed).unwrap();
+    assert_eq!(map.len(), 2);
+
+    let (empty, _) = seed(&f, 2_000, &[group("k", "k", "ns")]);
+    let r = get_ok(
+        &f.app,
+        &format!("/api/v4/bulk_imports/{empty}/unmapped_users"),
+    )
+    .await;
+    assert_eq!(r.raw, "");
+    let r = get_as(
+        &f.app,
+        "/api/v4/bulk_imports/999/unmapped_users",
+        Some(API_TOKEN),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.raw);
 }
 
 #[tokio::test]

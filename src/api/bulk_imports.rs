@@ -339,6 +339,58 @@ pub async fn show(
     Ok(Json(render::bulk_import(&bulk)))
 }
 
+/// `GET /bulk_imports/:import_id/unmapped_users` (an appliance extension): the source users whose
+/// memberships were skipped because no destination user maps to them, as a user map to complete
+/// (`text/csv`, a `username,` line each) and pass back with the next migration (`user_map`).
+pub async fn unmapped_users(
+    State(state): State<ApiState>,
+    Path(import_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let mut errors = Vec::new();
+    let id = path_id(&import_id, "import_id", &mut errors);
+    check(errors)?;
+    let id = id.ok_or(ApiError::RecordNotFound)?;
+    csv_response(unmapped_users_csv(&state, id).await?, "unmapped-users.csv")
+}
+
+/// The user map to complete of migration `id` (its unmapped users), shared by the API and the page.
+pub async fn unmapped_users_csv(state: &ApiState, id: u64) -> Result<String, ApiError> {
+    let store = state.engine.store().clone();
+    let users = blocking(move || {
+        store.bulk_import(id)?;
+        let mut users = Vec::new();
+        for e in store.entities_of(id)? {
+            users.extend(
+                store
+                    .skipped(e.id)?
+                    .into_iter()
+                    .filter(|s| s.exception_class == crate::relations::UNMAPPED_USER_CLASS)
+                    .filter_map(|s| s.source_title),
+            );
+        }
+        Ok::<_, StoreError>(users)
+    })
+    .await?;
+    Ok(crate::user_map::UserMap::to_complete(
+        users.iter().map(String::as_str),
+    ))
+}
+
+/// A CSV download named `filename`.
+pub fn csv_response(csv: String, filename: &str) -> Result<Response, ApiError> {
+    Ok((
+        [
+            (CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        csv,
+    )
+        .into_response())
+}
+
 /// `GET /bulk_imports/:import_id/entities/:entity_id`.
 pub async fn show_entity(
     State(state): State<ApiState>,

@@ -4,7 +4,7 @@
 //! It never talks to a forge itself, and never puts a source access token in a response or a log.
 
 pub mod auth;
-mod bulk_imports;
+pub(crate) mod bulk_imports;
 pub mod error;
 mod form;
 mod health;
@@ -116,6 +116,10 @@ fn routes() -> Routes {
         .get(
             "/api/v4/bulk_imports/{import_id}/entities/{entity_id}/failures",
             bulk_imports::entity_failures,
+        )
+        .get(
+            "/api/v4/bulk_imports/{import_id}/unmapped_users",
+            bulk_imports::unmapped_users,
         )
         .post(
             "/api/v4/bulk_imports/{import_id}/cancel",

@@ -83,17 +83,15 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         .await
         .map_err(|e| anyhow::anyhow!("Check failed. {e}"))?;
     if let Some(path) = &args.unmapped_csv {
-        let mut w =
-            csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
-        for u in &found.unmapped_users {
-            let who = if u.username.is_empty() {
-                &u.public_email
+        let users = found.unmapped_users.iter().map(|u| {
+            if u.username.is_empty() {
+                u.public_email.as_str()
             } else {
-                &u.username
-            };
-            w.write_record([who.as_str(), ""])?;
-        }
-        w.flush()?;
+                u.username.as_str()
+            }
+        });
+        std::fs::write(path, crate::user_map::UserMap::to_complete(users))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     if args.json {
         crate::outln!("{}", serde_json::to_string_pretty(&found)?)?;

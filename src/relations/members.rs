@@ -107,7 +107,7 @@ impl Relation for Members {
                     text(source_user, "public_email")
                 )
             };
-            return Err(LoadError::skipped(why));
+            return Err(LoadError::unmapped_user(why));
         };
         let level = record
             .get("access_level")

@@ -198,6 +198,9 @@ pub struct LoadError {
 
 /// The class of a record that was deliberately not loaded (reported, not a failure).
 pub const SKIPPED_CLASS: &str = "Appliance::Skipped";
+/// The class of a skipped record whose user no destination user maps to (its source title is the
+/// source username): the unmapped users of a migration are these rows' titles.
+pub const UNMAPPED_USER_CLASS: &str = "Appliance::Skipped::UserNotMapped";
 
 impl LoadError {
     /// A record that is not loaded on purpose, with the reason a user reads in the report.
@@ -210,8 +213,16 @@ impl LoadError {
         }
     }
 
+    /// A record skipped because its user maps to no destination user.
+    pub fn unmapped_user(reason: impl Into<String>) -> LoadError {
+        LoadError {
+            class: UNMAPPED_USER_CLASS.into(),
+            ..LoadError::skipped(reason)
+        }
+    }
+
     pub fn is_skip(&self) -> bool {
-        self.class == SKIPPED_CLASS
+        self.class == SKIPPED_CLASS || self.class == UNMAPPED_USER_CLASS
     }
 
     pub fn internal(message: String) -> LoadError {

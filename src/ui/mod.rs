@@ -61,6 +61,7 @@ pub fn router<S>(api: ApiState) -> Router<S> {
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/imports/{id}", get(details))
+        .route("/imports/{id}/unmapped-users.csv", get(unmapped_users))
         .route("/fragments/history", get(history_fragment))
         .route("/fragments/imports/{id}", get(details_fragment))
         .route("/migrations", post(start_migration))
@@ -383,6 +384,27 @@ async fn details(
             true,
         ),
         Err(e) => state.store_error(e),
+    }
+}
+
+/// The unmapped users of a migration as a user map to complete, for the signed-in browser.
+async fn unmapped_users(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if !state.signed_in(&headers) {
+        return see_other("/login");
+    }
+    let Ok(id) = id.parse::<u64>() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let csv = crate::api::bulk_imports::unmapped_users_csv(&state.api, id).await;
+    match csv.and_then(|csv| {
+        crate::api::bulk_imports::csv_response(csv, &format!("unmapped-users-{id}.csv"))
+    }) {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
     }
 }
 

@@ -489,6 +489,16 @@ fn entity_section(e: &EntityView) -> String {
             );
         }
         out.push_str("</tbody>\n</table>\n");
+        if e.skipped
+            .iter()
+            .any(|f| f.exception_class == crate::relations::UNMAPPED_USER_CLASS)
+        {
+            let _ = writeln!(
+                out,
+                "<p><a href=\"/imports/{}/unmapped-users.csv\" download>Download the unmapped users</a> <small>(a user map to complete: fill in each destination username and pass it with the next migration)</small></p>",
+                b.bulk_import_id
+            );
+        }
     }
     if b.failures.is_empty() && e.skipped.is_empty() && !b.stats.is_empty() {
         out.push_str("<p class=\"quiet\">Every record fetched was imported.</p>\n");
@@ -616,6 +626,21 @@ mod tests {
                 "{html}"
             );
         }
+    }
+
+    #[test]
+    fn unmapped_users_can_be_downloaded_from_the_details() {
+        let mut m = migration(Status::Finished, "acme", "`ada` has no public email");
+        assert!(!details(&m).contains("unmapped-users.csv"));
+        m.entities[0].skipped[0].exception_class = crate::relations::UNMAPPED_USER_CLASS.into();
+        let html = details(&m);
+        assert!(
+            html.contains(&format!(
+                "href=\"/imports/{}/unmapped-users.csv\" download>Download the unmapped users",
+                m.bulk.id
+            )),
+            "{html}"
+        );
     }
 
     #[test]
