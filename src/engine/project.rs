@@ -57,8 +57,8 @@ pub const WIKI: &str = "wiki";
 pub const UPLOADS: &str = "uploads";
 
 /// The Git LFS objects the project's repository points to: they travel in the archive as
-/// `lfs-objects/<oid>`; the row counts them at the source (the destination has no API that lists
-/// them: the import's failed relations say what did not arrive).
+/// `lfs-objects/<oid>`; the row counts them at the source and at the destination (its LFS batch API
+/// answers which of them it holds, without downloading any).
 pub const LFS_OBJECTS: &str = "lfs_objects";
 
 /// The relations loaded through GitLab's relation import once the project exists, in order.
@@ -299,6 +299,10 @@ impl Engine {
         }
         let lfs = lfs.unwrap_or_default();
         let (lfs_objects, mut lfs_missing) = (lfs.objects, lfs.missing);
+        let lfs_sent: Vec<(String, u64)> = lfs_objects
+            .iter()
+            .map(|o| (o.oid.clone(), o.size))
+            .collect();
         let uploads = uploads.unwrap_or_default();
         let package = ProjectPackage {
             attributes,
@@ -353,6 +357,17 @@ impl Engine {
                 .collect::<Vec<_>>();
             let arrived = match count_path {
                 Some(path) if sent > 0 => sink_count(sink, created.id, path).await?,
+                // LFS objects have no REST list: the destination's LFS batch API says which it has.
+                None if name == LFS_OBJECTS && sent > 0 => {
+                    let dest = ctx.entity.destination_full_path();
+                    match sink.lfs_present(&dest, &lfs_sent).await {
+                        Ok(Some(n)) => Some(n),
+                        Err(e) if e.unreachable => return Err(EngineError::Unreachable(e.message)),
+                        // Not a live destination, or one that would not say: its import's report.
+                        _ if failed.is_empty() => Some(sent),
+                        _ => Some(0),
+                    }
+                }
                 _ if failed.is_empty() => Some(sent),
                 _ => Some(0),
             };

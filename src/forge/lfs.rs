@@ -55,49 +55,13 @@ pub async fn download(
     wanted: &[(String, u64)],
     dir: &Path,
 ) -> Result<Downloaded, ForgeError> {
-    let base = client.base();
-    if repo_url.origin() != base.origin() {
-        return Err(ForgeError::Url(format!(
-            "the repository {repo_url} is not on the forge {base}"
-        )));
-    }
+    let batch_url = batch_url(client, repo_url)?;
     tokio::fs::create_dir_all(dir)
         .await
         .map_err(|e| disk(dir, e))?;
-    let batch_url = Url::parse(&format!("{repo_url}/info/lfs/objects/batch"))
-        .map_err(|e| ForgeError::Url(e.to_string()))?;
     let mut out = Downloaded::default();
     for chunk in wanted.chunks(BATCH) {
-        let body = json!({
-            "operation": "download",
-            "transfers": ["basic"],
-            "objects": chunk.iter().map(|(oid, size)| json!({"oid": oid, "size": size})).collect::<Vec<_>>(),
-        });
-        let answer = retrying(&batch_url, || async {
-            let resp = client
-                .http()
-                .post(batch_url.clone())
-                .header("Authorization", basic(client))
-                .header("Accept", LFS_JSON)
-                .header("Content-Type", LFS_JSON)
-                .body(body.to_string())
-                .send()
-                .await
-                .map_err(|e| network("POST", &batch_url, &e))?;
-            let status = resp.status();
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| network("POST", &batch_url, &e))?;
-            if !status.is_success() {
-                return Err(status_error("POST", &batch_url, status.as_u16(), &bytes));
-            }
-            serde_json::from_slice::<Value>(&bytes).map_err(|e| ForgeError::Decode {
-                url: batch_url.to_string(),
-                message: format!("the LFS batch answer is not JSON: {e}"),
-            })
-        })
-        .await?;
+        let answer = batch(client, &batch_url, chunk).await?;
         // Where each object is; downloaded several at a time, as git-lfs does.
         let mut fetches = Vec::new();
         for (oid, size) in chunk {
@@ -155,6 +119,82 @@ pub async fn download(
         }
     }
     Ok(out)
+}
+
+/// How many of `objects` (oid, size) the repository at `repo_url` holds, as its LFS batch API
+/// answers a download for them (one request per hundred objects, no object downloaded): what
+/// arrived at a destination, counted there.
+pub async fn present(
+    client: &ForgeClient,
+    repo_url: &Url,
+    objects: &[(String, u64)],
+) -> Result<u64, ForgeError> {
+    let batch_url = batch_url(client, repo_url)?;
+    let mut present = 0;
+    for chunk in objects.chunks(BATCH) {
+        let answer = batch(client, &batch_url, chunk).await?;
+        present += chunk
+            .iter()
+            .filter(|(oid, _)| {
+                answer["objects"].as_array().into_iter().flatten().any(|o| {
+                    o["oid"].as_str() == Some(oid.as_str())
+                        && o["actions"]["download"]["href"].is_string()
+                })
+            })
+            .count() as u64;
+    }
+    Ok(present)
+}
+
+/// `<repo_url>/info/lfs/objects/batch`, for a repository of the client's forge only (the token
+/// goes nowhere else).
+fn batch_url(client: &ForgeClient, repo_url: &Url) -> Result<Url, ForgeError> {
+    let base = client.base();
+    if repo_url.origin() != base.origin() {
+        return Err(ForgeError::Url(format!(
+            "the repository {repo_url} is not on the forge {base}"
+        )));
+    }
+    Url::parse(&format!("{repo_url}/info/lfs/objects/batch"))
+        .map_err(|e| ForgeError::Url(e.to_string()))
+}
+
+/// One batch request for downloads of `chunk` (oid, size): the forge's answer.
+async fn batch(
+    client: &ForgeClient,
+    batch_url: &Url,
+    chunk: &[(String, u64)],
+) -> Result<Value, ForgeError> {
+    let body = json!({
+        "operation": "download",
+        "transfers": ["basic"],
+        "objects": chunk.iter().map(|(oid, size)| json!({"oid": oid, "size": size})).collect::<Vec<_>>(),
+    });
+    retrying(batch_url, || async {
+        let resp = client
+            .http()
+            .post(batch_url.clone())
+            .header("Authorization", basic(client))
+            .header("Accept", LFS_JSON)
+            .header("Content-Type", LFS_JSON)
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| network("POST", batch_url, &e))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| network("POST", batch_url, &e))?;
+        if !status.is_success() {
+            return Err(status_error("POST", batch_url, status.as_u16(), &bytes));
+        }
+        serde_json::from_slice::<Value>(&bytes).map_err(|e| ForgeError::Decode {
+            url: batch_url.to_string(),
+            message: format!("the LFS batch answer is not JSON: {e}"),
+        })
+    })
+    .await
 }
 
 /// `Authorization: Basic` of `oauth2:<token>`, as git sends the token.
@@ -421,6 +461,55 @@ mod tests {
             "{err}"
         );
         assert!(!dir.path().join(&oid).exists(), "the bad bytes are removed");
+    }
+
+    /// What a repository holds is what its batch API offers to download; nothing is downloaded.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn present_counts_the_objects_the_forge_offers() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = Router::new().route(
+            "/acme/app.git/info/lfs/objects/batch",
+            axum::routing::post(move |body: String| async move {
+                let asked: Value = serde_json::from_str(&body).unwrap();
+                let objects: Vec<Value> = asked["objects"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| {
+                        let oid = o["oid"].as_str().unwrap();
+                        if i % 3 == 0 {
+                            json!({"oid": oid, "size": o["size"],
+                                   "error": {"code": 404, "message": "Object does not exist"}})
+                        } else {
+                            json!({"oid": oid, "size": o["size"], "actions": {"download": {
+                                "href": format!("http://127.0.0.1:{port}/objects/{oid}")}}})
+                        }
+                    })
+                    .collect();
+                json!({ "objects": objects }).to_string()
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let base = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        crate::install_crypto_provider();
+        let client = ForgeClient::new(
+            base.clone(),
+            secrecy::SecretString::from("glpat-lfs-secret".to_string()),
+            2,
+            Default::default(),
+        )
+        .unwrap();
+        // 150 objects: two batch requests (of 100 and 50), every third of each missing.
+        let objects: Vec<(String, u64)> = (0..150).map(|i| (format!("{i:064x}"), 1)).collect();
+        let repo = base.join("acme/app.git").unwrap();
+        assert_eq!(
+            present(&client, &repo, &objects).await.unwrap(),
+            150 - 34 - 17
+        );
+        let elsewhere = Url::parse("http://localhost:1/acme/app.git").unwrap();
+        assert!(present(&client, &elsewhere, &objects).await.is_err());
     }
 
     /// Objects download several at a time, each checked, in the order they were asked for.

@@ -43,6 +43,23 @@ impl Sink for LiveSink {
         Ok(self.gitlab.count(path, &[]).await?)
     }
 
+    async fn lfs_present(
+        &self,
+        project_full_path: &str,
+        objects: &[(String, u64)],
+    ) -> Result<Option<u64>, LoadError> {
+        let client = &self.gitlab.client;
+        let url = format!(
+            "{}/{project_full_path}.git",
+            crate::forge::base_string(client.base())
+        );
+        let url = url::Url::parse(&url)
+            .map_err(|e| LoadError::from(crate::forge::ForgeError::Url(e.to_string())))?;
+        Ok(Some(
+            crate::forge::lfs::present(client, &url, objects).await?,
+        ))
+    }
+
     async fn map_project_members(&self, staged: &std::path::Path) -> Result<(), LoadError> {
         super::project_import::map_members(&self.gitlab, staged).await
     }

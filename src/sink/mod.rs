@@ -109,6 +109,16 @@ pub trait Sink: Send + Sync {
         Ok(None)
     }
 
+    /// How many of `objects` (oid, size) the destination repository `project_full_path` holds as Git
+    /// LFS objects; None for a sink that is not a live destination.
+    async fn lfs_present(
+        &self,
+        _project_full_path: &str,
+        _objects: &[(String, u64)],
+    ) -> Result<Option<u64>, LoadError> {
+        Ok(None)
+    }
+
     /// Called after every record of a page was loaded and before the page is committed to the store:
     /// a sink that writes in batches makes page `page` (0-based) of the relation durable here.
     async fn end_page(
