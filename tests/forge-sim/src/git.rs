@@ -1,9 +1,11 @@
 //! Real git repositories for the simulated projects, and git smart HTTP in front of them.
 //!
-//! It owns: the bare repositories under one root directory (`<root>/<full_path>.git`), their
-//! deterministic seeded history (one `git fast-import` run per repository, so the same seed gives
-//! the same commit SHAs on every machine), and the CGI bridge to `git http-backend` with GitLab's
-//! authentication rules (HTTP Basic, any username, a token as password).
+//! It owns: the bare repositories under one root directory (`<root>/<full_path>.git`; a project's
+//! wiki at `<root>/<full_path>.wiki.git`, its snippets' at `<root>/<full_path>/snippets/<id>.git`,
+//! the repository paths GitLab serves them under), their deterministic seeded history (one
+//! `git fast-import` run per repository, so the same seed gives the same commit SHAs on every
+//! machine), and the CGI bridge to `git http-backend` with GitLab's authentication rules (HTTP
+//! Basic, any username, a token as password).
 //! It never writes to the simulated GitLab records except to mark a project's repository as no
 //! longer empty after a push, and it never shells out to anything but the system `git`.
 
@@ -227,18 +229,39 @@ impl GitStore {
         Ok(())
     }
 
-    /// Deletes a project's repository and its wiki's (an import that overwrites a project).
+    /// Deletes a project's repository, its wiki's and its snippets' (an import that overwrites a
+    /// project).
     pub fn remove(&self, full_path: &str) -> std::io::Result<()> {
         for repo in [
             self.repo_path(full_path)?,
             self.repo_path(&wiki_path(full_path))?,
+            // `<root>/<project>/snippets/`: nothing else lives there, since a project's path can
+            // be no group's.
+            self.root.join(full_path).join("snippets"),
         ] {
             match std::fs::remove_dir_all(repo) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}
             }
         }
+        // The now empty `<root>/<project>/`, if it is; anything else there is left alone.
+        let _ = std::fs::remove_dir(self.root.join(full_path));
         Ok(())
+    }
+
+    /// Deletes one repository (given by repository path), e.g. a snippet's whose bundle was
+    /// refused; a missing one is fine.
+    pub fn remove_repository(&self, repo_path: &str) -> std::io::Result<()> {
+        match std::fs::remove_dir_all(self.repo_path(repo_path)?) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a repository (given by repository path) exists.
+    pub fn exists(&self, repo_path: &str) -> bool {
+        self.repo_path(repo_path)
+            .is_ok_and(|repo| repo.join("HEAD").is_file())
     }
 
     /// Gives a project a wiki: one commit on `main` of its wiki repository (`<full_path>.wiki.git`,
@@ -398,6 +421,276 @@ impl GitStore {
         pages.sort_by(|a, b| a.slug.cmp(&b.slug));
         Ok(pages)
     }
+}
+
+/// Snippet repositories, and reading any repository's HEAD.
+impl GitStore {
+    /// Gives a dataset snippet its repository (`<project>/snippets/<id>`, see
+    /// [`snippet_repo_path`]): a first commit on `main` ("Initial commit", as GitLab writes it
+    /// when a snippet is created) with `file_name` holding `content` and a `NOTES.md` naming the
+    /// snippet, then a second commit that edits `NOTES.md`, so the repository has two files and
+    /// history. Author and dates come from `seed` and the snippet id, as [`GitStore::seed_wiki`]
+    /// does: the same inputs give the same SHAs. An empty `file_name` becomes GitLab's
+    /// `snippetfile1.txt`.
+    pub fn seed_snippet(
+        &self,
+        project_full_path: &str,
+        snippet_id: u64,
+        seed: u64,
+        title: &str,
+        file_name: &str,
+        content: &str,
+    ) -> std::io::Result<()> {
+        let repo = self.create_bare(&snippet_repo_path(project_full_path, snippet_id))?;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x736e_6970_7065_7400 ^ snippet_id);
+        let time = 1_700_000_000 + rng.random_range(0..1000) * 86_400;
+        let author = AUTHORS[rng.random_range(0..AUTHORS.len())];
+        let file = snippet_file_name(file_name);
+        let notes_file = if file == SNIPPET_NOTES {
+            "SNIPPET-NOTES.md"
+        } else {
+            SNIPPET_NOTES
+        };
+        let notes = format!(
+            "# {title}\n\nNotes on snippet {snippet_id} (`{file}`), seeded by forge-sim.\n"
+        );
+        let edited = format!("{notes}\n- Reviewed: still accurate.\n");
+        let stream = linear_stream(&[
+            LinearCommit {
+                author,
+                time,
+                message: "Initial commit\n".to_owned(),
+                files: vec![(file, content.as_bytes()), (notes_file, notes.as_bytes())],
+            },
+            LinearCommit {
+                author,
+                time: time + 3600,
+                message: format!("Update {notes_file}\n"),
+                files: vec![(notes_file, edited.as_bytes())],
+            },
+        ]);
+        fast_import(&repo, &stream)
+    }
+
+    /// GitLab's `create_repository_from_db` for a snippet (an imported one whose archive has no
+    /// bundle for it, or one created through the API): a new repository at
+    /// `<project>/snippets/<id>` with one commit on `main`, "Initial commit", holding `file_name`
+    /// (GitLab's `snippetfile1.txt` when empty) with `content`, by `author` (name, email) at
+    /// `unix_time`. GitLab commits at the current time; callers pass a time of the snippet so that
+    /// SHAs stay reproducible.
+    pub fn create_snippet_repository(
+        &self,
+        project_full_path: &str,
+        snippet_id: u64,
+        file_name: &str,
+        content: &str,
+        author: (&str, &str),
+        unix_time: i64,
+    ) -> std::io::Result<()> {
+        let repo = self.create_bare(&snippet_repo_path(project_full_path, snippet_id))?;
+        let stream = linear_stream(&[LinearCommit {
+            author,
+            time: unix_time,
+            message: "Initial commit\n".to_owned(),
+            files: vec![(snippet_file_name(file_name), content.as_bytes())],
+        }]);
+        fast_import(&repo, &stream)
+    }
+
+    /// Checks a snippet repository as GitLab's `Snippets::RepositoryValidationService` does
+    /// after restoring a bundle: exactly one branch, which HEAD points to, no tags, and 1 to 10
+    /// files at HEAD (the size limit is not checked). The error is GitLab's message.
+    pub fn validate_snippet_repository(&self, repo_path: &str) -> Result<(), String> {
+        let refs = self.refs(repo_path).map_err(|e| e.to_string())?;
+        let branches: Vec<&String> = refs
+            .keys()
+            .filter(|name| name.starts_with("refs/heads/"))
+            .collect();
+        if branches.len() != 1 {
+            return Err("Repository has more than one branch.".to_owned());
+        }
+        let repo = self.repo_path(repo_path).map_err(|e| e.to_string())?;
+        let head =
+            git_output(&repo, &["symbolic-ref", "--quiet", "HEAD"]).map_err(|e| e.to_string())?;
+        if String::from_utf8_lossy(&head.stdout).trim() != branches[0].as_str() {
+            return Err("Repository has an invalid default branch name.".to_owned());
+        }
+        if refs.keys().any(|name| name.starts_with("refs/tags/")) {
+            return Err("Repository has tags.".to_owned());
+        }
+        let files = self.files_at_head(repo_path).map_err(|e| e.to_string())?;
+        if files.len() > SNIPPET_MAX_FILES {
+            return Err("Repository files count over the limit".to_owned());
+        }
+        if files.is_empty() {
+            return Err("Repository must contain at least 1 file.".to_owned());
+        }
+        Ok(())
+    }
+
+    /// Every file of a repository's HEAD (given by repository path: a project's full path,
+    /// [`wiki_path`] or [`snippet_repo_path`]) with its bytes, by path. A missing repository, or
+    /// one without commits, has none.
+    pub fn files_at_head(&self, repo_path: &str) -> std::io::Result<BTreeMap<String, Vec<u8>>> {
+        let repo = self.repo_path(repo_path)?;
+        let mut files = BTreeMap::new();
+        if !repo.join("HEAD").is_file() {
+            return Ok(files);
+        }
+        let head = git_output(&repo, &["rev-parse", "--verify", "--quiet", "HEAD^{tree}"])?;
+        if !head.status.success() {
+            return Ok(files);
+        }
+        let listing = git_checked(&repo, &["ls-tree", "-r", "-z", "HEAD"])?;
+        for entry in listing.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+            // `<mode> <type> <object>\t<path>`
+            let Some(tab) = entry.iter().position(|b| *b == b'\t') else {
+                continue;
+            };
+            let meta = String::from_utf8_lossy(&entry[..tab]);
+            let mut meta = meta.split(' ');
+            let (Some(_mode), Some("blob"), Some(object)) = (meta.next(), meta.next(), meta.next())
+            else {
+                continue;
+            };
+            let path = String::from_utf8_lossy(&entry[tab + 1..]).into_owned();
+            let bytes = git_checked(&repo, &["cat-file", "blob", object])?;
+            files.insert(path, bytes);
+        }
+        Ok(files)
+    }
+
+    /// One file of a repository's HEAD, `None` when HEAD has no such file (or there is no HEAD).
+    pub fn file_at_head(&self, repo_path: &str, file: &str) -> std::io::Result<Option<Vec<u8>>> {
+        Ok(self.files_at_head(repo_path)?.remove(file))
+    }
+
+    /// The commits reachable from a repository's HEAD, newest first (`git rev-list HEAD`); none
+    /// for a missing repository or one without commits.
+    pub fn commits_at_head(&self, repo_path: &str) -> std::io::Result<Vec<String>> {
+        let repo = self.repo_path(repo_path)?;
+        if !repo.join("HEAD").is_file() {
+            return Ok(Vec::new());
+        }
+        let out = git_output(&repo, &["rev-list", "HEAD"])?;
+        if !out.status.success() {
+            return Ok(Vec::new());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect())
+    }
+}
+
+/// The repository path of a project snippet's repository: `<project>/snippets/<id>`
+/// (`<project>/snippets/<id>.git` on disk and over HTTP), as GitLab serves it.
+pub fn snippet_repo_path(project_full_path: &str, snippet_id: u64) -> String {
+    format!("{project_full_path}/snippets/{snippet_id}")
+}
+
+/// The second file every seeded snippet repository has.
+const SNIPPET_NOTES: &str = "NOTES.md";
+
+/// GitLab's `Snippet.max_file_limit`.
+const SNIPPET_MAX_FILES: usize = 10;
+
+/// The file a snippet's content is committed as: its `file_name`, or GitLab's
+/// `snippetfile1.txt` when that is empty.
+fn snippet_file_name(file_name: &str) -> &str {
+    if file_name.trim().is_empty() {
+        "snippetfile1.txt"
+    } else {
+        file_name
+    }
+}
+
+/// One commit of a history on `main` built by [`linear_stream`].
+struct LinearCommit<'a> {
+    /// Name and email.
+    author: (&'a str, &'a str),
+    time: i64,
+    message: String,
+    /// Files added or changed: path and content.
+    files: Vec<(&'a str, &'a [u8])>,
+}
+
+/// The `git fast-import` stream of `commits` on `refs/heads/main`, each on top of the previous.
+fn linear_stream(commits: &[LinearCommit]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let data = |out: &mut Vec<u8>, bytes: &[u8]| {
+        out.extend_from_slice(format!("data {}\n", bytes.len()).as_bytes());
+        out.extend_from_slice(bytes);
+        out.push(b'\n');
+    };
+    for (n, commit) in commits.iter().enumerate() {
+        let mark = n + 1;
+        // fast-import's ident syntax has no escapes: drop what would end the name or email.
+        let clean = |s: &str| s.replace(['<', '>', '\n'], "");
+        let who = format!(
+            "{} <{}> {} +0000",
+            clean(commit.author.0),
+            clean(commit.author.1),
+            commit.time
+        );
+        out.extend_from_slice(
+            format!("commit refs/heads/main\nmark :{mark}\nauthor {who}\ncommitter {who}\n")
+                .as_bytes(),
+        );
+        data(&mut out, commit.message.as_bytes());
+        if mark > 1 {
+            out.extend_from_slice(format!("from :{}\n", mark - 1).as_bytes());
+        }
+        for (path, content) in &commit.files {
+            out.extend_from_slice(format!("M 100644 inline {}\n", quote_path(path)).as_bytes());
+            data(&mut out, content);
+        }
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"done\n");
+    out
+}
+
+/// A path in fast-import's C-style quoting, which it accepts for any path (so names with quotes,
+/// backslashes or line feeds, which come from imported records, cannot break the stream).
+fn quote_path(path: &str) -> String {
+    let mut quoted = String::with_capacity(path.len() + 2);
+    quoted.push('"');
+    for c in path.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            '\n' => quoted.push_str("\\n"),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+/// Runs `git` in the bare repository `repo` without user or system configuration.
+fn git_output(repo: &std::path::Path, args: &[&str]) -> std::io::Result<std::process::Output> {
+    Command::new("git")
+        .args(args)
+        .env("GIT_DIR", repo)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .map_err(git_spawn_error)
+}
+
+/// [`git_output`] that must succeed; gives its stdout.
+fn git_checked(repo: &std::path::Path, args: &[&str]) -> std::io::Result<Vec<u8>> {
+    let out = git_output(repo, args)?;
+    if !out.status.success() {
+        return Err(std::io::Error::other(format!(
+            "git {} in {} failed: {}",
+            args.first().copied().unwrap_or_default(),
+            repo.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(out.stdout)
 }
 
 /// One page of a project's wiki.
@@ -722,32 +1015,42 @@ fn authorize(sim: &Sim, git: &GitRequest, headers: &HeaderMap) -> Result<String,
         Some((_, token)) => Some(sim.user_for_token(token).ok_or(Refusal::Unauthorized)?),
         None => None,
     };
+    let store = sim.read();
+    let target = Target::resolve(&store, &git.full_path);
     let Some(user_id) = user_id else {
-        // Anonymous: only clones of public projects; everything else asks for credentials, also
-        // for projects that do not exist, so that their existence does not leak.
-        let public =
-            project_for(&sim.read(), &git.full_path).is_some_and(|p| p.visibility == "public");
+        // Anonymous: only clones of public projects (and of their public snippets); everything
+        // else asks for credentials, also for repositories that do not exist, so that their
+        // existence does not leak.
+        let public = target.as_ref().is_some_and(|t| {
+            t.project.visibility == "public" && t.snippet.is_none_or(|s| s.visibility == "public")
+        });
         return if public && git.service == Service::UploadPack {
             Ok(String::new())
         } else {
             Err(Refusal::Unauthorized)
         };
     };
-    let (level, private, username) = {
-        let store = sim.read();
-        let project = project_for(&store, &git.full_path).ok_or(Refusal::NotFound)?;
-        let level = store
-            .project_access(user_id, project.id)
-            .ok_or(Refusal::NotFound)?;
-        let username = store
-            .user(user_id)
-            .map(|u| u.username.clone())
-            .unwrap_or_default();
-        (level, project.visibility == "private", username)
-    };
-    let allowed = match git.service {
-        Service::UploadPack => !private || level >= access::REPORTER,
-        Service::ReceivePack => level >= access::DEVELOPER,
+    let target = target.ok_or(Refusal::NotFound)?;
+    let level = store
+        .project_access(user_id, target.project.id)
+        .ok_or(Refusal::NotFound)?;
+    let username = store
+        .user(user_id)
+        .map(|u| u.username.clone())
+        .unwrap_or_default();
+    let private = target.project.visibility == "private";
+    let allowed = match (target.snippet, git.service) {
+        (None, Service::UploadPack) => !private || level >= access::REPORTER,
+        (None, Service::ReceivePack) => level >= access::DEVELOPER,
+        // A private snippet is for the project's members only; others do not see it at all.
+        (Some(s), _) if s.visibility == "private" && level < access::GUEST => {
+            return Err(Refusal::NotFound);
+        }
+        (Some(_), Service::UploadPack) => !private || level >= access::REPORTER,
+        // GitLab's `update_snippet`: the snippet's author, or a maintainer of its project.
+        (Some(s), Service::ReceivePack) => {
+            level >= access::MAINTAINER || (s.author_id == user_id && level >= access::REPORTER)
+        }
     };
     if !allowed {
         return Err(Refusal::Forbidden(git.service));
@@ -757,7 +1060,8 @@ fn authorize(sim: &Sim, git: &GitRequest, headers: &HeaderMap) -> Result<String,
 
 /// The project a repository path belongs to: the project itself, or, for `<project>.wiki`, the
 /// project whose wiki it is when its wiki is enabled (GitLab serves no wiki of a project that has
-/// it turned off).
+/// it turned off). Snippet repositories are [`snippet_for`]'s (they have no LFS, so the LFS
+/// endpoints, which use this, do not see them).
 pub(crate) fn project_for<'s>(
     store: &'s crate::state::Store,
     full_path: &str,
@@ -768,6 +1072,52 @@ pub(crate) fn project_for<'s>(
             .and_then(|project| store.project_by_path(project))
             .filter(|p| p.wiki_enabled)
     })
+}
+
+/// The project and snippet of a snippet repository path, `<project>/snippets/<id>` (see
+/// [`snippet_repo_path`]): only when that project has that snippet and its snippets feature is
+/// enabled, so that ids of other projects' snippets lead nowhere.
+pub(crate) fn snippet_for<'s>(
+    store: &'s crate::state::Store,
+    full_path: &str,
+) -> Option<(&'s crate::model::Project, &'s crate::model::Snippet)> {
+    let (project_path, raw_id) = full_path.rsplit_once("/snippets/")?;
+    let id: u64 = raw_id.parse().ok()?;
+    // Only the canonical spelling (no `+7`, no `007`) names the snippet.
+    if id.to_string() != raw_id {
+        return None;
+    }
+    let project = store
+        .project_by_path(project_path)
+        .filter(|p| p.snippets_enabled)?;
+    let snippet = store
+        .snippets
+        .get(id)
+        .filter(|s| s.project_id == project.id)?;
+    Some((project, snippet))
+}
+
+/// What a repository path served over HTTP is: a project's repository or wiki, or one of its
+/// snippets'.
+struct Target<'s> {
+    project: &'s crate::model::Project,
+    snippet: Option<&'s crate::model::Snippet>,
+}
+
+impl<'s> Target<'s> {
+    fn resolve(store: &'s crate::state::Store, full_path: &str) -> Option<Target<'s>> {
+        project_for(store, full_path)
+            .map(|project| Target {
+                project,
+                snippet: None,
+            })
+            .or_else(|| {
+                snippet_for(store, full_path).map(|(project, snippet)| Target {
+                    project,
+                    snippet: Some(snippet),
+                })
+            })
+    }
 }
 
 /// `(username, password)` from `Authorization: Basic ...`.
@@ -853,8 +1203,15 @@ async fn run_http_backend(sim: Arc<Sim>, git: GitRequest, user: String, req: Req
     match sim.git.repo_path(&git.full_path) {
         Ok(repo) if repo.join("HEAD").is_file() => {}
         // A wiki's repository exists as soon as it is asked for, empty until a page is written
-        // (GitLab creates it on first use).
-        Ok(_) if sim.read().project_by_path(&git.full_path).is_none() => {
+        // (GitLab creates it on first use). A snippet without a repository (its bundle was
+        // refused) has none to serve.
+        Ok(_)
+            if {
+                let store = sim.read();
+                store.project_by_path(&git.full_path).is_none()
+                    && snippet_for(&store, &git.full_path).is_none()
+            } =>
+        {
             if let Err(e) = sim.git.create_bare(&git.full_path) {
                 return backend_error(e);
             }
@@ -1101,5 +1458,83 @@ mod tests {
         let other = GitStore::new(again.path().to_path_buf());
         other.seed_history("g/p", 3, 4).expect("seed");
         assert_eq!(refs, other.refs("g/p").expect("refs"));
+    }
+
+    #[test]
+    fn seeded_snippet_has_two_files_and_two_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = GitStore::new(dir.path().to_path_buf());
+        let repo = snippet_repo_path("g/p", 9);
+        assert_eq!(repo, "g/p/snippets/9");
+        store
+            .seed_snippet("g/p", 9, 5, "Example", "run me.sh", "echo hi\n")
+            .expect("seed");
+        assert!(dir.path().join("g/p/snippets/9.git/HEAD").is_file());
+        let files = store.files_at_head(&repo).expect("files");
+        assert_eq!(
+            files.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["NOTES.md", "run me.sh"]
+        );
+        assert_eq!(files["run me.sh"], b"echo hi\n");
+        let notes = String::from_utf8_lossy(&files["NOTES.md"]).into_owned();
+        assert!(
+            notes.contains("Example") && notes.contains("Reviewed"),
+            "{notes}"
+        );
+        assert_eq!(store.commits_at_head(&repo).expect("commits").len(), 2);
+        assert_eq!(store.validate_snippet_repository(&repo), Ok(()));
+
+        let again = tempfile::tempdir().expect("tempdir");
+        let other = GitStore::new(again.path().to_path_buf());
+        other
+            .seed_snippet("g/p", 9, 5, "Example", "run me.sh", "echo hi\n")
+            .expect("seed");
+        assert_eq!(
+            store.refs(&repo).expect("refs"),
+            other.refs(&repo).expect("refs")
+        );
+        other.remove("g/p").expect("remove");
+        assert!(!other.exists(&repo));
+    }
+
+    #[test]
+    fn snippet_repository_from_the_record_has_one_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = GitStore::new(dir.path().to_path_buf());
+        let author = ("Ada Lovelace", "ada@forge-sim.test");
+        let odd = "we\"ird\\na\nme.txt";
+        store
+            .create_snippet_repository("g/p", 3, odd, "x = 1", author, 1_600_000_000)
+            .expect("odd name");
+        assert_eq!(
+            store.file_at_head("g/p/snippets/3", odd).expect("file"),
+            Some(b"x = 1".to_vec())
+        );
+        store
+            .create_snippet_repository("g/p", 4, "", "y", author, 1_600_000_000)
+            .expect("no name");
+        let files = store.files_at_head("g/p/snippets/4").expect("files");
+        assert_eq!(files.keys().collect::<Vec<_>>(), ["snippetfile1.txt"]);
+        assert_eq!(
+            store.commits_at_head("g/p/snippets/4").expect("log").len(),
+            1
+        );
+        assert_eq!(
+            store.file_at_head("g/p/snippets/5", "x").expect("none"),
+            None
+        );
+    }
+
+    #[test]
+    fn snippet_repositories_with_tags_or_branches_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = GitStore::new(dir.path().to_path_buf());
+        store.seed_history("g/p", 1, 2).expect("seed");
+        assert_eq!(
+            store.validate_snippet_repository("g/p"),
+            Err("Repository has more than one branch.".to_owned())
+        );
+        store.create_bare("g/p/snippets/1").expect("bare");
+        assert!(store.validate_snippet_repository("g/p/snippets/1").is_err());
     }
 }

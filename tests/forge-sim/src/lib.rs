@@ -188,6 +188,24 @@ impl RunningSim {
         let large_mib = cfg.large_repository_mib;
         let wikis = seeded.wikis;
         let lfs = seeded.lfs;
+        // Every snippet of the dataset gets its repository, as every snippet has one in GitLab.
+        let snippets: Vec<(String, u64, String, String, String)> = {
+            let store = sim.read();
+            store
+                .snippets
+                .all()
+                .filter_map(|s| {
+                    let project = store.project(s.project_id)?;
+                    Some((
+                        project.path_with_namespace.clone(),
+                        s.id,
+                        s.title.clone(),
+                        s.file_name.clone(),
+                        s.content.clone(),
+                    ))
+                })
+                .collect()
+        };
         let seeding = Arc::clone(&sim);
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             for path in &repositories {
@@ -215,6 +233,12 @@ impl RunningSim {
                     .git
                     .seed_wiki(path, seed, &pages)
                     .map_err(|e| anyhow::anyhow!("seeding the wiki of {path}: {e}"))?;
+            }
+            for (path, id, title, file_name, content) in &snippets {
+                seeding
+                    .git
+                    .seed_snippet(path, *id, seed, title, file_name, content)
+                    .map_err(|e| anyhow::anyhow!("seeding the repository of snippet {id}: {e}"))?;
             }
             for (path, files) in &lfs {
                 let objects: Vec<(&str, &[u8])> = files

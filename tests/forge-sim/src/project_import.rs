@@ -3,18 +3,21 @@
 //!
 //! It owns the archive layout (a `.tar.gz` with `VERSION`, `tree/project.json`,
 //! `tree/project/<relation>.ndjson`, `project.bundle`, optional `project.wiki.bundle`,
-//! `uploads/<secret>/<file>`, `lfs-objects/`), the import runs (which move a project's
-//! [`ProjectImport`] or a [`RelationImport`] through its states) and the restore itself, under
-//! GitLab's rules: ids in the archive are ignored, iids and timestamps are kept, unknown relations
-//! and keys are ignored, a record that cannot be restored becomes a failed relation instead of
-//! failing the import. Users are mapped by the email of the exported `project_members` when the
-//! importer is an administrator; any other author becomes the importer, and a note by someone
-//! unmapped gets GitLab's `*By <name> on <time> (imported from GitLab)*` line.
+//! `snippets/<hexdigest>.bundle`, `uploads/<secret>/<file>`, `lfs-objects/`), the import runs
+//! (which move a project's [`ProjectImport`] or a [`RelationImport`] through its states) and the
+//! restore itself, under GitLab's rules: ids in the archive are ignored, iids and timestamps are
+//! kept, unknown relations and keys are ignored, a record that cannot be restored becomes a failed
+//! relation instead of failing the import. Users are mapped by the email of the exported
+//! `project_members` when the importer is an administrator; any other author becomes the importer,
+//! and a note by someone unmapped gets GitLab's `*By <name> on <time> (imported from GitLab)*`
+//! line.
 //!
 //! It never decides access or renders HTTP (`routes/imports.rs` does), and it writes git data
 //! only through [`crate::git::GitStore`]. A wiki (`project.wiki.bundle`) is restored into the
 //! project's wiki repository, and LFS objects (`lfs-objects/<oid>`, `lfs-objects.json`) into its
-//! LFS storage, each checked against its oid.
+//! LFS storage, each checked against its oid. Every restored snippet gets its repository back from
+//! `snippets/<hexdigest>.bundle` (see [`snippet_hexdigest`]), or one commit of its `file_name` and
+//! `content` when the archive has no bundle for it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -63,6 +66,9 @@ pub struct Archive {
     pub bundle: Option<Vec<u8>>,
     /// `project.wiki.bundle`: the wiki's repository.
     pub wiki_bundle: Option<Vec<u8>>,
+    /// `snippets/<hexdigest>.bundle`: snippets' repositories, by the snippet's
+    /// [`snippet_hexdigest`].
+    pub snippet_bundles: BTreeMap<String, Vec<u8>>,
     /// `uploads/<secret>/<filename>` with the file's bytes.
     pub uploads: Vec<(String, String, Vec<u8>)>,
     /// `lfs-objects/<oid>` with the object's bytes.
@@ -120,6 +126,11 @@ impl Archive {
                 }
                 ["project.bundle"] => archive.bundle = Some(bytes),
                 ["project.wiki.bundle"] => archive.wiki_bundle = Some(bytes),
+                ["snippets", file] => {
+                    if let Some(hexdigest) = file.strip_suffix(".bundle") {
+                        archive.snippet_bundles.insert(hexdigest.to_owned(), bytes);
+                    }
+                }
                 ["lfs-objects", oid] => archive.lfs_objects.push(((*oid).to_owned(), bytes)),
                 ["lfs-objects.json"] => {
                     archive.lfs_json = Some(
@@ -132,7 +143,7 @@ impl Archive {
                         .uploads
                         .push(((*secret).to_owned(), (*filename).to_owned(), bytes));
                 }
-                // snippets repositories, design repositories...
+                // design repositories...
                 _ => {}
             }
         }
@@ -202,7 +213,7 @@ pub fn run_project_import(sim: Arc<Sim>, project_id: u64, importer: u64, file: V
             Vec::new(),
         );
     }
-    let failures = {
+    let (mut failures, snippets) = {
         let mut store = sim.write();
         let mut restorer = Restorer::new(&mut store, project_id, importer, &archive);
         for relation in RESTORE_ORDER {
@@ -214,9 +225,105 @@ pub fn run_project_import(sim: Arc<Sim>, project_id: u64, importer: u64, file: V
         for (oid, bytes) in &archive.lfs_objects {
             restorer.lfs_object(&archive, oid, bytes);
         }
-        restorer.failures
+        (restorer.failures, restorer.snippets)
     };
+    for (snippet_id, line) in snippets {
+        if let Err(message) = restore_snippet_repository(&sim, &full_path, snippet_id, &archive) {
+            let id = failures.len() as u64 + 1;
+            failures.push(failure(
+                id,
+                "Gitlab::ImportExport::SnippetRepoRestorer::SnippetRepositoryError",
+                &message,
+                "SnippetRepoRestorer#restore",
+                "snippets",
+                line,
+            ));
+        }
+    }
     set_status(&sim, project_id, "finished", None, failures);
+}
+
+/// The name GitLab gives a snippet's repository bundle in an export
+/// (`snippets/<hexdigest>.bundle`): `Snippet#hexdigest`, the lowercase hex SHA-256 of `title`, `description` (nothing when there
+/// is none), `created_at` and `updated_at` run together, each time as Ruby prints a UTC time
+/// (`2021-06-18 09:47:37 UTC`, fractional seconds dropped). Times are the stored RFC 3339 ones
+/// (`2021-06-18T09:47:37.123Z`); one that does not parse is hashed as given.
+pub fn snippet_hexdigest(
+    title: &str,
+    description: Option<&str>,
+    created_at: &str,
+    updated_at: &str,
+) -> String {
+    use sha2::Digest;
+    let ruby = |t: &str| crate::timestamp::ruby_utc(t).unwrap_or_else(|| t.to_owned());
+    let text = format!(
+        "{title}{}{}{}",
+        description.unwrap_or_default(),
+        ruby(created_at),
+        ruby(updated_at)
+    );
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// GitLab's `SnippetRepoRestorer` for one restored snippet, after the tree: the archive's
+/// `snippets/<hexdigest>.bundle` (hexdigest of the snippet as imported) becomes the repository at
+/// `<project>/snippets/<id>` and must pass GitLab's snippet repository checks (see
+/// [`crate::git::GitStore::validate_snippet_repository`]), else it is removed again; without a
+/// bundle the repository is made from the record (`create_repository_from_db`, what GitLab's
+/// restorer long did; the newest GitLab instead records a missing bundle as a `MissingBundleFile`
+/// import failure and leaves the snippet without a repository).
+/// The error is the message of the failed relation. GitLab fails the whole import when a
+/// snippet's bundle is refused; the simulator records it as a failed relation of `snippets` and
+/// finishes, so that a client sees it next to the other failures.
+fn restore_snippet_repository(
+    sim: &Sim,
+    project_full_path: &str,
+    snippet_id: u64,
+    archive: &Archive,
+) -> Result<(), String> {
+    let (snippet, author) = {
+        let store = sim.read();
+        let Some(snippet) = store.snippets.get(snippet_id).cloned() else {
+            return Ok(());
+        };
+        let author = store
+            .user(snippet.author_id)
+            .map(|u| (u.name.clone(), u.email.clone()))
+            .unwrap_or_else(|| ("Ghost User".to_owned(), "ghost@forge-sim.test".to_owned()));
+        (snippet, author)
+    };
+    let repo_path = crate::git::snippet_repo_path(project_full_path, snippet_id);
+    let hexdigest = snippet_hexdigest(
+        &snippet.title,
+        snippet.description.as_deref(),
+        &snippet.created_at,
+        &snippet.updated_at,
+    );
+    let Some(bundle) = archive.snippet_bundles.get(&hexdigest) else {
+        let time = crate::timestamp::unix_seconds(&snippet.updated_at).unwrap_or(0);
+        return sim
+            .git
+            .create_snippet_repository(
+                project_full_path,
+                snippet_id,
+                &snippet.file_name,
+                &snippet.content,
+                (&author.0, &author.1),
+                time.max(0),
+            )
+            .map_err(|e| {
+                let _ = sim.git.remove_repository(&repo_path);
+                format!("Error creating repository for snippet with id {snippet_id}: {e}")
+            });
+    };
+    let refused = |detail: String| {
+        let _ = sim.git.remove_repository(&repo_path);
+        format!("Invalid repository bundle for snippet with id {snippet_id}: {detail}")
+    };
+    restore_bundle_file(sim, &repo_path, bundle).map_err(refused)?;
+    sim.git
+        .validate_snippet_repository(&repo_path)
+        .map_err(refused)
 }
 
 /// Runs one `import-relation` tracker: `started`, then `finished` or `failed`. Records already
@@ -392,6 +499,10 @@ struct Restorer<'s> {
     users: HashMap<u64, u64>,
     created_at: String,
     failures: Vec<FailedRelation>,
+    /// The line of the record being restored in its relation's file.
+    line: u64,
+    /// Snippets restored (new id, line in `snippets.ndjson`), whose repositories come next.
+    snippets: Vec<(u64, u64)>,
 }
 
 impl<'s> Restorer<'s> {
@@ -438,6 +549,8 @@ impl<'s> Restorer<'s> {
             users,
             created_at: now(),
             failures: Vec::new(),
+            line: 0,
+            snippets: Vec::new(),
         }
     }
 
@@ -458,6 +571,7 @@ impl<'s> Restorer<'s> {
             return;
         };
         for (line, record) in lines {
+            self.line = *line;
             let result = match record {
                 Ok(v) => self.record(relation, v),
                 Err(e) => Err(format!("Invalid JSON: {e}")),
@@ -858,6 +972,7 @@ impl<'s> Restorer<'s> {
         });
         self.award_emoji(Parent::Snippet(id), v);
         self.notes(Parent::Snippet(id), v);
+        self.snippets.push((id, self.line));
         Ok(())
     }
 
@@ -1044,5 +1159,61 @@ impl<'s> Restorer<'s> {
             content: content.to_vec(),
             created_at: self.created_at.clone(),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippet_hexdigest_hashes_like_gitlab() {
+        // printf '%s' 'Example requestExample request.2021-06-18 09:47:37 UTC2021-06-19 10:00:00 UTC' | sha256sum
+        assert_eq!(
+            snippet_hexdigest(
+                "Example request",
+                Some("Example request."),
+                "2021-06-18T09:47:37.123Z",
+                "2021-06-19T10:00:00.000Z",
+            ),
+            "f29403fa39f5a113d3121dde4d1fc7a2dd22e118afa81e05fd401c5ecd1b2750"
+        );
+        // No description adds nothing; an offset is turned into UTC first.
+        // printf '%s' 'Test snippet title2019-11-05 15:06:06 UTC2019-11-05 15:06:06 UTC' | sha256sum
+        assert_eq!(
+            snippet_hexdigest(
+                "Test snippet title",
+                None,
+                "2019-11-05T15:06:06.579Z",
+                "2019-11-05T16:06:06.579+01:00",
+            ),
+            "148fc0260b5b131cce7bc8128a53e9b3855b68c354b1503bd45cf47aa0c18c23"
+        );
+    }
+
+    #[test]
+    fn snippet_bundles_are_read_by_hexdigest() {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut tar = tar::Builder::new(gz);
+        for (path, bytes) in [
+            ("VERSION", &b"0.2.4"[..]),
+            ("tree/project.json", b"{}"),
+            ("snippets/abc123.bundle", b"bundle bytes"),
+            ("snippets/notes.txt", b"ignored"),
+        ] {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, path, bytes)
+                .expect("tar entry");
+        }
+        let gz = tar.into_inner().expect("tar").finish().expect("gzip");
+        let archive = Archive::read(&gz).expect("archive");
+        assert_eq!(
+            archive.snippet_bundles.keys().collect::<Vec<_>>(),
+            ["abc123"]
+        );
+        assert_eq!(archive.snippet_bundles["abc123"], b"bundle bytes");
     }
 }

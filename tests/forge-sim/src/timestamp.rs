@@ -27,6 +27,24 @@ pub fn normalize_time(raw: &str) -> Option<String> {
     Some(format_time(date.midnight().assume_utc()))
 }
 
+/// A stored time as Ruby prints a UTC `Time` (`Time#to_s`): `2021-06-18 09:47:37 UTC`, fractional
+/// seconds dropped. GitLab interpolates times this way into strings it hashes (a snippet's
+/// `hexdigest`). `None` when `raw` is not RFC 3339.
+pub fn ruby_utc(raw: &str) -> Option<String> {
+    let at = OffsetDateTime::parse(raw, &Rfc3339)
+        .ok()?
+        .to_offset(UtcOffset::UTC);
+    let format = format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    at.format(&format).ok()
+}
+
+/// A stored RFC 3339 time as seconds since the epoch (for commit dates).
+pub fn unix_seconds(raw: &str) -> Option<i64> {
+    OffsetDateTime::parse(raw, &Rfc3339)
+        .ok()
+        .map(OffsetDateTime::unix_timestamp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +62,22 @@ mod tests {
             Some("2019-11-28T00:00:00.000Z")
         );
         assert_eq!(normalize_time("yesterday"), None);
+    }
+
+    #[test]
+    fn prints_like_ruby() {
+        assert_eq!(
+            ruby_utc("2021-06-18T09:47:37.999Z").as_deref(),
+            Some("2021-06-18 09:47:37 UTC")
+        );
+        assert_eq!(
+            ruby_utc("2021-06-18T11:47:37+02:00").as_deref(),
+            Some("2021-06-18 09:47:37 UTC")
+        );
+        assert_eq!(ruby_utc("2021-06-18"), None);
+        assert_eq!(
+            unix_seconds("2019-11-28T08:23:35.000Z"),
+            Some(1_574_929_415)
+        );
     }
 }

@@ -331,6 +331,149 @@ async fn gzip_compressed_upload_pack_requests_are_inflated() {
     sim.shutdown().await;
 }
 
+/// `Authorization: Basic base64(oauth2:<token>)`, for `git -c http.extraHeader=...`.
+fn basic_header(token: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = format!("oauth2:{token}").into_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    format!("Authorization: Basic {out}")
+}
+
+#[tokio::test]
+async fn snippet_repositories_clone_with_history_under_the_project_rules() {
+    let sim = RunningSim::start(SimConfig::new(Dataset::Small, 7))
+        .await
+        .expect("sim");
+    let c = client();
+    let snippets: Vec<serde_json::Value> = c
+        .get(format!(
+            "{}/api/v4/projects/acme%2Fbackend%2Fapi/snippets",
+            sim.url
+        ))
+        .header("PRIVATE-TOKEN", &sim.owner_token)
+        .send()
+        .await
+        .expect("GET snippets")
+        .json()
+        .await
+        .expect("json");
+    let snippet = snippets
+        .iter()
+        .find(|s| s["title"] == "Example request")
+        .expect("the API project's snippet");
+    let id = snippet["id"].as_u64().expect("id");
+    let repo = forge_sim::git::snippet_repo_path(PROJECT, id);
+    assert_eq!(
+        snippet["http_url_to_repo"],
+        format!("{}/{repo}.git", sim.url),
+        "the API names the repository it serves"
+    );
+
+    // Cloned with the token in a header, as a client that keeps tokens out of URLs does.
+    let home = tempfile::tempdir().expect("tempdir");
+    let dest = home.path().join("snippet");
+    let dest_str = dest.to_str().expect("utf-8 path");
+    let header = basic_header(&sim.owner_token);
+    let url = format!("{}/{repo}.git", sim.url);
+    git_ok(
+        home.path(),
+        &[
+            "-c",
+            &format!("http.extraHeader={header}"),
+            "clone",
+            "--quiet",
+            &url,
+            dest_str,
+        ],
+    )
+    .await;
+    let content = std::fs::read_to_string(dest.join("request.sh")).expect("the snippet's file");
+    let raw = c
+        .get(format!(
+            "{}/api/v4/projects/acme%2Fbackend%2Fapi/snippets/{id}/raw",
+            sim.url
+        ))
+        .header("PRIVATE-TOKEN", &sim.owner_token)
+        .send()
+        .await
+        .expect("GET raw")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(content, raw, "the repository holds the snippet's content");
+    let notes = std::fs::read_to_string(dest.join("NOTES.md")).expect("NOTES.md");
+    assert!(notes.contains("Example request"), "{notes}");
+    let count = git_ok(
+        home.path(),
+        &["-C", dest_str, "rev-list", "--count", "HEAD"],
+    )
+    .await;
+    assert_eq!(count.trim(), "2");
+    let head = git_ok(home.path(), &["-C", dest_str, "rev-parse", "HEAD"]).await;
+    let refs = sim.sim.git.refs(&repo).expect("refs");
+    assert_eq!(refs.len(), 1, "{refs:?}");
+    assert_eq!(refs["refs/heads/main"], head.trim());
+    assert_eq!(
+        sim.sim.git.file_at_head(&repo, "request.sh").expect("read"),
+        Some(content.into_bytes())
+    );
+
+    // The project's rules: a reporter clones but does not push; strangers see nothing.
+    let info_refs = |path: &str, service: &str| {
+        format!("{}/{path}.git/info/refs?service=git-{service}", sim.url)
+    };
+    let dmitri = sim.token_for("dmitri").expect("dmitri's token");
+    let eve = sim.token_for("eve").expect("eve's token");
+    let web_snippet = sim
+        .sim
+        .read()
+        .snippets
+        .all()
+        .map(|s| s.id)
+        .find(|other| *other != id)
+        .expect("another project's snippet");
+    for (path, service, token, status) in [
+        (repo.as_str(), "upload-pack", Some(&dmitri), 200),
+        (repo.as_str(), "receive-pack", Some(&dmitri), 403),
+        (repo.as_str(), "receive-pack", Some(&sim.owner_token), 200),
+        (repo.as_str(), "upload-pack", Some(&eve), 404),
+        (repo.as_str(), "upload-pack", None, 401),
+        (
+            &forge_sim::git::snippet_repo_path(PROJECT, web_snippet),
+            "upload-pack",
+            Some(&sim.owner_token),
+            404,
+        ),
+        (
+            &forge_sim::git::snippet_repo_path(PROJECT, 999_999),
+            "upload-pack",
+            Some(&sim.owner_token),
+            404,
+        ),
+    ] {
+        let mut req = c.get(info_refs(path, service));
+        if let Some(token) = token {
+            req = req.basic_auth("oauth2", Some(token));
+        }
+        let resp = req.send().await.expect("request");
+        assert_eq!(resp.status(), status, "{service} of {path}");
+    }
+    sim.shutdown().await;
+}
+
 /// In a workspace build reqwest's TLS comes without a crypto provider (the appliance picks ring):
 /// install it before the first client is built.
 fn install_crypto_provider() {

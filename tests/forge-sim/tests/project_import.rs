@@ -11,6 +11,9 @@ use std::time::Duration;
 use forge_sim::{Dataset, RunningSim, SimConfig};
 use serde_json::Value;
 
+/// A project of the `small` dataset with a snippet.
+const PROJECT_API: &str = "acme/backend/api";
+
 struct Api {
     url: String,
     token: String,
@@ -408,6 +411,207 @@ async fn export_relations(api: &Api, project: &str) -> BTreeMap<String, Vec<Valu
         relations.insert(relation, records);
     }
     relations
+}
+
+/// `git bundle create <file> --all` of a repository of `sim` (given by repository path).
+fn bundle_of(sim: &RunningSim, repo_path: &str, dir: &Path) -> Vec<u8> {
+    let file = dir.join(format!("{}.bundle", repo_path.replace('/', "_")));
+    let out = std::process::Command::new("git")
+        .args(["bundle", "create", "--quiet"])
+        .arg(&file)
+        .arg("--all")
+        .env(
+            "GIT_DIR",
+            sim.sim.git.repo_path(repo_path).expect("repo path"),
+        )
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .output()
+        .expect("git bundle");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(&file).expect("bundle")
+}
+
+/// A snippet's `hexdigest` worked out here from the record's strings, independently of the
+/// simulator: SHA-256 of title, description and the two times as Ruby prints them in UTC.
+fn hexdigest_by_hand(record: &Value) -> String {
+    use sha2::Digest;
+    let ruby = |t: &str| format!("{} {} UTC", &t[..10], &t[11..19]);
+    let text = format!(
+        "{}{}{}{}",
+        record["title"].as_str().expect("title"),
+        record["description"].as_str().unwrap_or_default(),
+        ruby(record["created_at"].as_str().expect("created_at")),
+        ruby(record["updated_at"].as_str().expect("updated_at")),
+    );
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
+#[tokio::test]
+async fn snippet_repositories_come_back_from_their_bundles_or_their_records() {
+    let sim = RunningSim::start(SimConfig::new(Dataset::Small, 7))
+        .await
+        .expect("sim");
+    let api = Api::new(&sim, &sim.admin_token);
+    // The export's snippet records carry what the import (and the bundle's name) needs.
+    let relations = export_relations(&api, "acme%2Fbackend%2Fapi").await;
+    let exported = relations["snippets"]
+        .iter()
+        .find(|s| s["title"] == "Example request")
+        .expect("the API project's snippet")
+        .clone();
+    for key in [
+        "title",
+        "description",
+        "file_name",
+        "content",
+        "created_at",
+        "updated_at",
+    ] {
+        assert!(exported[key].is_string(), "{key} in {exported}");
+    }
+    let created_at = exported["created_at"].as_str().expect("created_at");
+    assert!(
+        created_at.len() == 24 && created_at.ends_with('Z') && &created_at[19..20] == ".",
+        "RFC 3339 with milliseconds: {created_at}"
+    );
+    let source_id = exported["id"].as_u64().expect("id");
+    let source_repo = forge_sim::git::snippet_repo_path(PROJECT_API, source_id);
+    let digest = hexdigest_by_hand(&exported);
+    assert_eq!(
+        digest,
+        forge_sim::project_import::snippet_hexdigest(
+            exported["title"].as_str().expect("title"),
+            exported["description"].as_str(),
+            created_at,
+            exported["updated_at"].as_str().expect("updated_at"),
+        )
+    );
+
+    // Four snippets: one with its repository's bundle, one without a bundle, one whose bundle is
+    // not a bundle, one whose bundle is a whole project's (branches and tags: not a snippet's).
+    let with_title = |title: &str, file_name: &str, content: &str| {
+        let mut record = exported.clone();
+        record["title"] = title.into();
+        record["file_name"] = file_name.into();
+        record["content"] = content.into();
+        record["notes"] = serde_json::json!([]);
+        record["award_emoji"] = serde_json::json!([]);
+        record
+    };
+    let records = [
+        exported.clone(),
+        with_title("No bundle", "plain.txt", "just text\n"),
+        with_title("Broken bundle", "a.txt", "a"),
+        with_title("Project bundle", "b.txt", "b"),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut files = BTreeMap::new();
+    files.insert("VERSION".to_owned(), b"0.2.4".to_vec());
+    files.insert(
+        "tree/project.json".to_owned(),
+        br#"{"description": "Snippets"}"#.to_vec(),
+    );
+    let ndjson: Vec<String> = records.iter().map(Value::to_string).collect();
+    files.insert(
+        "tree/project/snippets.ndjson".to_owned(),
+        ndjson.join("\n").into_bytes(),
+    );
+    let bundle = |name: &str, bytes: Vec<u8>| (format!("snippets/{name}.bundle"), bytes);
+    files.extend([
+        bundle(&digest, bundle_of(&sim, &source_repo, dir.path())),
+        bundle(&hexdigest_by_hand(&records[2]), b"not a bundle".to_vec()),
+        bundle(
+            &hexdigest_by_hand(&records[3]),
+            bundle_of(&sim, "acme/docs", dir.path()),
+        ),
+    ]);
+    let (status, created) = api
+        .post_form(
+            "projects/import",
+            &[("path", "snippet-copy"), ("namespace", "acme")],
+            Some(tar_gz(&files)),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let status = api.wait_import(&created["id"]).await;
+    assert_eq!(status["import_status"], "finished", "{status}");
+    let failed = status["failed_relations"].as_array().expect("failures");
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    for (failure, line, detail) in [
+        (&failed[0], 2, "git bundle"),
+        (&failed[1], 3, "Repository has more than one branch."),
+    ] {
+        assert_eq!(failure["relation_name"], "snippets");
+        assert_eq!(failure["line_number"], line);
+        let message = failure["exception_message"].as_str().expect("message");
+        assert!(
+            message.starts_with("Invalid repository bundle for snippet with id ")
+                && message.contains(detail),
+            "{message}"
+        );
+    }
+
+    let imported = api.list("projects/acme%2Fsnippet-copy/snippets").await;
+    let id_of = |title: &str| {
+        imported
+            .iter()
+            .find(|s| s["title"] == title)
+            .and_then(|s| s["id"].as_u64())
+            .unwrap_or_else(|| panic!("{title} was imported"))
+    };
+    let repo_of =
+        |title: &str| forge_sim::git::snippet_repo_path("acme/snippet-copy", id_of(title));
+    let git = &sim.sim.git;
+    // From its bundle: the same commits and files under the new id.
+    let restored = repo_of("Example request");
+    assert_ne!(id_of("Example request"), source_id);
+    assert_eq!(
+        git.refs(&restored).expect("refs"),
+        git.refs(&source_repo).expect("refs")
+    );
+    assert_eq!(
+        git.files_at_head(&restored).expect("files"),
+        git.files_at_head(&source_repo).expect("files")
+    );
+    assert_eq!(git.commits_at_head(&restored).expect("log").len(), 2);
+    // From its record: one commit of `file_name` with `content`.
+    let from_record = repo_of("No bundle");
+    assert_eq!(git.commits_at_head(&from_record).expect("log").len(), 1);
+    assert_eq!(
+        git.files_at_head(&from_record).expect("files"),
+        BTreeMap::from([("plain.txt".to_owned(), b"just text\n".to_vec())])
+    );
+    // A refused bundle leaves no repository behind.
+    assert!(!git.exists(&repo_of("Broken bundle")));
+    assert!(!git.exists(&repo_of("Project bundle")));
+
+    // An import that overwrites the project takes its snippets' repositories along.
+    let mut bare = files.clone();
+    bare.retain(|path, _| !path.starts_with("snippets/"));
+    bare.remove("tree/project/snippets.ndjson");
+    let (status, created) = api
+        .post_form(
+            "projects/import",
+            &[
+                ("path", "snippet-copy"),
+                ("namespace", "acme"),
+                ("overwrite", "true"),
+            ],
+            Some(tar_gz(&bare)),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(
+        api.wait_import(&created["id"]).await["import_status"],
+        "finished"
+    );
+    assert!(!git.exists(&restored) && !git.exists(&from_record));
+    sim.shutdown().await;
 }
 
 #[tokio::test]

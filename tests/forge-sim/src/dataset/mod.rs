@@ -1,7 +1,8 @@
 //! Deterministic datasets: the same (dataset, seed) always gives the same records, ids,
 //! timestamps and tokens. Timestamps come from a seeded clock, never the wall clock.
 //! `Builder` is the one way records are added here; it never performs I/O (git history is
-//! seeded by `lib.rs` from the list of projects the build returns).
+//! seeded by `lib.rs` from the list of projects the build returns, and for every snippet the
+//! store holds, see `GitStore::seed_snippet`).
 
 mod empty;
 mod medium;

@@ -8,6 +8,9 @@
 //! Groups: `acme` (private), `acme/backend`, `acme/backend/services`, `acme/frontend`.
 //! Projects: `acme/backend/api` (12 issues, 5 MRs), `acme/backend/services/billing` (6, 3),
 //! `acme/frontend/web` (9, 4), `acme/docs` (internal; 4, 1).
+//! Snippets (private, each with a repository of two files and two commits, seeded by `lib.rs`):
+//! id 1 "Example request" (`request.sh`, with a note) on `acme/backend/api`, id 2 "Ünïcödé
+//! snippet" (`hello.js`) on `acme/frontend/web`.
 //! Roles: ada owns `acme` (the owner token); chen developer on `acme`; bjorn maintainer on
 //! `acme/backend`; eve guest on `acme/frontend`; dmitri reporter on `acme/backend/api`;
 //! farah developer on `acme/frontend/web`; root is the admin and a member of nothing.

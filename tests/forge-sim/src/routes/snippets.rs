@@ -1,5 +1,8 @@
 //! Project snippets: list, read, create. Notes on snippets are served by `notes.rs`.
-//! It never stores snippet files in a repository; content lives in the record.
+//! The record keeps `file_name` and `content` (what the API and the export show); each snippet
+//! also has a repository (`<project>/snippets/<id>.git`, see `crate::git`), created with the
+//! snippet as GitLab does. Like GitLab's API, these answers carry no `content`: it is read with
+//! `/raw` (or by cloning `http_url_to_repo`).
 
 use serde_json::{Value, json};
 
@@ -20,6 +23,12 @@ pub fn render(sim: &Sim, store: &Store, snippet: &Snippet) -> Value {
         "{}/{}/-/snippets/{}/raw",
         sim.base_url, full_path, snippet.id
     );
+    let repo_path = crate::git::snippet_repo_path(&full_path, snippet.id);
+    let host = sim
+        .base_url
+        .trim_start_matches("http://")
+        .trim_start_matches("https://");
+    let ssh_host = host.split(':').next().unwrap_or(host);
     json!({
         "id": snippet.id,
         "title": snippet.title,
@@ -31,6 +40,8 @@ pub fn render(sim: &Sim, store: &Store, snippet: &Snippet) -> Value {
         "project_id": snippet.project_id,
         "web_url": web_url,
         "raw_url": raw_url,
+        "ssh_url_to_repo": format!("git@{ssh_host}:{repo_path}.git"),
+        "http_url_to_repo": format!("{}/{repo_path}.git", sim.base_url),
         "file_name": snippet.file_name,
         "files": [{ "path": snippet.file_name, "raw_url": format!("{}/{}/-/snippets/{}/raw/main/{}", sim.base_url, full_path, snippet.id, snippet.file_name) }],
         "imported": false,
@@ -112,7 +123,34 @@ pub fn create(ctx: &Ctx, scope: &Scope) -> Answer {
         updated_at: now,
     };
     let value = render(ctx.sim, &store, &snippet);
+    let author = store
+        .user(ctx.user_id)
+        .map(|u| (u.name.clone(), u.email.clone()))
+        .unwrap_or_default();
+    let project_path = store
+        .project(snippet.project_id)
+        .map(|p| p.path_with_namespace.clone());
+    let (file_name, content, at) = (
+        snippet.file_name.clone(),
+        snippet.content.clone(),
+        snippet.created_at.clone(),
+    );
     store.snippets.insert(snippet);
+    drop(store);
+    // GitLab commits the new snippet's file to its new repository ("Initial commit" on `main`).
+    if let Some(project_path) = project_path {
+        let time = crate::timestamp::unix_seconds(&at).unwrap_or(0).max(0);
+        if let Err(error) = ctx.sim.git.create_snippet_repository(
+            &project_path,
+            id,
+            &file_name,
+            &content,
+            (&author.0, &author.1),
+            time,
+        ) {
+            tracing::warn!(snippet = id, %error, "could not create the snippet's repository");
+        }
+    }
     Ok(Reply::created(value))
 }
 
