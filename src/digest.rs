@@ -42,6 +42,14 @@ pub fn copy_hashed(from: impl Read, to: &mut impl Write) -> io::Result<(u64, Str
     Ok(hashing.finish())
 }
 
+/// The size and sha256 (lowercase hex) of the file at `path`, read in a blocking task.
+pub async fn file_sha256(path: &std::path::Path) -> io::Result<(u64, String)> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || copy_hashed(std::fs::File::open(&path)?, &mut io::sink()))
+        .await
+        .map_err(io::Error::other)?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
-//! A project's files beside its records: its wiki (pages and the wiki repository's refs) and its
-//! uploads (the files its issues and notes link to) and its Git LFS objects, checked live and through a bundle (export,
+//! A project's files beside its records: its wiki (pages and the wiki repository's refs), its
+//! uploads (the files its issues and notes link to), its Git LFS objects and its snippets'
+//! repositories, checked live and through a bundle (export,
 //! verify, replay), through both simulators' REST APIs and their git repositories, field by field
 //! and byte for byte, as a user would compare them.
 
@@ -47,14 +48,69 @@ async fn wiki_pages(sim: &forge_sim::RunningSim, token: &str, project: &str) -> 
     pages
 }
 
-/// Every ref of a project's wiki repository (none when it has no wiki repository).
-fn wiki_refs(sim: &forge_sim::RunningSim, project: &str) -> BTreeMap<String, String> {
-    let wiki = format!("{project}.wiki");
-    let path = sim.sim.git.repo_path(&wiki).unwrap();
+/// Every ref of the repository at `repo` (a project's path, `<project>.wiki`,
+/// `<project>/snippets/<id>`); none when there is no such repository.
+fn repo_refs(sim: &forge_sim::RunningSim, repo: &str) -> BTreeMap<String, String> {
+    let path = sim.sim.git.repo_path(repo).unwrap();
     if !path.join("HEAD").is_file() {
         return BTreeMap::new();
     }
-    sim.sim.git.refs(&wiki).expect("read the wiki's refs")
+    sim.sim.git.refs(repo).expect("read the repository's refs")
+}
+
+/// Every ref of a project's wiki repository (none when it has no wiki repository).
+fn wiki_refs(sim: &forge_sim::RunningSim, project: &str) -> BTreeMap<String, String> {
+    repo_refs(sim, &format!("{project}.wiki"))
+}
+
+/// Every ref of a snippet's repository (none when it has none).
+fn snippet_refs(sim: &forge_sim::RunningSim, project: &str, id: u64) -> BTreeMap<String, String> {
+    repo_refs(sim, &forge_sim::git::snippet_repo_path(project, id))
+}
+
+/// Each snippet of the source project arrived with its repository: the same title and content and
+/// the same refs at the same commits (restored from its bundle, not remade from its content); the
+/// row counts the repositories. Returns how many snippet repositories were compared.
+async fn assert_same_snippets(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    entity: &Value,
+    src_path: &str,
+    dest_path: &str,
+) -> usize {
+    let list = async |sim: &forge_sim::RunningSim, token: &str, path: &str| {
+        let mut s = get_all(&sim.url, token, &format!("projects/{}/snippets", enc(path))).await;
+        s.sort_by_key(|s| s["title"].as_str().unwrap_or("").to_string());
+        s
+    };
+    let want = list(src, &src.owner_token, src_path).await;
+    let got = list(dst, &dst.admin_token, dest_path).await;
+    let titles = |v: &[Value]| -> Vec<Value> { v.iter().map(|s| s["title"].clone()).collect() };
+    assert_eq!(titles(&got), titles(&want), "{src_path}: snippets");
+    let mut repositories = 0;
+    for (w, g) in want.iter().zip(&got) {
+        for k in ["title", "description", "file_name", "created_at"] {
+            assert_eq!(g[k], w[k], "{src_path}: snippet {k}");
+        }
+        let source_refs = snippet_refs(src, src_path, w["id"].as_u64().unwrap());
+        let dest_refs = snippet_refs(dst, dest_path, g["id"].as_u64().unwrap());
+        assert_eq!(
+            dest_refs, source_refs,
+            "{src_path}: snippet {} refs",
+            w["title"]
+        );
+        if !source_refs.is_empty() {
+            repositories += 1;
+        }
+    }
+    let row = stat(entity, "snippet_repositories");
+    for k in ["source", "fetched", "imported"] {
+        assert_eq!(
+            row[k], repositories as u64,
+            "{src_path}: snippet_repositories.{k}: {row}"
+        );
+    }
+    repositories
 }
 
 /// The `relation` row of a report entity's stats.
@@ -356,6 +412,14 @@ async fn a_project_migrates_live_with_its_wiki_uploads_and_lfs_objects() {
         assert_same_uploads(&src, &dst, e, project, dest).await;
         assert_eq!(assert_same_lfs(&src, &dst, e, project, dest).await, 0);
     }
+    // Snippets arrive with their repositories, commit for commit.
+    let mut snippets = 0;
+    for project in projects {
+        let e = entity(&r, project);
+        let dest = e["destination_full_path"].as_str().unwrap();
+        snippets += assert_same_snippets(&src, &dst, e, project, dest).await;
+    }
+    assert!(snippets > 0, "a snippet repository was compared");
     // A project without a wiki gets none, and its row counts nothing.
     let e = entity(&r, WITHOUT_WIKI);
     let dest_path = e["destination_full_path"].as_str().unwrap();
@@ -423,8 +487,8 @@ async fn a_wiki_uploads_and_lfs_objects_travel_through_a_bundle() {
         let dest_path = e["destination_full_path"].as_str().unwrap();
         assert_same_wiki(&src, &dst, e, project, dest_path).await;
     }
-    // Every project's uploads, by the same links, byte for byte.
-    let (mut linked, mut lfs) = (0, 0);
+    // Every project's uploads, by the same links, byte for byte, and its snippets' repositories.
+    let (mut linked, mut lfs, mut snippets) = (0, 0, 0);
     for e in r["entities"].as_array().unwrap() {
         if e["entity_type"] != "project" {
             continue;
@@ -433,7 +497,9 @@ async fn a_wiki_uploads_and_lfs_objects_travel_through_a_bundle() {
         let dest_path = e["destination_full_path"].as_str().unwrap();
         linked += assert_same_uploads(&src, &dst, e, src_path, dest_path).await;
         lfs += assert_same_lfs(&src, &dst, e, src_path, dest_path).await;
+        snippets += assert_same_snippets(&src, &dst, e, src_path, dest_path).await;
     }
+    assert!(snippets > 0, "a snippet repository was compared");
     assert!(linked >= 4, "uploads of two projects were checked");
     assert_eq!(lfs, 2, "the API project's two LFS objects were checked");
     // Each distinct file is one blob, named by its sha256; a file two projects hold is stored once.

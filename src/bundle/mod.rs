@@ -134,8 +134,9 @@ pub const FILE_RELATIONS: &[(&str, &str)] = &[("repository", ".bundle"), ("wiki"
 pub const BLOB_RELATION: &str = "blob";
 
 /// Record relations whose records each name a blob: `uploads` by `sha256` and `size`,
-/// `lfs_objects` by `oid` (the sha256 of its bytes) and `size`.
-pub const BLOB_REFERENCES: &[&str] = &["uploads", "lfs_objects"];
+/// `lfs_objects` by `oid` (the sha256 of its bytes) and `size`, `snippet_repositories` (each a
+/// snippet's `git bundle`) by `sha256` and `size`, keyed by the snippet's `hexdigest`.
+pub const BLOB_REFERENCES: &[&str] = &["uploads", "lfs_objects", "snippet_repositories"];
 
 /// The blob a record of a [`BLOB_REFERENCES`] relation names: (the key that is unique per project,
 /// the blob's sha256, its size), its names checked; or why the record is refused.
@@ -159,6 +160,10 @@ pub fn blob_reference(
             ));
         }
         return Ok((format!("LFS object `{oid}`"), oid.to_string(), size));
+    }
+    if relation == "snippet_repositories" {
+        let (hexdigest, size, sha256) = crate::source::SnippetRepository::from_record(record)?;
+        return Ok((format!("snippet repository `{hexdigest}`"), sha256, size));
     }
     let (secret, filename, size, sha256) = crate::source::ProjectUpload::from_record(record)?;
     Ok((

@@ -61,6 +61,11 @@ pub const UPLOADS: &str = "uploads";
 /// answers which of them it holds, without downloading any).
 pub const LFS_OBJECTS: &str = "lfs_objects";
 
+/// The repositories of the project's snippets: each travels in the archive as
+/// `snippets/<hexdigest>.bundle` (GitLab's import finds a snippet's by its title, description and
+/// dates); the row counts those sent, and the import fails as a whole when one cannot be restored.
+pub const SNIPPET_REPOSITORIES: &str = "snippet_repositories";
+
 /// The relations loaded through GitLab's relation import once the project exists, in order.
 pub fn batched_stages() -> Vec<&'static dyn Relation> {
     vec![&MILESTONES, &ISSUES, &MERGE_REQUESTS]
@@ -73,6 +78,7 @@ pub fn project_relation_names() -> Vec<(u8, &'static str)> {
     out.push((0, WIKI));
     out.push((0, UPLOADS));
     out.push((0, LFS_OBJECTS));
+    out.push((0, SNIPPET_REPOSITORIES));
     out.extend(
         batched_stages()
             .into_iter()
@@ -297,6 +303,15 @@ impl Engine {
         if let Some(got) = &lfs {
             counted.push((LFS_OBJECTS, None, got.objects.len() as u64));
         }
+        let snippets = source
+            .snippet_repositories(ctx, &staging.path().join("snippets.ndjson"), staging.path())
+            .await;
+        let snippet_repositories = self
+            .optional_part(ctx, SNIPPET_REPOSITORIES, snippets)
+            .await?;
+        if let Some(got) = &snippet_repositories {
+            counted.push((SNIPPET_REPOSITORIES, None, got.len() as u64));
+        }
         let lfs = lfs.unwrap_or_default();
         let (lfs_objects, mut lfs_missing) = (lfs.objects, lfs.missing);
         let lfs_sent: Vec<(String, u64)> = lfs_objects
@@ -310,6 +325,7 @@ impl Engine {
             repositories,
             uploads,
             lfs_objects,
+            snippet_repositories: snippet_repositories.unwrap_or_default(),
         };
 
         let store = self.store.clone();

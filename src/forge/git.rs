@@ -136,6 +136,13 @@ pub enum GitError {
     Unexpected { command: String, message: String },
 }
 
+impl GitError {
+    /// The forge answered that the repository does not exist (git: "repository '...' not found").
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, GitError::Failed { stderr, .. } if stderr.contains("not found"))
+    }
+}
+
 /// Mirror-clones `repo_url` (an https/http URL on `base`'s origin, e.g. `<base>/group/project.git`)
 /// into `dest` (a new directory): every branch, tag and merge request ref (`refs/merge-requests/*`),
 /// as `git clone --mirror` does. `dest/config` holds the plain URL as `origin`, never the token.

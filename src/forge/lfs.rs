@@ -360,6 +360,33 @@ mod tests {
     use axum::http::{HeaderMap, StatusCode, Uri};
     use std::sync::{Arc, Mutex};
 
+    /// A client of the forge on 127.0.0.1:`port`, with a test token; and the forge's base URL.
+    fn client_on(port: u16) -> (ForgeClient, Url) {
+        let base = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+        crate::install_crypto_provider();
+        let client = ForgeClient::new(
+            base.clone(),
+            secrecy::SecretString::from("glpat-lfs-secret".to_string()),
+            2,
+            Default::default(),
+        )
+        .unwrap();
+        (client, base)
+    }
+
+    /// A batch answer to `body`: each object asked for, as `answer(index, oid, object)` gives it.
+    fn batch_answer(body: &str, answer: impl Fn(usize, &str, &Value) -> Value) -> String {
+        let asked: Value = serde_json::from_str(body).unwrap();
+        let objects: Vec<Value> = asked["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, o)| answer(i, o["oid"].as_str().unwrap(), o))
+            .collect();
+        json!({ "objects": objects }).to_string()
+    }
+
     async fn serve(app: Router) -> u16 {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -406,15 +433,7 @@ mod tests {
             (StatusCode::OK, answer.to_string())
         });
         let port = serve(forge).await;
-        let base = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-        crate::install_crypto_provider();
-        let client = ForgeClient::new(
-            base.clone(),
-            secrecy::SecretString::from("glpat-lfs-secret".to_string()),
-            2,
-            Default::default(),
-        )
-        .unwrap();
+        let (client, base) = client_on(port);
         let repo = base.join("acme/app.git").unwrap();
         (client, repo, seen, oid)
     }
@@ -471,36 +490,19 @@ mod tests {
         let app = Router::new().route(
             "/acme/app.git/info/lfs/objects/batch",
             axum::routing::post(move |body: String| async move {
-                let asked: Value = serde_json::from_str(&body).unwrap();
-                let objects: Vec<Value> = asked["objects"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, o)| {
-                        let oid = o["oid"].as_str().unwrap();
-                        if i % 3 == 0 {
-                            json!({"oid": oid, "size": o["size"],
-                                   "error": {"code": 404, "message": "Object does not exist"}})
-                        } else {
-                            json!({"oid": oid, "size": o["size"], "actions": {"download": {
-                                "href": format!("http://127.0.0.1:{port}/objects/{oid}")}}})
-                        }
-                    })
-                    .collect();
-                json!({ "objects": objects }).to_string()
+                batch_answer(&body, |i, oid, o| {
+                    if i % 3 == 0 {
+                        json!({"oid": oid, "size": o["size"],
+                               "error": {"code": 404, "message": "Object does not exist"}})
+                    } else {
+                        json!({"oid": oid, "size": o["size"], "actions": {"download": {
+                            "href": format!("http://127.0.0.1:{port}/objects/{oid}")}}})
+                    }
+                })
             }),
         );
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let base = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-        crate::install_crypto_provider();
-        let client = ForgeClient::new(
-            base.clone(),
-            secrecy::SecretString::from("glpat-lfs-secret".to_string()),
-            2,
-            Default::default(),
-        )
-        .unwrap();
+        let (client, base) = client_on(port);
         // 150 objects: two batch requests (of 100 and 50), every third of each missing.
         let objects: Vec<(String, u64)> = (0..150).map(|i| (format!("{i:064x}"), 1)).collect();
         let repo = base.join("acme/app.git").unwrap();
@@ -536,18 +538,10 @@ mod tests {
             .route(
                 "/acme/app.git/info/lfs/objects/batch",
                 axum::routing::post(move |body: String| async move {
-                    let asked: Value = serde_json::from_str(&body).unwrap();
-                    let objects: Vec<Value> = asked["objects"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|o| {
-                            let oid = o["oid"].as_str().unwrap();
-                            json!({"oid": oid, "size": o["size"], "actions": {"download": {
-                                "href": format!("http://127.0.0.1:{port}/objects/{oid}")}}})
-                        })
-                        .collect();
-                    json!({ "objects": objects }).to_string()
+                    batch_answer(&body, |_, oid, o| {
+                        json!({"oid": oid, "size": o["size"], "actions": {"download": {
+                            "href": format!("http://127.0.0.1:{port}/objects/{oid}")}}})
+                    })
                 }),
             )
             .route(
@@ -566,15 +560,7 @@ mod tests {
                 ),
             );
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let base = Url::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-        crate::install_crypto_provider();
-        let client = ForgeClient::new(
-            base.clone(),
-            secrecy::SecretString::from("glpat-lfs-secret".to_string()),
-            2,
-            Default::default(),
-        )
-        .unwrap();
+        let (client, base) = client_on(port);
         let dir = tempfile::tempdir().unwrap();
         let got = download(
             &client,

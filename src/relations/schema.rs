@@ -217,6 +217,16 @@ pub const RECORDS: &[(&str, &[Field])] = &[
     // A Git LFS object the project's repository points to; its bytes are the blob whose sha256 is
     // its oid.
     ("lfs_objects", &[req("oid", String), req("size", Number)]),
+    // A snippet's repository, as a `git bundle`: the blob with this sha256; GitLab's import finds
+    // it by the snippet's hexdigest.
+    (
+        "snippet_repositories",
+        &[
+            req("hexdigest", String),
+            req("size", Number),
+            req("sha256", String),
+        ],
+    ),
     (
         "issues",
         &[

@@ -143,6 +143,11 @@ impl Sink for BundleSink {
             .iter()
             .map(|o| serde_json::json!({ "oid": o.oid, "size": o.size }))
             .collect();
+        let snippet_records: Vec<Value> = package
+            .snippet_repositories
+            .iter()
+            .map(|r| r.record())
+            .collect();
         let blobs: Vec<(String, PathBuf)> = package
             .uploads
             .iter()
@@ -152,6 +157,12 @@ impl Sink for BundleSink {
                     .lfs_objects
                     .iter()
                     .map(|o| (o.oid.clone(), o.path.clone())),
+            )
+            .chain(
+                package
+                    .snippet_repositories
+                    .iter()
+                    .map(|r| (r.sha256.clone(), r.path.clone())),
             )
             .collect();
         let id = attributes
@@ -175,6 +186,7 @@ impl Sink for BundleSink {
             staging.write_blobs(&entity, &blobs)?;
             staging.write_batch(&entity, "uploads", 0, &upload_records)?;
             staging.write_batch(&entity, "lfs_objects", 0, &lfs_records)?;
+            staging.write_batch(&entity, "snippet_repositories", 0, &snippet_records)?;
             Ok(())
         })
         .await

@@ -28,6 +28,8 @@ pub struct ProjectPackage {
     pub uploads: Vec<ProjectUpload>,
     /// The Git LFS objects its repository points to, each on disk.
     pub lfs_objects: Vec<crate::forge::lfs::LfsObject>,
+    /// Its snippets' repositories, each a `git bundle` on disk.
+    pub snippet_repositories: Vec<crate::source::SnippetRepository>,
 }
 
 impl ProjectPackage {

@@ -2,8 +2,9 @@
 //! direct transfer and file import use (it keeps iids, dates, merged merge requests and diffs): the
 //! package becomes a GitLab export archive (`VERSION`, `tree/project.json`,
 //! `tree/project/<relation>.ndjson`, `project.bundle`, `project.wiki.bundle`,
-//! `uploads/<secret>/<filename>`, `lfs-objects/<oid>`, `lfs-objects.json`) streamed to disk, sent to
-//! `POST /projects/import`, and followed through `GET /projects/:id/import` to its end.
+//! `uploads/<secret>/<filename>`, `lfs-objects/<oid>`, `lfs-objects.json`,
+//! `snippets/<hexdigest>.bundle`) streamed to disk, sent to `POST /projects/import`, and followed
+//! through `GET /projects/:id/import` to its end.
 //! A project import is not repeatable: an attempt whose outcome is unknown (or a resume after a crash)
 //! looks for the project at its destination path before importing again.
 
@@ -163,6 +164,7 @@ async fn write_archive(
     let repositories = package.repositories.clone();
     let uploads = package.uploads.clone();
     let lfs_objects = package.lfs_objects.clone();
+    let snippets = package.snippet_repositories.clone();
     let lfs_json = file.with_file_name("lfs-objects.json");
     tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
         let mut archive = ImportArchive::create(&file)?;
@@ -175,6 +177,10 @@ async fn write_archive(
         }
         for upload in &uploads {
             archive.file(&upload.archive_name(), &upload.path)?;
+        }
+        // GitLab's SnippetsRepoSaver layout: `snippets/<hexdigest>.bundle`.
+        for snippet in &snippets {
+            archive.file(&snippet.archive_name(), &snippet.path)?;
         }
         // GitLab's LfsSaver layout: each object as `lfs-objects/<oid>`, and `lfs-objects.json`
         // naming the repository each belongs to.

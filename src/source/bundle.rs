@@ -82,6 +82,38 @@ impl BundleSource {
     }
 
     /// The members of one relation of the entity, in batch order.
+    /// Each record of the project's `relation` (one that names blobs, [`crate::bundle::BLOB_REFERENCES`])
+    /// made into a file by `place` (where it goes, from its record), with the blob it names copied
+    /// out there, its size and sha256 checked as it streams.
+    async fn copy_out_blobs<T: BlobFile + Send + 'static>(
+        &self,
+        ctx: &EntityContext,
+        relation: &str,
+        place: impl Fn(&Value) -> Result<T, String> + Send + 'static,
+    ) -> Result<Vec<T>, ForgeError> {
+        let members = self.members_of(ctx, relation);
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bundle = Arc::clone(&self.bundle);
+        tokio::task::spawn_blocking(move || -> Result<Vec<T>, String> {
+            let blobs = blob_index(&bundle);
+            let mut out = Vec::new();
+            for member in &members {
+                for record in bundle.records(member).map_err(|e| e.to_string())? {
+                    let file = place(&record)?;
+                    let (sha256, size, path) = file.blob();
+                    copy_blob(&bundle, &blobs, sha256, size, path)?;
+                    out.push(file);
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| self.error(e.to_string()))?
+        .map_err(|e| self.error(e))
+    }
+
     fn members_of(&self, ctx: &EntityContext, relation: &str) -> Vec<ManifestMember> {
         let key = (ctx.entity.source_full_path.clone(), relation.to_string());
         self.batches
@@ -156,34 +188,19 @@ impl Source for BundleSource {
         ctx: &EntityContext,
         dir: &std::path::Path,
     ) -> Result<Vec<ProjectUpload>, ForgeError> {
-        let members = self.members_of(ctx, "uploads");
-        if members.is_empty() {
-            return Ok(Vec::new());
-        }
-        let bundle = Arc::clone(&self.bundle);
-        let dir = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || -> Result<Vec<ProjectUpload>, String> {
-            let blobs = blob_index(&bundle);
-            let mut out = Vec::new();
-            for member in &members {
-                for record in bundle.records(member).map_err(|e| e.to_string())? {
-                    let (secret, filename, size, sha256) = ProjectUpload::from_record(&record)?;
-                    let path = dir.join("uploads").join(&secret).join(&filename);
-                    copy_blob(&bundle, &blobs, &sha256, size, &path)?;
-                    out.push(ProjectUpload {
-                        secret,
-                        filename,
-                        path,
-                        size,
-                        sha256,
-                    });
-                }
-            }
-            Ok(out)
+        let dir = dir.join("uploads");
+        self.copy_out_blobs(ctx, "uploads", move |record| {
+            let (secret, filename, size, sha256) = ProjectUpload::from_record(record)?;
+            let path = dir.join(&secret).join(&filename);
+            Ok(ProjectUpload {
+                secret,
+                filename,
+                path,
+                size,
+                sha256,
+            })
         })
         .await
-        .map_err(|e| self.error(e.to_string()))?
-        .map_err(|e| self.error(e))
     }
 
     /// The project's LFS objects: each record of its `lfs_objects` relation, with its blob copied
@@ -193,29 +210,41 @@ impl Source for BundleSource {
         ctx: &EntityContext,
         dir: &std::path::Path,
     ) -> Result<crate::forge::lfs::Downloaded, ForgeError> {
-        let members = self.members_of(ctx, "lfs_objects");
-        if members.is_empty() {
-            return Ok(Default::default());
-        }
-        let bundle = Arc::clone(&self.bundle);
         let dir = dir.join("lfs-objects");
-        tokio::task::spawn_blocking(move || -> Result<crate::forge::lfs::Downloaded, String> {
-            let blobs = blob_index(&bundle);
-            let mut out = crate::forge::lfs::Downloaded::default();
-            for member in &members {
-                for record in bundle.records(member).map_err(|e| e.to_string())? {
-                    let (_, oid, size) = crate::bundle::blob_reference("lfs_objects", &record)?;
-                    let path = dir.join(&oid);
-                    copy_blob(&bundle, &blobs, &oid, size, &path)?;
-                    out.objects
-                        .push(crate::forge::lfs::LfsObject { oid, size, path });
-                }
-            }
-            Ok(out)
+        let objects = self
+            .copy_out_blobs(ctx, "lfs_objects", move |record| {
+                let (_, oid, size) = crate::bundle::blob_reference("lfs_objects", record)?;
+                let path = dir.join(&oid);
+                Ok(crate::forge::lfs::LfsObject { oid, size, path })
+            })
+            .await?;
+        Ok(crate::forge::lfs::Downloaded {
+            objects,
+            missing: Vec::new(),
+        })
+    }
+
+    /// The project's snippet repositories: each record of its `snippet_repositories` relation,
+    /// with the `git bundle` it names copied out to `<dir>/snippet-<hexdigest>.bundle`, size and
+    /// sha256 checked as it streams.
+    async fn snippet_repositories(
+        &self,
+        ctx: &EntityContext,
+        _snippets: &std::path::Path,
+        dir: &std::path::Path,
+    ) -> Result<Vec<super::SnippetRepository>, ForgeError> {
+        let dir = dir.to_path_buf();
+        self.copy_out_blobs(ctx, "snippet_repositories", move |record| {
+            let (hexdigest, size, sha256) = super::SnippetRepository::from_record(record)?;
+            let path = dir.join(format!("snippet-{hexdigest}.bundle"));
+            Ok(super::SnippetRepository {
+                hexdigest,
+                path,
+                size,
+                sha256,
+            })
         })
         .await
-        .map_err(|e| self.error(e.to_string()))?
-        .map_err(|e| self.error(e))
     }
 
     fn url(&self) -> String {
@@ -332,6 +361,29 @@ fn copy_member_to(
     let mut writer = std::io::BufWriter::new(file);
     bundle.copy_file(m, &mut writer)?;
     std::io::Write::flush(&mut writer).map_err(BundleError::write(to))
+}
+
+/// A file a bundle carries as a blob: the blob's sha256 and size, and where it is copied out to.
+trait BlobFile {
+    fn blob(&self) -> (&str, u64, &std::path::Path);
+}
+
+impl BlobFile for ProjectUpload {
+    fn blob(&self) -> (&str, u64, &std::path::Path) {
+        (&self.sha256, self.size, &self.path)
+    }
+}
+
+impl BlobFile for crate::forge::lfs::LfsObject {
+    fn blob(&self) -> (&str, u64, &std::path::Path) {
+        (&self.oid, self.size, &self.path)
+    }
+}
+
+impl BlobFile for super::SnippetRepository {
+    fn blob(&self) -> (&str, u64, &std::path::Path) {
+        (&self.sha256, self.size, &self.path)
+    }
 }
 
 #[cfg(test)]

@@ -67,6 +67,84 @@ impl ProjectUpload {
     }
 }
 
+/// The repository of one of a project's snippets, as a `git bundle` on disk. GitLab's import finds
+/// it in the archive as `snippets/<hexdigest>.bundle`, the hexdigest naming the snippet by its
+/// title, description and dates ([`snippet_hexdigest`]); a bundle carries the file as a blob and a
+/// record of relation `snippet_repositories` naming it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnippetRepository {
+    pub hexdigest: String,
+    pub path: PathBuf,
+    pub size: u64,
+    /// sha256 of the bundle file, lowercase hex.
+    pub sha256: String,
+}
+
+impl SnippetRepository {
+    /// Its entry in GitLab's export archive.
+    pub fn archive_name(&self) -> String {
+        format!("snippets/{}.bundle", self.hexdigest)
+    }
+
+    /// Its record in a bundle (relation `snippet_repositories`).
+    pub fn record(&self) -> serde_json::Value {
+        serde_json::json!({"hexdigest": self.hexdigest, "size": self.size, "sha256": self.sha256})
+    }
+
+    /// A record of relation `snippet_repositories` read back: (hexdigest, size, sha256), each
+    /// checked (64 lowercase hex digits).
+    pub fn from_record(record: &serde_json::Value) -> Result<(String, u64, String), String> {
+        let hex = |key: &str| {
+            let v = record
+                .get(key)
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| format!("a snippet repository record has no `{key}`"))?;
+            if !crate::bundle::is_sha256(v) {
+                return Err(format!(
+                    "a snippet repository record names `{}` as its {key}, which is not 64 \
+                     lowercase hex digits",
+                    v.escape_debug()
+                ));
+            }
+            Ok(v.to_string())
+        };
+        let size = record
+            .get("size")
+            .and_then(serde_json::Value::as_u64)
+            .ok_or("a snippet repository record has no `size`")?;
+        Ok((hex("hexdigest")?, size, hex("sha256")?))
+    }
+}
+
+/// How GitLab names a snippet's repository in an export archive (`Snippet#hexdigest`): the sha256,
+/// in lowercase hex, of its title, description and creation and update times written as Ruby writes
+/// a UTC time (`2021-06-18 09:47:37 UTC`), one after the other. The importer computes it again from
+/// the snippet it restored, with the same values, to find the bundle. None for a record without a
+/// title or with a date that is not RFC 3339.
+pub fn snippet_hexdigest(record: &serde_json::Value) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let ruby_time = |key: &str| -> Option<String> {
+        let raw = record.get(key)?.as_str()?;
+        let t = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+            .ok()?
+            .to_offset(time::UtcOffset::UTC);
+        let format =
+            time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+        t.format(&format).ok()
+    };
+    let title = record.get("title")?.as_str()?;
+    let description = record
+        .get("description")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
+    let text = format!(
+        "{title}{description}{}{}",
+        ruby_time("created_at")?,
+        ruby_time("updated_at")?
+    );
+    Some(hex::encode(Sha256::digest(text.as_bytes())))
+}
+
 /// An upload's secret is 1-64 ASCII letters and digits, and its file name one path component
 /// (not `.` or `..`, no `/`, backslash or control character, at most 255 bytes): nothing can
 /// step out of `uploads/<secret>/` when it is written to disk or into an archive.
@@ -194,6 +272,32 @@ mod tests {
         std::fs::write(&file, bytes).unwrap();
         let out = unpack_uploads(&file, &dir.path().join("out"));
         (dir, out)
+    }
+
+    #[test]
+    fn a_snippet_is_named_as_gitlab_names_it() {
+        let record = serde_json::json!({
+            "title": "Deploy script",
+            "description": "How we ship.",
+            "created_at": "2021-06-18T09:47:37.390Z",
+            "updated_at": "2021-06-18T11:47:37.000+02:00",
+        });
+        // sha256 of "Deploy scriptHow we ship.2021-06-18 09:47:37 UTC2021-06-18 09:47:37 UTC"
+        let want = hex::encode(Sha256::digest(
+            b"Deploy scriptHow we ship.2021-06-18 09:47:37 UTC2021-06-18 09:47:37 UTC",
+        ));
+        assert_eq!(snippet_hexdigest(&record).as_deref(), Some(want.as_str()));
+        let mut no_description = record.clone();
+        no_description["description"] = serde_json::Value::Null;
+        assert_eq!(
+            snippet_hexdigest(&no_description),
+            Some(hex::encode(Sha256::digest(
+                b"Deploy script2021-06-18 09:47:37 UTC2021-06-18 09:47:37 UTC"
+            )))
+        );
+        let mut bad = record.clone();
+        bad["created_at"] = "yesterday".into();
+        assert_eq!(snippet_hexdigest(&bad), None);
     }
 
     #[test]

@@ -4,13 +4,23 @@
 //! what GitLab serves only through GraphQL, through its GraphQL connection, one page per cursor.
 
 use super::export::Exports;
-use super::{ExtractedPage, ProjectUpload, RepositoryKind, Source, files};
+use super::{ExtractedPage, ProjectUpload, RepositoryKind, SnippetRepository, Source, files};
 use crate::forge::{ForgeError, GitLab};
 use crate::relations::{EntityContext, Extraction, Relation};
 use async_trait::async_trait;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
+
+/// A git failure as a forge error naming the repository (the token is never in it).
+fn git_error(url: &url::Url, e: crate::forge::git::GitError) -> ForgeError {
+    ForgeError::Network {
+        method: "git".into(),
+        url: url.to_string(),
+        message: e.to_string(),
+        maybe_applied: false,
+    }
+}
 
 /// How many times a repository clone is tried before the migration pauses.
 const GIT_ATTEMPTS: u32 = 6;
@@ -52,6 +62,34 @@ impl LiveSource {
             self.url(),
             ctx.entity.source_full_path,
         ))
+    }
+
+    /// A mirror clone of `url` at `mirror`; a clone that failed (a 5xx, a reset) is started again
+    /// from scratch, a few times, spaced out as the HTTP client spaces its retries.
+    async fn mirror_clone(
+        &self,
+        url: &url::Url,
+        mirror: &std::path::Path,
+    ) -> Result<(), ForgeError> {
+        let client = &self.gitlab.client;
+        let mut delay = std::time::Duration::from_millis(250);
+        let mut attempt = 1;
+        loop {
+            match crate::forge::git::mirror_clone(client.base(), client.token(), url, mirror).await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt >= GIT_ATTEMPTS || e.is_not_found() => {
+                    return Err(git_error(url, e));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "cloning failed; trying again");
+                    let _ = tokio::fs::remove_dir_all(mirror).await;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(30));
+                    attempt += 1;
+                }
+            }
+        }
     }
 
     pub fn new(gitlab: GitLab) -> LiveSource {
@@ -238,7 +276,6 @@ impl Source for LiveSource {
         if kind == RepositoryKind::Wiki && !self.has_wiki(ctx).await? {
             return Ok(None);
         }
-        let client = &self.gitlab.client;
         let url = format!(
             "{}/{}{}",
             self.url(),
@@ -246,32 +283,8 @@ impl Source for LiveSource {
             kind.url_suffix()
         );
         let url = url::Url::parse(&url).map_err(|e| ForgeError::Url(e.to_string()))?;
-        let git_error = |e: crate::forge::git::GitError| ForgeError::Network {
-            method: "git".into(),
-            url: url.to_string(),
-            message: e.to_string(),
-            maybe_applied: false,
-        };
         let mirror = dir.join(format!("source-{}.git", kind.relation()));
-        // A clone that failed (a 5xx, a reset) is started again from scratch, a few times, spaced
-        // out as the HTTP client spaces its retries.
-        let mut delay = std::time::Duration::from_millis(250);
-        let mut attempt = 1;
-        loop {
-            match crate::forge::git::mirror_clone(client.base(), client.token(), &url, &mirror)
-                .await
-            {
-                Ok(()) => break,
-                Err(e) if attempt >= GIT_ATTEMPTS => return Err(git_error(e)),
-                Err(e) => {
-                    tracing::warn!(error = %e, attempt, "cloning failed; trying again");
-                    let _ = tokio::fs::remove_dir_all(&mirror).await;
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(std::time::Duration::from_secs(30));
-                    attempt += 1;
-                }
-            }
-        }
+        self.mirror_clone(&url, &mirror).await?;
         if kind == RepositoryKind::Project {
             // The LFS objects its history points to, read while the clone is here.
             let pointers = crate::forge::git::lfs_pointers(&mirror)
@@ -286,9 +299,80 @@ impl Source for LiveSource {
         let bundle = dir.join(kind.archive_name());
         let made = crate::forge::git::bundle_create(&mirror, &bundle)
             .await
-            .map_err(git_error)?;
+            .map_err(|e| git_error(&url, e))?;
         let _ = tokio::fs::remove_dir_all(&mirror).await;
         Ok(made.then_some(bundle))
+    }
+
+    /// Each snippet's repository (`<project>/snippets/<id>.git`), cloned and bundled in turn; a
+    /// snippet the forge has no repository for (404) or whose repository is empty has none.
+    async fn snippet_repositories(
+        &self,
+        ctx: &EntityContext,
+        snippets: &std::path::Path,
+        dir: &std::path::Path,
+    ) -> Result<Vec<SnippetRepository>, ForgeError> {
+        let staged = match tokio::fs::read_to_string(snippets).await {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(ForgeError::Decode {
+                    url: snippets.display().to_string(),
+                    message: format!("the staged snippets cannot be read: {e}"),
+                });
+            }
+        };
+        let mut out = Vec::new();
+        for line in staged.lines().filter(|l| !l.trim().is_empty()) {
+            let record: Value = serde_json::from_str(line).map_err(|e| ForgeError::Decode {
+                url: snippets.display().to_string(),
+                message: format!("a staged snippet is not JSON: {e}"),
+            })?;
+            let (Some(id), Some(hexdigest)) = (
+                record.get("id").and_then(Value::as_u64),
+                super::snippet_hexdigest(&record),
+            ) else {
+                continue;
+            };
+            let url = format!(
+                "{}/{}/snippets/{id}.git",
+                self.url(),
+                ctx.entity.source_full_path
+            );
+            let url = url::Url::parse(&url).map_err(|e| ForgeError::Url(e.to_string()))?;
+            let mirror = dir.join(format!("source-snippet-{id}.git"));
+            match self.mirror_clone(&url, &mirror).await {
+                Ok(()) => {}
+                // No repository (a snippet from before GitLab kept them): its content is enough.
+                Err(e) if e.to_string().contains("not found") => {
+                    tracing::info!(snippet = id, error = %e, "the snippet has no repository");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            let bundle = dir.join(format!("snippet-{id}.bundle"));
+            let made = crate::forge::git::bundle_create(&mirror, &bundle)
+                .await
+                .map_err(|e| git_error(&url, e))?;
+            let _ = tokio::fs::remove_dir_all(&mirror).await;
+            if !made {
+                continue;
+            }
+            let (size, sha256) =
+                crate::digest::file_sha256(&bundle)
+                    .await
+                    .map_err(|e| ForgeError::Decode {
+                        url: bundle.display().to_string(),
+                        message: format!("cannot read the snippet's bundle: {e}"),
+                    })?;
+            out.push(SnippetRepository {
+                hexdigest,
+                path: bundle,
+                size,
+                sha256,
+            });
+        }
+        Ok(out)
     }
 
     /// The LFS objects the project's repository points to, through the forge's LFS batch API.

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-pub use files::{ProjectUpload, check_upload_names};
+pub use files::{ProjectUpload, SnippetRepository, check_upload_names, snippet_hexdigest};
 pub use live::LiveSource;
 
 /// One page of records in GitLab's import/export format.
@@ -70,6 +70,17 @@ pub trait Source: Send + Sync {
         _dir: &Path,
     ) -> Result<crate::forge::lfs::Downloaded, ForgeError> {
         Ok(Default::default())
+    }
+    /// The repositories of a project entity's snippets (`snippets`: the staged NDJSON of its
+    /// `snippets` relation), each a `git bundle` written under `dir` and hashed; a snippet whose
+    /// repository is empty or absent has none (GitLab's import then makes one from its content).
+    async fn snippet_repositories(
+        &self,
+        _ctx: &EntityContext,
+        _snippets: &Path,
+        _dir: &Path,
+    ) -> Result<Vec<SnippetRepository>, ForgeError> {
+        Ok(Vec::new())
     }
     /// The files a project entity's markdown links to (its uploads), each written under `dir`
     /// and hashed; empty when it has none (or the source carries none).
