@@ -16,12 +16,21 @@ use std::path::Path;
 const SOURCE_PORT: u16 = 47411;
 const DESTINATION_PORT: u16 = 47412;
 
+/// A simulator on `port`. The port lies in Linux's ephemeral range, so a connection another test
+/// made may hold it for a while: it is tried again for up to a minute before the test gives up.
 async fn sim(dataset: Dataset, port: u16) -> RunningSim {
-    let mut cfg = SimConfig::new(dataset, SEED);
-    cfg.listen = SocketAddr::from(([127, 0, 0, 1], port));
-    RunningSim::start(cfg).await.unwrap_or_else(|e| {
-        panic!("port {port} is needed (the stored migration names it) and is taken: {e}")
-    })
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let mut cfg = SimConfig::new(dataset, SEED);
+        cfg.listen = SocketAddr::from(([127, 0, 0, 1], port));
+        match RunningSim::start(cfg).await {
+            Ok(sim) => return sim,
+            Err(e) if std::time::Instant::now() > deadline => {
+                panic!("port {port} is needed (the stored migration names it) and is taken: {e}")
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    }
 }
 
 fn copy_fixture(to: &Path) {
