@@ -685,6 +685,13 @@ impl ForgeClient {
         })
     }
 
+    /// The waits between tries of a work made of several requests that cannot be retried one by
+    /// one (a `git clone`): the same policy as a request's retries, so a clone survives what a
+    /// request would.
+    pub fn retry_delays(&self) -> impl Iterator<Item = Duration> {
+        self.policy().build()
+    }
+
     fn policy(&self) -> ExponentialBuilder {
         let p = &self.inner.retry;
         ExponentialBuilder::default()

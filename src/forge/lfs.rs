@@ -25,8 +25,6 @@ const LFS_JSON: &str = "application/vnd.git-lfs+json";
 const BATCH: usize = 100;
 /// Objects downloaded at once (git-lfs's default `lfs.concurrenttransfers` is 8).
 const PARALLEL: usize = 8;
-/// Tries per request (a network error or a 5xx), spaced out exponentially.
-const ATTEMPTS: u32 = 5;
 /// How long one object may take to download in all (a stalled one ends by the read deadline).
 const OBJECT_DEADLINE: Duration = super::client::DOWNLOAD_DEADLINE;
 
@@ -170,7 +168,7 @@ async fn batch(
         "transfers": ["basic"],
         "objects": chunk.iter().map(|(oid, size)| json!({"oid": oid, "size": size})).collect::<Vec<_>>(),
     });
-    retrying(batch_url, || async {
+    retrying(client, batch_url, || async {
         let resp = client
             .http()
             .post(batch_url.clone())
@@ -228,7 +226,7 @@ async fn fetch(
     }
     let secret = client.token().expose_secret().to_string();
     let basic = basic(client);
-    retrying(href, || async {
+    retrying(client, href, || async {
         let mut req = client.http().get(href.clone()).timeout(OBJECT_DEADLINE);
         if own_origin {
             req = req.header("Authorization", basic.clone());
@@ -327,13 +325,18 @@ fn status_error(method: &str, url: &Url, status: u16, body: &[u8]) -> ForgeError
     }
 }
 
-/// Runs `attempt` until it succeeds, at most [`ATTEMPTS`] times for a network error or a 5xx.
-async fn retrying<T, F, Fut>(url: &Url, mut attempt: F) -> Result<T, ForgeError>
+/// Runs `attempt` until it succeeds, retrying a network error or a 5xx as the client retries its
+/// own requests (its retry policy: as many times, as spaced out).
+async fn retrying<T, F, Fut>(
+    client: &ForgeClient,
+    url: &Url,
+    mut attempt: F,
+) -> Result<T, ForgeError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, ForgeError>>,
 {
-    let mut delay = Duration::from_millis(200);
+    let mut delays = client.retry_delays();
     let mut tries = 1;
     loop {
         match attempt().await {
@@ -341,12 +344,11 @@ where
             Err(e) => {
                 let retry =
                     matches!(e, ForgeError::Network { .. }) || e.status().is_some_and(|s| s >= 500);
-                if !retry || tries >= ATTEMPTS {
+                let Some(delay) = delays.next().filter(|_| retry) else {
                     return Err(e);
-                }
+                };
                 tracing::warn!(url = %shown(url), error = %e, tries, "LFS request failed; trying again");
                 tokio::time::sleep(delay).await;
-                delay *= 2;
                 tries += 1;
             }
         }

@@ -22,8 +22,13 @@ fn git_error(url: &url::Url, e: crate::forge::git::GitError) -> ForgeError {
     }
 }
 
-/// How many times a repository clone is tried before the migration pauses.
-const GIT_ATTEMPTS: u32 = 6;
+/// What a clone found at a repository's URL.
+enum Cloned {
+    Yes,
+    /// The forge has no repository there (the error says so).
+    Missing(ForgeError),
+}
+
 /// Cursor of a relation read from the export: the next batch number.
 const EXPORT_CURSOR: &str = "export:";
 /// Cursor of a relation read through GraphQL: the connection's end cursor.
@@ -65,27 +70,28 @@ impl LiveSource {
     }
 
     /// A mirror clone of `url` at `mirror`; a clone that failed (a 5xx, a reset) is started again
-    /// from scratch, a few times, spaced out as the HTTP client spaces its retries.
+    /// from scratch, as often and as spaced out as the HTTP client retries a request (git cannot
+    /// retry the requests of a clone one by one), before the migration pauses.
     async fn mirror_clone(
         &self,
         url: &url::Url,
         mirror: &std::path::Path,
-    ) -> Result<(), ForgeError> {
+    ) -> Result<Cloned, ForgeError> {
         let client = &self.gitlab.client;
-        let mut delay = std::time::Duration::from_millis(250);
+        let mut delays = client.retry_delays();
         let mut attempt = 1;
         loop {
             match crate::forge::git::mirror_clone(client.base(), client.token(), url, mirror).await
             {
-                Ok(()) => return Ok(()),
-                Err(e) if attempt >= GIT_ATTEMPTS || e.is_not_found() => {
-                    return Err(git_error(url, e));
-                }
+                Ok(()) => return Ok(Cloned::Yes),
+                Err(e) if e.is_not_found() => return Ok(Cloned::Missing(git_error(url, e))),
                 Err(e) => {
+                    let Some(delay) = delays.next() else {
+                        return Err(git_error(url, e));
+                    };
                     tracing::warn!(error = %e, attempt, "cloning failed; trying again");
                     let _ = tokio::fs::remove_dir_all(mirror).await;
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(std::time::Duration::from_secs(30));
                     attempt += 1;
                 }
             }
@@ -284,7 +290,9 @@ impl Source for LiveSource {
         );
         let url = url::Url::parse(&url).map_err(|e| ForgeError::Url(e.to_string()))?;
         let mirror = dir.join(format!("source-{}.git", kind.relation()));
-        self.mirror_clone(&url, &mirror).await?;
+        if let Cloned::Missing(e) = self.mirror_clone(&url, &mirror).await? {
+            return Err(e);
+        }
         if kind == RepositoryKind::Project {
             // The LFS objects its history points to, read while the clone is here.
             let pointers = crate::forge::git::lfs_pointers(&mirror)
@@ -341,14 +349,10 @@ impl Source for LiveSource {
             );
             let url = url::Url::parse(&url).map_err(|e| ForgeError::Url(e.to_string()))?;
             let mirror = dir.join(format!("source-snippet-{id}.git"));
-            match self.mirror_clone(&url, &mirror).await {
-                Ok(()) => {}
-                // No repository (a snippet from before GitLab kept them): its content is enough.
-                Err(e) if e.to_string().contains("not found") => {
-                    tracing::info!(snippet = id, error = %e, "the snippet has no repository");
-                    continue;
-                }
-                Err(e) => return Err(e),
+            // No repository (a snippet from before GitLab kept them): its content is enough.
+            if let Cloned::Missing(e) = self.mirror_clone(&url, &mirror).await? {
+                tracing::info!(snippet = id, error = %e, "the snippet has no repository");
+                continue;
             }
             let bundle = dir.join(format!("snippet-{id}.bundle"));
             let made = crate::forge::git::bundle_create(&mirror, &bundle)
