@@ -98,11 +98,17 @@ pub async fn run_with_progress(
         tokio::spawn(async move {
             let mut rate = progress::Rate::default();
             let mut last_line = std::time::Instant::now();
-            loop {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                if mode == progress::Mode::Hidden {
-                    continue;
+            // The report is read from the store only as often as something shows it: twice a
+            // second for a spinner, and for plain lines often enough to measure a rate by the next.
+            let tick = match mode {
+                progress::Mode::Hidden => return,
+                progress::Mode::Bar => Duration::from_millis(500),
+                progress::Mode::Lines(every) => {
+                    every.clamp(Duration::from_millis(500), Duration::from_secs(5))
                 }
+            };
+            loop {
+                tokio::time::sleep(tick).await;
                 let store = store.clone();
                 let report = tokio::task::spawn_blocking(move || Report::build(&store, id)).await;
                 let Ok(Ok(r)) = report else { continue };
