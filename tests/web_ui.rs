@@ -530,6 +530,7 @@ async fn forms_from_elsewhere_and_without_the_session_are_refused() {
     let dst = destination().await;
     let data = tempfile::tempdir().unwrap();
     let server = serve(&dst, data.path());
+    appliance::install_crypto_provider();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -634,6 +635,48 @@ async fn forms_from_elsewhere_and_without_the_session_are_refused() {
             .await
             .unwrap()
             .contains("Enter the source GitLab URL")
+    );
+    // A migration's pages: signed out, to the sign-in form (the fragment: 401); a migration that
+    // does not exist, or a path that names none, is "no such migration", not an error.
+    for path in ["/imports/1", "/imports/1/unmapped-users.csv"] {
+        let resp = client
+            .get(format!("{}{path}", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303, "{path}");
+        assert_eq!(resp.headers()["location"], "/login", "{path}");
+    }
+    let resp = client
+        .get(format!("{}/fragments/imports/1", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    for path in [
+        "/imports/999",
+        "/imports/abc",
+        "/imports/-1/unmapped-users.csv",
+    ] {
+        let resp = client
+            .get(format!("{}{path}", server.url))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{path}");
+    }
+    let resp = client
+        .get(format!("{}/imports/%3Cscript%3E", server.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let body = resp.text().await.unwrap();
+    assert!(
+        body.contains("There is no migration &lt;script&gt;."),
+        "{body}"
     );
     // A wrong token in the sign-in form: 401 with a message, the token not repeated.
     let resp = client

@@ -225,6 +225,67 @@ fn guard(state: &UiState, headers: &HeaderMap, f: &HashMap<String, String>) -> O
     None
 }
 
+/// A page requested by a signed-in browser; any other browser is sent to the sign-in page.
+struct SignedIn;
+
+impl axum::extract::FromRequestParts<UiState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &UiState,
+    ) -> Result<Self, Response> {
+        if state.signed_in(&parts.headers) {
+            Ok(SignedIn)
+        } else {
+            Err(see_other("/login"))
+        }
+    }
+}
+
+/// A fragment the page's script fetches for a signed-in browser: 401 otherwise, which the script
+/// answers by reloading the page (and so reaching the sign-in page).
+struct SignedInFragment;
+
+impl axum::extract::FromRequestParts<UiState> for SignedInFragment {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &UiState,
+    ) -> Result<Self, Response> {
+        if state.signed_in(&parts.headers) {
+            Ok(SignedInFragment)
+        } else {
+            Err(StatusCode::UNAUTHORIZED.into_response())
+        }
+    }
+}
+
+/// The migration id of a page's path; anything but a number names no migration.
+struct MigrationId(u64);
+
+impl axum::extract::FromRequestParts<UiState> for MigrationId {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &UiState,
+    ) -> Result<Self, Response> {
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        id.parse().map(MigrationId).map_err(|_| {
+            state.message(
+                StatusCode::NOT_FOUND,
+                "No such migration",
+                &format!("There is no migration {id}."),
+                true,
+            )
+        })
+    }
+}
+
 /// One migration with its entities, their counts, errors and records left out.
 fn load_migration(store: &Store, bulk: crate::model::BulkImport) -> Result<Migration, StoreError> {
     let mut entities = Vec::new();
@@ -321,10 +382,7 @@ async fn history_page(
     state.page(status, "Import history", &main, active)
 }
 
-async fn index(State(state): State<UiState>, headers: HeaderMap, uri: Uri) -> Response {
-    if !state.signed_in(&headers) {
-        return see_other("/login");
-    }
+async fn index(_: SignedIn, State(state): State<UiState>, uri: Uri) -> Response {
     let q = query_fields(&uri);
     let note = q
         .get("started")
@@ -344,18 +402,14 @@ async fn index(State(state): State<UiState>, headers: HeaderMap, uri: Uri) -> Re
     .await
 }
 
-async fn history_fragment(State(state): State<UiState>, headers: HeaderMap, uri: Uri) -> Response {
-    if !state.signed_in(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
+async fn history_fragment(_: SignedInFragment, State(state): State<UiState>, uri: Uri) -> Response {
     match live(&state, page_number(&uri)).await {
         Ok((html, _)) => html_response(StatusCode::OK, html),
         Err(e) => e.status().into_response(),
     }
 }
 
-async fn load_details(state: &UiState, id: &str) -> Result<Migration, ApiError> {
-    let id: u64 = id.parse().map_err(|_| ApiError::RecordNotFound)?;
+async fn load_details(state: &UiState, id: u64) -> Result<Migration, ApiError> {
     let store = state.api.engine.store().clone();
     blocking(move || {
         let bulk = store.bulk_import(id)?;
@@ -365,14 +419,11 @@ async fn load_details(state: &UiState, id: &str) -> Result<Migration, ApiError> 
 }
 
 async fn details(
+    _: SignedIn,
     State(state): State<UiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    MigrationId(id): MigrationId,
 ) -> Response {
-    if !state.signed_in(&headers) {
-        return see_other("/login");
-    }
-    match load_details(&state, &id).await {
+    match load_details(&state, id).await {
         Ok(m) => {
             let title = format!("Migration {}", m.bulk.id);
             state.page(StatusCode::OK, &title, &views::details(&m), m.active())
@@ -389,16 +440,10 @@ async fn details(
 
 /// The unmapped users of a migration as a user map to complete, for the signed-in browser.
 async fn unmapped_users(
+    _: SignedIn,
     State(state): State<UiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    MigrationId(id): MigrationId,
 ) -> Response {
-    if !state.signed_in(&headers) {
-        return see_other("/login");
-    }
-    let Ok(id) = id.parse::<u64>() else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
     let csv = crate::api::bulk_imports::unmapped_users_csv(&state.api, id).await;
     match csv.and_then(|csv| {
         crate::api::bulk_imports::csv_response(csv, &format!("unmapped-users-{id}.csv"))
@@ -409,14 +454,11 @@ async fn unmapped_users(
 }
 
 async fn details_fragment(
+    _: SignedInFragment,
     State(state): State<UiState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    MigrationId(id): MigrationId,
 ) -> Response {
-    if !state.signed_in(&headers) {
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
-    match load_details(&state, &id).await {
+    match load_details(&state, id).await {
         Ok(m) => html_response(StatusCode::OK, views::details(&m)),
         Err(e) => e.status().into_response(),
     }
