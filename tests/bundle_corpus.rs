@@ -410,6 +410,44 @@ fn corpus(plain: &[u8], signed: &[u8], plain_path: &Path) -> Vec<Case> {
         restuff(&mut p, lfs, line.as_bytes());
         add(name, pack(&p), why);
     }
+    // Snippet repositories: a `git bundle` blob per snippet, named by the snippet's hexdigest,
+    // which becomes a file name in the import archive.
+    let snippets = "projects/acme/backend/api/snippet_repositories/000000.ndjson.zst";
+    let snippet = |hexdigest: &str, size: u64, sha: &str| {
+        format!("{{\"hexdigest\":\"{hexdigest}\",\"size\":{size},\"sha256\":\"{sha}\"}}\n")
+    };
+    let hexdigest = "c".repeat(64);
+    for (name, line, why) in [
+        (
+            "a snippet repository whose hexdigest is a path",
+            snippet("../../../etc/cron.d/x", blob_size, &blob_sha),
+            "which is not 64 lowercase hex digits",
+        ),
+        (
+            "a snippet repository whose sha256 is not one",
+            snippet(&hexdigest, blob_size, "../x"),
+            "which is not 64 lowercase hex digits",
+        ),
+        (
+            "a snippet repository the bundle lacks",
+            snippet(&hexdigest, blob_size, &"d".repeat(64)),
+            "which the bundle does not hold",
+        ),
+        (
+            "a snippet repository of another size than its blob",
+            snippet(&hexdigest, blob_size + 1, &blob_sha),
+            "which the bundle does not hold",
+        ),
+        (
+            "a snippet repository listed twice",
+            snippet(&hexdigest, blob_size, &blob_sha).repeat(2),
+            "is listed twice",
+        ),
+    ] {
+        let mut p = parts();
+        restuff(&mut p, snippets, line.as_bytes());
+        add(name, pack(&p), why);
+    }
     let mut p = parts();
     with_manifest(&mut p, |m| m["format_version"] = json!(1));
     add(
