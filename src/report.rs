@@ -15,10 +15,34 @@ pub struct Report {
     pub created_at: String,
     pub updated_at: String,
     pub entities: Vec<EntityReport>,
+    /// The kinds of items left out on purpose, for each kind of entity the migration has
+    /// (`crate::relations::excluded`).
+    pub excluded: Vec<ExcludedOfKind>,
     /// What the run that printed this report wrote itself (a resumed or retried migration's earlier
     /// runs wrote the rest of the totals); None when read back from the store.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub this_run: Option<ThisRun>,
+}
+
+/// What a migration leaves out of each entity of one kind.
+#[derive(Debug, Serialize)]
+pub struct ExcludedOfKind {
+    pub entity_type: &'static str,
+    pub items: &'static [crate::relations::excluded::Excluded],
+}
+
+impl ExcludedOfKind {
+    /// The items grouped by why they are left out, in the order first seen: (why, items).
+    pub fn by_reason(&self) -> Vec<(crate::relations::excluded::Why, Vec<&'static str>)> {
+        let mut out: Vec<(crate::relations::excluded::Why, Vec<&'static str>)> = Vec::new();
+        for x in self.items {
+            match out.iter_mut().find(|(why, _)| *why == x.why) {
+                Some((_, items)) => items.push(x.item),
+                None => out.push((x.why, vec![x.item])),
+            }
+        }
+        out
+    }
 }
 
 /// What one run wrote: records it put at the destination per relation (not those an earlier run of
@@ -82,9 +106,14 @@ impl Report {
     pub fn build(store: &Store, bulk_import_id: u64) -> Result<Report, StoreError> {
         let b: BulkImport = store.bulk_import(bulk_import_id)?;
         let mut entities = Vec::new();
+        let mut kinds = Vec::new();
         for e in store.entities_of(bulk_import_id)? {
+            if !kinds.contains(&e.entity_type) {
+                kinds.push(e.entity_type);
+            }
             entities.push(entity_report(store, &e)?);
         }
+        kinds.sort_by_key(|k| k.as_str());
         Ok(Report {
             id: b.id,
             status: b.status.as_str().to_string(),
@@ -93,6 +122,13 @@ impl Report {
             created_at: format_millis(b.created_at),
             updated_at: format_millis(b.updated_at),
             entities,
+            excluded: kinds
+                .into_iter()
+                .map(|kind| ExcludedOfKind {
+                    entity_type: kind.as_str(),
+                    items: crate::relations::excluded::of(kind),
+                })
+                .collect(),
             this_run: None,
         })
     }
@@ -174,6 +210,20 @@ impl Report {
                     k.source_title.as_deref().unwrap_or(""),
                     k.exception_message
                 );
+            }
+        }
+        if !self.excluded.is_empty() {
+            let _ = writeln!(s, "\n  Not migrated, on purpose:");
+            for kind in &self.excluded {
+                for (why, items) in kind.by_reason() {
+                    let _ = writeln!(
+                        s,
+                        "    of each {}: {} ({})",
+                        kind.entity_type,
+                        items.join(", "),
+                        why.says()
+                    );
+                }
             }
         }
         let _ = writeln!(s, "\n  Totals:");

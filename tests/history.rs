@@ -93,6 +93,38 @@ async fn list_status_and_report_read_a_migration_back_from_the_store() {
         md.contains("## group acme → imported/acme (finished)"),
         "{md}"
     );
+    // What is left out of every group and project on purpose is named, with why: in the JSON
+    // report, the text one and the Markdown one.
+    let kinds: Vec<&str> = printed["excluded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["entity_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["group", "project"], "{:#}", printed["excluded"]);
+    let project_items = &printed["excluded"][1]["items"];
+    assert!(
+        project_items
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!({"item": "CI/CD variables", "why": "sensitive"})),
+        "{project_items:#}"
+    );
+    assert!(
+        md.contains("## Not migrated, on purpose")
+            && md.contains("- Of each group: CI/CD variables, Deploy tokens, Webhooks (might contain sensitive information")
+            && md.contains("- Of each project: CI/CD job logs, CI/CD variables,"),
+        "{md}"
+    );
+    let text = run(at(&data, &["status", &id])).await;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("Not migrated, on purpose:")
+            && text.contains(
+                "of each project: Designs and their repository (not migrated by this version"
+            ),
+        "{text}"
+    );
     let again = run(at(&data, &md_args)).await;
     assert_eq!(again.status.code(), Some(1), "{}", explain(&again));
     assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));

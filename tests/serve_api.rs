@@ -814,6 +814,16 @@ async fn what_was_left_out_on_purpose_is_listed_with_each_entity() {
     )
     .await;
     assert_eq!(left_out.len(), projects.len(), "{entities:#}");
+    // Each entity also names the kinds of items a migration leaves out on purpose, with why.
+    for e in entities.as_array().unwrap() {
+        assert!(
+            e["excluded"]
+                .as_array()
+                .unwrap()
+                .contains(&json!({"item": "Webhooks", "why": "sensitive"})),
+            "{e:#}"
+        );
+    }
     for s in left_out {
         assert!(
             s["reason"]

@@ -75,6 +75,9 @@ pub struct EntityBody {
     /// Appliance extension: records not migrated on purpose (an unmapped member, an item GitLab's
     /// migration does not carry, a project left out), each with why; they are not failures.
     pub skipped: Vec<SkippedBody>,
+    /// Appliance extension: the kinds of items a migration of this kind of entity leaves out, and
+    /// why (`crate::relations::excluded`): named, never left out silently.
+    pub excluded: &'static [crate::relations::excluded::Excluded],
 }
 
 /// One record not migrated on purpose.
@@ -130,6 +133,7 @@ pub fn entity(e: &Entity, trackers: &[Tracker], failures: &[Failure]) -> EntityB
             .map(|t| (t.relation.clone(), t.stats))
             .collect(),
         skipped: Vec::new(),
+        excluded: crate::relations::excluded::of(e.entity_type),
     }
 }
 
@@ -284,7 +288,18 @@ mod tests {
                     "labels": {"source": 3, "fetched": 2, "imported": 1},
                     "milestones": {"source": 5, "fetched": 4, "imported": 3}
                 },
-                "skipped": []
+                "skipped": [],
+                "excluded": [
+                    {"item": "CI/CD variables", "why": "sensitive"},
+                    {"item": "Deploy tokens", "why": "sensitive"},
+                    {"item": "Webhooks", "why": "sensitive"},
+                    {"item": "Custom fields", "why": "unsupported"},
+                    {"item": "Pending member invitations", "why": "unsupported"},
+                    {"item": "Push rules", "why": "unsupported"},
+                    {"item": "Epic system notes", "why": "no_api"},
+                    {"item": "Epic boards and their lists", "why": "not_yet"},
+                    {"item": "Group wiki", "why": "not_yet"}
+                ]
             })
         );
     }

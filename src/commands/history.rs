@@ -347,5 +347,19 @@ fn markdown_of(r: &Report) -> String {
             }
         }
     }
+    if !r.excluded.is_empty() {
+        let _ = writeln!(s, "\n## Not migrated, on purpose\n");
+        for kind in &r.excluded {
+            for (why, items) in kind.by_reason() {
+                let _ = writeln!(
+                    s,
+                    "- Of each {}: {} ({})",
+                    kind.entity_type,
+                    md(&items.join(", ")),
+                    md(why.says())
+                );
+            }
+        }
+    }
     s
 }

@@ -176,6 +176,7 @@ mod tests {
             created_at: String::new(),
             updated_at: String::new(),
             entities,
+            excluded: Vec::new(),
             this_run: None,
         }
     }

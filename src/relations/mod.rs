@@ -13,6 +13,7 @@ mod epic_events;
 pub mod epic_links;
 pub mod epic_order;
 pub mod epics;
+pub mod excluded;
 pub mod group;
 pub mod group_files;
 pub mod iterations;

@@ -409,7 +409,41 @@ pub fn details(m: &Migration) -> String {
     for e in &m.entities {
         out.push_str(&entity_section(e));
     }
+    out.push_str(&excluded_section(m));
     out.push_str("</div>\n");
+    out
+}
+
+/// The kinds of items left out of every group or project on purpose, each named with why.
+fn excluded_section(m: &Migration) -> String {
+    let mut kinds: Vec<(&'static str, &[crate::relations::excluded::Excluded])> = Vec::new();
+    for e in &m.entities {
+        if !kinds.iter().any(|(k, _)| *k == e.body.entity_type) {
+            kinds.push((e.body.entity_type, e.body.excluded));
+        }
+    }
+    if kinds.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "<section class=\"excluded\" aria-labelledby=\"excluded-h\">\n<h2 id=\"excluded-h\">Not migrated, on purpose</h2>\n<dl>\n",
+    );
+    for (kind, items) in kinds {
+        let of_kind = crate::report::ExcludedOfKind {
+            entity_type: kind,
+            items,
+        };
+        for (why, items) in of_kind.by_reason() {
+            let _ = writeln!(
+                out,
+                "<dt>Of each {}: {}</dt><dd>{}</dd>",
+                esc(of_kind.entity_type),
+                esc(&items.join(", ")),
+                esc(why.says())
+            );
+        }
+    }
+    out.push_str("</dl>\n</section>\n");
     out
 }
 
@@ -676,5 +710,14 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("Left out on purpose (1)"), "{html}");
+        // The kinds of items no group migration carries are named, with why.
+        assert!(
+            html.contains("<dt>Of each group: CI/CD variables, Deploy tokens, Webhooks</dt><dd>might contain sensitive information"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<dt>Of each group: Epic boards and their lists, Group wiki</dt>"),
+            "{html}"
+        );
     }
 }
