@@ -8,17 +8,19 @@
 #            `appliance migrate --group bench --to imported`.
 #   offline  the same through a bundle: `appliance export` then `appliance replay`.
 #   large    one project (`bench/service-00`) whose repository is LARGE_MIB MiB of incompressible
-#            blobs (forge-sim --large-repository-mib), migrated live.
+#            blobs (forge-sim --large-repository-mib) with LARGE_LFS_MIB MiB of LFS objects
+#            (--large-lfs-mib), migrated live.
 #
 # Environment: RUNS (default 3), LATENCY_MS (default 50, added by both simulators to every request),
-# LARGE_MIB (default 2048), BENCH_TMP (where data, bundles and repositories go; default $TMPDIR or
-# /tmp; the large case needs about 6 x LARGE_MIB free there), CARGO_TARGET_DIR, APPLIANCE_BIN (an
-# appliance binary to measure instead of this tree's, e.g. a build of an earlier commit to compare),
+# LARGE_MIB (default 2048), LARGE_LFS_MIB (default 1024), BENCH_TMP (where data, bundles and
+# repositories go; default $TMPDIR or /tmp; the large case needs about 6 x (LARGE_MIB + LARGE_LFS_MIB)
+# free there), CARGO_TARGET_DIR, APPLIANCE_BIN (an appliance binary to measure instead of this tree's,
+# e.g. a build of an earlier commit to compare),
 # NO_BUILD=1 (use the binaries already built).
 #
 # Each run starts fresh simulators and an empty data directory and runs the appliance under
 # `/usr/bin/time -v`. Printed per run and as medians over the runs: wall time, peak RSS of the
-# appliance, records imported per second for each relation (the `--json` report's `imported` over the
+# appliance itself and of the largest process of the run (the appliance or a git it runs), records imported per second for each relation (the `--json` report's `imported` over the
 # run's wall time; notes travel inside their issues and merge requests and the report does not count
 # them), and requests per 1,000 records (every request both simulators answered, from
 # `GET /-/sim/requests`, over the records the report counts as imported, and over those plus the notes
@@ -29,6 +31,7 @@ set -euo pipefail
 RUNS=${RUNS:-3}
 LATENCY_MS=${LATENCY_MS:-50}
 LARGE_MIB=${LARGE_MIB:-2048}
+LARGE_LFS_MIB=${LARGE_LFS_MIB:-1024}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 CASES=("$@")
@@ -80,10 +83,24 @@ stop_sims() {
 }
 
 # timed LABEL ARGS...: runs the appliance under /usr/bin/time -v; its report in $WORK/LABEL.json.
+# /usr/bin/time's peak RSS is the largest of the appliance and the git processes it runs; the
+# appliance's own peak (VmHWM of its /proc status, sampled twice a second) goes to $WORK/LABEL.hwm.
 timed() {
     local label=$1
     shift
-    if ! /usr/bin/time -v -o "$WORK/$label.time" "$APPLIANCE" "$@" >"$WORK/$label.json" 2>"$WORK/$label.err"; then
+    /usr/bin/time -v -o "$WORK/$label.time" "$APPLIANCE" "$@" >"$WORK/$label.json" 2>"$WORK/$label.err" &
+    local timer=$! own="" hwm=0
+    while kill -0 "$timer" 2>/dev/null; do
+        [ -n "$own" ] || own=$(pgrep -P "$timer" | head -n 1 || true)
+        if [ -n "$own" ]; then
+            local now
+            now=$(awk '/^VmHWM:/ {print $2}' "/proc/$own/status" 2>/dev/null || true)
+            [ -z "$now" ] || [ "$now" -le "$hwm" ] || hwm=$now
+        fi
+        sleep 0.5
+    done
+    echo "$hwm" >"$WORK/$label.hwm"
+    if ! wait "$timer"; then
         echo "appliance $1 failed:" >&2
         tail -n 20 "$WORK/$label.err" >&2
         exit 1
@@ -125,16 +142,16 @@ notes_at() {
 
 # The run's numbers as one JSON object: case, wall, rss, requests, records, per relation, top requests.
 summarize() {
-    local case=$1 wall=$2 rss=$3 notes=$4 report=$5
-    shift 5
-    jq -s --arg case "$case" --argjson wall "$wall" --argjson rss "$rss" --argjson notes "$notes" '
+    local case=$1 wall=$2 rss=$3 own=$4 notes=$5 report=$6
+    shift 6
+    jq -s --arg case "$case" --argjson wall "$wall" --argjson rss "$rss" --argjson own "$own" --argjson notes "$notes" '
         (.[0]) as $report | (.[1:]) as $counts |
         ([$report.entities[].stats[] | select(.imported > 0) | {relation, imported}]
             | group_by(.relation) | map({key: .[0].relation, value: (map(.imported) | add)})
             | from_entries) as $rel |
         ([$counts[].total] | add) as $req |
         ([$rel[]] | add) as $records |
-        {case: $case, wall_s: $wall, rss_mib: ($rss / 1024), requests: $req, records: $records,
+        {case: $case, wall_s: $wall, rss_mib: ($rss / 1024), own_rss_mib: ($own / 1024), requests: $req, records: $records,
          req_per_1000: (if $records > 0 then $req * 1000 / $records else null end),
          notes: $notes,
          req_per_1000_with_notes: (if $records + $notes > 0 then $req * 1000 / ($records + $notes) else null end),
@@ -159,7 +176,8 @@ run_live() {
     local notes
     notes=$(notes_at "$dst_url" "$dst_token")
     stop_sims
-    summarize live "$(wall_s "$WORK/live$n.time")" "$(rss_kib "$WORK/live$n.time")" "$notes" \
+    summarize live "$(wall_s "$WORK/live$n.time")" "$(rss_kib "$WORK/live$n.time")" \
+        "$(cat "$WORK/live$n.hwm")" "$notes" \
         "$WORK/live$n.json" "$WORK/live$n.src-req" "$WORK/live$n.dst-req" >"$WORK/result-live-$n.json"
     rm -rf "$WORK/data-live$n"
 }
@@ -179,9 +197,11 @@ run_offline() {
     local notes
     notes=$(notes_at "$dst_url" "$dst_token")
     stop_sims
-    summarize export "$(wall_s "$WORK/export$n.time")" "$(rss_kib "$WORK/export$n.time")" "$notes" \
+    summarize export "$(wall_s "$WORK/export$n.time")" "$(rss_kib "$WORK/export$n.time")" \
+        "$(cat "$WORK/export$n.hwm")" "$notes" \
         "$WORK/export$n.json" "$WORK/export$n.src-req" >"$WORK/result-export-$n.json"
-    summarize replay "$(wall_s "$WORK/replay$n.time")" "$(rss_kib "$WORK/replay$n.time")" "$notes" \
+    summarize replay "$(wall_s "$WORK/replay$n.time")" "$(rss_kib "$WORK/replay$n.time")" \
+        "$(cat "$WORK/replay$n.hwm")" "$notes" \
         "$WORK/replay$n.json" "$WORK/replay$n.dst-req" >"$WORK/result-replay-$n.json"
     echo "bundle: $(du -m "$WORK/bench$n.bundle" | cut -f1) MiB" >&2
     rm -rf "$WORK/data-export$n" "$WORK/data-replay$n" "$WORK/bench$n.bundle"
@@ -190,7 +210,7 @@ run_offline() {
 run_large() {
     local n=$1
     echo "seeding a ${LARGE_MIB} MiB repository..." >&2
-    start_sim src --dataset medium --large-repository-mib "$LARGE_MIB"
+    start_sim src --dataset medium --large-repository-mib "$LARGE_MIB" --large-lfs-mib "$LARGE_LFS_MIB"
     start_sim dst --dataset empty
     APPLIANCE_SOURCE_TOKEN=$src_token APPLIANCE_DESTINATION_TOKEN=$dst_token \
         timed "large$n" migrate --json --project bench/service-00 --to imported \
@@ -200,7 +220,8 @@ run_large() {
     local notes
     notes=$(notes_at "$dst_url" "$dst_token")
     stop_sims
-    summarize large "$(wall_s "$WORK/large$n.time")" "$(rss_kib "$WORK/large$n.time")" "$notes" \
+    summarize large "$(wall_s "$WORK/large$n.time")" "$(rss_kib "$WORK/large$n.time")" \
+        "$(cat "$WORK/large$n.hwm")" "$notes" \
         "$WORK/large$n.json" "$WORK/large$n.src-req" "$WORK/large$n.dst-req" >"$WORK/result-large-$n.json"
     rm -rf "$WORK/data-large$n"
 }
@@ -231,7 +252,8 @@ for result in live export replay large; do
         def r: . * 10 | round / 10;
         "\n[\(.[0].case)] runs: \(length)",
         "  wall time           \(map(.wall_s) | median | r) s   (runs: \(map(.wall_s | r) | join(", ")))",
-        "  peak RSS            \(map(.rss_mib) | median | r) MiB   (runs: \(map(.rss_mib | r) | join(", ")))",
+        "  peak RSS, appliance \(map(.own_rss_mib) | median | r) MiB   (runs: \(map(.own_rss_mib | r) | join(", ")))",
+        "  peak RSS, any child \(map(.rss_mib) | median | r) MiB   (largest of the appliance and its git processes, /usr/bin/time)",
         "  records imported    \(map(.records) | median)   failures: \(map(.failures) | median)",
         "  requests            \(map(.requests) | median)",
         "  requests/1000 rec.  \(map(.req_per_1000 // 0) | median | r)   (records the report counts)",

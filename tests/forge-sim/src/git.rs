@@ -705,6 +705,24 @@ pub struct WikiPage {
     pub content: String,
 }
 
+/// `mib` MiB of incompressible LFS files for a benchmark, 64 MiB each (the last smaller), named
+/// `large/object-NNNN.bin`, drawn from `seed`.
+pub fn large_lfs_files(seed: u64, mib: u64) -> Vec<crate::dataset::LfsFile> {
+    const OBJECT: u64 = 64 << 20;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6c66_735f_6c61_7267);
+    let (mut left, mut n) = (mib << 20, 0u32);
+    let mut out = Vec::new();
+    while left > 0 {
+        let size = left.min(OBJECT);
+        let mut bytes = vec![0u8; size as usize];
+        rand::RngCore::fill_bytes(&mut rng, &mut bytes);
+        n += 1;
+        out.push((format!("large/object-{n:04}.bin"), bytes));
+        left -= size;
+    }
+    out
+}
+
 /// The oid of an LFS object: the sha256 of its bytes, lowercase hex.
 pub fn lfs_oid(bytes: &[u8]) -> String {
     use sha2::Digest;

@@ -88,6 +88,9 @@ pub struct SimConfig {
     /// MiB of incompressible blobs added to the repository of the dataset's first project (lowest
     /// id) at start, for benchmarks of large repositories (`--large-repository-mib`); 0 adds none.
     pub large_repository_mib: u64,
+    /// MiB of incompressible LFS objects (64 MiB each, the last smaller) committed as pointers to
+    /// the same project's repository, their bytes kept for the LFS API (`--large-lfs-mib`).
+    pub large_lfs_mib: u64,
 }
 
 impl SimConfig {
@@ -99,6 +102,7 @@ impl SimConfig {
             seed,
             faults: FaultConfig::default(),
             large_repository_mib: 0,
+            large_lfs_mib: 0,
         }
     }
 }
@@ -176,7 +180,7 @@ impl RunningSim {
         let git = GitStore::new(git_dir.path().to_path_buf());
         let sim = Arc::new(Sim::new(url.clone(), git, seeded.store));
         let repositories = seeded.repositories;
-        let large = (cfg.large_repository_mib > 0)
+        let large = (cfg.large_repository_mib > 0 || cfg.large_lfs_mib > 0)
             .then(|| {
                 sim.read()
                     .projects
@@ -187,7 +191,10 @@ impl RunningSim {
             .flatten();
         let large_mib = cfg.large_repository_mib;
         let wikis = seeded.wikis;
-        let lfs = seeded.lfs;
+        let mut lfs = seeded.lfs;
+        if let Some(path) = large.as_ref().filter(|_| cfg.large_lfs_mib > 0) {
+            lfs.push((path.clone(), git::large_lfs_files(seed, cfg.large_lfs_mib)));
+        }
         // Every snippet of the dataset gets its repository, as every snippet has one in GitLab.
         let snippets: Vec<(String, u64, String, String, String)> = {
             let store = sim.read();
@@ -218,7 +225,7 @@ impl RunningSim {
                     .seed_history(path, seed, seeded_commits(dataset))
                     .map_err(|e| anyhow::anyhow!("seeding repository {path}: {e}"))?;
             }
-            if let Some(path) = &large {
+            if let Some(path) = large.as_ref().filter(|_| large_mib > 0) {
                 seeding
                     .git
                     .add_large_blobs(path, seed, large_mib)

@@ -36,6 +36,10 @@ struct Args {
     /// large repositories; the repository lives in a temporary directory until the simulator stops).
     #[arg(long, default_value_t = 0)]
     large_repository_mib: u64,
+    /// MiB of incompressible Git LFS objects (64 MiB each) committed to the first project's
+    /// repository as pointers at start, their bytes served by the LFS API (benchmarks of LFS).
+    #[arg(long, default_value_t = 0)]
+    large_lfs_mib: u64,
 }
 
 #[tokio::main]
@@ -57,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = SimConfig::new(args.dataset, args.seed);
     config.listen = args.listen;
     config.large_repository_mib = args.large_repository_mib;
+    config.large_lfs_mib = args.large_lfs_mib;
     config.faults = FaultConfig {
         latency_ms: args.latency_ms,
         rate_limit_per_minute: args.rate_limit_per_minute,
