@@ -565,6 +565,28 @@ impl GitStore {
         Ok(self.files_at_head(repo_path)?.remove(file))
     }
 
+    /// The commit a sha, branch or tag names in a repository (`git rev-parse --verify <rev>^{commit}`);
+    /// `None` when it names none (or there is no repository).
+    pub fn resolve_commit(&self, repo_path: &str, rev: &str) -> std::io::Result<Option<String>> {
+        let repo = self.repo_path(repo_path)?;
+        if !repo.join("HEAD").is_file() || rev.starts_with('-') {
+            return Ok(None);
+        }
+        let out = git_output(
+            &repo,
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                &format!("{rev}^{{commit}}"),
+            ],
+        )?;
+        Ok(out
+            .status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned()))
+    }
+
     /// The commits reachable from a repository's HEAD, newest first (`git rev-list HEAD`); none
     /// for a missing repository or one without commits.
     pub fn commits_at_head(&self, repo_path: &str) -> std::io::Result<Vec<String>> {

@@ -266,6 +266,17 @@ impl RunningSim {
                     kept.insert(crate::git::lfs_oid(bytes), bytes.clone());
                 }
             }
+            // Pipelines, commit notes and external pull requests name real commits of `main`.
+            for path in &repositories {
+                let commits = seeding
+                    .git
+                    .commits_at_head(path)
+                    .map_err(|e| anyhow::anyhow!("listing the commits of {path}: {e}"))?;
+                let mut store = seeding.write();
+                if let Some(id) = store.project_by_path(path).map(|p| p.id) {
+                    dataset::resolve_commits(&mut store, id, &commits);
+                }
+            }
             Ok(())
         })
         .await

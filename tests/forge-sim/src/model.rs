@@ -144,6 +144,8 @@ pub struct Project {
     pub lfs_enabled: bool,
     pub request_access_enabled: bool,
     pub empty_repo: bool,
+    /// Service Desk on (a project column; its settings are a [`ServiceDeskSetting`]).
+    pub service_desk_enabled: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -429,6 +431,141 @@ pub struct ProtectedBranch {
     pub code_owner_approval_required: bool,
 }
 
+/// A protected tag (name or wildcard) with who may create it (GitLab's `create_access_levels`,
+/// one level here).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProtectedTag {
+    pub id: u64,
+    pub project_id: u64,
+    pub name: String,
+    pub create_access_level: u8,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A CI pipeline as a project keeps it after it ran (no jobs: the simulator runs nothing).
+#[derive(Debug, Clone, Serialize)]
+pub struct Pipeline {
+    pub id: u64,
+    pub iid: u64,
+    pub project_id: u64,
+    /// The branch or tag it ran for (GitLab's `ref`).
+    pub git_ref: String,
+    pub sha: String,
+    pub before_sha: Option<String>,
+    pub tag: bool,
+    /// `success`, `failed`, `canceled`, `skipped`, `manual`, `running`, ...
+    pub status: String,
+    /// `push`, `web`, `schedule`, `merge_request_event`, `external_pull_request_event`, ...
+    pub source: String,
+    pub user_id: Option<u64>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Seconds.
+    pub duration: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineSchedule {
+    pub id: u64,
+    pub project_id: u64,
+    pub description: String,
+    pub git_ref: String,
+    pub cron: String,
+    pub cron_timezone: String,
+    pub next_run_at: Option<String>,
+    pub active: bool,
+    pub owner_id: u64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A pull request of the GitHub repository a CI/CD-for-external-repository project mirrors.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExternalPullRequest {
+    pub id: u64,
+    pub project_id: u64,
+    pub pull_request_iid: u64,
+    pub source_branch: String,
+    pub target_branch: String,
+    pub source_repository: String,
+    pub target_repository: String,
+    pub source_sha: String,
+    pub target_sha: String,
+    /// `open`, `closed` or `merged`.
+    pub status: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A comment on a commit of the project's repository (a `Note` with `noteable_type: Commit`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CommitNote {
+    pub id: u64,
+    pub project_id: u64,
+    /// The commented commit's sha.
+    pub commit_id: String,
+    pub body: String,
+    pub author_id: u64,
+    pub imported_from: &'static str,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// How the container registry's tags are cleaned up (one per project).
+#[derive(Debug, Clone, Serialize)]
+pub struct ContainerExpirationPolicy {
+    pub cadence: String,
+    pub enabled: bool,
+    pub keep_n: Option<u64>,
+    pub older_than: Option<String>,
+    pub name_regex: Option<String>,
+    pub name_regex_keep: Option<String>,
+    pub next_run_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// The project's own Auto DevOps setting (`ProjectAutoDevops`); `enabled: None` follows the
+/// instance.
+#[derive(Debug, Clone, Serialize)]
+pub struct AutoDevops {
+    pub enabled: Option<bool>,
+    /// `continuous`, `manual` or `timed_incremental`.
+    pub deploy_strategy: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// The project's push rule (GitLab Premium).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PushRule {
+    pub id: u64,
+    pub commit_message_regex: Option<String>,
+    pub commit_message_negative_regex: Option<String>,
+    pub branch_name_regex: Option<String>,
+    pub author_email_regex: Option<String>,
+    pub file_name_regex: Option<String>,
+    /// MiB; 0 is no limit.
+    pub max_file_size: u64,
+    pub deny_delete_tag: bool,
+    pub member_check: bool,
+    pub prevent_secrets: bool,
+    pub commit_committer_check: bool,
+    pub reject_unsigned_commits: bool,
+    pub created_at: String,
+}
+
+/// Service Desk's settings of a project (whether it is on is [`Project::service_desk_enabled`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceDeskSetting {
+    pub issue_template_key: Option<String>,
+    /// The custom suffix of the Service Desk address.
+    pub project_key: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Upload {
     pub id: u64,
@@ -509,3 +646,8 @@ record!(Release, |r| Parent::Project(r.project_id));
 record!(Snippet, |r| Parent::Project(r.project_id));
 record!(ProtectedBranch, |r| Parent::Project(r.project_id));
 record!(Upload, |r| r.owner);
+record!(ProtectedTag, |r| Parent::Project(r.project_id));
+record!(Pipeline, |r| Parent::Project(r.project_id));
+record!(PipelineSchedule, |r| Parent::Project(r.project_id));
+record!(ExternalPullRequest, |r| Parent::Project(r.project_id));
+record!(CommitNote, |r| Parent::Project(r.project_id));

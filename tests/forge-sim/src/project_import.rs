@@ -29,6 +29,8 @@ use crate::model::{
     AwardEmoji, Badge, Board, BoardList, FailedRelation, Issue, Label, Member, MergeRequest,
     Milestone, Note, Parent, ProtectedBranch, Release, ReleaseLink, Snippet, Upload, access,
 };
+
+mod settings;
 use crate::state::{Sim, Store};
 
 /// The export format version this simulator imports (GitLab's `Gitlab::ImportExport.version`).
@@ -47,9 +49,18 @@ const RESTORE_ORDER: &[&str] = &[
     "snippets",
     "releases",
     "merge_requests",
+    "external_pull_requests",
+    "commit_notes",
+    "ci_pipelines",
+    "auto_devops",
+    "pipeline_schedules",
+    "container_expiration_policy",
     "protected_branches",
+    "protected_tags",
     "project_badges",
     "boards",
+    "service_desk_setting",
+    "push_rule",
 ];
 
 /// The lines of one NDJSON file: each with its number (from 0), parsed or with the parse error.
@@ -357,7 +368,6 @@ pub fn run_relation_import(sim: Arc<Sim>, tracker: u64, importer: u64, file: Vec
     let failures = {
         let mut store = sim.write();
         let mut restorer = Restorer::new(&mut store, project_id, importer, &archive);
-        // The simulator keeps no pipelines: `ci_pipelines` is accepted and restores nothing.
         restorer.relation(&archive, &relation);
         restorer.failures
     };
@@ -438,6 +448,9 @@ fn apply_project_attributes(project: &mut crate::model::Project, attrs: &Value) 
     if let Some(on) = attrs["request_access_enabled"].as_bool() {
         project.request_access_enabled = on;
     }
+    if let Some(on) = attrs["service_desk_enabled"].as_bool() {
+        project.service_desk_enabled = on;
+    }
 }
 
 fn visibility(level: u64) -> &'static str {
@@ -475,6 +488,27 @@ fn text(v: &Value, key: &str) -> Option<String> {
     }
 }
 
+/// A note's text as imported: GitLab's `update_note_for_missing_author` names an author it could
+/// not map (the note becomes the importer's).
+fn note_body(note: &Value, mapped: bool, updated_at: &str) -> String {
+    let mut body = text(note, "note").unwrap_or_default();
+    if !mapped {
+        if body.trim().is_empty() {
+            body = "*Blank note*".to_owned();
+        }
+        let name = note["author"]["name"].as_str().unwrap_or("Ghost User");
+        let at = note["updated_at"]
+            .as_str()
+            .unwrap_or(updated_at)
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        body = format!("{body}\n\n*By {name} on {at} (imported from GitLab)*");
+    }
+    body
+}
+
 /// A timestamp as GitLab prints it.
 fn time(v: &Value, key: &str) -> Option<String> {
     let raw = v[key].as_str()?;
@@ -503,6 +537,8 @@ struct Restorer<'s> {
     line: u64,
     /// Snippets restored (new id, line in `snippets.ndjson`), whose repositories come next.
     snippets: Vec<(u64, u64)>,
+    /// The iids the archive's pipelines carry: one without (an older export) never takes them.
+    pipeline_iids: std::collections::BTreeSet<u64>,
 }
 
 impl<'s> Restorer<'s> {
@@ -551,6 +587,13 @@ impl<'s> Restorer<'s> {
             failures: Vec::new(),
             line: 0,
             snippets: Vec::new(),
+            pipeline_iids: archive
+                .relations
+                .get("ci_pipelines")
+                .into_iter()
+                .flatten()
+                .filter_map(|(_, r)| r.as_ref().ok()?["iid"].as_u64())
+                .collect(),
         }
     }
 
@@ -602,6 +645,15 @@ impl<'s> Restorer<'s> {
             "protected_branches" => self.protected_branch(v),
             "project_badges" => self.badge(v),
             "boards" => self.board(v),
+            "protected_tags" => self.protected_tag(v),
+            "ci_pipelines" => self.pipeline(v),
+            "pipeline_schedules" => self.pipeline_schedule(v),
+            "external_pull_requests" => self.external_pull_request(v),
+            "commit_notes" => self.commit_note(v),
+            "auto_devops" => self.auto_devops(v),
+            "container_expiration_policy" => self.container_expiration_policy(v),
+            "push_rule" => self.push_rule(v),
+            "service_desk_setting" => self.service_desk_setting(v),
             _ => Ok(()),
         }
     }
@@ -914,22 +966,7 @@ impl<'s> Restorer<'s> {
             let (author_id, mapped) = self.user(&note["author_id"]);
             let created_at = time(note, "created_at").unwrap_or_else(|| self.created_at.clone());
             let updated_at = time(note, "updated_at").unwrap_or_else(|| created_at.clone());
-            let mut body = text(note, "note").unwrap_or_default();
-            if !mapped {
-                // GitLab's `update_note_for_missing_author`.
-                if body.trim().is_empty() {
-                    body = "*Blank note*".to_owned();
-                }
-                let name = note["author"]["name"].as_str().unwrap_or("Ghost User");
-                let at = note["updated_at"]
-                    .as_str()
-                    .unwrap_or(&updated_at)
-                    .split('.')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                body = format!("{body}\n\n*By {name} on {at} (imported from GitLab)*");
-            }
+            let body = note_body(note, mapped, &updated_at);
             let kind = note["type"].as_str().unwrap_or_default();
             let id = self.store.notes.next_id();
             self.store.notes.insert(Note {

@@ -21,9 +21,11 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::git::GitStore;
 use crate::model::{
-    AwardEmoji, Badge, Board, BoardList, Epic, Group, Issue, Iteration, IterationCadence, Label,
-    LabelEvent, Member, MergeRequest, Milestone, Note, Parent, Project, ProjectImport,
-    ProtectedBranch, Record, RelationImport, Release, Snippet, StateEvent, Upload, User, access,
+    AutoDevops, AwardEmoji, Badge, Board, BoardList, CommitNote, ContainerExpirationPolicy, Epic,
+    ExternalPullRequest, Group, Issue, Iteration, IterationCadence, Label, LabelEvent, Member,
+    MergeRequest, Milestone, Note, Parent, Pipeline, PipelineSchedule, Project, ProjectImport,
+    ProtectedBranch, ProtectedTag, PushRule, Record, RelationImport, Release, ServiceDeskSetting,
+    Snippet, StateEvent, Upload, User, access,
 };
 
 /// The shared handle every route gets as `State<Arc<Sim>>`.
@@ -231,6 +233,16 @@ pub struct Store {
     pub snippets: Table<Snippet>,
     pub protected_branches: Table<ProtectedBranch>,
     pub uploads: Table<Upload>,
+    pub protected_tags: Table<ProtectedTag>,
+    pub pipelines: Table<Pipeline>,
+    pub pipeline_schedules: Table<PipelineSchedule>,
+    pub external_pull_requests: Table<ExternalPullRequest>,
+    pub commit_notes: Table<CommitNote>,
+    /// The project's single settings records, by project id (none: GitLab's defaults).
+    pub container_expiration_policies: BTreeMap<u64, ContainerExpirationPolicy>,
+    pub auto_devops: BTreeMap<u64, AutoDevops>,
+    pub push_rules: BTreeMap<u64, PushRule>,
+    pub service_desk_settings: BTreeMap<u64, ServiceDeskSetting>,
     /// Import state of projects created from an export archive, by project id.
     pub imports: HashMap<u64, ProjectImport>,
     /// Every single-relation import, in id order (ids from 1).
@@ -276,6 +288,15 @@ impl Store {
             snippets: Table::new(first_id),
             protected_branches: Table::new(first_id),
             uploads: Table::new(first_id),
+            protected_tags: Table::new(first_id),
+            pipelines: Table::new(iid_first),
+            pipeline_schedules: Table::new(first_id),
+            external_pull_requests: Table::new(first_id),
+            commit_notes: Table::new(first_id),
+            container_expiration_policies: BTreeMap::new(),
+            auto_devops: BTreeMap::new(),
+            push_rules: BTreeMap::new(),
+            service_desk_settings: BTreeMap::new(),
             imports: HashMap::new(),
             relation_imports: Vec::new(),
             settings: ApplicationSettings::default(),

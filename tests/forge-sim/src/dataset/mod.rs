@@ -15,8 +15,10 @@ use time::{Duration, OffsetDateTime};
 
 use crate::Dataset;
 use crate::model::{
-    AwardEmoji, Badge, Board, BoardList, Epic, Group, Issue, Iteration, IterationCadence, Label,
-    Member, MergeRequest, Milestone, Note, Parent, Project, Release, Snippet, Upload, User,
+    AutoDevops, AwardEmoji, Badge, Board, BoardList, CommitNote, ContainerExpirationPolicy, Epic,
+    ExternalPullRequest, Group, Issue, Iteration, IterationCadence, Label, Member, MergeRequest,
+    Milestone, Note, Parent, Pipeline, PipelineSchedule, Project, ProtectedTag, PushRule, Release,
+    ServiceDeskSetting, Snippet, Upload, User,
 };
 use crate::routes::epics::change_state;
 use crate::routes::events::{record_labels, record_state};
@@ -252,6 +254,7 @@ impl Builder {
             lfs_enabled: true,
             request_access_enabled: true,
             empty_repo: false,
+            service_desk_enabled: false,
         });
         id
     }
@@ -715,6 +718,231 @@ impl Builder {
             created_at,
         });
         url
+    }
+}
+
+/// The `n`-th commit from the tip of `main` of a project's seeded repository, as a dataset names it
+/// before the repository exists (a stand-in sha); [`resolve_commits`] replaces it with the real
+/// commit's once `lib.rs` has seeded the repository.
+pub fn commit_placeholder(project_id: u64, n: usize) -> String {
+    hex::encode(Sha256::digest(
+        format!("commit/{project_id}/{n}").as_bytes(),
+    ))[..40]
+        .to_string()
+}
+
+/// Replaces a project's [`commit_placeholder`]s (pipelines, commit notes, external pull requests)
+/// with the commits of its seeded repository, `commits` newest first (`git rev-list main`).
+pub fn resolve_commits(store: &mut Store, project_id: u64, commits: &[String]) {
+    let real: std::collections::HashMap<String, &String> = commits
+        .iter()
+        .enumerate()
+        .map(|(n, sha)| (commit_placeholder(project_id, n), sha))
+        .collect();
+    let resolve = |sha: &mut String| {
+        if let Some(r) = real.get(sha.as_str()) {
+            *sha = (*r).clone();
+        }
+    };
+    let owner = Parent::Project(project_id);
+    let ids: Vec<u64> = store.pipelines.children(owner).map(|p| p.id).collect();
+    for id in ids {
+        if let Some(p) = store.pipelines.get_mut(id) {
+            resolve(&mut p.sha);
+            if let Some(before) = p.before_sha.as_mut() {
+                resolve(before);
+            }
+        }
+    }
+    let ids: Vec<u64> = store.commit_notes.children(owner).map(|n| n.id).collect();
+    for id in ids {
+        if let Some(n) = store.commit_notes.get_mut(id) {
+            resolve(&mut n.commit_id);
+        }
+    }
+    let ids: Vec<u64> = store
+        .external_pull_requests
+        .children(owner)
+        .map(|e| e.id)
+        .collect();
+    for id in ids {
+        if let Some(e) = store.external_pull_requests.get_mut(id) {
+            resolve(&mut e.source_sha);
+            resolve(&mut e.target_sha);
+        }
+    }
+}
+
+/// CI/CD and repository settings records of a project (pipelines, schedules, protected tags, the
+/// single settings records), on the same seeded clock.
+impl Builder {
+    pub fn protected_tag(&mut self, project_id: u64, name: &str, create_access_level: u8) {
+        let id = self.store.protected_tags.next_id();
+        let created_at = self.tick(30);
+        self.store.protected_tags.insert(ProtectedTag {
+            id,
+            project_id,
+            name: name.into(),
+            create_access_level,
+            updated_at: created_at.clone(),
+            created_at,
+        });
+    }
+
+    /// A pipeline that ran for `git_ref` at the `commit`-th commit from `main`'s tip.
+    #[allow(clippy::too_many_arguments)]
+    pub fn pipeline(
+        &mut self,
+        project_id: u64,
+        git_ref: &str,
+        commit: usize,
+        status: &str,
+        source: &str,
+        user: u64,
+        tag: bool,
+    ) -> u64 {
+        let id = self.store.pipelines.next_id();
+        let iid = self.store.pipelines.next_iid(Parent::Project(project_id));
+        let created_at = self.tick(120);
+        let ran = !matches!(status, "created" | "pending" | "skipped" | "manual");
+        let started_at = ran.then(|| self.tick(2));
+        let duration = ran.then(|| self.rng.random_range(30..900));
+        let finished_at = (ran && status != "running").then(|| self.tick(15));
+        self.store.pipelines.insert(Pipeline {
+            id,
+            iid,
+            project_id,
+            git_ref: git_ref.into(),
+            sha: commit_placeholder(project_id, commit),
+            before_sha: Some(commit_placeholder(project_id, commit + 1)),
+            tag,
+            status: status.into(),
+            source: source.into(),
+            user_id: Some(user),
+            updated_at: finished_at.clone().unwrap_or_else(|| created_at.clone()),
+            created_at,
+            started_at,
+            finished_at,
+            duration,
+        });
+        id
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn pipeline_schedule(
+        &mut self,
+        project_id: u64,
+        description: &str,
+        git_ref: &str,
+        cron: &str,
+        cron_timezone: &str,
+        active: bool,
+        owner: u64,
+    ) {
+        let id = self.store.pipeline_schedules.next_id();
+        let created_at = self.tick(60);
+        self.store.pipeline_schedules.insert(PipelineSchedule {
+            id,
+            project_id,
+            description: description.into(),
+            git_ref: git_ref.into(),
+            cron: cron.into(),
+            cron_timezone: cron_timezone.into(),
+            next_run_at: active.then(|| format!("{}T04:00:00.000Z", self.date_in(3))),
+            active,
+            owner_id: owner,
+            updated_at: created_at.clone(),
+            created_at,
+        });
+    }
+
+    /// A pull request of the mirrored GitHub repository, between the `source`-th and `target`-th
+    /// commits from `main`'s tip.
+    #[allow(clippy::too_many_arguments)]
+    pub fn external_pull_request(
+        &mut self,
+        project_id: u64,
+        pull_request_iid: u64,
+        source_branch: &str,
+        target_branch: &str,
+        repository: &str,
+        (source, target): (usize, usize),
+        status: &str,
+    ) {
+        let id = self.store.external_pull_requests.next_id();
+        let created_at = self.tick(60);
+        let updated_at = self.tick(30);
+        self.store
+            .external_pull_requests
+            .insert(ExternalPullRequest {
+                id,
+                project_id,
+                pull_request_iid,
+                source_branch: source_branch.into(),
+                target_branch: target_branch.into(),
+                source_repository: repository.into(),
+                target_repository: repository.into(),
+                source_sha: commit_placeholder(project_id, source),
+                target_sha: commit_placeholder(project_id, target),
+                status: status.into(),
+                created_at,
+                updated_at,
+            });
+    }
+
+    /// A comment on the `commit`-th commit from `main`'s tip.
+    pub fn commit_note(&mut self, project_id: u64, commit: usize, body: &str, author: u64) {
+        let id = self.store.commit_notes.next_id();
+        let created_at = self.tick(90);
+        self.store.commit_notes.insert(CommitNote {
+            id,
+            project_id,
+            commit_id: commit_placeholder(project_id, commit),
+            body: body.into(),
+            author_id: author,
+            imported_from: "none",
+            updated_at: created_at.clone(),
+            created_at,
+        });
+    }
+
+    pub fn container_expiration_policy(
+        &mut self,
+        project_id: u64,
+        mut policy: ContainerExpirationPolicy,
+    ) {
+        policy.created_at = self.tick(10);
+        policy.updated_at = policy.created_at.clone();
+        self.store
+            .container_expiration_policies
+            .insert(project_id, policy);
+    }
+
+    pub fn auto_devops(&mut self, project_id: u64, enabled: bool, deploy_strategy: &str) {
+        let created_at = self.tick(10);
+        self.store.auto_devops.insert(
+            project_id,
+            AutoDevops {
+                enabled: Some(enabled),
+                deploy_strategy: deploy_strategy.into(),
+                updated_at: created_at.clone(),
+                created_at,
+            },
+        );
+    }
+
+    pub fn push_rule(&mut self, project_id: u64, mut rule: PushRule) {
+        rule.id = self.store.push_rules.len() as u64 + 1;
+        rule.created_at = self.tick(10);
+        self.store.push_rules.insert(project_id, rule);
+    }
+
+    /// Turns Service Desk on with these settings.
+    pub fn service_desk(&mut self, project_id: u64, setting: ServiceDeskSetting) {
+        if let Some(p) = self.store.projects.get_mut(&project_id) {
+            p.service_desk_enabled = true;
+        }
+        self.store.service_desk_settings.insert(project_id, setting);
     }
 }
 

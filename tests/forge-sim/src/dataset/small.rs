@@ -15,11 +15,16 @@
 //! `acme/backend`; eve guest on `acme/frontend`; dmitri reporter on `acme/backend/api`;
 //! farah developer on `acme/frontend/web`; root is the admin and a member of nothing.
 //! eve and root have no public email.
+//! `acme/backend/api` also has CI/CD and repository settings: protected tags `v*` and `release-*`,
+//! four pipelines (one for tag `v1.0.0`), two pipeline schedules (one inactive), a container
+//! expiration policy, Auto DevOps, a push rule, Service Desk, an external pull request and three
+//! commit notes (eve's: she is no member, so an import names her); `acme/frontend/web` a protected
+//! tag, a pipeline and a schedule.
 //! It never reads the clock or the environment; only the seed shapes the data.
 
 use super::{Builder, PNG_1X1, Seeded};
 use crate::Dataset;
-use crate::model::{Parent, access};
+use crate::model::{ContainerExpirationPolicy, Parent, PushRule, ServiceDeskSetting, access};
 
 const ISSUE_TITLES: [&str; 12] = [
     "Login fails with SSO",
@@ -496,6 +501,83 @@ pub fn build(seed: u64) -> Seeded {
             false,
         );
     }
+
+    // CI/CD and repository settings, seeded after everything else so the rest keeps its timestamps:
+    // the API project has them all, the web app a few. Shas name commits of the seeded `main`
+    // (resolved by `lib.rs` once the repositories exist).
+    b.protected_tag(api, "v*", access::MAINTAINER);
+    b.protected_tag(api, "release-*", access::DEVELOPER);
+    b.protected_tag(web, "v*", access::MAINTAINER);
+    b.pipeline(api, "main", 2, "success", "push", ada, false);
+    b.pipeline(api, "v1.0.0", 1, "success", "push", bjorn, true);
+    b.pipeline(api, "main", 1, "failed", "schedule", bjorn, false);
+    b.pipeline(api, "main", 0, "canceled", "web", chen, false);
+    b.pipeline(web, "main", 0, "success", "push", farah, false);
+    b.pipeline_schedule(
+        api,
+        "Nightly build",
+        "main",
+        "0 2 * * *",
+        "UTC",
+        true,
+        bjorn,
+    );
+    b.pipeline_schedule(
+        api,
+        "Weekly dependency audit",
+        "stable",
+        "30 6 * * 1",
+        "Europe/Berlin",
+        false,
+        ada,
+    );
+    b.pipeline_schedule(web, "Nightly e2e", "main", "0 3 * * *", "UTC", true, ada);
+    b.container_expiration_policy(
+        api,
+        ContainerExpirationPolicy {
+            cadence: "7d".into(),
+            enabled: true,
+            keep_n: Some(25),
+            older_than: Some("30d".into()),
+            name_regex: Some(".*".into()),
+            name_regex_keep: Some("^(main|stable|v.+)$".into()),
+            next_run_at: None,
+            created_at: String::new(),
+            updated_at: String::new(),
+        },
+    );
+    b.auto_devops(api, true, "timed_incremental");
+    b.push_rule(
+        api,
+        PushRule {
+            commit_message_regex: Some("^(feat|fix|docs|chore): .+".into()),
+            branch_name_regex: Some("^(main|stable|feature/.+)$".into()),
+            max_file_size: 50,
+            deny_delete_tag: true,
+            member_check: true,
+            prevent_secrets: true,
+            ..PushRule::default()
+        },
+    );
+    b.service_desk(
+        api,
+        ServiceDeskSetting {
+            issue_template_key: Some("support".into()),
+            project_key: Some("api-support".into()),
+        },
+    );
+    b.external_pull_request(
+        api,
+        42,
+        "feature/sso-login",
+        "main",
+        "https://github.com/acme/api",
+        (0, 2),
+        "open",
+    );
+    b.commit_note(api, 1, "Nice refactor — this unblocks v1.0.0 🎉", bjorn);
+    b.commit_note(api, 1, "Agreed, but see #1 before we tag.", chen);
+    b.commit_note(api, 3, "Why was the retry removed here?", eve);
 
     let repositories = b
         .store

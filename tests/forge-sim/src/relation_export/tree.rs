@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 use crate::model::{AwardEmoji, Board, Epic, Label, Milestone, Note, Parent};
 use crate::state::Store;
 
+mod settings;
+
 /// What one relation of an export holds.
 pub enum Content {
     /// `self`: the group's or project's attributes, one JSON document (`self.json`).
@@ -50,11 +52,20 @@ pub const PROJECT_RELATIONS: &[&str] = &[
     "releases",
     "project_members",
     "merge_requests",
+    "external_pull_requests",
+    "commit_notes",
+    "ci_pipelines",
+    "auto_devops",
+    "pipeline_schedules",
+    "container_expiration_policy",
     "protected_branches",
+    "protected_tags",
     "project_feature",
     "project_badges",
     "ci_cd_settings",
     "boards",
+    "service_desk_setting",
+    "push_rule",
     "user_contributions",
     "uploads",
 ];
@@ -354,6 +365,12 @@ pub fn project_relations(store: &Store, project_id: u64) -> Vec<(&'static str, C
         records: vec![v],
         batchable: false,
     };
+    let ci = settings::ci_relations(store, project, &mut users);
+    // A settings record the project does not have is an empty relation, as in GitLab's export.
+    let maybe = |v: Option<Value>| Content::Records {
+        records: v.into_iter().collect(),
+        batchable: false,
+    };
     vec![
         ("self", Content::Document(project_self(store, project_id))),
         ("labels", records(labels)),
@@ -363,7 +380,17 @@ pub fn project_relations(store: &Store, project_id: u64) -> Vec<(&'static str, C
         ("releases", records(releases)),
         ("project_members", records(members)),
         ("merge_requests", records(merge_requests)),
+        ("external_pull_requests", records(ci.external_pull_requests)),
+        ("commit_notes", records(ci.commit_notes)),
+        ("ci_pipelines", records(ci.pipelines)),
+        ("auto_devops", maybe(ci.auto_devops)),
+        ("pipeline_schedules", records(ci.pipeline_schedules)),
+        (
+            "container_expiration_policy",
+            maybe(ci.container_expiration_policy),
+        ),
         ("protected_branches", records(protected_branches)),
+        ("protected_tags", records(ci.protected_tags)),
         ("project_feature", single(feature)),
         ("project_badges", records(badges)),
         (
@@ -371,6 +398,8 @@ pub fn project_relations(store: &Store, project_id: u64) -> Vec<(&'static str, C
             single(json!({"group_runners_enabled": true})),
         ),
         ("boards", records(boards)),
+        ("service_desk_setting", maybe(ci.service_desk_setting)),
+        ("push_rule", maybe(ci.push_rule)),
         ("user_contributions", records(users.render(store))),
         // The files the project's markdown links to, as GitLab's UploadsExporter writes them:
         // `<secret>/<filename>`.
@@ -438,6 +467,7 @@ fn project_self(store: &Store, project_id: u64) -> Value {
         "description": p.description, "visibility_level": visibility_level(&p.visibility),
         "archived": p.archived, "default_branch": p.default_branch, "topics": p.topics,
         "request_access_enabled": p.request_access_enabled,
+        "service_desk_enabled": p.service_desk_enabled,
         "merge_requests_ff_only_enabled": false, "merge_requests_rebase_enabled": false,
         "only_allow_merge_if_pipeline_succeeds": false,
         "only_allow_merge_if_all_discussions_are_resolved": false,

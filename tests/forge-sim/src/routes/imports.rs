@@ -153,6 +153,7 @@ pub fn create(ctx: &Ctx) -> Answer {
             lfs_enabled: true,
             request_access_enabled: true,
             empty_repo: true,
+            service_desk_enabled: false,
         };
         store.insert_project(project.clone());
         // GitLab makes the importer a maintainer of the new project.

@@ -18,9 +18,11 @@ pub mod merge_requests;
 pub mod milestones;
 pub mod namespaces;
 pub mod notes;
+pub mod pipelines;
 pub mod projects;
 pub mod protected_branches;
 pub mod releases;
+pub mod repository_settings;
 pub mod request;
 pub mod settings;
 pub mod snippets;
@@ -391,6 +393,13 @@ fn project_routes(
         ["releases", tag] if get => releases::get(ctx, scope, tag),
         ["protected_branches"] if get => protected_branches::list(ctx, scope),
         ["protected_branches"] if post => protected_branches::create(ctx, scope),
+        ["protected_tags"] if get => repository_settings::protected_tags(ctx, scope),
+        ["push_rule"] if get => repository_settings::push_rule(ctx, scope),
+        ["repository", "commits", sha, "comments"] if get => {
+            repository_settings::commit_comments(ctx, scope, sha)
+        }
+        ["pipelines"] if get => pipelines::list(ctx, scope),
+        ["pipeline_schedules"] if get => pipelines::schedules(ctx, scope),
         ["uploads"] if get => uploads::list(ctx, scope),
         ["uploads", secret, filename] if get => uploads::get(ctx, scope, secret, filename),
         ["wikis"] if get => wikis::list(ctx, scope),

@@ -83,7 +83,7 @@ pub fn render(sim: &Sim, store: &Store, project: &Project, detail: bool) -> Valu
                 "jobs_enabled": true,
                 "snippets_enabled": project.snippets_enabled,
                 "container_registry_enabled": true,
-                "service_desk_enabled": false,
+                "service_desk_enabled": project.service_desk_enabled,
                 "can_create_merge_request_in": true,
                 "issues_access_level": if project.issues_enabled { "enabled" } else { "disabled" },
                 "repository_access_level": "enabled",
@@ -236,6 +236,10 @@ pub fn get(ctx: &Ctx, scope: &Scope) -> Answer {
         &mut value,
         json!({ "permissions": { "project_access": project_access, "group_access": group_access } }),
     );
+    // What only those who administer the project see (GitLab's `admin_project`).
+    if scope.level >= access::MAINTAINER {
+        super::users::merge(&mut value, admin_fields(&store, project));
+    }
     // `statistics=true`: sizes as GitLab reports them (bytes), for members of Reporter and above.
     if ctx.params.bool("statistics")? == Some(true) {
         let repository_size = ctx
@@ -258,6 +262,32 @@ pub fn get(ctx: &Ctx, scope: &Scope) -> Answer {
         );
     }
     Ok(Reply::ok(value))
+}
+
+/// The CI/CD settings `GET /projects/:id` shows a maintainer: the container expiration policy
+/// (GitLab's defaults when the project never changed it) and Auto DevOps (off, `continuous`, when
+/// the project has no setting of its own and the instance's is off, as here).
+fn admin_fields(store: &Store, project: &Project) -> Value {
+    let policy = store
+        .container_expiration_policies
+        .get(&project.id)
+        .map_or_else(
+            || {
+                json!({"cadence": "1d", "enabled": false, "keep_n": 10, "older_than": "90d",
+                       "name_regex": ".*", "name_regex_keep": null, "next_run_at": null})
+            },
+            |c| {
+                json!({"cadence": c.cadence, "enabled": c.enabled, "keep_n": c.keep_n,
+                       "older_than": c.older_than, "name_regex": c.name_regex,
+                       "name_regex_keep": c.name_regex_keep, "next_run_at": c.next_run_at})
+            },
+        );
+    let auto_devops = store.auto_devops.get(&project.id);
+    json!({
+        "container_expiration_policy": policy,
+        "auto_devops_enabled": auto_devops.and_then(|a| a.enabled).unwrap_or(false),
+        "auto_devops_deploy_strategy": auto_devops.map_or("continuous", |a| a.deploy_strategy.as_str()),
+    })
 }
 
 /// Bytes of every file under `dir`.
@@ -386,6 +416,7 @@ pub fn create(ctx: &Ctx) -> Answer {
             lfs_enabled: p.bool("lfs_enabled")?.unwrap_or(true),
             request_access_enabled: p.bool("request_access_enabled")?.unwrap_or(true),
             empty_repo: true,
+            service_desk_enabled: false,
         };
         store.insert_project(project.clone());
         if level < access::OWNER || store.is_admin(ctx.user_id) {
