@@ -65,6 +65,25 @@ impl Exports {
             .is_some())
     }
 
+    /// The records of a relation GitLab exports whole even in a batched export (`batched: false`,
+    /// no batches: a single record such as `project_feature` or `push_rule`).
+    pub async fn whole(
+        &self,
+        gitlab: &GitLab,
+        portable: &str,
+        relation: &str,
+    ) -> Result<Vec<Value>, ForgeError> {
+        let path = format!("{portable}/export_relations/download?relation={relation}");
+        let gz = gitlab.client.get_bytes(&path, MAX_BATCH).await?;
+        let url = gitlab.client.api_url(&path);
+        tokio::task::spawn_blocking(move || ndjson(&gz, &url))
+            .await
+            .map_err(|e| ForgeError::Decode {
+                url: String::new(),
+                message: e.to_string(),
+            })?
+    }
+
     /// The records of batch `number` (1-based) of an exported relation.
     pub async fn batch(
         &self,

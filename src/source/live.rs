@@ -173,16 +173,21 @@ impl LiveSource {
             return Err(self.export_failed(ctx, name, &why));
         }
         let mut records = Vec::new();
-        if exported.batches > 0 {
-            for r in self
-                .exports
+        let exported_records = if exported.batches > 0 {
+            self.exports
                 .batch(&self.gitlab, &portable, name, batch)
                 .await?
-            {
-                let mut record = relation.record_from_export(r);
-                relation.enrich(&self.gitlab, ctx, &mut record).await?;
-                records.push(record);
-            }
+        } else if exported.total > 0 && batch == 1 {
+            // GitLab batches only collections: a single record (`project_feature`, `push_rule`,
+            // ...) is one file even in a batched export.
+            self.exports.whole(&self.gitlab, &portable, name).await?
+        } else {
+            Vec::new()
+        };
+        for r in exported_records {
+            let mut record = relation.record_from_export(r);
+            relation.enrich(&self.gitlab, ctx, &mut record).await?;
+            records.push(record);
         }
         Ok(Some(ExtractedPage {
             records,
