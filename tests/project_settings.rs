@@ -1,0 +1,234 @@
+//! A project's CI/CD and repository settings migrate live with it (they travel in the archive that
+//! creates the project): protected tags, pipelines, pipeline schedules, the container expiration
+//! policy, Auto DevOps, the push rule, Service Desk, external pull requests and commit notes, each
+//! compared source to destination field by field through the REST API GitLab has for it, and each
+//! counted exactly in the report.
+
+mod common;
+
+use common::*;
+use forge_sim::model::Parent;
+use serde_json::{Value, json};
+
+const PROJECT: &str = "acme/backend/api";
+const DEST: &str = "imported/api";
+
+async fn migrate(src: &forge_sim::RunningSim, dst: &forge_sim::RunningSim) -> Value {
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = appliance();
+    cmd.args([
+        "migrate",
+        "--json",
+        "--project",
+        PROJECT,
+        "--to",
+        "imported",
+    ])
+    .args(["--source-url", &src.url, "--destination-url", &dst.url])
+    .arg("--data")
+    .arg(data.path())
+    .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
+    .env("APPLIANCE_DESTINATION_TOKEN", &dst.admin_token);
+    let out = run(cmd).await;
+    assert!(out.status.success(), "migrate failed: {}", explain(&out));
+    report(&out)
+}
+
+/// `record` with only `keys`.
+fn pick(record: &Value, keys: &[&str]) -> Value {
+    Value::Object(
+        keys.iter()
+            .map(|k| (k.to_string(), record[*k].clone()))
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ci_and_repository_settings_migrate_with_their_project() {
+    let (src, dst) = (source().await, destination().await);
+    let r = migrate(&src, &dst).await;
+    assert_eq!(r["status"], "finished", "{r:#}");
+    assert_eq!(r["has_failures"], false, "{r:#}");
+    let (s, d) = (
+        |path: &str| format!("projects/{}/{path}", enc(PROJECT)),
+        |path: &str| format!("projects/{}/{path}", enc(DEST)),
+    );
+    let (su, st, du, dt) = (&src.url, &src.owner_token, &dst.url, &dst.admin_token);
+
+    // Protected tags: name and who may create, exactly (access level ids are the destination's).
+    let tags = |v: Vec<Value>| {
+        v.iter()
+            .map(|t| {
+                let levels: Vec<Value> = t["create_access_levels"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|l| pick(l, &["access_level", "access_level_description"]))
+                    .collect();
+                json!({"name": t["name"], "create_access_levels": levels})
+            })
+            .collect::<Vec<_>>()
+    };
+    let want_tags = tags(get_all(su, st, &s("protected_tags")).await);
+    assert_eq!(want_tags.len(), 2, "{want_tags:?}");
+    assert_eq!(tags(get_all(du, dt, &d("protected_tags")).await), want_tags);
+
+    // Pipelines keep iid, commit, ref, status, source and dates (ids are the destination's).
+    let keys = [
+        "iid",
+        "sha",
+        "ref",
+        "status",
+        "source",
+        "created_at",
+        "updated_at",
+    ];
+    let pipelines = |v: Vec<Value>| v.iter().map(|p| pick(p, &keys)).collect::<Vec<_>>();
+    let want_pipelines = pipelines(get_all(su, st, &s("pipelines")).await);
+    assert_eq!(want_pipelines.len(), 4);
+    assert_eq!(
+        pipelines(get_all(du, dt, &d("pipelines")).await),
+        want_pipelines
+    );
+
+    // Pipeline schedules: the same, owned by the same users, but inactive (GitLab's import turns
+    // every schedule off, so an imported project starts no pipeline by itself).
+    let keys = [
+        "description",
+        "ref",
+        "cron",
+        "cron_timezone",
+        "next_run_at",
+        "created_at",
+    ];
+    let schedules = |v: &[Value]| {
+        v.iter()
+            .map(|x| {
+                let mut p = pick(x, &keys);
+                p["owner"] = x["owner"]["username"].clone();
+                p
+            })
+            .collect::<Vec<_>>()
+    };
+    let want_schedules = get_all(su, st, &s("pipeline_schedules")).await;
+    let got_schedules = get_all(du, dt, &d("pipeline_schedules")).await;
+    assert_eq!(want_schedules.len(), 2);
+    assert!(want_schedules.iter().any(|x| x["active"] == true));
+    assert!(
+        got_schedules.iter().all(|x| x["active"] == false),
+        "{got_schedules:?}"
+    );
+    assert_eq!(schedules(&got_schedules), schedules(&want_schedules));
+
+    // The push rule, every rule of it.
+    let rule = |mut v: Value| {
+        let o = v.as_object_mut().expect("a push rule");
+        for k in ["id", "project_id", "created_at"] {
+            o.remove(k);
+        }
+        v
+    };
+    let want_rule = rule(get(su, st, &s("push_rule")).await.unwrap());
+    assert_eq!(want_rule["deny_delete_tag"], true);
+    assert_eq!(rule(get(du, dt, &d("push_rule")).await.unwrap()), want_rule);
+
+    // The container expiration policy, Auto DevOps and Service Desk, as the project shows them.
+    let (sp, dp) = (
+        get(su, st, &format!("projects/{}", enc(PROJECT)))
+            .await
+            .unwrap(),
+        get(du, dt, &format!("projects/{}", enc(DEST)))
+            .await
+            .unwrap(),
+    );
+    for k in [
+        "container_expiration_policy",
+        "auto_devops_enabled",
+        "auto_devops_deploy_strategy",
+        "service_desk_enabled",
+    ] {
+        assert_eq!(dp[k], sp[k], "{k}");
+    }
+    assert_eq!(sp["container_expiration_policy"]["keep_n"], 25);
+    assert_eq!(sp["auto_devops_deploy_strategy"], "timed_incremental");
+    assert_eq!(sp["service_desk_enabled"], true);
+
+    // Commit notes, commit by commit: the same text, date and author, except eve's, who is no
+    // member of the project: GitLab's import gives hers to the importer and names her.
+    let commits = src.sim.git.commits_at_head(PROJECT).unwrap();
+    let mut notes = 0;
+    for sha in &commits {
+        let path = format!("repository/commits/{sha}/comments");
+        let want = get_all(su, st, &s(&path)).await;
+        let got = get_all(du, dt, &d(&path)).await;
+        assert_eq!(got.len(), want.len(), "comments on {sha}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g["created_at"], w["created_at"]);
+            let (gn, wn) = (g["note"].as_str().unwrap(), w["note"].as_str().unwrap());
+            if w["author"]["username"] == "eve" {
+                assert_eq!(g["author"]["username"], "root");
+                assert!(
+                    gn.starts_with(wn) && gn.contains("*By Eve Quiet on "),
+                    "{gn}"
+                );
+            } else {
+                assert_eq!(gn, wn);
+                assert_eq!(g["author"]["username"], w["author"]["username"]);
+            }
+        }
+        notes += want.len();
+    }
+    assert_eq!(notes, 3);
+
+    // GitLab's REST API reads neither external pull requests nor Service Desk's settings: compared
+    // in the simulators' stores, field by field (ids excepted).
+    let dest_id = dp["id"].as_u64().unwrap();
+    let source_id = sp["id"].as_u64().unwrap();
+    let (ss, ds) = (src.sim.read(), dst.sim.read());
+    let prs = |store: &forge_sim::state::Store, id: u64| {
+        store
+            .external_pull_requests
+            .children(Parent::Project(id))
+            .map(|e| {
+                let mut v = serde_json::to_value(e).unwrap();
+                let o = v.as_object_mut().unwrap();
+                o.remove("id");
+                o.remove("project_id");
+                v
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(prs(&ss, source_id).len(), 1);
+    assert_eq!(prs(&ds, dest_id), prs(&ss, source_id));
+    let desk = |store: &forge_sim::state::Store, id: u64| {
+        serde_json::to_value(store.service_desk_settings.get(&id)).unwrap()
+    };
+    assert_eq!(desk(&ds, dest_id), desk(&ss, source_id));
+    assert_eq!(desk(&ss, source_id)["project_key"], "api-support");
+    drop((ss, ds));
+
+    // The report counts each exactly: what the source has, and what arrived.
+    for (relation, n) in [
+        ("protected_tags", 2),
+        ("ci_pipelines", 4),
+        ("pipeline_schedules", 2),
+        ("container_expiration_policy", 1),
+        ("auto_devops", 1),
+        ("push_rule", 1),
+        ("service_desk_setting", 1),
+        ("external_pull_requests", 1),
+        ("commit_notes", 3),
+    ] {
+        let stat = r["entities"][0]["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["relation"] == relation)
+            .unwrap_or_else(|| panic!("no {relation} stats: {r:#}"))
+            .clone();
+        assert_eq!(stat["source"], n, "{relation}: {stat}");
+        assert_eq!(stat["imported"], n, "{relation}: {stat}");
+    }
+    src.shutdown().await;
+    dst.shutdown().await;
+}
