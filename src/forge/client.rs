@@ -65,6 +65,48 @@ impl Default for RetryPolicy {
     }
 }
 
+/// How far an upload streamed from disk has got: bytes handed to the connection, and when the
+/// last of them was.
+#[derive(Default)]
+struct UploadProgress {
+    bytes: std::sync::atomic::AtomicU64,
+    /// Milliseconds since `since` at the last chunk.
+    last_ms: std::sync::atomic::AtomicU64,
+    since: std::sync::OnceLock<Instant>,
+}
+
+impl UploadProgress {
+    fn start(&self) -> Instant {
+        *self.since.get_or_init(Instant::now)
+    }
+
+    fn advance(&self, n: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let since = self.start();
+        self.bytes.fetch_add(n as u64, Relaxed);
+        self.last_ms
+            .store(since.elapsed().as_millis() as u64, Relaxed);
+    }
+
+    fn bytes(&self) -> u64 {
+        self.bytes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Resolves once `stall` passed without a chunk taken: the upload stalled, or, after its last
+    /// chunk, the answer did not come (the read deadline of any other request). Pending otherwise.
+    async fn stalled(&self, stall: Duration) {
+        let since = self.start();
+        loop {
+            tokio::time::sleep((stall / 4).max(Duration::from_millis(50))).await;
+            let last =
+                Duration::from_millis(self.last_ms.load(std::sync::atomic::Ordering::Relaxed));
+            if since.elapsed().saturating_sub(last) > stall {
+                return;
+            }
+        }
+    }
+}
+
 /// A forge that asked to wait: no request of its client leaves before `until`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RateLimited {
@@ -102,6 +144,8 @@ pub struct ForgeClient {
 
 struct Inner {
     http: reqwest::Client,
+    /// For archive uploads: no read deadline (see `with_role`).
+    upload_http: reqwest::Client,
     base: Url,
     /// What this forge is to the migration (`source`, `destination`), for messages.
     role: &'static str,
@@ -133,22 +177,34 @@ impl ForgeClient {
         retry: RetryPolicy,
     ) -> Result<ForgeClient, ForgeError> {
         crate::install_crypto_provider();
-        let builder = reqwest::Client::builder()
-            .user_agent(concat!("appliance/", env!("CARGO_PKG_VERSION")))
-            // Never follow: reqwest would send PRIVATE-TOKEN (and a 307's body) to the new origin.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(retry.connect_timeout)
-            .read_timeout(retry.read_timeout)
-            .timeout(retry.attempt_timeout);
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(concat!("appliance/", env!("CARGO_PKG_VERSION")))
+                // Never follow: reqwest would send PRIVATE-TOKEN (and a 307's body) to the new origin.
+                .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(retry.connect_timeout)
+        };
         // The process's extra CAs and proxy (`ca_file`, `proxy`).
-        let http = super::network::installed()
-            .apply(builder)
-            .map_err(ForgeError::Url)?
-            .build()
-            .map_err(|e| ForgeError::Url(format!("cannot build an HTTP client: {e}")))?;
+        let build = |builder: reqwest::ClientBuilder| {
+            super::network::installed()
+                .apply(builder)
+                .map_err(ForgeError::Url)?
+                .build()
+                .map_err(|e| ForgeError::Url(format!("cannot build an HTTP client: {e}")))
+        };
+        let http = build(
+            builder()
+                .read_timeout(retry.read_timeout)
+                .timeout(retry.attempt_timeout),
+        )?;
+        // reqwest's read deadline runs from the request's start to the answer's head, so an upload
+        // longer than it would fail however well it moves: uploads have a client of their own,
+        // their stalls caught by `UploadProgress` instead.
+        let upload_http = build(builder().timeout(DOWNLOAD_DEADLINE))?;
         Ok(ForgeClient {
             inner: Arc::new(Inner {
                 http,
+                upload_http,
                 base,
                 role,
                 token,
@@ -524,7 +580,22 @@ impl ForgeClient {
                 }
             };
             let _permit = self.permit(&url).await?;
-            let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(opened));
+            // An archive of gigabytes takes longer than one request's deadline: it may take the
+            // deadline of a download, and ends sooner when the destination stops taking its bytes
+            // for a read deadline (a stalled upload), as a stalled download does.
+            let sent = Arc::new(UploadProgress::default());
+            let stream = {
+                let sent = Arc::clone(&sent);
+                futures_util::StreamExt::inspect(
+                    tokio_util::io::ReaderStream::new(opened),
+                    move |chunk| {
+                        if let Ok(chunk) = chunk {
+                            sent.advance(chunk.len());
+                        }
+                    },
+                )
+            };
+            let body = reqwest::Body::wrap_stream(stream);
             let part = reqwest::multipart::Part::stream_with_length(body, len)
                 .file_name("export.tar.gz")
                 .mime_str("application/gzip")
@@ -533,12 +604,32 @@ impl ForgeClient {
             for (name, value) in fields {
                 form = form.text(name.to_string(), value.clone());
             }
-            let resp = self
-                .request(Method::POST, &url)?
+            let send = self
+                .request_on(&self.inner.upload_http, Method::POST, &url)?
                 .multipart(form.part("file", part))
-                .send()
-                .await
-                .map_err(|e| network("POST", &url, &e, !e.is_connect()))?;
+                .send();
+            let stall = self.inner.retry.read_timeout;
+            let resp = tokio::select! {
+                resp = send => resp.map_err(|e| network("POST", &url, &e, !e.is_connect()))?,
+                () = sent.stalled(stall) => {
+                    let done = sent.bytes() >= len;
+                    return Err(ForgeError::Network {
+                        method: "POST".into(),
+                        url: url.clone(),
+                        message: if done {
+                            format!("the archive was sent and no answer came within {}s", stall.as_secs())
+                        } else {
+                            format!(
+                                "the upload stalled: no byte of the archive was taken for {}s ({} of {len} bytes sent)",
+                                stall.as_secs(),
+                                sent.bytes()
+                            )
+                        },
+                        // Every byte sent: the destination may have started the import.
+                        maybe_applied: done,
+                    });
+                }
+            };
             self.json_answer("POST", &url, resp).await
         };
         self.retrying(idempotent, attempt).await
@@ -595,6 +686,15 @@ impl ForgeClient {
     /// base URL passed the transport policy (https, or http to loopback or when allowed), and every
     /// URL the client is sent to (pagination links included) must be on that same origin.
     fn request(&self, method: Method, url: &str) -> Result<reqwest::RequestBuilder, ForgeError> {
+        self.request_on(&self.inner.http, method, url)
+    }
+
+    fn request_on(
+        &self,
+        http: &reqwest::Client,
+        method: Method,
+        url: &str,
+    ) -> Result<reqwest::RequestBuilder, ForgeError> {
         let target = Url::parse(url).map_err(|e| ForgeError::Url(format!("bad URL {url}: {e}")))?;
         if target.origin() != self.inner.base.origin() {
             return Err(ForgeError::Url(format!(
@@ -604,9 +704,7 @@ impl ForgeClient {
                 super::base_string(&self.inner.base)
             )));
         }
-        Ok(self
-            .inner
-            .http
+        Ok(http
             .request(method, target)
             .header("PRIVATE-TOKEN", self.inner.token.expose_secret()))
     }
@@ -1315,6 +1413,113 @@ mod retry_tests {
             .unwrap_err();
         assert!(err.is_unreachable(), "{err}");
         assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    }
+
+    /// A forge reading an upload at most `bytes_per_read` bytes every `pause`, answering `{}` once
+    /// the request's body ends (its size from `content-length`); `stop_after` bytes, it stops reading.
+    async fn slow_reader(bytes_per_read: usize, pause: Duration, stop_after: usize) -> Url {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    let mut buf = vec![0u8; bytes_per_read];
+                    let mut want = None;
+                    loop {
+                        if got.len() >= stop_after {
+                            // Holds the connection without reading (a stalled upload).
+                            tokio::time::sleep(Duration::from_secs(600)).await;
+                            return;
+                        }
+                        let n = match socket.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        got.extend_from_slice(&buf[..n]);
+                        if want.is_none()
+                            && let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n")
+                        {
+                            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                            let len: usize = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse().ok())
+                                .unwrap_or(0);
+                            want = Some(end + 4 + len);
+                        }
+                        if want.is_some_and(|w| got.len() >= w) {
+                            let _ = socket
+                                .write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n{}")
+                                .await;
+                            return;
+                        }
+                        tokio::time::sleep(pause).await;
+                    }
+                });
+            }
+        });
+        Url::parse(&format!("http://{addr}")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_archive_upload_may_outlast_the_attempt_deadline_while_it_moves() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        // Far more than the sockets' buffers hold, so the file is read as fast as the forge takes it.
+        std::fs::write(file.path(), vec![7u8; 64 << 20]).unwrap();
+        // At most 25 MiB/s: over 2.5 s, against an attempt deadline of 1 s and a read deadline of 2 s.
+        let url = slow_reader(1 << 20, Duration::from_millis(40), usize::MAX).await;
+        let retry = RetryPolicy {
+            read_timeout: Duration::from_secs(2),
+            attempt_timeout: Duration::from_secs(1),
+            ..fast(0)
+        };
+        let c = client_with(url, retry);
+        let started = Instant::now();
+        let answer = c
+            .post_archive(
+                "projects/import",
+                &[("path", "p".into())],
+                file.path(),
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer, serde_json::json!({}));
+        assert!(
+            started.elapsed() > Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_archive_upload_the_forge_stops_taking_fails_at_the_read_deadline() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        // Larger than what the sockets' buffers take on their own.
+        std::fs::write(file.path(), vec![7u8; 64 << 20]).unwrap();
+        let url = slow_reader(64 * 1024, Duration::from_millis(100), 256 * 1024).await;
+        let retry = RetryPolicy {
+            read_timeout: Duration::from_millis(800),
+            ..fast(0)
+        };
+        let c = client_with(url, retry);
+        let started = Instant::now();
+        let err = tokio::time::timeout(
+            Duration::from_secs(60),
+            c.post_archive("projects/import", &[], file.path(), false),
+        )
+        .await
+        .expect("the client gives up by itself")
+        .unwrap_err();
+        assert!(err.to_string().contains("the upload stalled"), "{err}");
+        assert!(err.is_unreachable(), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]
