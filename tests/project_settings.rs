@@ -184,28 +184,29 @@ async fn ci_and_repository_settings_migrate_with_their_project() {
     // in the simulators' stores, field by field (ids excepted).
     let dest_id = dp["id"].as_u64().unwrap();
     let source_id = sp["id"].as_u64().unwrap();
-    let (ss, ds) = (src.sim.read(), dst.sim.read());
-    let prs = |store: &forge_sim::state::Store, id: u64| {
-        store
-            .external_pull_requests
-            .children(Parent::Project(id))
-            .map(|e| {
-                let mut v = serde_json::to_value(e).unwrap();
-                let o = v.as_object_mut().unwrap();
-                o.remove("id");
-                o.remove("project_id");
-                v
-            })
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(prs(&ss, source_id).len(), 1);
-    assert_eq!(prs(&ds, dest_id), prs(&ss, source_id));
-    let desk = |store: &forge_sim::state::Store, id: u64| {
-        serde_json::to_value(store.service_desk_settings.get(&id)).unwrap()
-    };
-    assert_eq!(desk(&ds, dest_id), desk(&ss, source_id));
-    assert_eq!(desk(&ss, source_id)["project_key"], "api-support");
-    drop((ss, ds));
+    {
+        let (ss, ds) = (src.sim.read(), dst.sim.read());
+        let prs = |store: &forge_sim::state::Store, id: u64| {
+            store
+                .external_pull_requests
+                .children(Parent::Project(id))
+                .map(|e| {
+                    let mut v = serde_json::to_value(e).unwrap();
+                    let o = v.as_object_mut().unwrap();
+                    o.remove("id");
+                    o.remove("project_id");
+                    v
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(prs(&ss, source_id).len(), 1);
+        assert_eq!(prs(&ds, dest_id), prs(&ss, source_id));
+        let desk = |store: &forge_sim::state::Store, id: u64| {
+            serde_json::to_value(store.service_desk_settings.get(&id)).unwrap()
+        };
+        assert_eq!(desk(&ds, dest_id), desk(&ss, source_id));
+        assert_eq!(desk(&ss, source_id)["project_key"], "api-support");
+    }
 
     // The report counts each exactly: what the source has, and what arrived.
     for (relation, n) in [
