@@ -21,7 +21,10 @@ const MAX_BATCH: usize = 256 * 1024 * 1024;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportedRelation {
     pub batches: u64,
+    /// Objects GitLab counted; it counts only batched exports (0 for one exported whole).
     pub total: u64,
+    /// Exported as one file (GitLab batches only collections), downloaded without a batch number.
+    pub whole: bool,
     /// The source could not export it (status -1): its own words. A relation REST can read is read
     /// there instead; one only the export has (a project's issues, its uploads) is a failure that
     /// quotes this, never an empty relation.
@@ -197,9 +200,11 @@ async fn build(gitlab: &GitLab, portable: &str) -> Result<PortableExport, ForgeE
                             _ => format!("its export ended with status {status:?} and no error"),
                         }),
                     };
+                    let whole = r.get("batched").and_then(Value::as_bool) == Some(false);
                     let exported = ExportedRelation {
                         batches,
                         total,
+                        whole,
                         failed,
                     };
                     Some((name, exported))

@@ -177,9 +177,10 @@ impl LiveSource {
             self.exports
                 .batch(&self.gitlab, &portable, name, batch)
                 .await?
-        } else if exported.total > 0 && batch == 1 {
+        } else if exported.whole && batch == 1 {
             // GitLab batches only collections: a single record (`project_feature`, `push_rule`,
-            // ...) is one file even in a batched export.
+            // ...) is one file even in a batched export, and its count is not given (0), so the
+            // file is read to know.
             self.exports.whole(&self.gitlab, &portable, name).await?
         } else {
             Vec::new()
@@ -189,10 +190,16 @@ impl LiveSource {
             relation.enrich(&self.gitlab, ctx, &mut record).await?;
             records.push(record);
         }
+        // A relation exported whole has no count of its own: what its file held.
+        let total = if exported.whole {
+            records.len() as u64
+        } else {
+            exported.total
+        };
         Ok(Some(ExtractedPage {
             records,
             next: (batch < exported.batches).then(|| format!("{EXPORT_CURSOR}{}", batch + 1)),
-            total: Some(exported.total),
+            total: Some(total),
         }))
     }
 }

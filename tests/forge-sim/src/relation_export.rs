@@ -90,7 +90,9 @@ impl RelationExport {
             "updated_at": self.updated_at,
             "batched": self.batched,
             "batches_count": self.batches.len(),
-            "total_objects_count": self.total,
+            // GitLab counts objects only for batched exports: an unbatched one keeps the 0 its
+            // start set (`BulkImports::RelationExportService#start_export!`).
+            "total_objects_count": if self.batched { self.total } else { 0 },
         });
         if self.batched {
             v["batches"] = self
