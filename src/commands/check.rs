@@ -134,11 +134,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
                 crate::outln!("    {relation:<16} {n:>8}")?;
             }
             for p in &e.projects {
-                let mib = |b: Option<u64>| {
-                    b.map_or("?".to_string(), |b| {
-                        format!("{:.1} MiB", b as f64 / 1048576.0)
-                    })
-                };
+                let mib = |b: Option<u64>| b.map_or("?".to_string(), crate::ui::html::size);
                 crate::outln!(
                     "    project {}: {} issues, {} merge requests, repository {}, LFS {}",
                     p.source_full_path,
