@@ -74,7 +74,29 @@ async fn check_says_what_would_move_and_writes_nothing() {
     assert_eq!(acme["counts"]["labels"], labels.len());
     for p in acme["projects"].as_array().unwrap() {
         assert!(p["repository_size"].as_u64() > Some(0), "{p}");
+        // The LFS objects the forge holds for the project, as its statistics give them.
+        let stats = get(
+            &src.url,
+            &src.owner_token,
+            &format!(
+                "projects/{}?statistics=true",
+                p["source_full_path"].as_str().unwrap().replace('/', "%2F")
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            p["lfs_objects_size"], stats["statistics"]["lfs_objects_size"],
+            "{p}"
+        );
     }
+    let lfs: u64 = acme["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["lfs_objects_size"].as_u64())
+        .sum();
+    assert!(lfs > 0, "the sample's LFS files are counted: {acme:#}");
     // Every user maps (the sample destination has them all): the CSV is there, empty.
     assert_eq!(std::fs::read_to_string(&csv).unwrap(), "");
 

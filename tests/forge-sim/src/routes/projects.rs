@@ -248,14 +248,24 @@ pub fn get(ctx: &Ctx, scope: &Scope) -> Answer {
             .repo_path(&project.path_with_namespace)
             .map(|p| dir_size(&p))
             .unwrap_or(0);
+        let wiki_size = ctx
+            .sim
+            .git
+            .repo_path(&crate::git::wiki_path(&project.path_with_namespace))
+            .map(|p| dir_size(&p))
+            .unwrap_or(0);
+        let lfs_objects_size: u64 = store
+            .lfs_objects
+            .get(&project.id)
+            .map_or(0, |objects| objects.values().map(|b| b.len() as u64).sum());
         super::users::merge(
             &mut value,
             json!({ "statistics": {
                 "commit_count": 0,
-                "storage_size": repository_size,
+                "storage_size": repository_size + wiki_size + lfs_objects_size,
                 "repository_size": repository_size,
-                "wiki_size": 0,
-                "lfs_objects_size": 0,
+                "wiki_size": wiki_size,
+                "lfs_objects_size": lfs_objects_size,
                 "job_artifacts_size": 0,
                 "uploads_size": 0,
             } }),
