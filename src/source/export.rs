@@ -76,15 +76,11 @@ impl Exports {
         portable: &str,
         relation: &str,
     ) -> Result<Vec<Value>, ForgeError> {
-        let path = format!("{portable}/export_relations/download?relation={relation}");
-        let gz = gitlab.client.get_bytes(&path, MAX_BATCH).await?;
-        let url = gitlab.client.api_url(&path);
-        tokio::task::spawn_blocking(move || ndjson(&gz, &url))
-            .await
-            .map_err(|e| ForgeError::Decode {
-                url: String::new(),
-                message: e.to_string(),
-            })?
+        download(
+            gitlab,
+            format!("{portable}/export_relations/download?relation={relation}"),
+        )
+        .await
     }
 
     /// The records of batch `number` (1-based) of an exported relation.
@@ -95,18 +91,26 @@ impl Exports {
         relation: &str,
         number: u64,
     ) -> Result<Vec<Value>, ForgeError> {
-        let path = format!(
-            "{portable}/export_relations/download?relation={relation}&batched=true&batch_number={number}"
-        );
-        let gz = gitlab.client.get_bytes(&path, MAX_BATCH).await?;
-        let url = gitlab.client.api_url(&path);
-        tokio::task::spawn_blocking(move || ndjson(&gz, &url))
-            .await
-            .map_err(|e| ForgeError::Decode {
-                url: String::new(),
-                message: e.to_string(),
-            })?
+        download(
+            gitlab,
+            format!(
+                "{portable}/export_relations/download?relation={relation}&batched=true&batch_number={number}"
+            ),
+        )
+        .await
     }
+}
+
+/// The records of one downloaded export file (gzipped NDJSON).
+async fn download(gitlab: &GitLab, path: String) -> Result<Vec<Value>, ForgeError> {
+    let gz = gitlab.client.get_bytes(&path, MAX_BATCH).await?;
+    let url = gitlab.client.api_url(&path);
+    tokio::task::spawn_blocking(move || ndjson(&gz, &url))
+        .await
+        .map_err(|e| ForgeError::Decode {
+            url: String::new(),
+            message: e.to_string(),
+        })?
 }
 
 /// The exports this process is waiting for a source to prepare, as progress shows them.

@@ -225,29 +225,37 @@ fn guard(state: &UiState, headers: &HeaderMap, f: &HashMap<String, String>) -> O
     None
 }
 
-/// A page requested by a signed-in browser; any other browser is sent to the sign-in page.
-struct SignedIn;
+/// A request from a signed-in browser; any other is refused as `R` says.
+struct SignedIn<R: Refusal = Page>(std::marker::PhantomData<R>);
 
-impl axum::extract::FromRequestParts<UiState> for SignedIn {
-    type Rejection = Response;
+/// A request for a fragment the page's script fetches (`SignedIn<Fragment>`).
+type SignedInFragment = SignedIn<Fragment>;
 
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &UiState,
-    ) -> Result<Self, Response> {
-        if state.signed_in(&parts.headers) {
-            Ok(SignedIn)
-        } else {
-            Err(see_other("/login"))
-        }
+/// How a request from a browser that is not signed in is answered.
+trait Refusal {
+    fn refusal() -> Response;
+}
+
+/// A page: to the sign-in page.
+struct Page;
+
+impl Refusal for Page {
+    fn refusal() -> Response {
+        see_other("/login")
     }
 }
 
-/// A fragment the page's script fetches for a signed-in browser: 401 otherwise, which the script
-/// answers by reloading the page (and so reaching the sign-in page).
-struct SignedInFragment;
+/// A fragment: 401, which the page's script answers by reloading (and so reaching the sign-in
+/// page).
+struct Fragment;
 
-impl axum::extract::FromRequestParts<UiState> for SignedInFragment {
+impl Refusal for Fragment {
+    fn refusal() -> Response {
+        StatusCode::UNAUTHORIZED.into_response()
+    }
+}
+
+impl<R: Refusal> axum::extract::FromRequestParts<UiState> for SignedIn<R> {
     type Rejection = Response;
 
     async fn from_request_parts(
@@ -255,9 +263,9 @@ impl axum::extract::FromRequestParts<UiState> for SignedInFragment {
         state: &UiState,
     ) -> Result<Self, Response> {
         if state.signed_in(&parts.headers) {
-            Ok(SignedInFragment)
+            Ok(SignedIn(std::marker::PhantomData))
         } else {
-            Err(StatusCode::UNAUTHORIZED.into_response())
+            Err(R::refusal())
         }
     }
 }
