@@ -31,16 +31,16 @@ impl Why {
     pub fn says(self) -> &'static str {
         match self {
             Why::Sensitive => {
-                "might contain sensitive information; GitLab's direct transfer leaves it out too"
+                "they might hold secrets; GitLab's direct transfer leaves them out too"
             }
             Why::Unsupported => {
-                "GitLab's import does not support it; GitLab's direct transfer leaves it out too"
+                "GitLab's import cannot restore them; GitLab's direct transfer leaves them out too"
             }
-            Why::Unrecoverable => "the source holds no data to restore it from",
-            Why::NoApi => "GitLab's API, through which groups load, cannot create it",
+            Why::Unrecoverable => "the source holds no data to restore them from",
+            Why::NoApi => "GitLab's API, through which groups load, cannot create them",
             Why::NotYet => {
-                "not migrated by this version of the appliance (GitLab's direct transfer migrates it); \
-                 move it by hand"
+                "GitLab's direct transfer migrates them, this version of the appliance does not yet: \
+                 move them by hand"
             }
         }
     }

@@ -712,7 +712,7 @@ mod tests {
         assert!(html.contains("Left out on purpose (1)"), "{html}");
         // The kinds of items no group migration carries are named, with why.
         assert!(
-            html.contains("<dt>Of each group: CI/CD variables, Deploy tokens, Webhooks</dt><dd>might contain sensitive information"),
+            html.contains("<dt>Of each group: CI/CD variables, Deploy tokens, Webhooks</dt><dd>they might hold secrets"),
             "{html}"
         );
         assert!(
