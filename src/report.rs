@@ -31,20 +31,6 @@ pub struct ExcludedOfKind {
     pub items: &'static [crate::relations::excluded::Excluded],
 }
 
-impl ExcludedOfKind {
-    /// The items grouped by why they are left out, in the order first seen: (why, items).
-    pub fn by_reason(&self) -> Vec<(crate::relations::excluded::Why, Vec<&'static str>)> {
-        let mut out: Vec<(crate::relations::excluded::Why, Vec<&'static str>)> = Vec::new();
-        for x in self.items {
-            match out.iter_mut().find(|(why, _)| *why == x.why) {
-                Some((_, items)) => items.push(x.item),
-                None => out.push((x.why, vec![x.item])),
-            }
-        }
-        out
-    }
-}
-
 /// What one run wrote: records it put at the destination per relation (not those an earlier run of
 /// the same migration had put there, which a resume or a retry finds and counts as imported), and
 /// the failures it recorded.
@@ -215,7 +201,7 @@ impl Report {
         if !self.excluded.is_empty() {
             let _ = writeln!(s, "\n  Not migrated, on purpose:");
             for kind in &self.excluded {
-                for (why, items) in kind.by_reason() {
+                for (why, items) in crate::relations::excluded::by_reason(kind.items) {
                     let _ = writeln!(
                         s,
                         "    of each {}: {} ({})",

@@ -17,21 +17,7 @@ fn migrate_project_cmd(
     data: &std::path::Path,
     token: &str,
 ) -> std::process::Command {
-    let mut cmd = appliance();
-    cmd.args([
-        "migrate",
-        "--json",
-        "--project",
-        PROJECT,
-        "--to",
-        "imported",
-    ])
-    .args(["--source-url", &src.url, "--destination-url", &dst.url])
-    .arg("--data")
-    .arg(data)
-    .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
-    .env("APPLIANCE_DESTINATION_TOKEN", token);
-    cmd
+    migrate_one_project(src, dst, PROJECT, data, token)
 }
 
 async fn migrate_project(

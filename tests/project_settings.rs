@@ -15,20 +15,7 @@ const DEST: &str = "imported/api";
 
 async fn migrate(src: &forge_sim::RunningSim, dst: &forge_sim::RunningSim) -> Value {
     let data = tempfile::tempdir().unwrap();
-    let mut cmd = appliance();
-    cmd.args([
-        "migrate",
-        "--json",
-        "--project",
-        PROJECT,
-        "--to",
-        "imported",
-    ])
-    .args(["--source-url", &src.url, "--destination-url", &dst.url])
-    .arg("--data")
-    .arg(data.path())
-    .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
-    .env("APPLIANCE_DESTINATION_TOKEN", &dst.admin_token);
+    let cmd = migrate_one_project(src, dst, PROJECT, data.path(), &dst.admin_token);
     let out = run(cmd).await;
     assert!(out.status.success(), "migrate failed: {}", explain(&out));
     report(&out)

@@ -350,7 +350,7 @@ fn markdown_of(r: &Report) -> String {
     if !r.excluded.is_empty() {
         let _ = writeln!(s, "\n## Not migrated, on purpose\n");
         for kind in &r.excluded {
-            for (why, items) in kind.by_reason() {
+            for (why, items) in crate::relations::excluded::by_reason(kind.items) {
                 let _ = writeln!(
                     s,
                     "- Of each {}: {} ({})",

@@ -101,6 +101,18 @@ const PROJECT: &[Excluded] = &[
     x("Designs and their repository", Why::NotYet),
 ];
 
+/// `items` grouped by why they are left out, in the order first seen: (why, item names).
+pub fn by_reason(items: &[Excluded]) -> Vec<(Why, Vec<&'static str>)> {
+    let mut out: Vec<(Why, Vec<&'static str>)> = Vec::new();
+    for x in items {
+        match out.iter_mut().find(|(why, _)| *why == x.why) {
+            Some((_, names)) => names.push(x.item),
+            None => out.push((x.why, vec![x.item])),
+        }
+    }
+    out
+}
+
 /// What a migration of an entity of this kind leaves out.
 pub fn of(kind: EntityType) -> &'static [Excluded] {
     match kind {

@@ -429,15 +429,11 @@ fn excluded_section(m: &Migration) -> String {
         "<section class=\"excluded\" aria-labelledby=\"excluded-h\">\n<h2 id=\"excluded-h\">Not migrated, on purpose</h2>\n<dl>\n",
     );
     for (kind, items) in kinds {
-        let of_kind = crate::report::ExcludedOfKind {
-            entity_type: kind,
-            items,
-        };
-        for (why, items) in of_kind.by_reason() {
+        for (why, items) in crate::relations::excluded::by_reason(items) {
             let _ = writeln!(
                 out,
                 "<dt>Of each {}: {}</dt><dd>{}</dd>",
-                esc(of_kind.entity_type),
+                esc(kind),
                 esc(&items.join(", ")),
                 esc(why.says())
             );

@@ -30,6 +30,32 @@ pub fn appliance() -> Command {
     cmd
 }
 
+/// `appliance migrate --json --project PROJECT --to imported` from `src` to `dst`, the source's
+/// owner token and `token` at the destination, both in the environment.
+pub fn migrate_one_project(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    project: &str,
+    data: &std::path::Path,
+    token: &str,
+) -> Command {
+    let mut cmd = appliance();
+    cmd.args([
+        "migrate",
+        "--json",
+        "--project",
+        project,
+        "--to",
+        "imported",
+    ])
+    .args(["--source-url", &src.url, "--destination-url", &dst.url])
+    .arg("--data")
+    .arg(data)
+    .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
+    .env("APPLIANCE_DESTINATION_TOKEN", token);
+    cmd
+}
+
 pub fn http() -> reqwest::Client {
     appliance::install_crypto_provider();
     reqwest::Client::new()
