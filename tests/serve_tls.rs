@@ -1,6 +1,6 @@
 //! `appliance serve` terminating TLS itself (`--tls-cert-file`, `--tls-key-file`): https with a
 //! certificate made here, plain http refused on that port, the page's cookie `Secure`, no warning on a
-//! non-loopback address; and a half or mismatched TLS setting, or a bad `--ca-file`, stopping the
+//! non-loopback address, `/metrics` over https too; and a half or mismatched TLS setting, or a bad `--ca-file`, stopping the
 //! start with a message naming it.
 
 mod common;
@@ -49,22 +49,34 @@ fn serve(dir: &Path, listen: &str, tls: Option<&Pair>) -> std::process::Command 
 }
 
 /// Starts `cmd` and returns the URL of its "listening on" line.
-fn start(mut cmd: std::process::Command) -> (Child, String) {
+fn start(cmd: std::process::Command) -> (Child, String) {
+    let (child, url, _) = start_with_metrics(cmd);
+    (child, url)
+}
+
+/// Starts `cmd`; returns the URL of its "listening on" line and of its "metrics on" line, if any.
+fn start_with_metrics(mut cmd: std::process::Command) -> (Child, String, Option<String>) {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    (child, url)
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut metrics = None;
+    loop {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        if let Some(at) = line.trim().strip_prefix("metrics on ") {
+            metrics = Some(at.to_string());
+            continue;
+        }
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+            .to_string();
+        return (child, url, metrics);
+    }
 }
 
 fn stop(child: Child) -> String {
@@ -83,8 +95,12 @@ fn stop(child: Child) -> String {
 async fn serve_answers_https_with_its_certificate_and_refuses_plain_http() {
     let dir = tempfile::tempdir().unwrap();
     let pair = self_signed(dir.path(), "server");
-    let (child, url) = start(serve(dir.path(), "127.0.0.1:0", Some(&pair)));
+    let mut cmd = serve(dir.path(), "127.0.0.1:0", Some(&pair));
+    cmd.args(["--metrics-listen", "127.0.0.1:0"]);
+    let (child, url, metrics) = start_with_metrics(cmd);
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let metrics = metrics.expect("a metrics line");
+    assert!(metrics.starts_with("https://127.0.0.1:"), "{metrics}");
 
     appliance::install_crypto_provider();
     let trusting = reqwest::Client::builder()
@@ -123,6 +139,13 @@ async fn serve_answers_https_with_its_certificate_and_refuses_plain_http() {
             .await
             .is_err()
     );
+    // The metrics listener speaks TLS with the same certificate, and only TLS.
+    let scrape = trusting.get(&metrics).send().await.unwrap();
+    assert_eq!(scrape.status(), 200);
+    let text = scrape.text().await.unwrap();
+    assert!(text.contains("appliance_bulk_imports"), "{text}");
+    let plain_metrics = metrics.replacen("https://", "http://", 1);
+    assert!(http().get(plain_metrics).send().await.is_err());
     // Still serving after both.
     let again = trusting
         .get(format!("{url}/-/health"))

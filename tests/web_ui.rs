@@ -697,4 +697,26 @@ async fn forms_from_elsewhere_and_without_the_session_are_refused() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401, "the cookie is not an API credential");
+
+    // Signing out closes the session: the same cookie, kept and sent again, signs in no more.
+    let resp = client
+        .post(format!("{}/logout", server.url))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/login");
+    let bare = format!("appliance_token={API_TOKEN}");
+    for cookie in [cookie.as_str(), bare.as_str()] {
+        let resp = client
+            .get(format!("{}/", server.url))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303, "{cookie}");
+        assert_eq!(resp.headers()["location"], "/login");
+    }
 }

@@ -82,8 +82,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub allow_http: bool,
     /// Serve Prometheus metrics at `/metrics` on this address, a listener of its own without the
-    /// token (off when not given). A port alone (`9090` or `:9090`) listens on 127.0.0.1 [env:
-    /// APPLIANCE_METRICS_LISTEN].
+    /// token (off when not given), over HTTPS when --tls-cert-file is given. A port alone (`9090`
+    /// or `:9090`) listens on 127.0.0.1 [env: APPLIANCE_METRICS_LISTEN].
     #[arg(long, value_name = "ADDR", value_parser = metrics_addr)]
     pub metrics_listen: Option<SocketAddr>,
     /// Serve HTTPS with this PEM certificate chain (the server's certificate first); needs
@@ -193,19 +193,27 @@ pub async fn run(args: ServeSettings) -> anyhow::Result<ExitCode> {
     if resumed > 0 {
         eprintln!("Resuming {resumed} unfinished migration(s)");
     }
+    let scheme = if args.tls.is_some() { "https" } else { "http" };
     if let Some(listener) = metrics {
         let at = listener.local_addr()?;
         // Before the API's line, which stays the last one: whoever reads it may close the pipe.
-        crate::outln!("metrics on http://{at}/metrics")?;
+        crate::outln!("metrics on {scheme}://{at}/metrics")?;
         let engine = engine.clone();
+        let stop = crate::interrupt::token().clone().cancelled_owned();
+        // With TLS configured the metrics listener speaks it too: a scrape is not a way around it.
+        let serving = match &args.tls {
+            Some(tls) => {
+                let listener = crate::tls::TlsListener::new(listener, tls)?;
+                tokio::spawn(crate::metrics::serve(listener, engine, stop))
+            }
+            None => tokio::spawn(crate::metrics::serve(listener, engine, stop)),
+        };
         tokio::spawn(async move {
-            let stop = crate::interrupt::token().clone().cancelled_owned();
-            if let Err(e) = crate::metrics::serve(listener, engine, stop).await {
+            if let Ok(Err(e)) = serving.await {
                 tracing::error!(error = %e, "the metrics listener stopped");
             }
         });
     }
-    let scheme = if args.tls.is_some() { "https" } else { "http" };
     if let Some(tls) = &args.tls {
         tracing::info!(
             cert = %tls.cert_file.display(),

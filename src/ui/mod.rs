@@ -29,7 +29,7 @@ use axum::routing::{get, post};
 use bundles::{Verdict, Verdicts};
 use html::{Frame, esc, notice, page};
 use serde_json::{Value, json};
-use session::CsrfKey;
+use session::{CsrfKey, Sessions};
 use std::collections::HashMap;
 use views::{EntityView, Migration, StartForm};
 
@@ -46,6 +46,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 struct UiState {
     api: ApiState,
     csrf: CsrfKey,
+    sessions: Sessions,
     verdicts: Verdicts,
 }
 
@@ -54,6 +55,7 @@ pub fn router<S>(api: ApiState) -> Router<S> {
     let state = UiState {
         api,
         csrf: CsrfKey::random(),
+        sessions: Sessions::default(),
         verdicts: Verdicts::default(),
     };
     Router::new()
@@ -117,7 +119,12 @@ fn see_other(to: &str) -> Response {
 
 impl UiState {
     fn signed_in(&self, headers: &HeaderMap) -> bool {
-        session::signed_in(headers, &self.api.token)
+        self.session(headers).is_some()
+    }
+
+    /// The open session the request's cookie names.
+    fn session(&self, headers: &HeaderMap) -> Option<String> {
+        session::signed_in(headers, &self.api.token, &self.sessions)
     }
 
     fn form_token(&self) -> String {
@@ -541,10 +548,16 @@ async fn login(State(state): State<UiState>, headers: HeaderMap, body: Bytes) ->
         );
     }
     tracing::info!("signed in to the page");
+    let id = state.sessions.open();
     let mut resp = see_other("/");
     resp.headers_mut().insert(
         SET_COOKIE,
-        session::sign_in_cookie(token, session::over_tls(&headers)),
+        session::sign_in_cookie(
+            &id,
+            token,
+            state.sessions.lifetime(),
+            session::over_tls(&headers),
+        ),
     );
     resp
 }
@@ -554,6 +567,11 @@ async fn logout(State(state): State<UiState>, headers: HeaderMap, body: Bytes) -
     if let Some(refused) = guard(&state, &headers, &f) {
         return refused;
     }
+    // Closed here, so a copy of the cookie signs in no more.
+    if let Some(id) = state.session(&headers) {
+        state.sessions.close(&id);
+    }
+    tracing::info!("signed out of the page");
     let mut resp = see_other("/login");
     resp.headers_mut().insert(
         SET_COOKIE,
