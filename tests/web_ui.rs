@@ -506,6 +506,16 @@ async fn the_page_signs_in_starts_a_migration_and_shows_its_status_errors_and_de
     }
     pages.push(b.source().await);
 
+    // The running one's details offer to cancel it; once canceled, they say so and offer it no more.
+    b.click("#import-3 a[href='/imports/3']").await;
+    b.wait_url("/imports/3").await;
+    pages.push(b.source().await);
+    b.click("form.cancel button[type=submit]").await;
+    b.wait_url("/imports/3").await;
+    b.wait_text("h1 .badge", "Canceled", |t| t.contains("Canceled"))
+        .await;
+    assert_eq!(b.try_find("form.cancel").await, None);
+
     // No page ever held a token.
     for html in &pages {
         assert!(!html.contains(API_TOKEN), "the API token is in a page");
@@ -697,6 +707,36 @@ async fn forms_from_elsewhere_and_without_the_session_are_refused() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 401, "the cookie is not an API credential");
+
+    // Cancel: signed out, to the sign-in form whatever the id; signed in, a migration that does
+    // not exist is "no such migration"; without the form token, refused.
+    for path in ["/imports/1/cancel", "/imports/x/cancel"] {
+        let resp = client
+            .post(format!("{}{path}", server.url))
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303, "{path}");
+        assert_eq!(resp.headers()["location"], "/login", "{path}");
+        let resp = client
+            .post(format!("{}{path}", server.url))
+            .header("cookie", &cookie)
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{path}");
+        assert!(resp.text().await.unwrap().contains("There is no migration"));
+    }
+    let resp = client
+        .post(format!("{}/imports/1/cancel", server.url))
+        .header("cookie", &cookie)
+        .form(&[("csrf", "0000")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
 
     // Signing out closes the session: the same cookie, kept and sent again, signs in no more.
     let resp = client

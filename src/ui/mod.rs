@@ -64,6 +64,7 @@ pub fn router<S>(api: ApiState) -> Router<S> {
         .route("/logout", post(logout))
         .route("/imports/{id}", get(details))
         .route("/imports/{id}/unmapped-users.csv", get(unmapped_users))
+        .route("/imports/{id}/cancel", post(cancel_migration))
         .route("/fragments/history", get(history_fragment))
         .route("/fragments/imports/{id}", get(details_fragment))
         .route("/migrations", post(start_migration))
@@ -441,7 +442,8 @@ async fn details(
     match load_details(&state, id).await {
         Ok(m) => {
             let title = format!("Migration {}", m.bulk.id);
-            state.page(StatusCode::OK, &title, &views::details(&m), m.active())
+            let main = views::details(&m, &state.form_token());
+            state.page(StatusCode::OK, &title, &main, m.active())
         }
         Err(ApiError::RecordNotFound) => state.message(
             StatusCode::NOT_FOUND,
@@ -468,13 +470,59 @@ async fn unmapped_users(
     }
 }
 
+/// The details page's cancel button: the API's cancel, then back to the details, which say
+/// "Canceled" (or the status it ended with first: an ended migration keeps it).
+async fn cancel_migration(
+    State(state): State<UiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let f = fields(&body);
+    // Before the id is read: one who is not signed in learns nothing about it.
+    if let Some(refused) = guard(&state, &headers, &f) {
+        return refused;
+    }
+    let no_such = |state: &UiState| {
+        state.message(
+            StatusCode::NOT_FOUND,
+            "No such migration",
+            &format!("There is no migration {id}."),
+            true,
+        )
+    };
+    let Ok(id) = id.parse::<u64>() else {
+        return no_such(&state);
+    };
+    match state.api.engine.cancel(id).await {
+        Ok(bulk) => {
+            tracing::info!(
+                bulk_import = id,
+                status = bulk.status.as_str(),
+                "cancel requested from the page"
+            );
+            see_other(&format!("/imports/{id}"))
+        }
+        Err(crate::engine::EngineError::Store(StoreError::NotFound(_))) => no_such(&state),
+        Err(e) => {
+            tracing::error!(bulk_import = id, error = %e, "cancel from the page failed");
+            state.message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not canceled",
+                &format!("Migration {id} could not be canceled: {e}. Try again; if it persists, see the service's log."),
+                true,
+            )
+        }
+    }
+}
+
 async fn details_fragment(
     _: SignedInFragment,
     State(state): State<UiState>,
     MigrationId(id): MigrationId,
 ) -> Response {
     match load_details(&state, id).await {
-        Ok(m) => html_response(StatusCode::OK, views::details(&m)),
+        Ok(m) => html_response(StatusCode::OK, views::details(&m, &state.form_token())),
         Err(e) => e.status().into_response(),
     }
 }

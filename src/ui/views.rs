@@ -385,7 +385,8 @@ pub fn start_form(v: &StartForm, csrf: &str) -> String {
 
 /// The details of one migration: each entity with each relation's counts, its errors, and what was
 /// left out on purpose, with the reason.
-pub fn details(m: &Migration) -> String {
+/// A migration's details; while it runs, with a form to cancel it (`csrf`: the session's form token).
+pub fn details(m: &Migration, csrf: &str) -> String {
     let id = m.bulk.id;
     let mut out = format!(
         "<div id=\"live\" data-live-src=\"/fragments/imports/{id}\" data-active=\"{}\">\n<p><a href=\"/#import-{id}\">← Import history</a></p>\n<h1>Migration {id} {}</h1>\n<dl class=\"facts\"><dt>Source</dt><dd>{}</dd><dt>Destination</dt><dd>{}</dd><dt>Started</dt><dd>{}</dd><dt>Last change</dt><dd>{}</dd></dl>\n",
@@ -403,6 +404,12 @@ pub fn details(m: &Migration) -> String {
         time(&m.body.created_at),
         time(&m.body.updated_at),
     );
+    if m.active() {
+        out.push_str(&format!(
+            "<form method=\"post\" action=\"/imports/{id}/cancel\" class=\"cancel\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Cancel migration {id}</button> <small>It stops at its next record. What arrived stays at the destination; a canceled migration does not resume.</small></form>\n",
+            esc(csrf)
+        ));
+    }
     if m.entities.is_empty() {
         out.push_str("<p>No entity recorded.</p>\n");
     }
@@ -645,7 +652,7 @@ mod tests {
         let m = migration(Status::Finished, hostile, "<img src=x onerror=alert(2)>");
         for html in [
             live(&[m], 1, 1, &[], "<dir>", "t"),
-            details(&migration(Status::Finished, hostile, "<b>x")),
+            details(&migration(Status::Finished, hostile, "<b>x"), "t"),
         ] {
             assert!(!html.contains("<script>alert"), "{html}");
             assert!(!html.contains("<img"), "{html}");
@@ -661,9 +668,9 @@ mod tests {
     #[test]
     fn unmapped_users_can_be_downloaded_from_the_details() {
         let mut m = migration(Status::Finished, "acme", "`ada` has no public email");
-        assert!(!details(&m).contains("unmapped-users.csv"));
+        assert!(!details(&m, "t").contains("unmapped-users.csv"));
         m.entities[0].skipped[0].exception_class = crate::relations::UNMAPPED_USER_CLASS.into();
-        let html = details(&m);
+        let html = details(&m, "t");
         assert!(
             html.contains(&format!(
                 "href=\"/imports/{}/unmapped-users.csv\" download>Download the unmapped users",
@@ -698,7 +705,10 @@ mod tests {
         assert!(html.contains(">◔</span> Running"), "{html}");
         assert!(html.contains("data-active=\"true\""), "{html}");
         assert!(!html.contains("Show errors"), "{html}");
-        let html = details(&migration(Status::Finished, "acme", "Title is invalid"));
+        let html = details(
+            &migration(Status::Finished, "acme", "Title is invalid"),
+            "t",
+        );
         assert!(
             html.contains(
                 "<th scope=\"row\">labels</th><td>3</td><td>3</td><td>2</td><td>1</td><td>1</td>"
