@@ -323,7 +323,11 @@ fn build(sim: &Sim, portable: Portable, batched: bool, failing: &[String]) -> Ve
                 }
                 Content::Records { records, batchable } => {
                     export.total = records.len();
-                    if batched && batchable && !records.is_empty() {
+                    if batched && batchable {
+                        // GitLab batches every collection of a batched export; an empty one
+                        // finishes at once as batched with no batch and a count of 0
+                        // (`BatchedRelationExportService#execute`: `finish_export! if
+                        // batches_count == 0`), so a client knows it is empty without a download.
                         export.batched = true;
                         records
                             .chunks(BATCH_SIZE)
