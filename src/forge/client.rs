@@ -783,11 +783,37 @@ impl ForgeClient {
         })
     }
 
-    /// The waits between tries of a work made of several requests that cannot be retried one by
-    /// one (a `git clone`): the same policy as a request's retries, so a clone survives what a
-    /// request would.
-    pub fn retry_delays(&self) -> impl Iterator<Item = Duration> {
-        self.policy().build()
+    /// Runs `attempt` until it succeeds, or fails in a way `retryable` says is final, or the client's
+    /// retry policy is spent: as many tries, as spaced out, as a request of this client gets. For
+    /// work the client does not send itself: a `git clone` (several requests git cannot retry one
+    /// by one), an LFS request to object storage. `what` names the work in the log line of each
+    /// retry, which never holds a token (`E`'s Display must not either).
+    pub async fn retry_work<T, E, F, Fut>(
+        &self,
+        what: &str,
+        mut attempt: F,
+        retryable: impl Fn(&E) -> bool,
+    ) -> Result<T, E>
+    where
+        E: std::fmt::Display,
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, E>>,
+    {
+        let mut delays = self.policy().build();
+        let mut tries = 1;
+        loop {
+            match attempt().await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let Some(delay) = delays.next().filter(|_| retryable(&e)) else {
+                        return Err(e);
+                    };
+                    tracing::warn!(error = %e, tries, "{what} failed; trying again");
+                    tokio::time::sleep(delay).await;
+                    tries += 1;
+                }
+            }
+        }
     }
 
     fn policy(&self) -> ExponentialBuilder {

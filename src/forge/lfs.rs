@@ -325,34 +325,18 @@ fn status_error(method: &str, url: &Url, status: u16, body: &[u8]) -> ForgeError
     }
 }
 
-/// Runs `attempt` until it succeeds, retrying a network error or a 5xx as the client retries its
-/// own requests (its retry policy: as many times, as spaced out).
-async fn retrying<T, F, Fut>(
-    client: &ForgeClient,
-    url: &Url,
-    mut attempt: F,
-) -> Result<T, ForgeError>
+/// Runs `attempt` under the client's retry policy, retrying a network error or a 5xx.
+async fn retrying<T, F, Fut>(client: &ForgeClient, url: &Url, attempt: F) -> Result<T, ForgeError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, ForgeError>>,
 {
-    let mut delays = client.retry_delays();
-    let mut tries = 1;
-    loop {
-        match attempt().await {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                let retry =
-                    matches!(e, ForgeError::Network { .. }) || e.status().is_some_and(|s| s >= 500);
-                let Some(delay) = delays.next().filter(|_| retry) else {
-                    return Err(e);
-                };
-                tracing::warn!(url = %shown(url), error = %e, tries, "LFS request failed; trying again");
-                tokio::time::sleep(delay).await;
-                tries += 1;
-            }
-        }
-    }
+    let what = format!("LFS request to {}", shown(url));
+    client
+        .retry_work(&what, attempt, |e: &ForgeError| {
+            matches!(e, ForgeError::Network { .. }) || e.status().is_some_and(|s| s >= 500)
+        })
+        .await
 }
 
 #[cfg(test)]

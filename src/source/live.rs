@@ -78,23 +78,28 @@ impl LiveSource {
         mirror: &std::path::Path,
     ) -> Result<Cloned, ForgeError> {
         let client = &self.gitlab.client;
-        let mut delays = client.retry_delays();
-        let mut attempt = 1;
-        loop {
-            match crate::forge::git::mirror_clone(client.base(), client.token(), url, mirror).await
-            {
-                Ok(()) => return Ok(Cloned::Yes),
-                Err(e) if e.is_not_found() => return Ok(Cloned::Missing(git_error(url, e))),
-                Err(e) => {
-                    let Some(delay) = delays.next() else {
-                        return Err(git_error(url, e));
-                    };
-                    tracing::warn!(error = %e, attempt, "cloning failed; trying again");
-                    let _ = tokio::fs::remove_dir_all(mirror).await;
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-            }
+        let again = std::sync::atomic::AtomicBool::new(false);
+        let cloned = client
+            .retry_work(
+                "cloning",
+                || {
+                    let retry = again.swap(true, std::sync::atomic::Ordering::Relaxed);
+                    async move {
+                        if retry {
+                            // What the failed try left behind.
+                            let _ = tokio::fs::remove_dir_all(mirror).await;
+                        }
+                        crate::forge::git::mirror_clone(client.base(), client.token(), url, mirror)
+                            .await
+                    }
+                },
+                |e: &crate::forge::git::GitError| !e.is_not_found(),
+            )
+            .await;
+        match cloned {
+            Ok(()) => Ok(Cloned::Yes),
+            Err(e) if e.is_not_found() => Ok(Cloned::Missing(git_error(url, e))),
+            Err(e) => Err(git_error(url, e)),
         }
     }
 
