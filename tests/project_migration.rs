@@ -858,3 +858,48 @@ async fn a_destination_that_refuses_gitlab_exports_is_said_before_anything_is_wr
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+/// A group's projects have their exports started at the source when the group lists them, as GitLab's
+/// direct transfer starts each entity's export when it creates the entity: each project's export is
+/// asked for before the project's own migration reads anything of it, and only once.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_projects_export_is_started_when_its_group_lists_it_and_only_once() {
+    let (src, dst) = (source().await, destination().await);
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = appliance();
+    cmd.args(["migrate", "--json", "--group", "acme", "--to", "imported"])
+        .args(["--source-url", &src.url, "--destination-url", &dst.url])
+        .arg("--data")
+        .arg(data.path())
+        .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
+        .env("APPLIANCE_DESTINATION_TOKEN", &dst.admin_token);
+    let out = run(cmd).await;
+    assert!(out.status.success(), "{}", explain(&out));
+    assert_eq!(report(&out)["has_failures"], false);
+    let requests = sim_requests(&src).await;
+    let projects = get_all(
+        &src.url,
+        &src.owner_token,
+        "groups/acme/projects?include_subgroups=true",
+    )
+    .await;
+    assert_eq!(projects.len(), 4, "{projects:#?}");
+    for p in &projects {
+        let path = p["path_with_namespace"].as_str().unwrap();
+        let start = format!("POST /api/v4/projects/{}/export_relations", p["id"]);
+        // Stage 0 of the project's own migration reads its attributes first, by path.
+        let own = format!("GET /api/v4/projects/{}", enc(path));
+        assert_eq!(requests["by_request"][&start], 1, "{path}: started once");
+        let (started, read) = (
+            requests["first_seen"][&start].as_u64(),
+            requests["first_seen"][&own].as_u64(),
+        );
+        assert!(
+            started.is_some() && read.is_some() && started < read,
+            "{path}: its export was asked for (request {started:?}) before its migration began \
+             (request {read:?})"
+        );
+    }
+    src.shutdown().await;
+    dst.shutdown().await;
+}

@@ -463,6 +463,7 @@ impl Engine {
                 fetched: page.records.len() as u64,
                 ..Default::default()
             };
+            let mut early = Vec::new();
             for p in &page.records {
                 let (Some(full_path), Some(path)) = (
                     p.get("path_with_namespace").and_then(|v| v.as_str()),
@@ -524,6 +525,7 @@ impl Engine {
                 })
                 .await?;
                 let source_id = p.get("id").map(|v| v.to_string()).unwrap_or_default();
+                early.extend(p.get("id").and_then(serde_json::Value::as_u64));
                 // For projects the id map names the entity that migrates each one.
                 commit.imported.push((source_id, child.id));
             }
@@ -537,6 +539,11 @@ impl Engine {
                 store.commit_page(entity_id, PROJECTS, &scope, commit, now_millis())
             })
             .await?;
+            // The source builds these projects' exports while the group finishes and the projects
+            // before them migrate, as GitLab's direct transfer has every entity's export started
+            // when the entity is created.
+            futures_util::future::join_all(early.drain(..).map(|id| source.prepare_project(id)))
+                .await;
         }
         Ok(())
     }

@@ -1,8 +1,9 @@
 //! GitLab's relation export API, the one its own direct transfer uses: the source builds every relation
 //! of a group or project as batches of gzipped NDJSON, and the appliance downloads them one batch at a
 //! time. It is started once per group or project (a "portable": `groups/<id>` or `projects/<id>`), on
-//! the first relation that asks for it; a source that does not offer it (or a token without the
-//! rights: 403/404) is remembered, and its relations are read through REST instead.
+//! the first relation that asks for it, or earlier ([`Exports::start_early`]: a project when its group
+//! lists it); a source that does not offer it (or a token without the rights: 403/404) is remembered,
+//! and its relations are read through REST instead.
 
 use crate::forge::{ForgeError, GitLab};
 use serde_json::{Value, json};
@@ -37,6 +38,8 @@ type PortableExport = Option<HashMap<String, ExportedRelation>>;
 #[derive(Default)]
 pub struct Exports {
     portables: Mutex<HashMap<String, Arc<OnceCell<PortableExport>>>>,
+    /// Portables whose export [`Exports::start_early`] started and no one has waited for yet.
+    started_early: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Exports {
@@ -52,8 +55,35 @@ impl Exports {
             let mut portables = self.portables.lock().unwrap_or_else(|p| p.into_inner());
             portables.entry(portable.to_string()).or_default().clone()
         };
-        let export = cell.get_or_try_init(|| build(gitlab, portable)).await?;
+        let export = cell
+            .get_or_try_init(|| build(gitlab, portable, self.take_early(portable)))
+            .await?;
         Ok(export.as_ref().and_then(|e| e.get(relation).cloned()))
+    }
+
+    /// Starts the export of `portable` now, without waiting for it, so that the source builds it
+    /// while other entities migrate; the first [`Exports::relation`] of it then waits for that
+    /// export instead of starting another. When the source refuses (or cannot be reached), nothing
+    /// is recorded: the export starts, or the refusal is met, when it is first needed.
+    pub async fn start_early(&self, gitlab: &GitLab, portable: &str) {
+        let already = self
+            .portables
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(portable);
+        if already {
+            return;
+        }
+        match start(gitlab, portable).await {
+            Ok(true) => {
+                self.started_early
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(portable.to_string());
+            }
+            Ok(false) => {}
+            Err(e) => tracing::debug!(portable, error = %e, "the early export did not start"),
+        }
     }
 
     /// Whether the source exports `portable` to this token at all.
@@ -63,9 +93,18 @@ impl Exports {
             portables.entry(portable.to_string()).or_default().clone()
         };
         Ok(cell
-            .get_or_try_init(|| build(gitlab, portable))
+            .get_or_try_init(|| build(gitlab, portable, self.take_early(portable)))
             .await?
             .is_some())
+    }
+
+    /// Whether [`Exports::start_early`] started `portable`'s export (asked once: a second build,
+    /// after a failed one, starts its own).
+    fn take_early(&self, portable: &str) -> bool {
+        self.started_early
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(portable)
     }
 
     /// The records of a relation GitLab exports whole even in a batched export (`batched: false`,
@@ -158,20 +197,35 @@ impl Drop for Preparing {
     }
 }
 
-/// Starts a batched export and waits until every relation is built.
-async fn build(gitlab: &GitLab, portable: &str) -> Result<PortableExport, ForgeError> {
-    let start = format!("{portable}/export_relations");
+/// Asks the source to build a batched export of `portable`: false when it does not export it to
+/// this token.
+async fn start(gitlab: &GitLab, portable: &str) -> Result<bool, ForgeError> {
     match gitlab
         .client
-        .post_repeatable(&start, &json!({ "batched": true }))
+        .post_repeatable(
+            &format!("{portable}/export_relations"),
+            &json!({ "batched": true }),
+        )
         .await
     {
-        Ok(_) => {}
+        Ok(_) => Ok(true),
         Err(e) if matches!(e.status(), Some(401 | 403 | 404 | 405)) => {
             tracing::info!(portable, error = %e, "the source does not export this; reading REST");
-            return Ok(None);
+            Ok(false)
         }
-        Err(e) => return Err(e),
+        Err(e) => Err(e),
+    }
+}
+
+/// Starts a batched export (unless `started_early`) and waits until every relation is built.
+async fn build(
+    gitlab: &GitLab,
+    portable: &str,
+    started_early: bool,
+) -> Result<PortableExport, ForgeError> {
+    let start_path = format!("{portable}/export_relations");
+    if !started_early && !start(gitlab, portable).await? {
+        return Ok(None);
     }
     let started = tokio::time::Instant::now();
     let deadline = started + BUILD_TIMEOUT;
@@ -182,7 +236,10 @@ async fn build(gitlab: &GitLab, portable: &str) -> Result<PortableExport, ForgeE
     let shown = Preparing::new(what(0));
     loop {
         shown.update(what(started.elapsed().as_secs()));
-        let status = gitlab.client.get(&format!("{start}/status"), &[]).await?;
+        let status = gitlab
+            .client
+            .get(&format!("{start_path}/status"), &[])
+            .await?;
         let relations = status.as_array().cloned().unwrap_or_default();
         let building = relations
             .iter()

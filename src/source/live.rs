@@ -226,6 +226,12 @@ impl Source for LiveSource {
         crate::forge::base_string(self.gitlab.client.base())
     }
 
+    async fn prepare_project(&self, id: u64) {
+        self.exports
+            .start_early(&self.gitlab, &format!("projects/{id}"))
+            .await;
+    }
+
     async fn extract(
         &self,
         relation: &dyn Relation,

@@ -50,6 +50,11 @@ pub trait Source: Send + Sync {
     fn project_absent(&self, _full_path: &str) -> Option<String> {
         None
     }
+    /// The project with source id `id` will migrate later in this run: a source that builds its
+    /// export asynchronously may start building it now, so that it is ready when the project's turn
+    /// comes (GitLab's direct transfer starts every entity's export when it creates the entity).
+    /// Nothing is lost when it does not: the export is then started when it is first needed.
+    async fn prepare_project(&self, _id: u64) {}
     /// One of a project entity's git repositories (`kind`: the project's own, or its wiki's) as a
     /// `git bundle` of every ref, written under `dir`; None when that repository is empty or
     /// absent (a project without a wiki), or the source carries none.

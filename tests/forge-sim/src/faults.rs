@@ -171,6 +171,10 @@ pub struct RequestCounts {
     pub total: u64,
     /// Keyed by `"<METHOD> <path>"`, the path without its query string.
     pub by_request: BTreeMap<String, u64>,
+    /// The same keys: the request's number (1 for the first request the simulator counted) when
+    /// that key first reached it, so a test can tell which of two requests came first.
+    #[serde(default)]
+    pub first_seen: BTreeMap<String, u64>,
     pub injected: InjectedCounts,
 }
 
@@ -294,7 +298,9 @@ impl FaultState {
     fn count(&self, method: &str, path: &str) {
         let mut c = lock(&self.counts);
         c.total += 1;
-        *c.by_request.entry(format!("{method} {path}")).or_insert(0) += 1;
+        let (key, number) = (format!("{method} {path}"), c.total);
+        c.first_seen.entry(key.clone()).or_insert(number);
+        *c.by_request.entry(key).or_insert(0) += 1;
     }
 
     fn injected(&self, f: impl FnOnce(&mut InjectedCounts)) {
