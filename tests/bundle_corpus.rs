@@ -25,39 +25,6 @@ struct Case {
     why: String,
 }
 
-fn index(parts: &[RawMember], path: &str) -> usize {
-    parts
-        .iter()
-        .position(|m| m.path == path)
-        .unwrap_or_else(|| panic!("the exported bundle has `{path}`"))
-}
-
-/// Changes the manifest's entry of member `path`.
-fn declare(parts: &mut [RawMember], path: &str, change: impl FnOnce(&mut Value)) {
-    with_manifest(parts, |m| {
-        let member = m["members"]
-            .as_array_mut()
-            .unwrap()
-            .iter_mut()
-            .find(|x| x["path"] == path)
-            .expect("a member of the manifest");
-        change(member);
-    });
-}
-
-/// Replaces the NDJSON of member `path` and declares it honestly in the manifest.
-fn restuff(parts: &mut [RawMember], path: &str, ndjson: &[u8]) {
-    let compressed = zstd::encode_all(ndjson, 9).unwrap();
-    let i = index(parts, path);
-    parts[i].data = compressed.clone();
-    declare(parts, path, |m| {
-        m["size"] = json!(ndjson.len());
-        m["compressed_size"] = json!(compressed.len());
-        m["sha256"] = json!(sha256_hex(&compressed));
-        m["records"] = json!(ndjson.iter().filter(|b| **b == b'\n').count());
-    });
-}
-
 /// An extra tar entry after the manifest files, with the header of the member at `like`.
 fn entry(like: &RawMember, path: &str, kind: tar::EntryType, data: &[u8]) -> RawMember {
     let mut m = RawMember {

@@ -47,7 +47,7 @@ impl PipelineRun<'_> {
             if self.cancel.is_cancelled() {
                 return Err(EngineError::Canceled);
             }
-            let page = match self
+            let mut page = match self
                 .source
                 .extract(relation, self.ctx, tracker.cursor.as_deref())
                 .await
@@ -84,6 +84,12 @@ impl PipelineRun<'_> {
             let store = self.store.clone();
             blocking(move || store.begin_page(entity_id, name, via, now_millis())).await?;
 
+            // What a record cannot take with it: out before it loads (or goes into a bundle).
+            let left_out: Vec<Option<String>> = page
+                .records
+                .iter_mut()
+                .map(|r| relation.leave_out(r))
+                .collect();
             let last_page = page.next.is_none();
             let mut commit = PageCommit {
                 next_cursor: page.next,
@@ -98,7 +104,13 @@ impl PipelineRun<'_> {
             let already = blocking(move || store.mapped_ids_of(&scope, name, &ids)).await?;
             let mut batch = Vec::new();
             let reused = already.iter().filter(|m| m.is_some()).count() as u64;
-            for ((record, source_id), mapped) in page.records.iter().zip(source_ids).zip(already) {
+            for (((record, source_id), mapped), left_out) in page
+                .records
+                .iter()
+                .zip(source_ids)
+                .zip(already)
+                .zip(left_out)
+            {
                 if self.cancel.is_cancelled() {
                     return Err(EngineError::Canceled);
                 }
@@ -106,6 +118,16 @@ impl PipelineRun<'_> {
                 if let Some(dest_id) = mapped {
                     commit.imported.push((source_id, dest_id));
                     continue;
+                }
+                if let Some(what) = left_out {
+                    commit.skipped.push(self.failure(
+                        relation,
+                        "transformer",
+                        crate::relations::SKIPPED_CLASS,
+                        what,
+                        None,
+                        Some(record),
+                    ));
                 }
                 if relation.loads_in_batches() {
                     batch.push((record, source_id));

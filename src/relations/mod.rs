@@ -282,6 +282,13 @@ pub trait Relation: Send + Sync {
     fn exists(&self, _record: &Value) -> bool {
         true
     }
+    /// Takes out of `record` what this version cannot migrate with it, because it would arrive broken
+    /// (an issue's designs without their repository), and says what that was. The record still
+    /// loads; a skipped row with its URL and title names what it went without. None: nothing was
+    /// taken out.
+    fn leave_out(&self, _record: &mut Value) -> Option<String> {
+        None
+    }
     /// Why this relation's records are listed and counted but never loaded (shown in the report); None
     /// for a relation that migrates.
     fn skip_reason(&self) -> Option<&'static str> {

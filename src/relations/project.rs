@@ -199,6 +199,12 @@ impl Relation for ImportedRelation {
     fn loads_in_batches(&self) -> bool {
         true
     }
+    fn leave_out(&self, record: &mut Value) -> Option<String> {
+        if self.name != ISSUES.name {
+            return None;
+        }
+        left_out_designs(record)
+    }
     async fn load_batch(
         &self,
         dest: &GitLab,
@@ -290,6 +296,36 @@ impl Relation for ImportedRelation {
             self.name
         )))
     }
+}
+
+/// An issue's designs and their versions, taken out of its record: GitLab's import would restore them
+/// without the design repository that holds their files (which the appliance does not carry yet), so
+/// they would arrive broken. What was taken out, when there was any.
+fn left_out_designs(issue: &mut Value) -> Option<String> {
+    let object = issue.as_object_mut()?;
+    let count = |v: Option<&Value>| v.and_then(Value::as_array).map_or(0, Vec::len);
+    let (designs, versions) = (
+        count(object.get("designs")),
+        count(object.get("design_versions")),
+    );
+    if designs == 0 && versions == 0 {
+        return None;
+    }
+    object.remove("designs");
+    object.remove("design_versions");
+    let plural = |n: usize, one: &str, many: &str| {
+        if n == 1 {
+            format!("{n} {one}")
+        } else {
+            format!("{n} {many}")
+        }
+    };
+    Some(format!(
+        "the issue migrated without its {} ({}): designs are not migrated yet, because their \
+         repository does not travel with them; move them by hand",
+        plural(designs, "design", "designs"),
+        plural(versions, "version", "versions"),
+    ))
 }
 
 /// Reads `GET /projects/:id/relation-imports` until `done` finds what it waits for in the list,
@@ -455,6 +491,30 @@ async fn read_back(
 mod tests {
     use super::*;
     use crate::forge::ForgeClient;
+
+    #[test]
+    fn an_issues_designs_are_taken_out_and_named_and_nothing_else() {
+        let mut issue = json!({
+            "iid": 3, "title": "Logo", "notes": [{"note": "kept"}],
+            "designs": [{"iid": 1, "filename": "a.png"}, {"iid": 2, "filename": "b.png"}],
+            "design_versions": [{"sha": "5b2d", "actions": []}],
+        });
+        let said = ISSUES.leave_out(&mut issue).expect("designs are named");
+        assert!(said.contains("2 designs (1 version)"), "{said}");
+        assert!(said.contains("move them by hand"), "{said}");
+        assert_eq!(
+            issue,
+            json!({"iid": 3, "title": "Logo", "notes": [{"note": "kept"}]})
+        );
+        // Empty lists, as every export has them, are left as they are and say nothing.
+        let mut plain = json!({"iid": 4, "designs": [], "design_versions": []});
+        let before = plain.clone();
+        assert_eq!(ISSUES.leave_out(&mut plain), None);
+        assert_eq!(plain, before);
+        // Merge requests have no designs to take out.
+        let mut mr = json!({"iid": 1, "designs": [{"iid": 1}]});
+        assert_eq!(MERGE_REQUESTS.leave_out(&mut mr), None);
+    }
     use crate::forge::client::RetryPolicy;
     use axum::Router;
     use axum::extract::{Query, State};

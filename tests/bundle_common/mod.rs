@@ -4,6 +4,7 @@
 
 use crate::common::{appliance, run};
 use forge_sim::RunningSim;
+use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -109,4 +110,37 @@ pub fn with_manifest(members: &mut [RawMember], change: impl FnOnce(&mut serde_j
     bytes.push(b'\n');
     members[1].data = format!("{}  manifest.json\n", sha256_hex(&bytes)).into_bytes();
     members[0].data = bytes;
+}
+
+pub fn index(parts: &[RawMember], path: &str) -> usize {
+    parts
+        .iter()
+        .position(|m| m.path == path)
+        .unwrap_or_else(|| panic!("the exported bundle has `{path}`"))
+}
+
+/// Changes the manifest's entry of member `path`.
+pub fn declare(parts: &mut [RawMember], path: &str, change: impl FnOnce(&mut Value)) {
+    with_manifest(parts, |m| {
+        let member = m["members"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|x| x["path"] == path)
+            .expect("a member of the manifest");
+        change(member);
+    });
+}
+
+/// Replaces the NDJSON of member `path` and declares it honestly in the manifest.
+pub fn restuff(parts: &mut [RawMember], path: &str, ndjson: &[u8]) {
+    let compressed = zstd::encode_all(ndjson, 9).unwrap();
+    let i = index(parts, path);
+    parts[i].data = compressed.clone();
+    declare(parts, path, |m| {
+        m["size"] = json!(ndjson.len());
+        m["compressed_size"] = json!(compressed.len());
+        m["sha256"] = json!(sha256_hex(&compressed));
+        m["records"] = json!(ndjson.iter().filter(|b| **b == b'\n').count());
+    });
 }
