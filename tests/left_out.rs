@@ -1,7 +1,9 @@
-//! What a record cannot take with it is taken out before it loads and named, never sent broken: an
-//! issue's designs (GitLab's import would restore them without the design repository that holds
-//! their files). A bundle whose issue carries designs replays with the issue and every other record,
-//! and the report names the issue, with its URL and title, and what it went without.
+//! What a record cannot take with it, or what does not arrive, is named record by record. An issue's
+//! designs are taken out before it loads, never sent broken (GitLab's import would restore them
+//! without the design repository that holds their files): a bundle whose issue carries designs
+//! replays with the issue and every other record, and the report names the issue, with its URL and
+//! title, and what it went without. An issue the destination refuses is a failure row with its URL
+//! and the destination's words; the others arrive.
 
 mod bundle_common;
 mod common;
@@ -20,30 +22,20 @@ async fn an_issue_with_designs_migrates_without_them_and_says_so() {
     // Designs on the first issue of acme/backend/api, as a GitLab export has them.
     let mut parts = members(&std::fs::read(&plain).unwrap());
     let path = "projects/acme/backend/api/issues/000000.ndjson.zst";
-    let ndjson = zstd::decode_all(parts[index(&parts, path)].data.as_slice()).unwrap();
-    let mut issues: Vec<Value> = ndjson
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect();
-    issues[0]["designs"] = json!([
-        {"iid": 1, "filename": "logo.png", "relative_position": 512, "notes": []},
-        {"iid": 2, "filename": "icon.svg", "relative_position": 1024, "notes": []},
-    ]);
-    issues[0]["design_versions"] = json!([
-        {"sha": "8e1a27b3b6f7c2f0e61d5c2ad6d8f1a2b3c4d5e6", "created_at": "2024-03-01T10:00:00.000Z",
-         "author_id": 1, "actions": [{"event": 0, "design": {"iid": 1, "filename": "logo.png"}}]},
-    ]);
-    let (title, iid) = (
-        issues[0]["title"].as_str().unwrap().to_string(),
-        issues[0]["iid"].as_u64().unwrap(),
-    );
-    let mut lines = Vec::new();
-    for issue in &issues {
-        serde_json::to_writer(&mut lines, issue).unwrap();
-        lines.push(b'\n');
-    }
-    restuff(&mut parts, path, &lines);
+    let (mut title, mut iid) = (String::new(), 0);
+    rewrite_records(&mut parts, path, |issues| {
+        issues[0]["designs"] = json!([
+            {"iid": 1, "filename": "logo.png", "relative_position": 512, "notes": []},
+            {"iid": 2, "filename": "icon.svg", "relative_position": 1024, "notes": []},
+        ]);
+        issues[0]["design_versions"] = json!([
+            {"sha": "8e1a27b3b6f7c2f0e61d5c2ad6d8f1a2b3c4d5e6",
+             "created_at": "2024-03-01T10:00:00.000Z", "author_id": 1,
+             "actions": [{"event": 0, "design": {"iid": 1, "filename": "logo.png"}}]},
+        ]);
+        title = issues[0]["title"].as_str().unwrap().to_string();
+        iid = issues[0]["iid"].as_u64().unwrap();
+    });
     let crafted = dir.path().join("designs.bundle");
     std::fs::write(&crafted, pack(&parts)).unwrap();
     let v = verify(&[&crafted], &[]).await;
@@ -94,5 +86,95 @@ async fn an_issue_with_designs_migrates_without_them_and_says_so() {
         .expect("the issue with designs arrived");
     assert_eq!(arrived["title"], title.as_str());
     src.shutdown().await;
+    dst.shutdown().await;
+}
+
+/// An issue the destination's import does not create is a failure row with its URL, and the
+/// destination's own words, while the project's other issues arrive (here the issues travel in the
+/// archive that creates the project: they are one page).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_issue_the_destination_refuses_is_a_failure_with_its_url_and_the_others_arrive() {
+    let src = source().await;
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("acme.bundle");
+    export(&src, &plain, &dir.path().join("export"), &[]).await;
+    let want = get_all(
+        &src.url,
+        &src.owner_token,
+        &format!("projects/{}/issues", enc("acme/backend/api")),
+    )
+    .await;
+    src.shutdown().await;
+
+    // A blank title: GitLab's import refuses the record ("Title can't be blank").
+    let mut parts = members(&std::fs::read(&plain).unwrap());
+    let mut iid = 0;
+    rewrite_records(
+        &mut parts,
+        "projects/acme/backend/api/issues/000000.ndjson.zst",
+        |issues| {
+            issues[1]["title"] = json!("");
+            iid = issues[1]["iid"].as_u64().unwrap();
+        },
+    );
+    let crafted = dir.path().join("refused.bundle");
+    std::fs::write(&crafted, pack(&parts)).unwrap();
+
+    let dst = destination().await;
+    let mut cmd = replay_cmd(&dst, &crafted, &dir.path().join("replay"));
+    cmd.arg("--json");
+    let out = run(cmd).await;
+    let r = report(&out);
+    assert_eq!(r["has_failures"], true, "{}", text(&out));
+    // The project's issues are one page: they travelled in the archive that created the project.
+    let relation_imports = sim_requests(&dst).await["by_request"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.contains("import-relation"))
+        .count();
+    assert_eq!(relation_imports, 0);
+    let failures: Vec<&Value> = r["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|e| e["failures"].as_array().unwrap())
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:#?}");
+    let f = failures[0];
+    assert_eq!(f["relation"], "issues", "{f}");
+    assert!(
+        f["source_url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(&format!("/acme/backend/api/-/issues/{iid}"))),
+        "{f}"
+    );
+    let said = f["exception_message"].as_str().unwrap();
+    assert!(
+        said.contains("did not create it") && said.contains("Title can't be blank"),
+        "{said}"
+    );
+    let got = get_all(
+        &dst.url,
+        &dst.admin_token,
+        &format!("projects/{}/issues", enc("imported/acme/backend/api")),
+    )
+    .await;
+    assert_eq!(got.len(), want.len() - 1, "every other issue arrived");
+    assert!(got.iter().all(|i| i["iid"] != iid));
+    let stats = &r["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["source_full_path"] == "acme/backend/api")
+        .unwrap()["stats"];
+    let issues = stats
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["relation"] == "issues")
+        .unwrap();
+    assert_eq!(issues["source"], want.len() as u64, "{issues}");
+    assert_eq!(issues["imported"], want.len() as u64 - 1, "{issues}");
     dst.shutdown().await;
 }

@@ -275,6 +275,44 @@ async fn a_project_migrates_with_its_repository_issues_and_merge_requests() {
         .filter(|m| m["state"] == "merged")
         .count();
     assert!(merged >= 1, "a merged merge request arrives merged");
+    // Each of them is one page at the source, so they all travelled in the archive that created the
+    // project: one import, and no relation import with its polls.
+    let requests = sim_requests(&dst).await;
+    assert_eq!(
+        requests["by_request"]["POST /api/v4/projects/import"], 1,
+        "{requests:#}"
+    );
+    assert!(
+        requests["by_request"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.contains("import-relation") && !k.contains("relation-imports")),
+        "{requests:#}"
+    );
+    let milestones = entity["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["relation"] == "milestones")
+        .unwrap();
+    let want = get_all(
+        &src.url,
+        &src.owner_token,
+        &format!("projects/{}/milestones", enc(PROJECT)),
+    )
+    .await
+    .len();
+    let got = get_all(
+        &dst.url,
+        &dst.admin_token,
+        &format!("projects/{}/milestones", enc(dest_path)),
+    )
+    .await
+    .len();
+    assert!(want > 0);
+    assert_eq!(got, want, "milestones");
+    assert_eq!(milestones["imported"], want as u64, "{milestones}");
 
     let label_titles = |v: Vec<Value>| {
         let mut t: Vec<String> = v
@@ -391,6 +429,16 @@ fn stat(r: &Value, relation: &str) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kill_in_a_merge_request_batch_resumes_with_nothing_twice_and_nothing_missing() {
     let (src, dst) = (source().await, destination().await);
+    // Batches of two, so the project's merge requests are several pages, each loaded through
+    // GitLab's relation import (one page alone would travel in the archive that creates the project).
+    let resp = http()
+        .put(format!("{}/api/v4/application/settings", src.url))
+        .header("PRIVATE-TOKEN", &src.admin_token)
+        .form(&[("relation_export_batch_size", "2")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
     // The merge request batch reached the destination; the appliance is killed while it reads the
     // batch back, before the page is committed.
     let fault = json!({"hold": {

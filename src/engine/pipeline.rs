@@ -198,7 +198,7 @@ impl PipelineRun<'_> {
     }
 
     /// Files one record's outcome in the page's commit; an unreachable destination stops the run.
-    fn settle(
+    pub(super) fn settle(
         &self,
         commit: &mut PageCommit,
         relation: &dyn Relation,
@@ -229,7 +229,7 @@ impl PipelineRun<'_> {
         Ok(())
     }
 
-    fn failure(
+    pub(super) fn failure(
         &self,
         relation: &dyn Relation,
         step: &str,

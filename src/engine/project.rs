@@ -6,6 +6,8 @@
 //!    make one package the sink turns into what creates the project (a live destination: a GitLab
 //!    export archive sent to `POST /projects/import`). Each of those relations, and the wiki's
 //!    pages, then counts what the destination holds.
+//!    Those of `milestones`, `issues` and `merge_requests` that one page holds travel in it too, for a
+//!    sink that reads them back (a live destination), and are counted there record by record.
 //! 1. `milestones`, 2. `issues`, 3. `merge_requests`: the relations GitLab's relation import takes,
 //!    a page at a time, one relation after the other (a project takes one relation import at a time).
 //!    Each page is read back from the destination; a crash redoes at most that page, and GitLab skips
@@ -259,6 +261,9 @@ impl Engine {
                 }
             }
         }
+        let inline = self
+            .stage_single_pages(source, sink, ctx, staging.path(), &mut relations)
+            .await?;
         let mut repositories = Vec::new();
         match source
             .repository(ctx, RepositoryKind::Project, staging.path())
@@ -460,6 +465,19 @@ impl Engine {
                 .await?;
             super::pipeline::count_written(ctx.entity.bulk_import_id, name, wrote);
         }
+        for page in inline {
+            let run = PipelineRun {
+                store: &self.store,
+                source,
+                sink,
+                ctx,
+                scope,
+                stage: page.stage,
+                cancel,
+                continuing: false,
+            };
+            self.settle_single_page(&run, &created, page).await?;
+        }
         let commit = PageCommit {
             last_page: true,
             source_total: Some(1),
@@ -472,6 +490,155 @@ impl Engine {
         super::pipeline::count_written(ctx.entity.bulk_import_id, "project", 1);
         self.adopt_project(ctx, &source_id, created.id).await?;
         Ok(true)
+    }
+
+    /// The relations GitLab's relation import takes (`batched_stages`) that one page holds whole: read
+    /// now and staged to travel in the archive that creates the project, so that a project of a few
+    /// hundred issues is one import, not one per relation with its polls. Only for a sink that can
+    /// read them back ([`Sink::reads_back_archive_relations`]), and only for a relation the source
+    /// can say is one page without reading it; any other, or one that cannot be read now, loads in
+    /// its own stage as before.
+    async fn stage_single_pages(
+        &self,
+        source: &dyn Source,
+        sink: &dyn Sink,
+        ctx: &EntityContext,
+        staging: &std::path::Path,
+        relations: &mut Vec<(String, std::path::PathBuf)>,
+    ) -> Result<Vec<SinglePage>, EngineError> {
+        let mut out = Vec::new();
+        if !sink.reads_back_archive_relations() {
+            return Ok(out);
+        }
+        for (stage, relation) in batched_stages().into_iter().enumerate() {
+            let name = relation.name();
+            let (store, entity_id) = (self.store.clone(), ctx.entity.id);
+            if blocking(move || store.tracker(entity_id, name))
+                .await?
+                .is_some()
+            {
+                // Counted by an earlier run, or loading in its own stage: left to it.
+                continue;
+            }
+            match source.pages(relation, ctx).await {
+                Ok(Some(1)) => {}
+                Err(e) if e.is_unreachable() => {
+                    return Err(EngineError::Unreachable(e.to_string()));
+                }
+                _ => continue,
+            }
+            let mut page = match source.extract(relation, ctx, None).await {
+                Ok(page) if page.next.is_none() => page,
+                Err(e) if e.is_unreachable() => {
+                    return Err(EngineError::Unreachable(e.to_string()));
+                }
+                _ => continue,
+            };
+            let left_out: Vec<Option<String>> = page
+                .records
+                .iter_mut()
+                .map(|r| relation.leave_out(r))
+                .collect();
+            if !page.records.is_empty() {
+                let staged = staging.join(format!("{name}.ndjson"));
+                let mut lines = Vec::new();
+                for record in &page.records {
+                    serde_json::to_writer(&mut lines, record)
+                        .map_err(|e| EngineError::Setup(e.to_string()))?;
+                    lines.push(b'\n');
+                }
+                tokio::fs::write(&staged, lines).await.map_err(|e| {
+                    EngineError::Setup(format!(
+                        "cannot stage the {name} of {}: {e}",
+                        ctx.entity.source_full_path
+                    ))
+                })?;
+                relations.push((name.to_string(), staged));
+            }
+            out.push(SinglePage {
+                relation,
+                stage: stage as u8 + 1,
+                records: page.records,
+                left_out,
+                total: page.total,
+                via: source.via_for(relation, ctx),
+            });
+        }
+        Ok(out)
+    }
+
+    /// A relation that travelled in the creating archive ([`Engine::stage_single_pages`]): what
+    /// arrived, read back from the destination record by record, committed as the relation's one
+    /// page, so its own stage finds it done.
+    async fn settle_single_page(
+        &self,
+        run: &PipelineRun<'_>,
+        created: &crate::sink::CreatedProject,
+        page: SinglePage,
+    ) -> Result<(), EngineError> {
+        let SinglePage {
+            relation,
+            stage,
+            records,
+            left_out,
+            total,
+            via,
+        } = page;
+        let (name, entity_id) = (relation.name(), run.ctx.entity.id);
+        let store = self.store.clone();
+        let tracker =
+            blocking(move || store.ensure_tracker(entity_id, name, stage, now_millis())).await?;
+        if tracker.status.is_terminal() {
+            return Ok(());
+        }
+        let store = self.store.clone();
+        blocking(move || store.begin_page(entity_id, name, via, now_millis())).await?;
+        let why = created
+            .failed_relations
+            .iter()
+            .filter(|(r, _)| r == name)
+            .map(|(_, why)| why.clone())
+            .reduce(|a, b| format!("{a}; {b}"));
+        let outcomes = match run.sink.arrived(relation, created.id, &records, why).await {
+            Ok(Some(outcomes)) => outcomes,
+            Ok(None) => {
+                return Err(EngineError::Setup(format!(
+                    "the destination cannot say which {name} arrived"
+                )));
+            }
+            Err(e) if e.unreachable => return Err(EngineError::Unreachable(e.message)),
+            Err(e) => records.iter().map(|_| Err(e.clone())).collect(),
+        };
+        let mut commit = PageCommit {
+            last_page: true,
+            source_total: total,
+            fetched: records.len() as u64,
+            ..Default::default()
+        };
+        for ((record, outcome), left) in records.iter().zip(outcomes).zip(left_out) {
+            if let Some(what) = left {
+                commit.skipped.push(run.failure(
+                    relation,
+                    "transformer",
+                    crate::relations::SKIPPED_CLASS,
+                    what,
+                    None,
+                    Some(record),
+                ));
+            }
+            run.settle(
+                &mut commit,
+                relation,
+                record,
+                relation.source_id(record),
+                outcome,
+            )?;
+        }
+        let wrote = commit.imported.len() as u64;
+        let (store, scope) = (self.store.clone(), run.scope.clone());
+        blocking(move || store.commit_page(entity_id, name, &scope, commit, now_millis())).await?;
+        super::pipeline::count_written(run.ctx.entity.bulk_import_id, name, wrote);
+        Ok(())
     }
 
     /// The entity now knows its destination project.
@@ -560,6 +727,17 @@ impl Engine {
         .await?;
         Ok(())
     }
+}
+
+/// One page of a relation that loads in batches, read in stage 0 to travel in the creating archive.
+struct SinglePage {
+    relation: &'static dyn Relation,
+    stage: u8,
+    records: Vec<serde_json::Value>,
+    /// What [`Relation::leave_out`] took out of each record.
+    left_out: Vec<Option<String>>,
+    total: Option<u64>,
+    via: &'static str,
 }
 
 /// Why a relation could not be staged.

@@ -332,6 +332,19 @@ pub trait Relation: Send + Sync {
             })
             .collect())
     }
+    /// For a relation that loads in batches: which of `records`, sent to project `project` by
+    /// another way (the archive that created the project), are at the destination, as
+    /// [`Relation::load_batch`] would say after loading them; `why`: what the destination said of its
+    /// import, if it failed. None for a relation that cannot say.
+    async fn arrived(
+        &self,
+        _dest: &GitLab,
+        _project: u64,
+        _records: &[Value],
+        _why: Option<String>,
+    ) -> Result<Option<Vec<Result<u64, LoadError>>>, LoadError> {
+        Ok(None)
+    }
     /// Loads one record into a live destination and returns its destination id. When `in_doubt`, an
     /// earlier attempt may already have created it: look for it before creating.
     async fn load(

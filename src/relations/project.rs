@@ -1,7 +1,8 @@
 //! The relations of a project entity. A project is created by the destination's own project import
 //! (`crate::engine::project` says the plan): its attributes record comes from here, its smaller
 //! relations travel in the import archive that creates it, and the relations GitLab's relation import
-//! takes (`milestones`, `issues`, `merge_requests`) load afterwards a page at a time, each page one
+//! takes (`milestones`, `issues`, `merge_requests`) load afterwards a page at a time (unless one page
+//! holds them all: that page travels in the creating archive, `Relation::arrived`), each page one
 //! archive sent to `POST /projects/import-relation`, then read back from the destination so that
 //! what counts as imported is what arrived. GitLab's relation import skips what it already imported,
 //! so a page loaded twice (a resume, a retry) creates nothing twice.
@@ -267,22 +268,19 @@ impl Relation for ImportedRelation {
             Err(e) => return Err(e.into()),
         };
         let outcome = wait_relation_import(dest, project, &started, self.name).await?;
-        let arrived = read_back(dest, project, self.name, records).await?;
-        Ok(records
-            .iter()
-            .map(|r| match iid(r).and_then(|i| arrived.get(&i)) {
-                Some(id) => Ok(*id),
-                None => Err(LoadError {
-                    class: "Appliance::NotImported".into(),
-                    message: match &outcome {
-                        Some(why) => format!("GitLab's relation import did not create it: {why}"),
-                        None => "GitLab's relation import finished without creating it".into(),
-                    },
-                    correlation_id: None,
-                    unreachable: false,
-                }),
-            })
-            .collect())
+        self.settle(dest, project, records, "GitLab's relation import", outcome)
+            .await
+    }
+    async fn arrived(
+        &self,
+        dest: &GitLab,
+        project: u64,
+        records: &[Value],
+        why: Option<String>,
+    ) -> Result<Option<Vec<Result<u64, LoadError>>>, LoadError> {
+        self.settle(dest, project, records, "GitLab's project import", why)
+            .await
+            .map(Some)
     }
     async fn load(
         &self,
@@ -295,6 +293,37 @@ impl Relation for ImportedRelation {
             "{} load through GitLab's relation import, a page at a time",
             self.name
         )))
+    }
+}
+
+impl ImportedRelation {
+    /// Each record's outcome once `how` (an import) ended, `outcome` being what it said if it
+    /// failed: read back from the destination by iid, so a record counts as imported only when it is
+    /// there.
+    async fn settle(
+        &self,
+        dest: &GitLab,
+        project: u64,
+        records: &[Value],
+        how: &str,
+        outcome: Option<String>,
+    ) -> Result<Vec<Result<u64, LoadError>>, LoadError> {
+        let arrived = read_back(dest, project, self.name, records).await?;
+        Ok(records
+            .iter()
+            .map(|r| match iid(r).and_then(|i| arrived.get(&i)) {
+                Some(id) => Ok(*id),
+                None => Err(LoadError {
+                    class: "Appliance::NotImported".into(),
+                    message: match &outcome {
+                        Some(why) => format!("{how} did not create it: {why}"),
+                        None => format!("{how} finished without creating it"),
+                    },
+                    correlation_id: None,
+                    unreachable: false,
+                }),
+            })
+            .collect())
     }
 }
 

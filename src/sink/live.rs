@@ -43,6 +43,20 @@ impl Sink for LiveSink {
         Ok(self.gitlab.count(path, &[]).await?)
     }
 
+    fn reads_back_archive_relations(&self) -> bool {
+        true
+    }
+
+    async fn arrived(
+        &self,
+        relation: &dyn Relation,
+        project: u64,
+        records: &[Value],
+        why: Option<String>,
+    ) -> Result<Option<Vec<Result<u64, LoadError>>>, LoadError> {
+        relation.arrived(&self.gitlab, project, records, why).await
+    }
+
     async fn lfs_present(
         &self,
         project_full_path: &str,

@@ -111,6 +111,25 @@ pub trait Sink: Send + Sync {
         Ok(None)
     }
 
+    /// Whether [`Sink::arrived`] can tell which records of a relation that loads in batches reached
+    /// the destination inside the archive that created their project: only then do such relations
+    /// travel in that archive when one page holds them all (one import instead of one per relation).
+    fn reads_back_archive_relations(&self) -> bool {
+        false
+    }
+
+    /// Which of `records` of `relation`, sent in the archive that created project `project`, are at
+    /// the destination (see [`Relation::arrived`]); None for a sink that cannot say.
+    async fn arrived(
+        &self,
+        _relation: &dyn Relation,
+        _project: u64,
+        _records: &[Value],
+        _why: Option<String>,
+    ) -> Result<Option<Vec<Result<u64, LoadError>>>, LoadError> {
+        Ok(None)
+    }
+
     /// How many of `objects` (oid, size) the destination repository `project_full_path` holds as Git
     /// LFS objects; None for a sink that is not a live destination.
     async fn lfs_present(

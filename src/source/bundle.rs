@@ -138,6 +138,17 @@ impl Source for BundleSource {
         "bundle"
     }
 
+    async fn pages(
+        &self,
+        relation: &dyn Relation,
+        ctx: &EntityContext,
+    ) -> Result<Option<u64>, ForgeError> {
+        // A relation without records has no member, and one empty page.
+        Ok(Some(
+            (self.members_of(ctx, relation.name()).len() as u64).max(1),
+        ))
+    }
+
     fn project_absent(&self, full_path: &str) -> Option<String> {
         let manifest = &self.bundle.manifest;
         if manifest.format_version < 2 {

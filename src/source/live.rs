@@ -226,6 +226,24 @@ impl Source for LiveSource {
         crate::forge::base_string(self.gitlab.client.base())
     }
 
+    async fn pages(
+        &self,
+        relation: &dyn Relation,
+        ctx: &EntityContext,
+    ) -> Result<Option<u64>, ForgeError> {
+        let Some(name) = relation.export_relation() else {
+            return Ok(None);
+        };
+        let portable = ctx.source_portable();
+        Ok(
+            match self.exports.relation(&self.gitlab, &portable, name).await? {
+                // A batched export's batches; one exported whole, or empty, is one page.
+                Some(e) if e.failed.is_none() => Some(e.batches.max(1)),
+                _ => None,
+            },
+        )
+    }
+
     async fn prepare_project(&self, id: u64) {
         self.exports
             .start_early(&self.gitlab, &format!("projects/{id}"))

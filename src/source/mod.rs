@@ -55,6 +55,15 @@ pub trait Source: Send + Sync {
     /// comes (GitLab's direct transfer starts every entity's export when it creates the entity).
     /// Nothing is lost when it does not: the export is then started when it is first needed.
     async fn prepare_project(&self, _id: u64) {}
+    /// How many pages `relation` of this entity has, when the source knows without reading them
+    /// (GitLab's export status counts batches; a bundle lists its members); None when it does not.
+    async fn pages(
+        &self,
+        _relation: &dyn Relation,
+        _ctx: &EntityContext,
+    ) -> Result<Option<u64>, ForgeError> {
+        Ok(None)
+    }
     /// One of a project entity's git repositories (`kind`: the project's own, or its wiki's) as a
     /// `git bundle` of every ref, written under `dir`; None when that repository is empty or
     /// absent (a project without a wiki), or the source carries none.

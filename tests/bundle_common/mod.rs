@@ -144,3 +144,20 @@ pub fn restuff(parts: &mut [RawMember], path: &str, ndjson: &[u8]) {
         m["records"] = json!(ndjson.iter().filter(|b| **b == b'\n').count());
     });
 }
+
+/// Rewrites the records of NDJSON member `path` with `change` and declares the result honestly.
+pub fn rewrite_records(parts: &mut [RawMember], path: &str, change: impl FnOnce(&mut Vec<Value>)) {
+    let ndjson = zstd::decode_all(parts[index(parts, path)].data.as_slice()).unwrap();
+    let mut records: Vec<Value> = ndjson
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    change(&mut records);
+    let mut lines = Vec::new();
+    for record in &records {
+        serde_json::to_writer(&mut lines, record).unwrap();
+        lines.push(b'\n');
+    }
+    restuff(parts, path, &lines);
+}

@@ -30,7 +30,8 @@ use crate::routes::request::{Params, parse_pairs};
 use crate::state::Sim;
 use tree::Content;
 
-/// Records per batch, as in GitLab (`BulkImports::FileTransfer::BaseConfig::BATCH_SIZE`).
+/// Records per batch unless the `relation_export_batch_size` setting says otherwise, as in GitLab
+/// (`BulkImports::FileTransfer::BaseConfig::BATCH_SIZE`).
 pub const BATCH_SIZE: usize = 1000;
 
 /// Export status codes as the API prints them.
@@ -292,12 +293,13 @@ fn relation_names(portable: Portable) -> &'static [&'static str] {
 /// A relation named in `failing` ends failed, as GitLab's does when a record cannot be exported.
 fn build(sim: &Sim, portable: Portable, batched: bool, failing: &[String]) -> Vec<RelationExport> {
     let started = std::time::Instant::now();
-    let contents = {
+    let (contents, batch_size) = {
         let store = sim.read();
-        match portable {
+        let contents = match portable {
             Portable::Group(id) => tree::group_relations(&store, id),
             Portable::Project(id) => tree::project_relations(&store, id),
-        }
+        };
+        (contents, store.settings.relation_export_batch_size.max(1))
     };
     let rendered = started.elapsed();
     let finished_at = now();
@@ -330,7 +332,7 @@ fn build(sim: &Sim, portable: Portable, batched: bool, failing: &[String]) -> Ve
                         // batches_count == 0`), so a client knows it is empty without a download.
                         export.batched = true;
                         records
-                            .chunks(BATCH_SIZE)
+                            .chunks(batch_size)
                             .enumerate()
                             .map(|(i, chunk)| {
                                 gzip(chunk, true).map(|gz| Batch {

@@ -184,6 +184,9 @@ pub struct ApplicationSettings {
     pub import_sources: Vec<String>,
     /// MiB; 0 means unlimited.
     pub max_import_size: u64,
+    /// Records per batch of a batched relation export (GitLab's `relation_export_batch_size`
+    /// setting, 1000 unless changed).
+    pub relation_export_batch_size: usize,
 }
 
 impl Default for ApplicationSettings {
@@ -199,6 +202,7 @@ impl Default for ApplicationSettings {
             .map(String::from)
             .to_vec(),
             max_import_size: 0,
+            relation_export_batch_size: crate::relation_export::BATCH_SIZE,
         }
     }
 }

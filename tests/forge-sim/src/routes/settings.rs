@@ -9,6 +9,7 @@ fn render(settings: &crate::state::ApplicationSettings) -> serde_json::Value {
     json!({
         "import_sources": settings.import_sources,
         "max_import_size": settings.max_import_size,
+        "relation_export_batch_size": settings.relation_export_batch_size,
         "project_export_enabled": true,
         "bulk_import_enabled": true,
     })
@@ -32,6 +33,14 @@ pub fn update(ctx: &Ctx) -> Answer {
     }
     if let Some(size) = ctx.params.u64("max_import_size")? {
         store.settings.max_import_size = size;
+    }
+    if let Some(size) = ctx.params.u64("relation_export_batch_size")? {
+        if size == 0 {
+            return Err(ApiError::Param(
+                "relation_export_batch_size does not have a valid value".into(),
+            ));
+        }
+        store.settings.relation_export_batch_size = size as usize;
     }
     Ok(Reply::ok(render(&store.settings)))
 }
