@@ -296,6 +296,9 @@ fn ndjson(gz: &[u8], url: &str) -> Result<Vec<Value>, ForgeError> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).map_err(|e| bad(format!("a line is not JSON: {e}"))))
+        // GitLab writes a single record the portable does not have (a project without a push rule)
+        // as `null`: no record, not one to count.
+        .filter(|r| !matches!(r, Ok(Value::Null)))
         .collect()
 }
 
@@ -322,6 +325,10 @@ mod tests {
             .unwrap();
         let records = ndjson(&gz.finish().unwrap(), "u").unwrap();
         assert_eq!(records.len(), 2);
+        // A single record the portable does not have, as GitLab writes it (no newline).
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(b"null").unwrap();
+        assert!(ndjson(&gz.finish().unwrap(), "u").unwrap().is_empty());
         assert_eq!(records[1]["title"], "ui");
         assert!(ndjson(b"not gzip", "u").is_err());
     }

@@ -616,6 +616,8 @@ impl<'s> Restorer<'s> {
         for (line, record) in lines {
             self.line = *line;
             let result = match record {
+                // A single record the exporting project did not have (GitLab writes `null`).
+                Ok(Value::Null) => continue,
                 Ok(v) => self.record(relation, v),
                 Err(e) => Err(format!("Invalid JSON: {e}")),
             };

@@ -366,9 +366,11 @@ pub fn project_relations(store: &Store, project_id: u64) -> Vec<(&'static str, C
         batchable: false,
     };
     let ci = settings::ci_relations(store, project, &mut users);
-    // A settings record the project does not have is an empty relation, as in GitLab's export.
+    // A settings record the project does not have is exported as `null`, as GitLab's does: its
+    // serializer writes a missing single record as JSON (`StreamingSerializer#serialize_single_relation`
+    // with nil, then `NdjsonWriter#write_relation`).
     let maybe = |v: Option<Value>| Content::Records {
-        records: v.into_iter().collect(),
+        records: vec![v.unwrap_or(Value::Null)],
         batchable: false,
     };
     vec![
