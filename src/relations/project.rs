@@ -365,8 +365,11 @@ async fn poll_relation_imports<T>(
     done: impl Fn(&[Value]) -> Option<T>,
 ) -> Result<Option<T>, LoadError> {
     let deadline = tokio::time::Instant::now() + RELATION_IMPORT_DEADLINE;
-    let mut wait = Duration::from_millis(25);
+    // Called right after an import was asked for, which is not done yet: the first look waits too.
+    let mut wait = Duration::from_millis(50);
     loop {
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
         let list = dest
             .client
             .get(&format!("projects/{project}/relation-imports"), &[])
@@ -377,8 +380,6 @@ async fn poll_relation_imports<T>(
         if tokio::time::Instant::now() > deadline {
             return Ok(None);
         }
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_secs(5));
     }
 }
 

@@ -236,8 +236,11 @@ async fn follow(dest: &GitLab, project: &Value) -> Result<CreatedProject, LoadEr
         LoadError::internal("the destination answered without a project id".into())
     })?;
     let deadline = tokio::time::Instant::now() + IMPORT_DEADLINE;
-    let mut wait = Duration::from_millis(25);
+    // An import that was just asked for is not done yet: the first look waits too.
+    let mut wait = Duration::from_millis(100);
     loop {
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
         let status = dest
             .client
             .get(&format!("projects/{id}/import"), &[])
@@ -272,8 +275,6 @@ async fn follow(dest: &GitLab, project: &Value) -> Result<CreatedProject, LoadEr
                 IMPORT_DEADLINE.as_secs() / 3600
             )));
         }
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_secs(5));
     }
 }
 

@@ -234,6 +234,11 @@ async fn build(
     let what =
         |secs: u64| format!("{source} is preparing the export of {portable} ({secs}s so far)");
     let shown = Preparing::new(what(0));
+    if !started_early {
+        // Just asked for: not ready yet.
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+    }
     loop {
         shown.update(what(started.elapsed().as_secs()));
         let status = gitlab
