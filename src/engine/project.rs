@@ -555,10 +555,17 @@ impl Engine {
                 })?;
                 relations.push((name.to_string(), staged));
             }
+            // Only what the read-back and a failure row use (iid, title) waits in memory for the
+            // import to end: the records themselves are on disk, and a page can be many MiB.
+            let records = page
+                .records
+                .iter()
+                .map(|r| serde_json::json!({"iid": r.get("iid"), "title": r.get("title")}))
+                .collect();
             out.push(SinglePage {
                 relation,
                 stage: stage as u8 + 1,
-                records: page.records,
+                records,
                 left_out,
                 total: page.total,
                 via: source.via_for(relation, ctx),
@@ -733,6 +740,7 @@ impl Engine {
 struct SinglePage {
     relation: &'static dyn Relation,
     stage: u8,
+    /// Each record's iid and title.
     records: Vec<serde_json::Value>,
     /// What [`Relation::leave_out`] took out of each record.
     left_out: Vec<Option<String>>,
