@@ -561,3 +561,41 @@ async fn a_relation_the_source_fails_to_export_is_a_failure_not_an_empty_relatio
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+/// GitLab batches a project's uploads in a batched export as it does every collection: each batch a
+/// tar of its own. In batches of one, every upload still arrives under its link, and none twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_exported_in_several_batches_all_arrive() {
+    let (src, dst) = (source().await, destination().await);
+    let resp = http()
+        .put(format!("{}/api/v4/application/settings", src.url))
+        .header("PRIVATE-TOKEN", &src.admin_token)
+        .form(&[("relation_export_batch_size", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let data = tempfile::tempdir().unwrap();
+    let project = WITH_WIKI[0];
+    let out = run(migrate_projects_cmd(&src, &dst, data.path(), &[project])).await;
+    assert!(out.status.success(), "migrate failed: {}", explain(&out));
+    let r = report(&out);
+    assert_eq!(r["has_failures"], false, "{r:#}");
+    let e = entity(&r, project);
+    let row = stat(e, "uploads");
+    assert!(row["source"].as_u64() >= Some(3), "{row}");
+    let linked = assert_same_uploads(
+        &src,
+        &dst,
+        e,
+        project,
+        e["destination_full_path"].as_str().unwrap(),
+    )
+    .await;
+    assert!(
+        linked >= 3,
+        "the issue's and the note's uploads were checked"
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}

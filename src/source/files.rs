@@ -1,5 +1,6 @@
-//! A project's files: what an upload is and how its names are checked, and how a live source exports them: GitLab's relation export gives a project's
-//! uploads as one `uploads.tar.gz` of `<secret>/<filename>` entries. It is streamed to disk whole,
+//! A project's files: what an upload is and how its names are checked, and how a live source exports
+//! them: GitLab's relation export gives a project's uploads as a tar of `<secret>/<filename>` entries
+//! per batch (one `uploads.tar.gz` when exported whole). Each is streamed to disk whole,
 //! then unpacked entry by entry into `<dir>/uploads/<secret>/<filename>`, each hashed as it is
 //! written, so no file is ever held in memory. Names are checked before anything is written: an
 //! entry that could step out of its directory, or that is not a regular file, is refused.

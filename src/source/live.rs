@@ -450,8 +450,9 @@ impl Source for LiveSource {
             .await
     }
 
-    /// The project's uploads from its relation export (`uploads`, one `uploads.tar.gz`), streamed
-    /// to disk and unpacked file by file. A source that exports the project but lists no
+    /// The project's uploads from its relation export (`uploads`: a tar per batch, or one
+    /// `uploads.tar.gz` exported whole), each streamed to disk and unpacked file by file; an upload
+    /// in two batches is refused. A source that exports the project but lists no
     /// `uploads` has none; one that does not export at all cannot give them (the same words as
     /// for its records).
     async fn uploads(
@@ -467,7 +468,7 @@ impl Source for LiveSource {
         if let Some(why) = exported.as_ref().and_then(|e| e.failed.as_deref()) {
             return Err(self.export_failed(ctx, "uploads", why));
         }
-        if exported.is_none() {
+        let Some(exported) = exported else {
             if self.exports.offered(&self.gitlab, &portable).await? {
                 return Ok(Vec::new());
             }
@@ -478,21 +479,57 @@ impl Source for LiveSource {
                 self.url(),
                 ctx.entity.source_full_path,
             )));
+        };
+        // A batched export batches uploads as it does every collection: a tar per batch, and none
+        // when there are no uploads. One exported whole is a single tar.
+        let paths: Vec<String> = if exported.whole {
+            vec![format!(
+                "{portable}/export_relations/download?relation=uploads"
+            )]
+        } else {
+            (1..=exported.batches)
+                .map(|n| {
+                    format!(
+                        "{portable}/export_relations/download?relation=uploads&batched=true&batch_number={n}"
+                    )
+                })
+                .collect()
+        };
+        let mut all: Vec<ProjectUpload> = Vec::new();
+        for path in paths {
+            let tar_gz = dir.join("uploads.tar.gz");
+            self.gitlab.client.download_to(&path, &tar_gz).await?;
+            let url = self.gitlab.client.api_url(&path);
+            let (from, into) = (tar_gz.clone(), dir.to_path_buf());
+            let unpacked = tokio::task::spawn_blocking(move || files::unpack_uploads(&from, &into))
+                .await
+                .map_err(|e| ForgeError::Decode {
+                    url: url.clone(),
+                    message: e.to_string(),
+                })?
+                .map_err(|message| ForgeError::Decode {
+                    url: url.clone(),
+                    message,
+                });
+            let _ = tokio::fs::remove_file(&tar_gz).await;
+            for upload in unpacked? {
+                if all
+                    .iter()
+                    .any(|u| u.secret == upload.secret && u.filename == upload.filename)
+                {
+                    return Err(ForgeError::Decode {
+                        url,
+                        message: format!(
+                            "the exported uploads hold `{}/{}` twice",
+                            upload.secret, upload.filename
+                        ),
+                    });
+                }
+                all.push(upload);
+            }
         }
-        let path = format!("{portable}/export_relations/download?relation=uploads");
-        let tar_gz = dir.join("uploads.tar.gz");
-        self.gitlab.client.download_to(&path, &tar_gz).await?;
-        let url = self.gitlab.client.api_url(&path);
-        let (from, into) = (tar_gz.clone(), dir.to_path_buf());
-        let unpacked = tokio::task::spawn_blocking(move || files::unpack_uploads(&from, &into))
-            .await
-            .map_err(|e| ForgeError::Decode {
-                url: url.clone(),
-                message: e.to_string(),
-            })?
-            .map_err(|message| ForgeError::Decode { url, message });
-        let _ = tokio::fs::remove_file(&tar_gz).await;
-        unpacked
+        all.sort_by(|a, b| (&a.secret, &a.filename).cmp(&(&b.secret, &b.filename)));
+        Ok(all)
     }
 
     async fn subgroups(&self, ctx: &EntityContext) -> Result<Vec<Value>, ForgeError> {

@@ -321,7 +321,25 @@ fn build(sim: &Sim, portable: Portable, batched: bool, failing: &[String]) -> Ve
                 }
                 Content::Files(files) => {
                     export.total = files.len();
-                    tar_gz(&files).map(|gz| export.whole = Some(gz))
+                    if batched {
+                        // A project's uploads are a collection, so GitLab batches them too: each
+                        // batch a tar of its files, an empty relation no batch at all.
+                        export.batched = true;
+                        files
+                            .chunks(batch_size)
+                            .enumerate()
+                            .map(|(i, chunk)| {
+                                tar_gz(chunk).map(|gz| Batch {
+                                    number: i + 1,
+                                    objects: chunk.len(),
+                                    gz,
+                                })
+                            })
+                            .collect::<std::io::Result<Vec<_>>>()
+                            .map(|batches| export.batches = batches)
+                    } else {
+                        tar_gz(&files).map(|gz| export.whole = Some(gz))
+                    }
                 }
                 Content::Records { records, batchable } => {
                     export.total = records.len();
