@@ -64,9 +64,9 @@ impl Engine {
                 })?;
                 let (store, id) = (self.store.clone(), bulk.id);
                 let explicit = blocking(move || store.user_map(id)).await?;
-                Ok(Arc::new(LiveSink {
-                    gitlab: gitlab.with_user_map(UserMap::new(&explicit)),
-                }))
+                Ok(Arc::new(LiveSink::new(
+                    gitlab.with_user_map(UserMap::new(&explicit)),
+                )))
             }
             DestinationKind::Bundle { path } => Ok(Arc::new(crate::sink::bundle::BundleSink::new(
                 self.data_dir(),

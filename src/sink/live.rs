@@ -8,6 +8,17 @@ use serde_json::Value;
 
 pub struct LiveSink {
     pub gitlab: GitLab,
+    /// The visibility ceiling of each destination group a project was created in, read once.
+    ceilings: super::project_import::Ceilings,
+}
+
+impl LiveSink {
+    pub fn new(gitlab: GitLab) -> LiveSink {
+        LiveSink {
+            gitlab,
+            ceilings: Default::default(),
+        }
+    }
 }
 
 #[async_trait]
@@ -84,6 +95,6 @@ impl Sink for LiveSink {
         package: &ProjectPackage,
         in_doubt: bool,
     ) -> Result<CreatedProject, LoadError> {
-        super::project_import::create(&self.gitlab, ctx, package, in_doubt).await
+        super::project_import::create(&self.gitlab, &self.ceilings, ctx, package, in_doubt).await
     }
 }

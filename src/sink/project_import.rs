@@ -23,6 +23,7 @@ const IMPORT_DEADLINE: Duration = Duration::from_secs(4 * 3600);
 
 pub async fn create(
     dest: &GitLab,
+    ceilings: &Ceilings,
     ctx: &EntityContext,
     package: &ProjectPackage,
     in_doubt: bool,
@@ -32,7 +33,13 @@ pub async fn create(
         return follow(dest, &found).await;
     }
     let mut attributes = package.attributes.clone();
-    clamp_visibility(dest, &ctx.entity.destination_namespace, &mut attributes).await?;
+    clamp_visibility(
+        dest,
+        ceilings,
+        &ctx.entity.destination_namespace,
+        &mut attributes,
+    )
+    .await?;
     let dir = tempfile::tempdir().map_err(|e| LoadError::internal(e.to_string()))?;
     let file = dir.path().join("project.tar.gz");
     write_archive(&file, &attributes, package).await?;
@@ -203,25 +210,48 @@ async fn write_archive(
     Ok(())
 }
 
+/// The visibility level of each destination group projects were created in, read from the
+/// destination once per run (a group's projects all ask for the same one).
+#[derive(Default)]
+pub struct Ceilings(std::sync::Mutex<std::collections::HashMap<String, u64>>);
+
 /// A project's visibility is at most its destination group's, as GitLab requires.
 async fn clamp_visibility(
     dest: &GitLab,
+    ceilings: &Ceilings,
     namespace: &str,
     attributes: &mut Value,
 ) -> Result<(), LoadError> {
     if namespace.is_empty() {
         return Ok(());
     }
-    let group = dest
-        .client
-        .get(&format!("groups/{}", encode_path(namespace)), &[])
-        .await?;
-    let ceiling = crate::relations::project::visibility_level(
-        group
-            .get("visibility")
-            .and_then(Value::as_str)
-            .unwrap_or("private"),
-    );
+    let known = ceilings
+        .0
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(namespace)
+        .copied();
+    let ceiling = match known {
+        Some(ceiling) => ceiling,
+        None => {
+            let group = dest
+                .client
+                .get(&format!("groups/{}", encode_path(namespace)), &[])
+                .await?;
+            let ceiling = crate::relations::project::visibility_level(
+                group
+                    .get("visibility")
+                    .and_then(Value::as_str)
+                    .unwrap_or("private"),
+            );
+            ceilings
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(namespace.to_string(), ceiling);
+            ceiling
+        }
+    };
     if let Some(level) = attributes.get_mut("visibility_level")
         && level.as_u64().is_some_and(|l| l > ceiling)
     {
