@@ -47,11 +47,8 @@ async fn an_issue_with_designs_migrates_without_them_and_says_so() {
     assert!(out.status.success(), "{}", text(&out));
     let r = report(&out);
     assert_eq!(r["has_failures"], false, "{r:#}");
-    let skipped: Vec<&Value> = r["entities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|e| e["skipped"].as_array().unwrap())
+    let skipped: Vec<&Value> = report_rows(&r, "skipped")
+        .into_iter()
         .filter(|s| s["relation"] == "issues")
         .collect();
     assert_eq!(skipped.len(), 1, "{skipped:#?}");
@@ -134,12 +131,7 @@ async fn an_issue_the_destination_refuses_is_a_failure_with_its_url_and_the_othe
         .filter(|k| k.contains("import-relation"))
         .count();
     assert_eq!(relation_imports, 0);
-    let failures: Vec<&Value> = r["entities"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|e| e["failures"].as_array().unwrap())
-        .collect();
+    let failures = report_rows(&r, "failures");
     assert_eq!(failures.len(), 1, "{failures:#?}");
     let f = failures[0];
     assert_eq!(f["relation"], "issues", "{f}");

@@ -914,14 +914,7 @@ async fn a_destination_that_refuses_gitlab_exports_is_said_before_anything_is_wr
 async fn each_projects_export_is_started_when_its_group_lists_it_and_only_once() {
     let (src, dst) = (source().await, destination().await);
     let data = tempfile::tempdir().unwrap();
-    let mut cmd = appliance();
-    cmd.args(["migrate", "--json", "--group", "acme", "--to", "imported"])
-        .args(["--source-url", &src.url, "--destination-url", &dst.url])
-        .arg("--data")
-        .arg(data.path())
-        .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token)
-        .env("APPLIANCE_DESTINATION_TOKEN", &dst.admin_token);
-    let out = run(cmd).await;
+    let out = migrate_group(&src, &dst, data.path(), "acme", "imported", &[]).await;
     assert!(out.status.success(), "{}", explain(&out));
     assert_eq!(report(&out)["has_failures"], false);
     let requests = sim_requests(&src).await;

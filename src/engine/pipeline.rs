@@ -120,14 +120,7 @@ impl PipelineRun<'_> {
                     continue;
                 }
                 if let Some(what) = left_out {
-                    commit.skipped.push(self.failure(
-                        relation,
-                        "transformer",
-                        crate::relations::SKIPPED_CLASS,
-                        what,
-                        None,
-                        Some(record),
-                    ));
+                    self.left_out(&mut commit, relation, record, what);
                 }
                 if relation.loads_in_batches() {
                     batch.push((record, source_id));
@@ -229,7 +222,25 @@ impl PipelineRun<'_> {
         Ok(())
     }
 
-    pub(super) fn failure(
+    /// Files what [`Relation::leave_out`] took out of `record` as a skipped row naming the record.
+    pub(super) fn left_out(
+        &self,
+        commit: &mut PageCommit,
+        relation: &dyn Relation,
+        record: &serde_json::Value,
+        what: String,
+    ) {
+        commit.skipped.push(self.failure(
+            relation,
+            "transformer",
+            crate::relations::SKIPPED_CLASS,
+            what,
+            None,
+            Some(record),
+        ));
+    }
+
+    fn failure(
         &self,
         relation: &dyn Relation,
         step: &str,

@@ -624,14 +624,7 @@ impl Engine {
         };
         for ((record, outcome), left) in records.iter().zip(outcomes).zip(left_out) {
             if let Some(what) = left {
-                commit.skipped.push(run.failure(
-                    relation,
-                    "transformer",
-                    crate::relations::SKIPPED_CLASS,
-                    what,
-                    None,
-                    Some(record),
-                ));
+                run.left_out(&mut commit, relation, record, what);
             }
             run.settle(
                 &mut commit,

@@ -703,6 +703,16 @@ pub fn report_stats(report: &Value) -> BTreeMap<String, Value> {
     out
 }
 
+/// Every row of kind `rows` (`failures` or `skipped`) of every entity of a `--json` report.
+pub fn report_rows<'a>(report: &'a Value, rows: &str) -> Vec<&'a Value> {
+    report["entities"]
+        .as_array()
+        .expect("entities")
+        .iter()
+        .flat_map(|e| e[rows].as_array().expect("rows").iter())
+        .collect()
+}
+
 /// Makes the destination refuse one label of the source group `group` (its first), the way GitLab
 /// refuses a record (422 "Label is invalid"), and returns the label's name.
 pub async fn refuse_a_label(src: &RunningSim, dst: &RunningSim, group: &str) -> String {
