@@ -4,183 +4,14 @@
 //! the project back through the REST API. Also `import-relation` retries and the refusals.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::io::Write;
+use std::path::Path;
 
 use forge_sim::{Dataset, RunningSim, SimConfig};
 use serde_json::Value;
 
-/// A project of the `small` dataset with a snippet.
-const PROJECT_API: &str = "acme/backend/api";
-
-struct Api {
-    url: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn new(sim: &RunningSim, token: &str) -> Api {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        Api {
-            url: format!("{}/api/v4", sim.url),
-            token: token.to_owned(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("client"),
-        }
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}/{path}", self.url))
-            .header("PRIVATE-TOKEN", &self.token)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-    }
-
-    async fn json(&self, path: &str) -> Value {
-        let resp = self.get(path).await;
-        assert_eq!(resp.status(), 200, "GET {path}");
-        resp.json().await.expect("json")
-    }
-
-    /// Every page of a list, in the order served.
-    async fn list(&self, path: &str) -> Vec<Value> {
-        let sep = if path.contains('?') { '&' } else { '?' };
-        let mut all = Vec::new();
-        for page in 1.. {
-            let items = self
-                .json(&format!("{path}{sep}per_page=100&page={page}"))
-                .await;
-            let items = items.as_array().expect("a list").clone();
-            if items.is_empty() {
-                break;
-            }
-            all.extend(items);
-        }
-        all
-    }
-
-    async fn post_form(
-        &self,
-        path: &str,
-        fields: &[(&str, &str)],
-        file: Option<Vec<u8>>,
-    ) -> (u16, Value) {
-        let mut form = reqwest::multipart::Form::new();
-        for (k, v) in fields {
-            form = form.text(k.to_string(), v.to_string());
-        }
-        if let Some(bytes) = file {
-            form = form.part(
-                "file",
-                reqwest::multipart::Part::bytes(bytes).file_name("export.tar.gz"),
-            );
-        }
-        let resp = self
-            .http
-            .post(format!("{}/{path}", self.url))
-            .header("PRIVATE-TOKEN", &self.token)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-        let status = resp.status().as_u16();
-        (status, resp.json().await.expect("json body"))
-    }
-
-    /// Polls `GET /projects/:id/import` until it is `finished` or `failed`.
-    async fn wait_import(&self, id: &Value) -> Value {
-        for _ in 0..500 {
-            let status = self.json(&format!("projects/{id}/import")).await;
-            if status["import_status"] == "finished" || status["import_status"] == "failed" {
-                return status;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the import of project {id} did not end");
-    }
-
-    /// `GET /projects/:id/relation-imports` (one unpaginated list).
-    async fn relation_imports(&self, project: &str) -> Vec<Value> {
-        let trackers = self
-            .json(&format!("projects/{project}/relation-imports"))
-            .await;
-        trackers.as_array().expect("a list").clone()
-    }
-
-    /// Polls `GET /projects/:id/relation-imports` until every tracker ended.
-    async fn wait_relation_imports(&self, project: &str) -> Vec<Value> {
-        for _ in 0..500 {
-            let trackers = self.relation_imports(project).await;
-            if trackers
-                .iter()
-                .all(|t| t["status"] == "finished" || t["status"] == "failed")
-            {
-                return trackers;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the relation imports of {project} did not end");
-    }
-}
-
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/gitlab-export/project")
-}
-
-/// A `.tar.gz` of the given files.
-fn tar_gz(files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    for (path, bytes) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, path, &bytes[..])
-            .expect("tar entry");
-    }
-    tar.into_inner().expect("tar").finish().expect("gzip")
-}
-
-/// The GitLab fixture's files (`tree/...`) plus `VERSION`.
-fn fixture_files() -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    files.insert("VERSION".to_owned(), b"0.2.4".to_vec());
-    let tree = fixture_dir().join("tree");
-    files.insert(
-        "tree/project.json".to_owned(),
-        std::fs::read(tree.join("project.json")).expect("project.json"),
-    );
-    for entry in std::fs::read_dir(tree.join("project")).expect("tree/project") {
-        let path = entry.expect("entry").path();
-        let name = path
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
-        files.insert(
-            format!("tree/project/{name}"),
-            std::fs::read(&path).expect("ndjson"),
-        );
-    }
-    files
-}
-
-fn fixture_records(relation: &str) -> Vec<Value> {
-    let text =
-        std::fs::read_to_string(fixture_dir().join(format!("tree/project/{relation}.ndjson")))
-            .expect("fixture relation");
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("fixture json"))
-        .collect()
-}
+mod support;
+use support::*;
 
 async fn import(api: &Api, path: &str, files: &BTreeMap<String, Vec<u8>>) -> Value {
     let (status, body) = api
@@ -359,60 +190,6 @@ async fn the_gitlab_fixture_imports_with_iids_states_dates_and_notes() {
     sim.shutdown().await;
 }
 
-/// Starts an export of a project of `sim` and returns every relation's records.
-async fn export_relations(api: &Api, project: &str) -> BTreeMap<String, Vec<Value>> {
-    let resp = api
-        .http
-        .post(format!("{}/projects/{project}/export_relations", api.url))
-        .header("PRIVATE-TOKEN", &api.token)
-        .send()
-        .await
-        .expect("export");
-    assert_eq!(resp.status(), 202);
-    let mut statuses = Vec::new();
-    for _ in 0..500 {
-        statuses = api
-            .json(&format!("projects/{project}/export_relations/status"))
-            .await
-            .as_array()
-            .expect("statuses")
-            .clone();
-        if !statuses.is_empty() && statuses.iter().all(|s| s["status"] == 1) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let mut relations = BTreeMap::new();
-    for status in statuses {
-        let relation = status["relation"].as_str().expect("relation").to_owned();
-        if relation == "uploads" {
-            // A file relation (`uploads.tar.gz` of `<secret>/<filename>`), not records.
-            continue;
-        }
-        let resp = api
-            .get(&format!(
-                "projects/{project}/export_relations/download?relation={relation}"
-            ))
-            .await;
-        assert_eq!(resp.status(), 200, "{relation}");
-        let gz = resp.bytes().await.expect("body");
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(&gz[..])
-            .read_to_string(&mut text)
-            .expect("gzip");
-        let records = if relation == "self" {
-            vec![serde_json::from_str(&text).expect("self")]
-        } else {
-            text.lines()
-                .filter(|l| !l.is_empty())
-                .map(|l| serde_json::from_str(l).expect("ndjson"))
-                .collect()
-        };
-        relations.insert(relation, records);
-    }
-    relations
-}
-
 /// `git bundle create <file> --all` of a repository of `sim` (given by repository path).
 fn bundle_of(sim: &RunningSim, repo_path: &str, dir: &Path) -> Vec<u8> {
     let file = dir.join(format!("{}.bundle", repo_path.replace('/', "_")));
@@ -458,7 +235,7 @@ async fn snippet_repositories_come_back_from_their_bundles_or_their_records() {
         .expect("sim");
     let api = Api::new(&sim, &sim.admin_token);
     // The export's snippet records carry what the import (and the bundle's name) needs.
-    let relations = export_relations(&api, "acme%2Fbackend%2Fapi").await;
+    let relations = api.export("acme%2Fbackend%2Fapi").await;
     let exported = relations["snippets"]
         .iter()
         .find(|s| s["title"] == "Example request")
@@ -641,7 +418,7 @@ async fn a_simulator_export_with_its_repository_round_trips() {
             .expect("a project")
     };
     let encoded = project_path.replace('/', "%2F");
-    let relations = export_relations(&src_api, &encoded).await;
+    let relations = src_api.export(&encoded).await;
 
     let mut files = BTreeMap::new();
     files.insert("VERSION".to_owned(), b"0.2.4\n".to_vec());

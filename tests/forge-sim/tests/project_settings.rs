@@ -6,211 +6,29 @@
 //! export).
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use forge_sim::{Dataset, RunningSim, SimConfig};
 use serde_json::{Value, json};
 
-const PROJECT_API: &str = "acme/backend/api";
+mod support;
+use support::*;
 
-struct Api {
-    url: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    fn new(sim: &RunningSim, token: &str) -> Api {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        Api {
-            url: format!("{}/api/v4", sim.url),
-            token: token.to_owned(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("client"),
-        }
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}/{path}", self.url))
-            .header("PRIVATE-TOKEN", &self.token)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-    }
-
-    async fn json(&self, path: &str) -> Value {
-        let resp = self.get(path).await;
-        assert_eq!(resp.status(), 200, "GET {path}");
-        resp.json().await.expect("json")
-    }
-
-    async fn list(&self, path: &str) -> Vec<Value> {
-        let sep = if path.contains('?') { '&' } else { '?' };
-        let mut all = Vec::new();
-        for page in 1.. {
-            let items = self
-                .json(&format!("{path}{sep}per_page=2&page={page}"))
-                .await;
-            let items = items.as_array().expect("a list").clone();
-            if items.is_empty() {
-                break;
-            }
-            all.extend(items);
-        }
-        all
-    }
-
-    async fn post_form(&self, path: &str, fields: &[(&str, &str)], file: Vec<u8>) -> Value {
-        let mut form = reqwest::multipart::Form::new();
-        for (k, v) in fields {
-            form = form.text(k.to_string(), v.to_string());
-        }
-        form = form.part(
-            "file",
-            reqwest::multipart::Part::bytes(file).file_name("export.tar.gz"),
-        );
-        let resp = self
-            .http
-            .post(format!("{}/{path}", self.url))
-            .header("PRIVATE-TOKEN", &self.token)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-        assert_eq!(resp.status(), 201, "POST {path}");
-        resp.json().await.expect("json body")
-    }
-
-    /// `POST /projects/import` into `imported/<path>`, followed to its end; the project's id.
-    async fn import(&self, path: &str, files: &BTreeMap<String, Vec<u8>>) -> u64 {
-        let created = self
-            .post_form(
-                "projects/import",
-                &[("path", path), ("namespace", "imported")],
-                tar_gz(files),
-            )
-            .await;
-        let id = created["id"].as_u64().expect("id");
-        for _ in 0..500 {
-            let status = self.json(&format!("projects/{id}/import")).await;
-            if status["import_status"] == "finished" {
-                assert_eq!(status["failed_relations"], json!([]), "{status}");
-                return id;
-            }
-            assert_ne!(status["import_status"], "failed", "{status}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the import of {path} did not end");
-    }
-
-    /// Every relation of a project's relation export (records; `self` as one record).
-    async fn export(&self, project: &str) -> BTreeMap<String, Vec<Value>> {
-        let resp = self
-            .http
-            .post(format!("{}/projects/{project}/export_relations", self.url))
-            .header("PRIVATE-TOKEN", &self.token)
-            .send()
-            .await
-            .expect("export");
-        assert_eq!(resp.status(), 202);
-        let mut statuses = Vec::new();
-        for _ in 0..500 {
-            statuses = self
-                .json(&format!("projects/{project}/export_relations/status"))
-                .await
-                .as_array()
-                .expect("statuses")
-                .clone();
-            if !statuses.is_empty() && statuses.iter().all(|s| s["status"] == 1) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let mut relations = BTreeMap::new();
-        for status in statuses {
-            let relation = status["relation"].as_str().expect("relation").to_owned();
-            if relation == "uploads" {
-                continue;
-            }
-            let resp = self
-                .get(&format!(
-                    "projects/{project}/export_relations/download?relation={relation}"
-                ))
-                .await;
-            assert_eq!(resp.status(), 200, "{relation}");
-            let gz = resp.bytes().await.expect("body");
-            let mut text = String::new();
-            flate2::read::GzDecoder::new(&gz[..])
-                .read_to_string(&mut text)
-                .expect("gzip");
-            let records = if relation == "self" {
-                vec![serde_json::from_str(&text).expect("self")]
-            } else {
-                text.lines()
-                    .filter(|l| !l.is_empty())
-                    .map(|l| serde_json::from_str(l).expect("ndjson"))
-                    .collect()
-            };
-            relations.insert(relation, records);
-        }
-        relations
-    }
-}
-
-fn tar_gz(files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    for (path, bytes) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, path, &bytes[..])
-            .expect("tar entry");
-    }
-    tar.into_inner().expect("tar").finish().expect("gzip")
-}
-
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/gitlab-export/project")
-}
-
-/// The GitLab fixture's `tree/` plus `VERSION`.
-fn fixture_files() -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    files.insert("VERSION".to_owned(), b"0.2.4".to_vec());
-    let tree = fixture_dir().join("tree");
-    files.insert(
-        "tree/project.json".to_owned(),
-        std::fs::read(tree.join("project.json")).expect("project.json"),
-    );
-    for entry in std::fs::read_dir(tree.join("project")).expect("tree/project") {
-        let path = entry.expect("entry").path();
-        let name = path
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
-        files.insert(
-            format!("tree/project/{name}"),
-            std::fs::read(&path).expect("ndjson"),
-        );
-    }
-    files
-}
-
-fn fixture_records(relation: &str) -> Vec<Value> {
-    std::fs::read_to_string(fixture_dir().join(format!("tree/project/{relation}.ndjson")))
-        .expect("fixture relation")
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("fixture json"))
-        .collect()
+/// `POST /projects/import` into `imported/<path>`, followed to its end without a failed relation;
+/// the project's id.
+async fn import(api: &Api, path: &str, files: &BTreeMap<String, Vec<u8>>) -> u64 {
+    let (status, created) = api
+        .post_form(
+            "projects/import",
+            &[("path", path), ("namespace", "imported")],
+            Some(tar_gz(files)),
+        )
+        .await;
+    assert_eq!(status, 201, "POST projects/import");
+    let status = api.wait_import(&created["id"]).await;
+    assert_eq!(status["import_status"], "finished", "{status}");
+    assert_eq!(status["failed_relations"], json!([]), "{status}");
+    created["id"].as_u64().expect("id")
 }
 
 /// `record` with only `keys`.
@@ -262,8 +80,8 @@ async fn the_gitlab_fixture_brings_its_ci_settings_tags_and_commit_notes() {
     let sim = RunningSim::start(SimConfig::new(Dataset::Empty, 3))
         .await
         .expect("sim");
-    let api = Api::new(&sim, &sim.admin_token);
-    let id = api.import("fixture", &fixture_files()).await;
+    let api = Api::new(&sim, &sim.admin_token).in_pages_of(2);
+    let id = import(&api, "fixture", &fixture_files()).await;
 
     let tags = api.list(&format!("projects/{id}/protected_tags")).await;
     assert_eq!(
@@ -392,7 +210,7 @@ async fn a_seeded_projects_settings_round_trip_through_its_export() {
             .await
             .expect("dest"),
     );
-    let src = Api::new(&source, &source.owner_token);
+    let src = Api::new(&source, &source.owner_token).in_pages_of(2);
     let enc = PROJECT_API.replace('/', "%2F");
     let files = archive_of(
         &source,
@@ -400,8 +218,8 @@ async fn a_seeded_projects_settings_round_trip_through_its_export() {
         PROJECT_API,
     )
     .await;
-    let dst = Api::new(&dest, &dest.admin_token);
-    let id = dst.import("api", &files).await;
+    let dst = Api::new(&dest, &dest.admin_token).in_pages_of(2);
+    let id = import(&dst, "api", &files).await;
     let dest_path = "imported%2Fapi";
 
     // Protected tags, exactly.
@@ -574,7 +392,7 @@ async fn pipelines_arrive_through_a_relation_import_once() {
     let sim = RunningSim::start(SimConfig::new(Dataset::Empty, 3))
         .await
         .expect("sim");
-    let api = Api::new(&sim, &sim.admin_token);
+    let api = Api::new(&sim, &sim.admin_token).in_pages_of(2);
     let resp = api
         .http
         .post(format!("{}/projects", api.url))
@@ -600,13 +418,14 @@ async fn pipelines_arrive_through_a_relation_import_once() {
     );
     let archive = tar_gz(&files);
     for _ in 0..2 {
-        let body = api
+        let (status, body) = api
             .post_form(
                 "projects/import-relation",
                 &[("path", "imported/target"), ("relation", "ci_pipelines")],
-                archive.clone(),
+                Some(archive.clone()),
             )
             .await;
+        assert_eq!(status, 201, "POST projects/import-relation");
         assert_eq!(body["relation"], "ci_pipelines");
         for _ in 0..500 {
             let trackers = api
