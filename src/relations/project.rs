@@ -332,7 +332,13 @@ impl ImportedRelation {
 /// they would arrive broken. What was taken out, when there was any.
 fn left_out_designs(issue: &mut Value) -> Option<String> {
     let object = issue.as_object_mut()?;
-    let count = |v: Option<&Value>| v.and_then(Value::as_array).map_or(0, Vec::len);
+    // Whatever a hostile or odd record holds there goes too: only an absent, null or empty list
+    // is nothing.
+    let count = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => 0,
+        Some(Value::Array(items)) => items.len(),
+        Some(_) => 1,
+    };
     let (designs, versions) = (
         count(object.get("designs")),
         count(object.get("design_versions")),
@@ -541,6 +547,10 @@ mod tests {
         let before = plain.clone();
         assert_eq!(ISSUES.leave_out(&mut plain), None);
         assert_eq!(plain, before);
+        // Not a list: taken out all the same.
+        let mut odd = json!({"iid": 5, "designs": {"iid": 1}});
+        assert!(ISSUES.leave_out(&mut odd).is_some());
+        assert_eq!(odd, json!({"iid": 5}));
         // Merge requests have no designs to take out.
         let mut mr = json!({"iid": 1, "designs": [{"iid": 1}]});
         assert_eq!(MERGE_REQUESTS.leave_out(&mut mr), None);
