@@ -372,6 +372,18 @@ fn corpus(plain: &[u8], signed: &[u8], plain_path: &Path) -> Vec<Case> {
             format!("{{\"oid\":\"{blob_sha}\",\"size\":{blob_size}}}\n").repeat(2),
             "is listed twice",
         ),
+        (
+            "an LFS object of a repository GitLab does not know",
+            format!(
+                "{{\"oid\":\"{blob_sha}\",\"size\":{blob_size},\"repositories\":[\"../x\"]}}\n"
+            ),
+            "neither `project` nor `design`",
+        ),
+        (
+            "an LFS object of no repository",
+            format!("{{\"oid\":\"{blob_sha}\",\"size\":{blob_size},\"repositories\":[]}}\n"),
+            "is not a list of repository names",
+        ),
     ] {
         let mut p = parts();
         restuff(&mut p, lfs, line.as_bytes());
@@ -664,8 +676,8 @@ fn corpus(plain: &[u8], signed: &[u8], plain_path: &Path) -> Vec<Case> {
 
     // The manifest.
     let mut p = parts();
-    with_manifest(&mut p, |m| m["format_version"] = json!(3));
-    add("format version 3", pack(&p), "format version 3");
+    with_manifest(&mut p, |m| m["format_version"] = json!(4));
+    add("format version 4", pack(&p), "format version 4");
     let mut p = parts();
     with_manifest(&mut p, |m| m["format"] = json!("tarball"));
     add(

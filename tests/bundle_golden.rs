@@ -245,3 +245,74 @@ async fn bundles_of_format_version_1_still_verify_inspect_and_replay() {
     assert_eq!(labels.len(), 5, "the group's records arrived");
     dst.shutdown().await;
 }
+
+/// Bundles of projects written before designs travelled (format version 2, frozen in
+/// `bundles/samples/v2/` from the main of 2026-12-03) still verify, inspect and replay: every
+/// group and project arrives, with the records each project's rows count, and nothing fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn bundles_of_format_version_2_still_verify_inspect_and_replay() {
+    let v2 = samples().join("v2");
+    let (plain, signed) = (v2.join("acme.bundle"), v2.join("acme-signed.bundle"));
+    let public = std::fs::read_to_string(v2.join("acme-signed.pub")).unwrap();
+    let v = verify(&[&plain], &[]).await;
+    assert!(v.status.success(), "{}", text(&v));
+    let v = verify(&[&signed], &["--trusted-key", public.trim()]).await;
+    assert!(v.status.success(), "{}", text(&v));
+    let mut cmd = appliance();
+    cmd.arg("inspect").arg(&plain).arg("--json");
+    let info: Value = serde_json::from_slice(&run(cmd).await.stdout).unwrap();
+    assert_eq!(info["format_version"], 2);
+    let entities = info["entities"].as_array().unwrap();
+    assert_eq!(entities.len(), 8, "four groups and four projects");
+    let issues_carried: u64 = entities
+        .iter()
+        .filter_map(|e| e["relations"]["issues"]["records"].as_u64())
+        .sum();
+    assert!(issues_carried > 0, "{info:#}");
+
+    let dst = destination().await;
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = replay_cmd(&dst, &signed, data.path());
+    cmd.args(["--json", "--trusted-key", public.trim()]);
+    let out = run(cmd).await;
+    assert!(out.status.success(), "{}", text(&out));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["status"], "finished", "{r:#}");
+    assert_eq!(r["has_failures"], false, "{r:#}");
+    let projects: Vec<&Value> = r["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["entity_type"] == "project")
+        .collect();
+    assert_eq!(projects.len(), 4, "{r:#}");
+    let mut issues_arrived = 0;
+    for p in projects {
+        assert_eq!(p["status"], "finished", "{p:#}");
+        let dest = p["destination_full_path"].as_str().unwrap();
+        let there = get_all(
+            &dst.url,
+            &dst.admin_token,
+            &format!("projects/{}/issues", dest.replace('/', "%2F")),
+        )
+        .await;
+        let stat = p["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["relation"] == "issues")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            stat["imported"].as_u64().unwrap_or(0),
+            there.len() as u64,
+            "{dest}: {stat}"
+        );
+        issues_arrived += there.len() as u64;
+    }
+    assert_eq!(
+        issues_arrived, issues_carried,
+        "every issue carried arrived"
+    );
+    dst.shutdown().await;
+}

@@ -118,9 +118,9 @@ async fn damaged_or_malicious_bundles_are_refused_before_anything_is_written() {
 
     // An unknown format version.
     let mut parts = members(&bytes);
-    with_manifest(&mut parts, |m| m["format_version"] = json!(3));
-    let f = write("v3.bundle", &pack(&parts));
-    assert_refused(&dst, &data, &f, "format version", "format version 3").await;
+    with_manifest(&mut parts, |m| m["format_version"] = json!(4));
+    let f = write("v4.bundle", &pack(&parts));
+    assert_refused(&dst, &data, &f, "format version", "format version 4").await;
 
     // A manifest that does not match the content: another digest for a member ...
     let mut parts = members(&bytes);

@@ -187,6 +187,12 @@ impl Manifest {
                         m.path, m.relation
                     )));
                 }
+                if m.relation == "design" && self.format_version < 3 {
+                    return Err(BundleError::ManifestMismatch(format!(
+                        "member `{}` is a design repository, which a version {} bundle does not hold",
+                        m.path, self.format_version
+                    )));
+                }
                 if Some(&m.path) != file_member_path(&m.entity, &m.relation).as_ref() {
                     return Err(BundleError::ManifestMismatch(format!(
                         "member `{}` does not sit where the {} of entity `{}` belongs",

@@ -23,8 +23,13 @@ use std::path::PathBuf;
 /// `format` of every manifest.
 pub const FORMAT_NAME: &str = "appliance-bundle";
 /// The newest format version this build reads and writes: version 2 added projects (their records
-/// under `projects/` and their repositories as `git bundle` files under `repositories/`).
-pub const FORMAT_VERSION: u32 = 2;
+/// under `projects/` and their repositories as `git bundle` files under `repositories/`), version 3
+/// their design repositories (`repositories/<path>.design.bundle`, and LFS object records naming
+/// the repositories each object belongs to).
+pub const FORMAT_VERSION: u32 = 3;
+/// The version a bundle with projects but without design repositories is written as, so that an
+/// appliance from before designs still reads it.
+pub const PROJECTS_FORMAT_VERSION: u32 = 2;
 /// The oldest format version this build still reads. A bundle without projects is written as version
 /// 1, so an older appliance on the other side of the air gap still reads it.
 pub const OLDEST_FORMAT_VERSION: u32 = 1;
@@ -125,8 +130,12 @@ pub fn member_path(entity_type: &str, entity: &str, relation: &str, batch: u64) 
 }
 
 /// Relations whose member is one file as it is (not records), with where it sits in a bundle:
-/// a project's repository and its wiki's, each as a `git bundle` of every ref.
-pub const FILE_RELATIONS: &[(&str, &str)] = &[("repository", ".bundle"), ("wiki", ".wiki.bundle")];
+/// a project's repository, its wiki's and its designs', each as a `git bundle` of every ref.
+pub const FILE_RELATIONS: &[(&str, &str)] = &[
+    ("repository", ".bundle"),
+    ("wiki", ".wiki.bundle"),
+    ("design", ".design.bundle"),
+];
 
 /// The relation of a blob member: a file (an upload, an LFS object) stored as it is at
 /// `blobs/sha256/<aa>/<sha256>`, addressed by the sha256 of its bytes, so a file several projects
@@ -159,6 +168,7 @@ pub fn blob_reference(
                 oid.escape_debug()
             ));
         }
+        lfs_repositories(record)?;
         return Ok((format!("LFS object `{oid}`"), oid.to_string(), size));
     }
     if relation == "snippet_repositories" {
@@ -173,6 +183,33 @@ pub fn blob_reference(
     ))
 }
 
+/// The repositories an LFS object record says point to its object (`repositories`, GitLab's names:
+/// `project`, `design`); a record without the field (bundles from before designs) is the
+/// project's. A name this version does not know, or an empty list, is refused.
+pub fn lfs_repositories(record: &serde_json::Value) -> Result<Vec<&'static str>, String> {
+    let Some(list) = record.get("repositories") else {
+        return Ok(vec![crate::forge::lfs::PROJECT_REPOSITORY]);
+    };
+    let names = list
+        .as_array()
+        .filter(|l| !l.is_empty())
+        .ok_or("an LFS object record's `repositories` is not a list of repository names")?;
+    names
+        .iter()
+        .map(|n| {
+            n.as_str()
+                .and_then(crate::forge::lfs::repository_type)
+                .ok_or_else(|| {
+                    format!(
+                        "an LFS object record names the repository `{}`, which is neither \
+                         `project` nor `design`",
+                        n.to_string().escape_debug()
+                    )
+                })
+        })
+        .collect()
+}
+
 /// The member path of the blob whose bytes have this sha256 (64 lowercase hex digits).
 pub fn blob_member_path(sha256: &str) -> String {
     format!("blobs/sha256/{}/{sha256}", sha256.get(..2).unwrap_or(""))
@@ -184,7 +221,7 @@ pub fn is_file_relation(relation: &str) -> bool {
 }
 
 /// The member path of a file relation: `repositories/<source_full_path>.bundle` (a wiki:
-/// `.wiki.bundle`).
+/// `.wiki.bundle`, designs: `.design.bundle`).
 pub fn file_member_path(entity: &str, relation: &str) -> Option<String> {
     FILE_RELATIONS
         .iter()

@@ -9,7 +9,8 @@ use super::staging::{Staging, compress};
 use super::volumes::VolumeWriter;
 use super::{
     BLOB_RELATION, BundleError, FORMAT_NAME, FORMAT_VERSION, MANIFEST, MANIFEST_DIGEST,
-    OLDEST_FORMAT_VERSION, SIGNATURE, blob_member_path, file_member_path, member_path,
+    OLDEST_FORMAT_VERSION, PROJECTS_FORMAT_VERSION, SIGNATURE, blob_member_path, file_member_path,
+    member_path,
 };
 use crate::digest::{Hashing, copy_hashed};
 use ed25519_dalek::{Signer, SigningKey};
@@ -192,10 +193,12 @@ pub fn pack(staging: &Staging, opts: PackOptions) -> Result<Packed, BundleError>
     entities.sort_by(|a, b| a.source_full_path.cmp(&b.source_full_path));
     let manifest = Manifest {
         format: FORMAT_NAME.into(),
-        // Version 2 only when the bundle holds what version 1 cannot (projects), so an older
-        // appliance still reads a bundle of groups.
-        format_version: if entities.iter().any(|e| e.entity_type != "group") {
+        // The oldest version that holds what the bundle holds, so an older appliance still reads
+        // a bundle of groups (1), or of projects without designs (2).
+        format_version: if members.iter().any(|(m, _)| m.relation == "design") {
             u64::from(FORMAT_VERSION)
+        } else if entities.iter().any(|e| e.entity_type != "group") {
+            u64::from(PROJECTS_FORMAT_VERSION)
         } else {
             u64::from(OLDEST_FORMAT_VERSION)
         },

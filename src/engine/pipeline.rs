@@ -88,7 +88,7 @@ impl PipelineRun<'_> {
             let left_out: Vec<Option<String>> = page
                 .records
                 .iter_mut()
-                .map(|r| relation.leave_out(r))
+                .map(|r| relation.leave_out(self.ctx, r))
                 .collect();
             let last_page = page.next.is_none();
             let mut commit = PageCommit {

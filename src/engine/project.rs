@@ -22,6 +22,7 @@ use crate::relations::{EntityContext, Relation};
 use crate::sink::{ProjectPackage, Sink};
 use crate::source::{RepositoryKind, Source};
 use crate::store::{MappingScope, PageCommit};
+use std::collections::BTreeMap;
 use tokio_util::sync::CancellationToken;
 
 /// Relations that travel in the archive that creates the project (GitLab's relation import cannot add
@@ -68,6 +69,12 @@ pub const LFS_OBJECTS: &str = "lfs_objects";
 /// dates); the row counts those sent, and the import fails as a whole when one cannot be restored.
 pub const SNIPPET_REPOSITORIES: &str = "snippet_repositories";
 
+/// The project's designs: its design repository travels in the archive as
+/// `project.design.bundle`, and its issues keep their designs and versions. The row counts the
+/// designs the repository's tip holds (`designs/issue-<iid>/<filename>`); they are counted at the
+/// destination once the issues have loaded, each issue's through GraphQL.
+pub const DESIGNS: &str = "designs";
+
 /// The relations loaded through GitLab's relation import once the project exists, in order.
 pub fn batched_stages() -> Vec<&'static dyn Relation> {
     vec![&MILESTONES, &ISSUES, &MERGE_REQUESTS]
@@ -81,6 +88,7 @@ pub fn project_relation_names() -> Vec<(u8, &'static str)> {
     out.push((0, UPLOADS));
     out.push((0, LFS_OBJECTS));
     out.push((0, SNIPPET_REPOSITORIES));
+    out.push((0, DESIGNS));
     out.extend(
         batched_stages()
             .into_iter()
@@ -119,6 +127,17 @@ impl Engine {
                 .await?;
             return Ok(());
         }
+        // A project created by an earlier run: its issues keep their designs when their
+        // repository travelled then (the designs row keeps its commits until the issues loaded).
+        let (store, entity) = (self.store.clone(), entity_id);
+        if ctx.design_commits.is_none()
+            && let Some(sent) = blocking(move || store.tracker(entity, DESIGNS))
+                .await?
+                .and_then(|t| t.cursor)
+                .and_then(|c| serde_json::from_str::<DesignsSent>(&c).ok())
+        {
+            ctx.design_commits = Some(std::sync::Arc::new(sent.commits));
+        }
         let staged = match ctx.project_members.clone() {
             Some(kept) => Ok(kept),
             None => match stage_relation(source, ctx, "project_members", &members).await {
@@ -155,6 +174,7 @@ impl Engine {
             // A relation that failed is reported; the next ones still load.
             let _: PipelineOutcome = run.run(relation).await?;
         }
+        self.settle_designs(sink, ctx, scope).await?;
         self.update_entity(entity_id, |e| e.status = Status::Finished)
             .await?;
         Ok(())
@@ -261,10 +281,32 @@ impl Engine {
                 }
             }
         }
+        let mut repositories = Vec::new();
+        // The design repository before any issue is staged: whether it travels decides whether
+        // the issues keep their designs.
+        let design = source
+            .repository(ctx, RepositoryKind::Design, staging.path())
+            .await;
+        let mut designs: Option<crate::forge::git::DesignContents> = None;
+        match self.optional_part(ctx, DESIGNS, design).await? {
+            Some(None) => designs = Some(Default::default()),
+            Some(Some(bundle)) => match crate::forge::git::design_contents(&bundle).await {
+                Ok(contents) => {
+                    ctx.design_commits = Some(std::sync::Arc::new(contents.commits.clone()));
+                    repositories.push((RepositoryKind::Design, bundle));
+                    designs = Some(contents);
+                }
+                Err(e) => {
+                    let message = format!("the design repository's git bundle cannot be read: {e}");
+                    self.fail_stage(ctx, DESIGNS, "extractor", "Appliance::GitError", message)
+                        .await?;
+                }
+            },
+            None => {}
+        }
         let inline = self
             .stage_single_pages(source, sink, ctx, staging.path(), &mut relations)
             .await?;
-        let mut repositories = Vec::new();
         match source
             .repository(ctx, RepositoryKind::Project, staging.path())
             .await
@@ -303,7 +345,13 @@ impl Engine {
         if let Some(uploads) = &uploads {
             counted.push((UPLOADS, Some("uploads"), uploads.len() as u64));
         }
-        let lfs = source.lfs_objects(ctx, staging.path()).await;
+        let design_pointers = designs
+            .as_ref()
+            .map(|d| d.lfs_pointers.clone())
+            .unwrap_or_default();
+        let lfs = source
+            .lfs_objects(ctx, &design_pointers, staging.path())
+            .await;
         let lfs = self.optional_part(ctx, LFS_OBJECTS, lfs).await?;
         if let Some(got) = &lfs {
             counted.push((LFS_OBJECTS, None, got.objects.len() as u64));
@@ -465,6 +513,13 @@ impl Engine {
                 .await?;
             super::pipeline::count_written(ctx.entity.bulk_import_id, name, wrote);
         }
+        if let Some(designs) = designs {
+            let sent = DesignsSent {
+                designs: designs.designs,
+                commits: designs.commits,
+            };
+            self.designs_sent(ctx, scope, &sent, &created).await?;
+        }
         for page in inline {
             let run = PipelineRun {
                 store: &self.store,
@@ -537,7 +592,7 @@ impl Engine {
             let left_out: Vec<Option<String>> = page
                 .records
                 .iter_mut()
-                .map(|r| relation.leave_out(r))
+                .map(|r| relation.leave_out(ctx, r))
                 .collect();
             if !page.records.is_empty() {
                 let staged = staging.join(format!("{name}.ndjson"));
@@ -641,6 +696,144 @@ impl Engine {
         Ok(())
     }
 
+    /// The designs that travelled in the archive that created the project, recorded as the first
+    /// page of the designs row: counted at the source now, at the destination once the issues
+    /// (which carry the designs' records) have loaded ([`Engine::settle_designs`]). What was sent
+    /// waits in the row's cursor, so a resume after a restart still knows it.
+    async fn designs_sent(
+        &self,
+        ctx: &EntityContext,
+        scope: &MappingScope,
+        designs: &DesignsSent,
+        created: &crate::sink::CreatedProject,
+    ) -> Result<(), EngineError> {
+        let (store, entity_id) = (self.store.clone(), ctx.entity.id);
+        if blocking(move || store.tracker(entity_id, DESIGNS))
+            .await?
+            .is_some_and(|t| t.status.is_terminal() || t.cursor.is_some())
+        {
+            return Ok(());
+        }
+        let sent = designs.designs.len() as u64;
+        let mut commit = PageCommit {
+            last_page: sent == 0,
+            source_total: Some(sent),
+            fetched: sent,
+            ..Default::default()
+        };
+        if sent > 0 {
+            let cursor =
+                serde_json::to_string(designs).map_err(|e| EngineError::Internal(e.to_string()))?;
+            commit.next_cursor = Some(cursor);
+        }
+        let why: Vec<String> = created
+            .failed_relations
+            .iter()
+            .filter(|(r, _)| r == "design" || r == DESIGNS)
+            .map(|(_, why)| why.clone())
+            .collect();
+        if !why.is_empty() {
+            commit.failures.push(self.failure(
+                ctx,
+                DESIGNS,
+                "loader",
+                "Appliance::NotImported",
+                format!(
+                    "the destination's import did not restore the design repository: {}",
+                    why.join("; ")
+                ),
+            ));
+        }
+        let (store, scope) = (self.store.clone(), scope.clone());
+        blocking(move || store.commit_page(entity_id, DESIGNS, &scope, commit, now_millis()))
+            .await?;
+        Ok(())
+    }
+
+    /// The designs row, once the issues have loaded: each design that travelled
+    /// ([`Engine::designs_sent`]) is looked for on its issue at the destination; every issue
+    /// missing some is a failure row with its URL, naming them. A sink that cannot say (a bundle)
+    /// holds what it was given.
+    async fn settle_designs(
+        &self,
+        sink: &dyn Sink,
+        ctx: &EntityContext,
+        scope: &MappingScope,
+    ) -> Result<(), EngineError> {
+        let (store, entity_id) = (self.store.clone(), ctx.entity.id);
+        let Some(tracker) = blocking(move || store.tracker(entity_id, DESIGNS)).await? else {
+            return Ok(());
+        };
+        let Some(cursor) = tracker.cursor.filter(|_| !tracker.status.is_terminal()) else {
+            return Ok(());
+        };
+        let sent: DesignsSent = serde_json::from_str(&cursor).map_err(|e| {
+            EngineError::Internal(format!("the designs row's list cannot be read: {e}"))
+        })?;
+        let mut by_issue: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        for (iid, filename) in sent.designs {
+            by_issue.entry(iid).or_default().push(filename);
+        }
+        let iids: Vec<u64> = by_issue.keys().copied().collect();
+        let dest_path = ctx.entity.destination_full_path();
+        let project = ctx.entity.project_id.unwrap_or_default();
+        let found = match sink.designs(&dest_path, &iids).await {
+            Ok(found) => Ok(found),
+            Err(e) if e.unreachable => return Err(EngineError::Unreachable(e.message)),
+            Err(e) => Err(e.message),
+        };
+        let mut commit = PageCommit {
+            last_page: true,
+            ..Default::default()
+        };
+        for (iid, sent) in by_issue {
+            let (arrived, missing): (Vec<String>, Vec<String>) = match &found {
+                // A bundle holds what it was given.
+                Ok(None) => (sent, Vec::new()),
+                Ok(Some(found)) => {
+                    let there = found.get(&iid).cloned().unwrap_or_default();
+                    sent.into_iter().partition(|f| there.contains(f))
+                }
+                Err(_) => (Vec::new(), sent),
+            };
+            commit
+                .imported
+                .extend(arrived.iter().map(|f| (format!("{iid}/{f}"), project)));
+            if missing.is_empty() {
+                continue;
+            }
+            let why = match &found {
+                Err(e) => format!("the destination could not be asked for them: {e}"),
+                Ok(Some(found)) if !found.contains_key(&iid) => {
+                    "their issue is not at the destination (its own row says why)".to_string()
+                }
+                _ => "the destination's issue does not list them".to_string(),
+            };
+            let mut failure = self.failure(
+                ctx,
+                DESIGNS,
+                "loader",
+                "Appliance::NotImported",
+                format!(
+                    "{} of the issue's designs did not arrive ({}): {why}",
+                    missing.len(),
+                    missing.join(", ")
+                ),
+            );
+            failure.source_url = Some(format!("{}/-/issues/{iid}", ctx.source_web_url()));
+            failure.source_title = Some(format!("designs of issue #{iid}"));
+            failure.pipeline_class =
+                "BulkImports::Projects::Pipelines::DesignBundlePipeline".into();
+            commit.failures.push(failure);
+        }
+        let wrote = commit.imported.len() as u64;
+        let (store, scope) = (self.store.clone(), scope.clone());
+        blocking(move || store.commit_page(entity_id, DESIGNS, &scope, commit, now_millis()))
+            .await?;
+        super::pipeline::count_written(ctx.entity.bulk_import_id, DESIGNS, wrote);
+        Ok(())
+    }
+
     /// The entity now knows its destination project.
     async fn adopt_project(
         &self,
@@ -727,6 +920,15 @@ impl Engine {
         .await?;
         Ok(())
     }
+}
+
+/// What of a project's design repository travelled with it, kept in the designs row's cursor
+/// until its issues have loaded: the designs to look for at the destination (issue iid, filename),
+/// and the repository's commits (an issue keeps its designs when its versions are among them).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DesignsSent {
+    designs: Vec<(u64, String)>,
+    commits: std::collections::BTreeSet<String>,
 }
 
 /// One page of a relation that loads in batches, read in stage 0 to travel in the creating archive.

@@ -194,6 +194,7 @@ impl Engine {
             destination_parent_id,
             source_base: source.url(),
             project_members: None,
+            design_commits: None,
         };
         if entity.entity_type == EntityType::Project {
             return self

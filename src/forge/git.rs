@@ -218,51 +218,12 @@ pub const WIKI_PAGE_EXTENSIONS: [&str; 9] = [
 
 /// How many pages the wiki in a `git bundle` file holds: the files of its HEAD (else of its first
 /// branch) with a page extension ([`WIKI_PAGE_EXTENSIONS`]), as GitLab lists the pages of a wiki.
-/// The bundle is unpacked into a temporary bare repository beside it, removed afterwards.
 pub async fn wiki_page_count(bundle: &Path) -> Result<u64, GitError> {
-    let parent = match bundle.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let unpacked = tempfile::Builder::new()
-        .prefix(".wiki-")
-        .tempdir_in(&parent)
-        .map_err(|e| GitError::Unexpected {
-            command: format!("clone --bare {}", bundle.display()),
-            message: format!(
-                "cannot make a temporary directory in {}: {e}",
-                parent.display()
-            ),
-        })?;
-    let clone = unpacked.path().join("wiki.git");
-    let mut cmd = plain_git();
-    cmd.env("GIT_ALLOW_PROTOCOL", "file")
-        .args(["clone", "--bare", "--quiet", "--"])
-        .arg(bundle)
-        .arg(&clone);
-    let what = format!("clone --bare {} {}", bundle.display(), clone.display());
-    run(cmd, what, LOCAL_DEADLINE, None).await?;
-    let mut head = local_git(&clone);
-    head.args(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]);
-    let tip = match run(head, "rev-parse HEAD".into(), LOCAL_DEADLINE, None).await {
-        Ok(out) => String::from_utf8_lossy(&out).trim().to_owned(),
-        // A bundle without HEAD: its first branch.
-        Err(_) => match repository_refs(&clone)
-            .await?
-            .into_iter()
-            .find(|(name, _)| name.starts_with("refs/heads/"))
-        {
-            Some((_, id)) => id,
-            None => return Ok(0),
-        },
-    };
-    let mut cmd = local_git(&clone);
-    cmd.args(["ls-tree", "-r", "-z", "--name-only", &tip]);
-    let what = format!("ls-tree -r {tip} (in {})", clone.display());
-    let listing = run(cmd, what, LOCAL_DEADLINE, None).await?;
-    Ok(listing
-        .split(|b| *b == 0)
-        .filter_map(|name| std::str::from_utf8(name).ok())
+    let unpacked = Unbundled::new(bundle, ".wiki-").await?;
+    Ok(unpacked
+        .tip_files()
+        .await?
+        .iter()
         .filter(|name| {
             name.rsplit_once('.').is_some_and(|(stem, ext)| {
                 !stem.is_empty()
@@ -271,6 +232,111 @@ pub async fn wiki_page_count(bundle: &Path) -> Result<u64, GitError> {
             })
         })
         .count() as u64)
+}
+
+/// What a design repository holds ([`design_contents`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DesignContents {
+    /// Each design its tip has, as (the issue's iid, the design's filename), from GitLab's layout
+    /// `designs/issue-<iid>/<filename>` (a design deleted in a later version is not at the tip,
+    /// and GitLab does not list it), sorted.
+    pub designs: Vec<(u64, String)>,
+    /// The Git LFS objects anywhere in its history (GitLab stores every design's file in LFS).
+    pub lfs_pointers: BTreeMap<String, u64>,
+    /// Every commit of every ref: each design version is one, by its sha.
+    pub commits: std::collections::BTreeSet<String>,
+}
+
+/// What the design repository in a `git bundle` file holds.
+pub async fn design_contents(bundle: &Path) -> Result<DesignContents, GitError> {
+    let unpacked = Unbundled::new(bundle, ".design-").await?;
+    let mut designs: Vec<(u64, String)> = unpacked
+        .tip_files()
+        .await?
+        .iter()
+        .filter_map(|name| {
+            let (issue, filename) = name.strip_prefix("designs/issue-")?.split_once('/')?;
+            let iid = issue.parse().ok()?;
+            (!filename.is_empty() && !filename.contains('/')).then(|| (iid, filename.to_owned()))
+        })
+        .collect();
+    designs.sort();
+    let lfs_pointers = lfs_pointers(&unpacked.repo).await?;
+    let mut cmd = local_git(&unpacked.repo);
+    cmd.args(["rev-list", "--all"]);
+    let what = format!("rev-list --all (in {})", unpacked.repo.display());
+    let listing = run(cmd, what, LOCAL_DEADLINE, None).await?;
+    let commits = String::from_utf8_lossy(&listing)
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect();
+    Ok(DesignContents {
+        designs,
+        lfs_pointers,
+        commits,
+    })
+}
+
+/// A `git bundle` file unpacked into a temporary bare repository beside it, removed when dropped.
+struct Unbundled {
+    _dir: tempfile::TempDir,
+    repo: PathBuf,
+}
+
+impl Unbundled {
+    async fn new(bundle: &Path, prefix: &str) -> Result<Unbundled, GitError> {
+        let parent = match bundle.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(&parent)
+            .map_err(|e| GitError::Unexpected {
+                command: format!("clone --bare {}", bundle.display()),
+                message: format!(
+                    "cannot make a temporary directory in {}: {e}",
+                    parent.display()
+                ),
+            })?;
+        let repo = dir.path().join("unbundled.git");
+        let mut cmd = plain_git();
+        cmd.env("GIT_ALLOW_PROTOCOL", "file")
+            .args(["clone", "--bare", "--quiet", "--"])
+            .arg(bundle)
+            .arg(&repo);
+        let what = format!("clone --bare {} {}", bundle.display(), repo.display());
+        run(cmd, what, LOCAL_DEADLINE, None).await?;
+        Ok(Unbundled { _dir: dir, repo })
+    }
+
+    /// Every file path of its HEAD commit (else of its first branch); none when it has no commit.
+    async fn tip_files(&self) -> Result<Vec<String>, GitError> {
+        let mut head = local_git(&self.repo);
+        head.args(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"]);
+        let tip = match run(head, "rev-parse HEAD".into(), LOCAL_DEADLINE, None).await {
+            Ok(out) => String::from_utf8_lossy(&out).trim().to_owned(),
+            // A bundle without HEAD: its first branch.
+            Err(_) => match repository_refs(&self.repo)
+                .await?
+                .into_iter()
+                .find(|(name, _)| name.starts_with("refs/heads/"))
+            {
+                Some((_, id)) => id,
+                None => return Ok(Vec::new()),
+            },
+        };
+        let mut cmd = local_git(&self.repo);
+        cmd.args(["ls-tree", "-r", "-z", "--name-only", &tip]);
+        let what = format!("ls-tree -r {tip} (in {})", self.repo.display());
+        let listing = run(cmd, what, LOCAL_DEADLINE, None).await?;
+        Ok(listing
+            .split(|b| *b == 0)
+            .filter(|name| !name.is_empty())
+            .filter_map(|name| std::str::from_utf8(name).ok().map(str::to_owned))
+            .collect())
+    }
 }
 
 /// A Git LFS pointer file is smaller than this (the LFS specification's bound).
@@ -806,6 +872,76 @@ mod tests {
         ] {
             assert_eq!(parse_lfs_pointer(not.as_bytes()), None, "{not}");
         }
+    }
+
+    /// Runs git in `dir` with a fixed identity, panicking with its output when it fails.
+    fn git_in(dir: &Path, args: &[&str]) {
+        let out = std::process::Command::new("git")
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", dir)
+            .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    }
+
+    #[tokio::test]
+    async fn a_design_bundle_gives_the_designs_at_its_tip_and_every_lfs_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(work.join("designs/issue-3")).unwrap();
+        std::fs::create_dir_all(work.join("designs/issue-12")).unwrap();
+        let pointer = |n: char, size: u64| {
+            format!(
+                "version https://git-lfs.github.com/spec/v1\noid sha256:{}\nsize {size}\n",
+                n.to_string().repeat(64)
+            )
+        };
+        std::fs::write(work.join("designs/issue-3/mockup.png"), pointer('a', 10)).unwrap();
+        std::fs::write(work.join("designs/issue-3/gone.png"), pointer('b', 20)).unwrap();
+        git_in(dir.path(), &["init", "-q", "-b", "master", "work"]);
+        git_in(&work, &["add", "."]);
+        git_in(&work, &["commit", "-q", "-m", "v1"]);
+        // A second version: a design changes, one is deleted, another issue gets one.
+        std::fs::write(work.join("designs/issue-3/mockup.png"), pointer('c', 30)).unwrap();
+        std::fs::remove_file(work.join("designs/issue-3/gone.png")).unwrap();
+        std::fs::write(work.join("designs/issue-12/flow.svg"), pointer('d', 40)).unwrap();
+        // Not a design: GitLab's layout has nothing else, and a stray file is not counted.
+        std::fs::write(work.join("README"), "not a design").unwrap();
+        git_in(&work, &["add", "-A"]);
+        git_in(&work, &["commit", "-q", "-m", "v2"]);
+        let bundle = dir.path().join("project.design.bundle");
+        git_in(
+            &work,
+            &["bundle", "create", "-q", bundle.to_str().unwrap(), "--all"],
+        );
+
+        let DesignContents {
+            designs,
+            lfs_pointers: pointers,
+            commits,
+        } = design_contents(&bundle).await.unwrap();
+        assert_eq!(
+            designs,
+            vec![(3, "mockup.png".to_string()), (12, "flow.svg".to_string())]
+        );
+        // Both versions' commits.
+        assert_eq!(commits.len(), 2, "{commits:?}");
+        assert!(commits.iter().all(|c| c.len() == 40), "{commits:?}");
+        // Every version's objects, the deleted design's too: its versions still show them.
+        let want: BTreeMap<String, u64> = [('a', 10), ('b', 20), ('c', 30), ('d', 40)]
+            .into_iter()
+            .map(|(n, size)| (n.to_string().repeat(64), size))
+            .collect();
+        assert_eq!(pointers, want);
+        // Nothing is left beside the bundle.
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
     }
 
     #[test]

@@ -35,6 +35,21 @@ pub struct LfsObject {
     pub oid: String,
     pub size: u64,
     pub path: PathBuf,
+    /// The repositories that point to it, by GitLab's names for them in `lfs-objects.json`
+    /// (`project`, `design`): GitLab links the object to each, and keeps it only while one does.
+    pub repositories: Vec<&'static str>,
+}
+
+/// GitLab's name for the project's own repository in `lfs-objects.json`.
+pub const PROJECT_REPOSITORY: &str = "project";
+/// GitLab's name for the project's design repository in `lfs-objects.json`.
+pub const DESIGN_REPOSITORY: &str = "design";
+
+/// The GitLab name of an `lfs-objects.json` repository type this version knows, or None.
+pub fn repository_type(name: &str) -> Option<&'static str> {
+    [PROJECT_REPOSITORY, DESIGN_REPOSITORY]
+        .into_iter()
+        .find(|t| *t == name)
 }
 
 /// What a download of a repository's LFS objects gave: the objects, and the ones the forge could not
@@ -104,7 +119,12 @@ pub async fn download(
         .await;
         for (oid, size, path, got) in fetched {
             match got {
-                Ok(()) => out.objects.push(LfsObject { oid, size, path }),
+                Ok(()) => out.objects.push(LfsObject {
+                    oid,
+                    size,
+                    path,
+                    repositories: vec![PROJECT_REPOSITORY],
+                }),
                 // The forge or its object storage cannot be reached: the migration pauses.
                 Err(e) if e.is_unreachable() => return Err(e),
                 // This object only (refused, or its bytes are not what its pointer says): the

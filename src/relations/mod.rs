@@ -47,6 +47,11 @@ pub struct EntityContext {
     /// A project entity's members as staged NDJSON: every archive a project's records travel in
     /// carries them, since GitLab's import maps authors through the archive's member emails.
     pub project_members: Option<std::path::PathBuf>,
+    /// The commits of a project entity's design repository, when it travelled with the project:
+    /// an issue then keeps its designs when each of its design versions is one of them; without
+    /// the repository (None), or with a version it does not hold, they would arrive broken, and
+    /// are taken out ([`Relation::leave_out`]).
+    pub design_commits: Option<std::sync::Arc<std::collections::BTreeSet<String>>>,
 }
 
 impl EntityContext {
@@ -282,11 +287,11 @@ pub trait Relation: Send + Sync {
     fn exists(&self, _record: &Value) -> bool {
         true
     }
-    /// Takes out of `record` what this version cannot migrate with it, because it would arrive broken
-    /// (an issue's designs without their repository), and says what that was. The record still
-    /// loads; a skipped row with its URL and title names what it went without. None: nothing was
-    /// taken out.
-    fn leave_out(&self, _record: &mut Value) -> Option<String> {
+    /// Takes out of `record` what cannot migrate with it, because it would arrive broken (an
+    /// issue's designs when the design repository does not travel), and says what that was. The
+    /// record still loads; a skipped row with its URL and title names what it went without. None:
+    /// nothing was taken out.
+    fn leave_out(&self, _ctx: &EntityContext, _record: &mut Value) -> Option<String> {
         None
     }
     /// Why this relation's records are listed and counted but never loaded (shown in the report); None

@@ -200,11 +200,11 @@ impl Relation for ImportedRelation {
     fn loads_in_batches(&self) -> bool {
         true
     }
-    fn leave_out(&self, record: &mut Value) -> Option<String> {
+    fn leave_out(&self, ctx: &EntityContext, record: &mut Value) -> Option<String> {
         if self.name != ISSUES.name {
             return None;
         }
-        left_out_designs(record)
+        left_out_designs(record, ctx.design_commits.as_deref())
     }
     async fn load_batch(
         &self,
@@ -327,10 +327,14 @@ impl ImportedRelation {
     }
 }
 
-/// An issue's designs and their versions, taken out of its record: GitLab's import would restore them
-/// without the design repository that holds their files (which the appliance does not carry yet), so
-/// they would arrive broken. What was taken out, when there was any.
-fn left_out_designs(issue: &mut Value) -> Option<String> {
+/// An issue's designs and their versions, taken out of its record when they would arrive broken:
+/// without the design repository that holds their files (`commits` None: the source gave none),
+/// with a version that is not one of its commits, or in a shape GitLab's import cannot restore
+/// (not lists). What was taken out, when there was any.
+fn left_out_designs(
+    issue: &mut Value,
+    commits: Option<&std::collections::BTreeSet<String>>,
+) -> Option<String> {
     let object = issue.as_object_mut()?;
     // Whatever a hostile or odd record holds there goes too: only an absent, null or empty list
     // is nothing.
@@ -346,6 +350,34 @@ fn left_out_designs(issue: &mut Value) -> Option<String> {
     if designs == 0 && versions == 0 {
         return None;
     }
+    let lists = ["designs", "design_versions"]
+        .iter()
+        .all(|k| matches!(object.get(*k), None | Some(Value::Null | Value::Array(_))));
+    let foreign = match (lists, commits) {
+        (true, Some(commits)) => object
+            .get("design_versions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|v| {
+                v.get("sha")
+                    .and_then(Value::as_str)
+                    .is_none_or(|sha| !commits.contains(sha))
+            })
+            .count(),
+        _ => 0,
+    };
+    let why = match commits {
+        _ if !lists => "its designs are not lists of records, as GitLab exports them".to_string(),
+        None => "the source gave no design repository for this project (GitLab exports it as the \
+                 relation `design`), and designs without it would arrive broken"
+            .to_string(),
+        Some(_) if foreign > 0 => format!(
+            "{foreign} of its design versions are not commits of the project's design repository, \
+             so their files are not there"
+        ),
+        Some(_) => return None,
+    };
     object.remove("designs");
     object.remove("design_versions");
     let plural = |n: usize, one: &str, many: &str| {
@@ -356,8 +388,7 @@ fn left_out_designs(issue: &mut Value) -> Option<String> {
         }
     };
     Some(format!(
-        "the issue migrated without its {} ({}): designs are not migrated yet, because their \
-         repository does not travel with them; move them by hand",
+        "the issue migrated without its {} ({}): {why}; move them by hand",
         plural(designs, "design", "designs"),
         plural(versions, "version", "versions"),
     ))
@@ -529,14 +560,34 @@ mod tests {
     use crate::forge::ForgeClient;
 
     #[test]
-    fn an_issues_designs_are_taken_out_and_named_and_nothing_else() {
+    fn an_issues_designs_stay_only_with_the_repository_that_holds_their_versions() {
+        let sha = "5b2d".repeat(10);
         let mut issue = json!({
             "iid": 3, "title": "Logo", "notes": [{"note": "kept"}],
             "designs": [{"iid": 1, "filename": "a.png"}, {"iid": 2, "filename": "b.png"}],
-            "design_versions": [{"sha": "5b2d", "actions": []}],
+            "design_versions": [{"sha": sha, "actions": []}],
         });
-        let said = ISSUES.leave_out(&mut issue).expect("designs are named");
+        let with_them = issue.clone();
+        let repository: std::collections::BTreeSet<String> = [sha.clone()].into();
+        // With the repository that holds their versions they stay, as they are.
+        assert_eq!(left_out_designs(&mut issue, Some(&repository)), None);
+        assert_eq!(issue, with_them);
+        // A repository without that version: their files are not there.
+        let other: std::collections::BTreeSet<String> = ["c0ffee".repeat(7)].into();
+        let said = left_out_designs(&mut issue, Some(&other)).expect("designs are named");
+        assert!(
+            said.contains("1 of its design versions are not commits"),
+            "{said}"
+        );
+        assert_eq!(
+            issue,
+            json!({"iid": 3, "title": "Logo", "notes": [{"note": "kept"}]})
+        );
+        // No repository at all.
+        let mut issue = with_them.clone();
+        let said = left_out_designs(&mut issue, None).expect("designs are named");
         assert!(said.contains("2 designs (1 version)"), "{said}");
+        assert!(said.contains("no design repository"), "{said}");
         assert!(said.contains("move them by hand"), "{said}");
         assert_eq!(
             issue,
@@ -545,15 +596,19 @@ mod tests {
         // Empty lists, as every export has them, are left as they are and say nothing.
         let mut plain = json!({"iid": 4, "designs": [], "design_versions": []});
         let before = plain.clone();
-        assert_eq!(ISSUES.leave_out(&mut plain), None);
+        assert_eq!(left_out_designs(&mut plain, None), None);
         assert_eq!(plain, before);
-        // Not a list: taken out all the same.
+        // Not a list: taken out all the same, even with the repository.
         let mut odd = json!({"iid": 5, "designs": {"iid": 1}});
-        assert!(ISSUES.leave_out(&mut odd).is_some());
+        let said = left_out_designs(&mut odd, Some(&repository)).expect("an odd shape is named");
+        assert!(said.contains("not lists"), "{said}");
         assert_eq!(odd, json!({"iid": 5}));
-        // Merge requests have no designs to take out.
-        let mut mr = json!({"iid": 1, "designs": [{"iid": 1}]});
-        assert_eq!(MERGE_REQUESTS.leave_out(&mut mr), None);
+        let mut odd = json!({"iid": 6, "designs": [], "design_versions": sha});
+        assert!(left_out_designs(&mut odd, Some(&repository)).is_some());
+        assert_eq!(odd, json!({"iid": 6}));
+        // A version without a sha is not one of the repository's.
+        let mut odd = json!({"iid": 7, "design_versions": [{"actions": []}]});
+        assert!(left_out_designs(&mut odd, Some(&repository)).is_some());
     }
     use crate::forge::client::RetryPolicy;
     use axum::Router;

@@ -120,7 +120,7 @@ impl Sink for BundleSink {
     }
 
     /// A project is stored as it came: its attributes, each relation that travels with it, and the
-    /// `git bundle` of its repository and of its wiki, its uploads and LFS objects (records of
+    /// `git bundle` of its repository, of its wiki and of its designs, its uploads and LFS objects (records of
     /// relations `uploads` and `lfs_objects`, bytes as blobs); a replay hands the same package to
     /// the destination.
     async fn create_project(
@@ -141,7 +141,15 @@ impl Sink for BundleSink {
         let lfs_records: Vec<Value> = package
             .lfs_objects
             .iter()
-            .map(|o| serde_json::json!({ "oid": o.oid, "size": o.size }))
+            .map(|o| {
+                let mut record = serde_json::json!({ "oid": o.oid, "size": o.size });
+                // Only when it is not the project's alone, so a bundle without designs is the
+                // same as before them (format version 2).
+                if o.repositories != [crate::forge::lfs::PROJECT_REPOSITORY] {
+                    record["repositories"] = serde_json::json!(o.repositories);
+                }
+                record
+            })
             .collect();
         let snippet_records: Vec<Value> = package
             .snippet_repositories

@@ -85,6 +85,16 @@ impl Sink for LiveSink {
         ))
     }
 
+    async fn designs(
+        &self,
+        project_full_path: &str,
+        iids: &[u64],
+    ) -> Result<Option<std::collections::BTreeMap<u64, Vec<String>>>, LoadError> {
+        super::project_import::designs(&self.gitlab, project_full_path, iids)
+            .await
+            .map(Some)
+    }
+
     async fn map_project_members(&self, staged: &std::path::Path) -> Result<(), LoadError> {
         super::project_import::map_members(&self.gitlab, staged).await
     }

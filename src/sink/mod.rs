@@ -140,6 +140,17 @@ pub trait Sink: Send + Sync {
         Ok(None)
     }
 
+    /// The designs each of the issues `iids` of the destination project `project_full_path` has
+    /// (their filenames, sorted), as the destination lists them; None for a sink that is not a
+    /// live destination.
+    async fn designs(
+        &self,
+        _project_full_path: &str,
+        _iids: &[u64],
+    ) -> Result<Option<std::collections::BTreeMap<u64, Vec<String>>>, LoadError> {
+        Ok(None)
+    }
+
     /// Called after every record of a page was loaded and before the page is committed to the store:
     /// a sink that writes in batches makes page `page` (0-based) of the relation durable here.
     async fn end_page(

@@ -194,7 +194,7 @@ async fn write_archive(
         if !lfs_objects.is_empty() {
             let types: serde_json::Map<String, Value> = lfs_objects
                 .iter()
-                .map(|o| (o.oid.clone(), serde_json::json!(["project"])))
+                .map(|o| (o.oid.clone(), serde_json::json!(o.repositories)))
                 .collect();
             std::fs::write(&lfs_json, serde_json::to_vec(&types)?)?;
             archive.file("lfs-objects.json", &lfs_json)?;
@@ -208,6 +208,58 @@ async fn write_archive(
     .map_err(|e| LoadError::internal(e.to_string()))?
     .map_err(|e| LoadError::internal(format!("cannot write the project's import archive: {e}")))?;
     Ok(())
+}
+
+/// Issues whose designs are read in one GraphQL query (GitLab's largest page is 100).
+const DESIGN_ISSUES_PER_QUERY: usize = 50;
+/// Designs listed per issue: GitLab's largest page.
+const DESIGNS_PER_ISSUE: usize = 100;
+
+/// The designs of the issues `iids` of project `full_path`, as the destination lists them through
+/// GraphQL (`issue.designCollection.designs`: the designs of its latest version, deleted ones not
+/// listed), by issue iid, filenames sorted; an issue the destination does not have is absent.
+pub async fn designs(
+    gitlab: &GitLab,
+    full_path: &str,
+    iids: &[u64],
+) -> Result<std::collections::BTreeMap<u64, Vec<String>>, LoadError> {
+    const QUERY: &str = "query($fullPath: ID!, $iids: [String!], $first: Int, $designs: Int) { \
+        project(fullPath: $fullPath) { issues(iids: $iids, first: $first) { nodes { iid \
+        designCollection { designs(first: $designs) { nodes { filename } } } } } } }";
+    let mut out = std::collections::BTreeMap::new();
+    for chunk in iids.chunks(DESIGN_ISSUES_PER_QUERY) {
+        let variables = serde_json::json!({
+            "fullPath": full_path,
+            "iids": chunk.iter().map(u64::to_string).collect::<Vec<_>>(),
+            "first": chunk.len(),
+            "designs": DESIGNS_PER_ISSUE,
+        });
+        let data = gitlab.query(QUERY, variables).await?;
+        let nodes = data
+            .pointer("/project/issues/nodes")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for issue in nodes {
+            // GitLab's GraphQL gives an iid as a string.
+            let Some(iid) = issue.get("iid").and_then(|v| match v {
+                Value::String(s) => s.parse().ok(),
+                other => other.as_u64(),
+            }) else {
+                continue;
+            };
+            let mut filenames: Vec<String> = issue
+                .pointer("/designCollection/designs/nodes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d.get("filename").and_then(Value::as_str).map(str::to_owned))
+                .collect();
+            filenames.sort();
+            out.insert(iid, filenames);
+        }
+    }
+    Ok(out)
 }
 
 /// The visibility level of each destination group projects were created in, read from the

@@ -214,19 +214,27 @@ impl Source for BundleSource {
         .await
     }
 
-    /// The project's LFS objects: each record of its `lfs_objects` relation, with its blob copied
+    /// The project's LFS objects: each record of its `lfs_objects` relation (which names the
+    /// repositories that point to it, its design repository's among them), with its blob copied
     /// out to `<dir>/lfs-objects/<oid>`, size and sha256 checked as it streams.
     async fn lfs_objects(
         &self,
         ctx: &EntityContext,
+        _designs: &std::collections::BTreeMap<String, u64>,
         dir: &std::path::Path,
     ) -> Result<crate::forge::lfs::Downloaded, ForgeError> {
         let dir = dir.join("lfs-objects");
         let objects = self
             .copy_out_blobs(ctx, "lfs_objects", move |record| {
                 let (_, oid, size) = crate::bundle::blob_reference("lfs_objects", record)?;
+                let repositories = crate::bundle::lfs_repositories(record)?;
                 let path = dir.join(&oid);
-                Ok(crate::forge::lfs::LfsObject { oid, size, path })
+                Ok(crate::forge::lfs::LfsObject {
+                    oid,
+                    size,
+                    path,
+                    repositories,
+                })
             })
             .await?;
         Ok(crate::forge::lfs::Downloaded {

@@ -245,9 +245,102 @@ pub fn unpack_uploads(tar_gz: &Path, dir: &Path) -> Result<Vec<ProjectUpload>, S
     Ok(out)
 }
 
+/// The design repository of a project's relation export (`relation=design`: a gzipped tar
+/// holding `design.bundle`), streamed to `out`; false when the tar holds none (GitLab writes no
+/// bundle for a project without a design repository). Anything else in the tar is not read; a
+/// `design.bundle` that is not a regular file, or comes twice, is refused.
+pub fn unpack_design(tar_gz: &Path, out: &Path) -> Result<bool, String> {
+    let file = std::fs::File::open(tar_gz)
+        .map_err(|e| format!("cannot read {}: {e}", tar_gz.display()))?;
+    let mut archive =
+        tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file)));
+    let bad =
+        |e: std::io::Error| format!("the exported design repository is not a gzipped tar: {e}");
+    let mut found = false;
+    for entry in archive.entries().map_err(bad)? {
+        let entry = entry.map_err(bad)?;
+        let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        if raw.trim_start_matches("./") != "design.bundle" {
+            continue;
+        }
+        if !entry.header().entry_type().is_file() {
+            return Err(
+                "the exported design repository's `design.bundle` is not a regular file".into(),
+            );
+        }
+        if found {
+            return Err("the exported design repository holds `design.bundle` twice".into());
+        }
+        copy_hashed(entry, out).map_err(|e| format!("cannot unpack `design.bundle`: {e}"))?;
+        found = true;
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A gzipped tar of `entries` (name, bytes, or None for a symlink).
+    fn design_tar(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        for (name, bytes) in entries {
+            let mut header = tar::Header::new_gnu();
+            match bytes {
+                Some(bytes) => {
+                    header.set_size(bytes.len() as u64);
+                    header.set_mode(0o644);
+                    header.set_cksum();
+                    builder.append_data(&mut header, name, *bytes).unwrap();
+                }
+                None => {
+                    header.set_entry_type(tar::EntryType::Symlink);
+                    header.set_size(0);
+                    builder
+                        .append_link(&mut header, name, "/etc/passwd")
+                        .unwrap();
+                }
+            }
+        }
+        builder.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn the_design_export_gives_its_bundle_or_nothing_and_refuses_odd_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, out) = (
+            dir.path().join("design.tar.gz"),
+            dir.path().join("out.bundle"),
+        );
+        let unpack = |bytes: Vec<u8>| {
+            std::fs::write(&file, bytes).unwrap();
+            let _ = std::fs::remove_file(&out);
+            unpack_design(&file, &out)
+        };
+        assert_eq!(
+            unpack(design_tar(&[("design.bundle", Some(b"# v2 git bundle\n"))])),
+            Ok(true)
+        );
+        assert_eq!(std::fs::read(&out).unwrap(), b"# v2 git bundle\n");
+        // GitLab writes no bundle for a project without a design repository.
+        assert_eq!(unpack(design_tar(&[])), Ok(false));
+        assert!(!out.exists());
+        // Anything else in the tar is not read.
+        assert_eq!(unpack(design_tar(&[("other", Some(b"x"))])), Ok(false));
+        let said = unpack(design_tar(&[("design.bundle", None)])).unwrap_err();
+        assert!(said.contains("not a regular file"), "{said}");
+        let said = unpack(design_tar(&[
+            ("design.bundle", Some(b"a")),
+            ("./design.bundle", Some(b"b")),
+        ]))
+        .unwrap_err();
+        assert!(said.contains("twice"), "{said}");
+        let said = unpack(b"not gzip".to_vec()).unwrap_err();
+        assert!(said.contains("not a gzipped tar"), "{said}");
+    }
     use sha2::{Digest, Sha256};
 
     fn tar_gz(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {

@@ -9,7 +9,7 @@ use crate::forge::{ForgeError, GitLab};
 use crate::relations::{EntityContext, Extraction, Relation};
 use async_trait::async_trait;
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 /// A git failure as a forge error naming the repository (the token is never in it).
@@ -101,6 +101,54 @@ impl LiveSource {
             Err(e) if e.is_not_found() => Ok(Cloned::Missing(git_error(url, e))),
             Err(e) => Err(git_error(url, e)),
         }
+    }
+
+    /// The project's design repository, from its relation export (`relation=design`, exported
+    /// whole: a gzipped tar holding `design.bundle`, or nothing when the project has no design
+    /// repository): GitLab refuses git access to a design repository. A source that exports the
+    /// project without listing `design` (a GitLab from before designs were exported) has none to
+    /// give; one that does not export at all neither, and its issues are not read either.
+    async fn design_repository(
+        &self,
+        ctx: &EntityContext,
+        dir: &std::path::Path,
+    ) -> Result<Option<std::path::PathBuf>, ForgeError> {
+        let portable = ctx.source_portable();
+        let exported = self
+            .exports
+            .relation(&self.gitlab, &portable, "design")
+            .await?;
+        if let Some(why) = exported.as_ref().and_then(|e| e.failed.as_deref()) {
+            return Err(self.export_failed(ctx, "design repository", why));
+        }
+        if exported.is_none() {
+            return Ok(None);
+        }
+        // Designs belong to issues: a project whose batched export counts no issue has none, and
+        // its design relation is not downloaded (an empty tar).
+        let issues = self
+            .exports
+            .relation(&self.gitlab, &portable, "issues")
+            .await?;
+        if issues.is_some_and(|i| !i.whole && i.failed.is_none() && i.batches == 0 && i.total == 0)
+        {
+            return Ok(None);
+        }
+        let path = format!("{portable}/export_relations/download?relation=design");
+        let tar_gz = dir.join("design.tar.gz");
+        self.gitlab.client.download_to(&path, &tar_gz).await?;
+        let url = self.gitlab.client.api_url(&path);
+        let bundle = dir.join(RepositoryKind::Design.archive_name());
+        let (from, into) = (tar_gz.clone(), bundle.clone());
+        let unpacked = tokio::task::spawn_blocking(move || files::unpack_design(&from, &into))
+            .await
+            .map_err(|e| ForgeError::Decode {
+                url: url.clone(),
+                message: e.to_string(),
+            })?
+            .map_err(|message| ForgeError::Decode { url, message });
+        let _ = tokio::fs::remove_file(&tar_gz).await;
+        Ok(unpacked?.then_some(bundle))
     }
 
     pub fn new(gitlab: GitLab) -> LiveSource {
@@ -323,6 +371,9 @@ impl Source for LiveSource {
         if kind == RepositoryKind::Wiki && !self.has_wiki(ctx).await? {
             return Ok(None);
         }
+        if kind == RepositoryKind::Design {
+            return self.design_repository(ctx, dir).await;
+        }
         let url = format!(
             "{}/{}{}",
             self.url(),
@@ -351,6 +402,60 @@ impl Source for LiveSource {
             .map_err(|e| git_error(&url, e))?;
         let _ = tokio::fs::remove_dir_all(&mirror).await;
         Ok(made.then_some(bundle))
+    }
+
+    /// The project's LFS objects: those its repository points to, and `designs` (its design
+    /// repository's), through the forge's LFS batch API on the project's repository (GitLab serves
+    /// every LFS object of a project there, whichever repository points to it).
+    async fn lfs_objects(
+        &self,
+        ctx: &EntityContext,
+        designs: &BTreeMap<String, u64>,
+        dir: &std::path::Path,
+    ) -> Result<crate::forge::lfs::Downloaded, ForgeError> {
+        use crate::forge::lfs::{DESIGN_REPOSITORY, PROJECT_REPOSITORY};
+        let pointers = self
+            .lfs_pointers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ctx.entity.id)
+            .unwrap_or_else(|| Ok(Vec::new()));
+        let url = format!(
+            "{}/{}{}",
+            self.url(),
+            ctx.entity.source_full_path,
+            RepositoryKind::Project.url_suffix()
+        );
+        let project = pointers.map_err(|message| ForgeError::Decode {
+            url: url.clone(),
+            message: format!("the repository's LFS pointers could not be read: {message}"),
+        })?;
+        let mut wanted: BTreeMap<String, u64> = project.iter().cloned().collect();
+        wanted.extend(designs.iter().map(|(oid, size)| (oid.clone(), *size)));
+        if wanted.is_empty() {
+            return Ok(Default::default());
+        }
+        let wanted: Vec<(String, u64)> = wanted.into_iter().collect();
+        let url = url::Url::parse(&url).map_err(|e| ForgeError::Url(e.to_string()))?;
+        let mut got = crate::forge::lfs::download(
+            &self.gitlab.client,
+            &url,
+            &wanted,
+            &dir.join("lfs-objects"),
+        )
+        .await?;
+        let in_project: std::collections::HashSet<&str> =
+            project.iter().map(|(oid, _)| oid.as_str()).collect();
+        for object in &mut got.objects {
+            object.repositories = [
+                (in_project.contains(object.oid.as_str()), PROJECT_REPOSITORY),
+                (designs.contains_key(&object.oid), DESIGN_REPOSITORY),
+            ]
+            .into_iter()
+            .filter_map(|(yes, name)| yes.then_some(name))
+            .collect();
+        }
+        Ok(got)
     }
 
     /// Each snippet's repository (`<project>/snippets/<id>.git`), cloned and bundled in turn; a
@@ -418,36 +523,6 @@ impl Source for LiveSource {
             });
         }
         Ok(out)
-    }
-
-    /// The LFS objects the project's repository points to, through the forge's LFS batch API.
-    async fn lfs_objects(
-        &self,
-        ctx: &EntityContext,
-        dir: &std::path::Path,
-    ) -> Result<crate::forge::lfs::Downloaded, ForgeError> {
-        let pointers = self
-            .lfs_pointers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&ctx.entity.id)
-            .unwrap_or_else(|| Ok(Vec::new()));
-        let url = format!(
-            "{}/{}{}",
-            self.url(),
-            ctx.entity.source_full_path,
-            RepositoryKind::Project.url_suffix()
-        );
-        let wanted = pointers.map_err(|message| ForgeError::Decode {
-            url: url.clone(),
-            message: format!("the repository's LFS pointers could not be read: {message}"),
-        })?;
-        if wanted.is_empty() {
-            return Ok(Default::default());
-        }
-        let url = url::Url::parse(&url).map_err(|e| ForgeError::Url(e.to_string()))?;
-        crate::forge::lfs::download(&self.gitlab.client, &url, &wanted, &dir.join("lfs-objects"))
-            .await
     }
 
     /// The project's uploads from its relation export (`uploads`: a tar per batch, or one

@@ -64,9 +64,9 @@ pub trait Source: Send + Sync {
     ) -> Result<Option<u64>, ForgeError> {
         Ok(None)
     }
-    /// One of a project entity's git repositories (`kind`: the project's own, or its wiki's) as a
-    /// `git bundle` of every ref, written under `dir`; None when that repository is empty or
-    /// absent (a project without a wiki), or the source carries none.
+    /// One of a project entity's git repositories (`kind`: the project's own, its wiki's or its
+    /// designs') as a `git bundle` of every ref, written under `dir`; None when that repository is
+    /// empty or absent (a project without a wiki), or the source carries none.
     async fn repository(
         &self,
         _ctx: &EntityContext,
@@ -75,12 +75,14 @@ pub trait Source: Send + Sync {
     ) -> Result<Option<PathBuf>, ForgeError> {
         Ok(None)
     }
-    /// The Git LFS objects a project entity's repository points to, each written under `dir` and
-    /// checked against its oid, with the ones the source could not give; none when it has none.
-    /// Asked after [`Source::repository`] of the project.
+    /// The Git LFS objects a project entity's repository points to, and `designs` (what its
+    /// design repository points to, oid and size), each written under `dir`, checked against its
+    /// oid and tagged with the repositories that point to it, with the ones the source could not
+    /// give; none when it has none. Asked after [`Source::repository`] of the project.
     async fn lfs_objects(
         &self,
         _ctx: &EntityContext,
+        _designs: &std::collections::BTreeMap<String, u64>,
         _dir: &Path,
     ) -> Result<crate::forge::lfs::Downloaded, ForgeError> {
         Ok(Default::default())
@@ -107,23 +109,31 @@ pub trait Source: Send + Sync {
     }
 }
 
-/// Which of a project's git repositories: the project's own or its wiki's. Both move the same way
-/// (a mirror clone, then `git bundle create --all`); they differ in where they are found and
-/// where they go.
+/// Which of a project's git repositories: the project's own, its wiki's or its designs'. Each
+/// travels as a `git bundle` of every ref; they differ in where they are found and where they go.
+/// A live GitLab serves the first two over git's HTTP protocol (a mirror clone); its design
+/// repository only through the relation export (`relation=design`), since GitLab refuses git
+/// access to it ("Designs are only accessible using the web interface").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RepositoryKind {
     Project,
     Wiki,
+    Design,
 }
 
 impl RepositoryKind {
-    pub const ALL: [RepositoryKind; 2] = [RepositoryKind::Project, RepositoryKind::Wiki];
+    pub const ALL: [RepositoryKind; 3] = [
+        RepositoryKind::Project,
+        RepositoryKind::Wiki,
+        RepositoryKind::Design,
+    ];
 
     /// The relation it is tracked as, and the file relation a bundle carries it as.
     pub fn relation(self) -> &'static str {
         match self {
             RepositoryKind::Project => "repository",
             RepositoryKind::Wiki => "wiki",
+            RepositoryKind::Design => "design",
         }
     }
 
@@ -132,6 +142,7 @@ impl RepositoryKind {
         match self {
             RepositoryKind::Project => ".git",
             RepositoryKind::Wiki => ".wiki.git",
+            RepositoryKind::Design => ".design.git",
         }
     }
 
@@ -140,6 +151,7 @@ impl RepositoryKind {
         match self {
             RepositoryKind::Project => "project.bundle",
             RepositoryKind::Wiki => "project.wiki.bundle",
+            RepositoryKind::Design => "project.design.bundle",
         }
     }
 }
