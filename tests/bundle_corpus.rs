@@ -678,6 +678,14 @@ fn corpus(plain: &[u8], signed: &[u8], plain_path: &Path) -> Vec<Case> {
     let mut p = parts();
     with_manifest(&mut p, |m| m["format_version"] = json!(4));
     add("format version 4", pack(&p), "format version 4");
+    // A design repository where only version 3 has one.
+    let mut p = parts();
+    with_manifest(&mut p, |m| m["format_version"] = json!(2));
+    add(
+        "a design repository in a version 2 bundle",
+        pack(&p),
+        "is a design repository, which a version 2 bundle does not hold",
+    );
     let mut p = parts();
     with_manifest(&mut p, |m| m["format"] = json!("tarball"));
     add(

@@ -172,7 +172,8 @@ async fn verify_and_inspect_read_the_golden_samples() {
     // Four groups and four projects, each project with its repository.
     let entities = info["entities"].as_array().unwrap();
     assert_eq!(entities.len(), 8);
-    assert_eq!(info["format_version"], 2);
+    // A project's design repository is in it.
+    assert_eq!(info["format_version"], 3);
     let projects: Vec<&Value> = entities.iter().filter(|e| e["type"] == "project").collect();
     assert_eq!(projects.len(), 4);
     for p in projects {

@@ -324,6 +324,25 @@ async fn assert_same_lfs(
     let want = lfs_objects(src, &src.owner_token, src_path).await;
     let got = lfs_objects(dst, &dst.admin_token, dest_path).await;
     assert_eq!(got, want, "{src_path}: LFS objects");
+    // Each linked to the same repositories (its design repository's are GitLab's to keep only
+    // while a design points to them).
+    let types = |sim: &forge_sim::RunningSim, path: &str| {
+        let store = sim.sim.read();
+        let id = store.project_by_path(path).expect("the project").id;
+        want.keys()
+            .map(|oid| {
+                (
+                    oid.clone(),
+                    format!("{:?}", store.lfs_object_types(id, oid)),
+                )
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    assert_eq!(
+        types(dst, dest_path),
+        types(src, src_path),
+        "{src_path}: the repositories of its LFS objects"
+    );
     let row = stat(entity, "lfs_objects");
     assert_eq!(row["status"], "finished", "{src_path}: {row}");
     for k in ["source", "fetched", "imported"] {
@@ -334,6 +353,107 @@ async fn assert_same_lfs(
         );
     }
     want.len()
+}
+
+/// The project that has designs in the small dataset, and its issue that holds them.
+const WITH_DESIGNS: (&str, &str) = ("acme/backend/api", "2");
+/// The LFS objects of the API project: two of its repository's, three of its designs' (the first
+/// version's mockup, the second's, and the flow diagram).
+const API_LFS_OBJECTS: usize = 5;
+
+const DESIGNS_OF_ISSUES: &str = r#"query($path: ID!, $first: Int, $after: String) {
+  project(fullPath: $path) {
+    issues(first: $first, after: $after) {
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        iid
+        designCollection {
+          designs { nodes { filename fullPath notesCount image } }
+          versions { nodes { sha createdAt author { username } } }
+        }
+      }
+    }
+  }
+}"#;
+
+/// Each issue's designs as a user reads them through GraphQL (filename, path, note count and the
+/// image's bytes, downloaded from the URL GitLab gives), with its versions (sha, date, author);
+/// issues without designs left out; by iid.
+async fn designs(
+    sim: &forge_sim::RunningSim,
+    token: &str,
+    project: &str,
+) -> BTreeMap<String, Value> {
+    let issues = graphql_all(
+        &sim.url,
+        token,
+        DESIGNS_OF_ISSUES,
+        json!({ "path": project }),
+        &["project", "issues"],
+    )
+    .await;
+    let mut out = BTreeMap::new();
+    for issue in issues {
+        let collection = &issue["designCollection"];
+        let mut designs = Vec::new();
+        for d in collection["designs"]["nodes"].as_array().unwrap() {
+            let image = d["image"].as_str().expect("an image URL");
+            assert!(image.starts_with(&sim.url), "{project}: {image}");
+            let resp = http()
+                .get(image)
+                .header("PRIVATE-TOKEN", token)
+                .send()
+                .await
+                .expect("the image answers");
+            assert!(
+                resp.status().is_success(),
+                "{project}: {image}: {}",
+                resp.status()
+            );
+            let bytes = resp.bytes().await.unwrap();
+            designs.push(json!({
+                "filename": d["filename"],
+                "fullPath": d["fullPath"],
+                "notesCount": d["notesCount"],
+                "image_sha256": bundle_common::sha256_hex(&bytes),
+            }));
+        }
+        let versions = collection["versions"]["nodes"].clone();
+        if designs.is_empty() && versions.as_array().is_none_or(|v| v.is_empty()) {
+            continue;
+        }
+        out.insert(
+            issue["iid"].as_str().unwrap().to_string(),
+            json!({ "designs": designs, "versions": versions }),
+        );
+    }
+    out
+}
+
+/// The source project's designs arrived at `dest_path`: on the same issues, with the same files
+/// (byte for byte), note counts and versions (shas, dates, mapped authors); the `designs` row counts
+/// exactly the designs. How many designs were compared.
+async fn assert_same_designs(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    entity: &Value,
+    src_path: &str,
+    dest_path: &str,
+) -> usize {
+    let want = designs(src, &src.owner_token, src_path).await;
+    let got = designs(dst, &dst.admin_token, dest_path).await;
+    // fullPath names the issue (`designs/issue-<iid>/<filename>`), the same at both ends.
+    assert_eq!(got, want, "{src_path}: designs");
+    let n: usize = want
+        .values()
+        .map(|c| c["designs"].as_array().unwrap().len())
+        .sum();
+    let row = stat(entity, "designs");
+    assert_eq!(row["status"], "finished", "{src_path}: {row}");
+    for k in ["source", "fetched", "imported"] {
+        assert_eq!(row[k], n as u64, "{src_path}: designs.{k}: {row}");
+    }
+    n
 }
 
 fn migrate_projects_cmd(
@@ -405,7 +525,20 @@ async fn a_project_migrates_live_with_its_wiki_uploads_and_lfs_objects() {
         api["destination_full_path"].as_str().unwrap(),
     )
     .await;
-    assert_eq!(lfs, 2, "the API project's two LFS files were checked");
+    assert_eq!(
+        lfs, API_LFS_OBJECTS,
+        "the API project's LFS files were checked"
+    );
+    // Its issue's designs arrive with their files, versions and notes.
+    let designs = assert_same_designs(
+        &src,
+        &dst,
+        api,
+        WITH_DESIGNS.0,
+        api["destination_full_path"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(designs, 2, "the issue's two designs were checked");
     for project in [WITH_WIKI[1], WITHOUT_WIKI] {
         let e = entity(&r, project);
         let dest = e["destination_full_path"].as_str().unwrap();
@@ -488,7 +621,7 @@ async fn a_wiki_uploads_and_lfs_objects_travel_through_a_bundle() {
         assert_same_wiki(&src, &dst, e, project, dest_path).await;
     }
     // Every project's uploads, by the same links, byte for byte, and its snippets' repositories.
-    let (mut linked, mut lfs, mut snippets) = (0, 0, 0);
+    let (mut linked, mut lfs, mut snippets, mut designs) = (0, 0, 0, 0);
     for e in r["entities"].as_array().unwrap() {
         if e["entity_type"] != "project" {
             continue;
@@ -498,10 +631,25 @@ async fn a_wiki_uploads_and_lfs_objects_travel_through_a_bundle() {
         linked += assert_same_uploads(&src, &dst, e, src_path, dest_path).await;
         lfs += assert_same_lfs(&src, &dst, e, src_path, dest_path).await;
         snippets += assert_same_snippets(&src, &dst, e, src_path, dest_path).await;
+        designs += assert_same_designs(&src, &dst, e, src_path, dest_path).await;
     }
     assert!(snippets > 0, "a snippet repository was compared");
     assert!(linked >= 4, "uploads of two projects were checked");
-    assert_eq!(lfs, 2, "the API project's two LFS objects were checked");
+    assert_eq!(
+        lfs, API_LFS_OBJECTS,
+        "the API project's LFS objects were checked"
+    );
+    assert_eq!(designs, 2, "the API project's two designs were checked");
+    // Only the project with designs carries a design repository.
+    let design_members: Vec<String> = bundle_common::members(&std::fs::read(&bundle).unwrap())
+        .into_iter()
+        .map(|m| m.path)
+        .filter(|p| p.ends_with(".design.bundle"))
+        .collect();
+    assert_eq!(
+        design_members,
+        vec![format!("repositories/{}.design.bundle", WITH_DESIGNS.0)]
+    );
     // Each distinct file is one blob, named by its sha256; a file two projects hold is stored once.
     let parts = bundle_common::members(&std::fs::read(&bundle).unwrap());
     let blobs: Vec<&bundle_common::RawMember> = parts
@@ -549,14 +697,34 @@ async fn a_relation_the_source_fails_to_export_is_a_failure_not_an_empty_relatio
     // Nothing else is lost: the project, its wiki, its LFS objects and its merge requests arrived.
     let dest = e["destination_full_path"].as_str().unwrap();
     assert_same_wiki(&src, &dst, e, project, dest).await;
-    assert_eq!(assert_same_lfs(&src, &dst, e, project, dest).await, 2);
+    assert_eq!(
+        assert_same_lfs(&src, &dst, e, project, dest).await,
+        API_LFS_OBJECTS
+    );
     let mrs = stat(e, "merge_requests");
     assert!(mrs["imported"].as_u64().unwrap() > 0, "{mrs}");
     assert_eq!(mrs["imported"], mrs["source"], "{mrs}");
+    // The designs of an issue that did not arrive did not either: a row of their own, with the
+    // issue's URL, says so.
+    let designs = failures
+        .iter()
+        .find(|f| f["relation"] == "designs")
+        .unwrap_or_else(|| panic!("a failure row for the designs: {e:#}"));
+    assert_eq!(
+        designs["source_url"],
+        format!("{}/{project}/-/issues/{}", src.url, WITH_DESIGNS.1),
+        "{designs}"
+    );
+    let message = designs["exception_message"].as_str().unwrap();
+    assert!(
+        message.contains("2 of the issue's designs did not arrive (flow.svg, mockup.png)")
+            && message.contains("their issue is not at the destination"),
+        "{message}"
+    );
     assert_eq!(
         failures.len(),
-        2,
-        "only the two failed exports: {failures:#?}"
+        3,
+        "only the two failed exports and the designs of the issue: {failures:#?}"
     );
     src.shutdown().await;
     dst.shutdown().await;

@@ -464,6 +464,45 @@ async fn a_kill_in_a_merge_request_batch_resumes_with_nothing_twice_and_nothing_
     dst.shutdown().await;
 }
 
+/// A kill after the project (with its design repository) was created and before its first issue
+/// batch went: the resumed run still sends the issues with their designs (what the design
+/// repository holds is kept with the designs row), and every design arrives once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_before_the_issue_batches_resumes_with_every_design() {
+    let (src, dst) = (source().await, destination().await);
+    let resp = http()
+        .put(format!("{}/api/v4/application/settings", src.url))
+        .header("PRIVATE-TOKEN", &src.admin_token)
+        .form(&[("relation_export_batch_size", "2")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let fault = json!({"hold": {
+        "when": {"method": "POST", "path": "/api/v4/projects/import"},
+        "after": 1,
+        "hold": {"method": "POST", "path": "/api/v4/projects/import-relation",
+                 "body_contains": "name=\"relation\"\r\n\r\nissues"},
+    }});
+    let out = kill_and_resume(&src, &dst, fault, "the first issue batch").await;
+    let r = report(&out);
+    assert_eq!(r["has_failures"], false, "{r:#}");
+    assert!(
+        report_rows(&r, "skipped")
+            .iter()
+            .all(|s| s["relation"] != "issues"),
+        "no issue went without its designs: {r:#}"
+    );
+    let n = assert_same_items(&src, &dst, "imported/api", "issues").await;
+    assert_eq!(stat(&r, "issues")["imported"], n as u64);
+    let designs = stat(&r, "designs");
+    for k in ["source", "fetched", "imported"] {
+        assert_eq!(designs[k], 2, "designs.{k}: {designs}");
+    }
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn skip_projects_creates_no_project_and_reports_each_one() {
     let (src, dst) = (source().await, destination().await);
@@ -672,7 +711,8 @@ async fn a_group_with_its_projects_migrates_through_a_bundle() {
             e["source_full_path"]
         );
     }
-    assert_eq!(info["format_version"], 2);
+    // Version 3: a project's design repository is in it.
+    assert_eq!(info["format_version"], 3);
 
     // The replay reads nothing from the source: it is gone.
     let mut cmd = replay_cmd(&dst, &bundle, &dir.path().join("replay-data"));

@@ -1,8 +1,9 @@
 //! Real git repositories for the simulated projects, and git smart HTTP in front of them.
 //!
 //! It owns: the bare repositories under one root directory (`<root>/<full_path>.git`; a project's
-//! wiki at `<root>/<full_path>.wiki.git`, its snippets' at `<root>/<full_path>/snippets/<id>.git`,
-//! the repository paths GitLab serves them under), their deterministic seeded history (one
+//! wiki at `<root>/<full_path>.wiki.git`, its designs at `<root>/<full_path>.design.git`, its
+//! snippets' at `<root>/<full_path>/snippets/<id>.git`, the repository paths GitLab keeps them
+//! under; a design repository is never served over HTTP, as GitLab's `GitAccessDesign` refuses), their deterministic seeded history (one
 //! `git fast-import` run per repository, so the same seed gives the same commit SHAs on every
 //! machine), and the CGI bridge to `git http-backend` with GitLab's authentication rules (HTTP
 //! Basic, any username, a token as password).
@@ -229,12 +230,13 @@ impl GitStore {
         Ok(())
     }
 
-    /// Deletes a project's repository, its wiki's and its snippets' (an import that overwrites a
-    /// project).
+    /// Deletes a project's repository, its wiki's, its designs' and its snippets' (an import that
+    /// overwrites a project).
     pub fn remove(&self, full_path: &str) -> std::io::Result<()> {
         for repo in [
             self.repo_path(full_path)?,
             self.repo_path(&wiki_path(full_path))?,
+            self.repo_path(&design_path(full_path))?,
             // `<root>/<project>/snippets/`: nothing else lives there, since a project's path can
             // be no group's.
             self.root.join(full_path).join("snippets"),
@@ -603,6 +605,123 @@ impl GitStore {
             .map(str::to_owned)
             .collect())
     }
+}
+
+/// One commit of a project's design repository, as [`GitStore::seed_designs`] writes it.
+#[derive(Debug, Clone)]
+pub struct DesignCommit {
+    /// Name and email.
+    pub author: (String, String),
+    pub unix_time: i64,
+    pub message: String,
+    /// Design files added or changed (path in the repository, the image's bytes); each is
+    /// committed as its LFS pointer.
+    pub files: Vec<(String, Vec<u8>)>,
+}
+
+/// Design repositories, and reading any repository at a commit.
+impl GitStore {
+    /// Gives a project its design repository (`<full_path>.design`, see [`design_path`]): one
+    /// commit per entry of `commits` on `master` (the branch GitLab commits designs to), each on
+    /// top of the previous, with every design file as its LFS pointer and, in the first, the
+    /// `.gitattributes` that routes `designs/` through LFS. Returns the commits' SHAs in order
+    /// (the `sha` of each design version). The same input gives the same SHAs.
+    pub fn seed_designs(
+        &self,
+        full_path: &str,
+        commits: &[DesignCommit],
+    ) -> std::io::Result<Vec<String>> {
+        let repo_path = design_path(full_path);
+        let repo = self.create_bare(&repo_path)?;
+        std::fs::write(repo.join("HEAD"), "ref: refs/heads/master\n")?;
+        let mut stream = Vec::new();
+        let data = |out: &mut Vec<u8>, bytes: &[u8]| {
+            out.extend_from_slice(format!("data {}\n", bytes.len()).as_bytes());
+            out.extend_from_slice(bytes);
+            out.push(b'\n');
+        };
+        for (n, commit) in commits.iter().enumerate() {
+            let clean = |s: &str| s.replace(['<', '>', '\n'], "");
+            let who = format!(
+                "{} <{}> {} +0000",
+                clean(&commit.author.0),
+                clean(&commit.author.1),
+                commit.unix_time
+            );
+            stream.extend_from_slice(
+                format!(
+                    "commit refs/heads/master\nmark :{}\nauthor {who}\ncommitter {who}\n",
+                    n + 1
+                )
+                .as_bytes(),
+            );
+            data(&mut stream, commit.message.as_bytes());
+            if n == 0 {
+                stream.extend_from_slice(b"M 100644 inline .gitattributes\n");
+                data(&mut stream, DESIGN_GITATTRIBUTES.as_bytes());
+            } else {
+                stream.extend_from_slice(format!("from :{n}\n").as_bytes());
+            }
+            for (path, bytes) in &commit.files {
+                stream.extend_from_slice(
+                    format!("M 100644 inline {}\n", quote_path(path)).as_bytes(),
+                );
+                data(&mut stream, lfs_pointer(bytes).as_bytes());
+            }
+            stream.push(b'\n');
+        }
+        stream.extend_from_slice(b"done\n");
+        fast_import(&repo, &stream)?;
+        let mut shas = Vec::with_capacity(commits.len());
+        for n in 1..=commits.len() {
+            let back = commits.len() - n;
+            let sha = self
+                .resolve_commit(&repo_path, &format!("refs/heads/master~{back}"))?
+                .ok_or_else(|| std::io::Error::other("a seeded design commit is missing"))?;
+            shas.push(sha);
+        }
+        Ok(shas)
+    }
+
+    /// The bytes of `path` in the tree of commit `sha` of a repository (given by repository path);
+    /// `None` when there is no such repository, commit or file.
+    pub fn file_at_commit(
+        &self,
+        repo_path: &str,
+        sha: &str,
+        path: &str,
+    ) -> std::io::Result<Option<Vec<u8>>> {
+        let Some(commit) = self.resolve_commit(repo_path, sha)? else {
+            return Ok(None);
+        };
+        let repo = self.repo_path(repo_path)?;
+        let out = git_output(&repo, &["cat-file", "blob", &format!("{commit}:{path}")])?;
+        Ok(out.status.success().then_some(out.stdout))
+    }
+
+    /// `git bundle create --all` of a repository (given by repository path), as GitLab's
+    /// `RepositoryBundleExportService` writes one; `None` when the repository does not exist or
+    /// has no refs, for which GitLab writes no bundle.
+    pub fn bundle(&self, repo_path: &str) -> std::io::Result<Option<Vec<u8>>> {
+        if !self.exists(repo_path) || self.refs(repo_path)?.is_empty() {
+            return Ok(None);
+        }
+        let repo = self.repo_path(repo_path)?;
+        let dir = tempfile::tempdir()?;
+        let file = dir.path().join("repository.bundle");
+        let file_arg = file.to_string_lossy().into_owned();
+        git_checked(&repo, &["bundle", "create", "--quiet", &file_arg, "--all"])?;
+        std::fs::read(&file).map(Some)
+    }
+}
+
+/// The `.gitattributes` of a design repository: every design is kept in Git LFS.
+const DESIGN_GITATTRIBUTES: &str = "/designs/** filter=lfs diff=lfs merge=lfs -text\n";
+
+/// The repository path of a project's designs: `<full_path>.design` (`<full_path>.design.git` on
+/// disk), as GitLab keeps it.
+pub fn design_path(full_path: &str) -> String {
+    format!("{full_path}.design")
 }
 
 /// The repository path of a project snippet's repository: `<project>/snippets/<id>`
@@ -1035,6 +1154,9 @@ enum Refusal {
     Unauthorized,
     NotFound,
     Forbidden(Service),
+    /// A design repository (`<project>.design.git`): GitLab's `GitAccessDesign` refuses every
+    /// protocol but its web interface.
+    DesignsWebOnly,
 }
 
 impl Refusal {
@@ -1043,6 +1165,11 @@ impl Refusal {
             Refusal::Unauthorized => unauthorized(),
             Refusal::NotFound => not_found(),
             Refusal::Forbidden(service) => forbidden(service),
+            Refusal::DesignsWebOnly => (
+                StatusCode::FORBIDDEN,
+                "Designs are only accessible using the web interface\n",
+            )
+                .into_response(),
         }
     }
 }
@@ -1056,6 +1183,14 @@ fn authorize(sim: &Sim, git: &GitRequest, headers: &HeaderMap) -> Result<String,
         None => None,
     };
     let store = sim.read();
+    if let Some(project) = git
+        .full_path
+        .strip_suffix(".design")
+        .filter(|_| store.project_by_path(&git.full_path).is_none())
+        .and_then(|p| store.project_by_path(p))
+    {
+        return refuse_designs(&store, project, user_id);
+    }
     let target = Target::resolve(&store, &git.full_path);
     let Some(user_id) = user_id else {
         // Anonymous: only clones of public projects (and of their public snippets); everything
@@ -1096,6 +1231,29 @@ fn authorize(sim: &Sim, git: &GitRequest, headers: &HeaderMap) -> Result<String,
         return Err(Refusal::Forbidden(git.service));
     }
     Ok(username)
+}
+
+/// A git request for a project's design repository: who may not see the project is refused as
+/// for its repository (credentials asked for, or not found); everyone else hears GitLab's
+/// `GitAccessDesign` refusal, since designs are never served over git.
+fn refuse_designs(
+    store: &crate::state::Store,
+    project: &crate::model::Project,
+    user_id: Option<u64>,
+) -> Result<String, Refusal> {
+    let Some(user_id) = user_id else {
+        return Err(if project.visibility == "public" {
+            Refusal::DesignsWebOnly
+        } else {
+            Refusal::Unauthorized
+        });
+    };
+    match store.project_access(user_id, project.id) {
+        Some(level) if project.visibility != "private" || level >= access::GUEST => {
+            Err(Refusal::DesignsWebOnly)
+        }
+        _ => Err(Refusal::NotFound),
+    }
 }
 
 /// The project a repository path belongs to: the project itself, or, for `<project>.wiki`, the

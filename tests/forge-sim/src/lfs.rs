@@ -3,7 +3,9 @@
 //! points to (`GET /<project>.git/gitlab-lfs/objects/<oid>`), both with git's credentials (HTTP
 //! Basic, any username, a token as password). Like GitLab, the batch answer repeats the client's
 //! own `Authorization` header in each download action, so a client must not send an action's
-//! headers anywhere but the forge. Objects live in the store (`Store::lfs_objects`).
+//! headers anywhere but the forge. Objects live in the store (`Store::lfs_objects`); those of the
+//! wiki and of the design repository are served here too, as GitLab looks objects up among all of
+//! the project's (`project.lfs_objects_oids`).
 //! It never writes an object: they come from the dataset or a project import.
 
 use std::sync::Arc;

@@ -131,6 +131,35 @@ fn seeded_commits(dataset: Dataset) -> usize {
     }
 }
 
+/// Seeds a project's design repository, gives each design version the sha of its commit and
+/// keeps every design file as an LFS object of the project's design repository.
+fn seed_designs(sim: &Sim, repository: &dataset::DesignRepository) -> anyhow::Result<()> {
+    let path = &repository.project;
+    let commits: Vec<git::DesignCommit> = repository
+        .versions
+        .iter()
+        .map(|(_, commit)| commit.clone())
+        .collect();
+    let shas = sim
+        .git
+        .seed_designs(path, &commits)
+        .map_err(|e| anyhow::anyhow!("seeding the designs of {path}: {e}"))?;
+    let mut store = sim.write();
+    let id = store
+        .project_by_path(path)
+        .map(|p| p.id)
+        .ok_or_else(|| anyhow::anyhow!("no project {path} for its designs"))?;
+    for ((version_id, commit), sha) in repository.versions.iter().zip(shas) {
+        if let Some(version) = store.design_versions.get_mut(*version_id) {
+            version.sha = sha;
+        }
+        for (_, bytes) in &commit.files {
+            store.add_lfs_object(id, bytes.clone(), model::LfsRepositoryType::Design);
+        }
+    }
+    Ok(())
+}
+
 /// A simulator serving in the background of the current runtime.
 pub struct RunningSim {
     /// `http://127.0.0.1:PORT`
@@ -191,6 +220,7 @@ impl RunningSim {
             .flatten();
         let large_mib = cfg.large_repository_mib;
         let wikis = seeded.wikis;
+        let designs = seeded.designs;
         let mut lfs = seeded.lfs;
         if let Some(path) = large.as_ref().filter(|_| cfg.large_lfs_mib > 0) {
             lfs.push((path.clone(), git::large_lfs_files(seed, cfg.large_lfs_mib)));
@@ -265,6 +295,9 @@ impl RunningSim {
                 for (_, bytes) in files {
                     kept.insert(crate::git::lfs_oid(bytes), bytes.clone());
                 }
+            }
+            for repository in &designs {
+                seed_designs(&seeding, repository)?;
             }
             // Pipelines, commit notes and external pull requests name real commits of `main`.
             for path in &repositories {

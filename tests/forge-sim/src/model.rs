@@ -29,6 +29,8 @@ pub enum Parent {
     Board(u64),
     Note(u64),
     Cadence(u64),
+    /// A design of an issue (the noteable of notes on it).
+    Design(u64),
 }
 
 impl Parent {
@@ -44,6 +46,7 @@ impl Parent {
             Parent::Board(_) => "Board",
             Parent::Note(_) => "Note",
             Parent::Cadence(_) => "Iterations::Cadence",
+            Parent::Design(_) => "DesignManagement::Design",
         }
     }
 
@@ -57,7 +60,8 @@ impl Parent {
             | Parent::Snippet(id)
             | Parent::Board(id)
             | Parent::Note(id)
-            | Parent::Cadence(id) => id,
+            | Parent::Cadence(id)
+            | Parent::Design(id) => id,
         }
     }
 }
@@ -577,6 +581,92 @@ pub struct Upload {
     pub created_at: String,
 }
 
+/// A design of an issue (GitLab's `DesignManagement::Design`). Its file lives in the project's
+/// design repository at [`Design::full_path`], as a Git LFS pointer; which commits changed it are
+/// the actions of its issue's [`DesignVersion`]s. Notes on it are kept in `Store::notes` under
+/// [`Parent::Design`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Design {
+    pub id: u64,
+    /// Per project, as GitLab numbers designs; kept by an import.
+    pub iid: u64,
+    pub project_id: u64,
+    pub issue_id: u64,
+    pub filename: String,
+    pub relative_position: Option<i64>,
+}
+
+impl Design {
+    /// Where the design's file lives in the design repository (GitLab's `Design#full_path`).
+    pub fn full_path(&self, issue_iid: u64) -> String {
+        format!("designs/issue-{issue_iid}/{}", self.filename)
+    }
+}
+
+/// What a design version did to one design (GitLab's `DesignManagement::Action` event enum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DesignEvent {
+    Creation = 0,
+    Modification = 1,
+    Deletion = 2,
+}
+
+impl DesignEvent {
+    /// The event from its stored number (unknown numbers are modifications, as any change is).
+    pub fn from_number(n: u64) -> DesignEvent {
+        match n {
+            0 => DesignEvent::Creation,
+            2 => DesignEvent::Deletion,
+            _ => DesignEvent::Modification,
+        }
+    }
+
+    /// GitLab's GraphQL `DesignVersionEvent` value.
+    pub fn graphql_name(self) -> &'static str {
+        match self {
+            DesignEvent::Creation => "CREATION",
+            DesignEvent::Modification => "MODIFICATION",
+            DesignEvent::Deletion => "DELETION",
+        }
+    }
+}
+
+/// One version of an issue's designs (GitLab's `DesignManagement::Version`): a commit of the
+/// project's design repository (`sha`) and what it did to which designs.
+#[derive(Debug, Clone, Serialize)]
+pub struct DesignVersion {
+    pub id: u64,
+    pub issue_id: u64,
+    pub sha: String,
+    pub author_id: u64,
+    pub created_at: String,
+    /// (design id, event), in the order the version made them.
+    pub actions: Vec<(u64, DesignEvent)>,
+}
+
+/// Which repository of a project an LFS object belongs to (GitLab's
+/// `lfs_objects_projects.repository_type`; `null` there is the project's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum LfsRepositoryType {
+    Project,
+    Wiki,
+    Design,
+}
+
+impl LfsRepositoryType {
+    /// The type `lfs-objects.json` names (`null` or `project`, `wiki`, `design`); `None` for any
+    /// other name.
+    pub fn from_export(value: &serde_json::Value) -> Option<LfsRepositoryType> {
+        match value.as_str() {
+            None if value.is_null() => Some(LfsRepositoryType::Project),
+            Some("project") => Some(LfsRepositoryType::Project),
+            Some("wiki") => Some(LfsRepositoryType::Wiki),
+            Some("design") => Some(LfsRepositoryType::Design),
+            _ => None,
+        }
+    }
+}
+
 /// One record of an import that could not be restored (GitLab's `ImportFailure`).
 #[derive(Debug, Clone, Serialize)]
 pub struct FailedRelation {
@@ -651,3 +741,5 @@ record!(Pipeline, |r| Parent::Project(r.project_id));
 record!(PipelineSchedule, |r| Parent::Project(r.project_id));
 record!(ExternalPullRequest, |r| Parent::Project(r.project_id));
 record!(CommitNote, |r| Parent::Project(r.project_id));
+record!(Design, |r| Parent::Issue(r.issue_id));
+record!(DesignVersion, |r| Parent::Issue(r.issue_id));

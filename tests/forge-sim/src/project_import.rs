@@ -2,8 +2,8 @@
 //! `POST /projects/import-relation`: reading an export archive and restoring its records.
 //!
 //! It owns the archive layout (a `.tar.gz` with `VERSION`, `tree/project.json`,
-//! `tree/project/<relation>.ndjson`, `project.bundle`, optional `project.wiki.bundle`,
-//! `snippets/<hexdigest>.bundle`, `uploads/<secret>/<file>`, `lfs-objects/`), the import runs
+//! `tree/project/<relation>.ndjson`, `project.bundle`, optional `project.wiki.bundle` and
+//! `project.design.bundle`, `snippets/<hexdigest>.bundle`, `uploads/<secret>/<file>`, `lfs-objects/`), the import runs
 //! (which move a project's [`ProjectImport`] or a [`RelationImport`] through its states) and the
 //! restore itself, under GitLab's rules: ids in the archive are ignored, iids and timestamps are
 //! kept, unknown relations and keys are ignored, a record that cannot be restored becomes a failed
@@ -14,8 +14,10 @@
 //!
 //! It never decides access or renders HTTP (`routes/imports.rs` does), and it writes git data
 //! only through [`crate::git::GitStore`]. A wiki (`project.wiki.bundle`) is restored into the
-//! project's wiki repository, and LFS objects (`lfs-objects/<oid>`, `lfs-objects.json`) into its
-//! LFS storage, each checked against its oid. Every restored snippet gets its repository back from
+//! project's wiki repository, `project.design.bundle` into its design repository, and LFS objects
+//! (`lfs-objects/<oid>`, `lfs-objects.json`) into its LFS storage with the repository types the
+//! JSON names, each checked against its oid. An issue's designs, design versions and notes on
+//! designs are restored with the issue. Every restored snippet gets its repository back from
 //! `snippets/<hexdigest>.bundle` (see [`snippet_hexdigest`]), or one commit of its `file_name` and
 //! `content` when the archive has no bundle for it.
 
@@ -26,8 +28,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::model::{
-    AwardEmoji, Badge, Board, BoardList, FailedRelation, Issue, Label, Member, MergeRequest,
-    Milestone, Note, Parent, ProtectedBranch, Release, ReleaseLink, Snippet, Upload, access,
+    AwardEmoji, Badge, Board, BoardList, Design, DesignEvent, DesignVersion, FailedRelation, Issue,
+    Label, LfsRepositoryType, Member, MergeRequest, Milestone, Note, Parent, ProtectedBranch,
+    Release, ReleaseLink, Snippet, Upload, access,
 };
 
 mod settings;
@@ -77,6 +80,8 @@ pub struct Archive {
     pub bundle: Option<Vec<u8>>,
     /// `project.wiki.bundle`: the wiki's repository.
     pub wiki_bundle: Option<Vec<u8>>,
+    /// `project.design.bundle`: the design repository.
+    pub design_bundle: Option<Vec<u8>>,
     /// `snippets/<hexdigest>.bundle`: snippets' repositories, by the snippet's
     /// [`snippet_hexdigest`].
     pub snippet_bundles: BTreeMap<String, Vec<u8>>,
@@ -137,6 +142,7 @@ impl Archive {
                 }
                 ["project.bundle"] => archive.bundle = Some(bytes),
                 ["project.wiki.bundle"] => archive.wiki_bundle = Some(bytes),
+                ["project.design.bundle"] => archive.design_bundle = Some(bytes),
                 ["snippets", file] => {
                     if let Some(hexdigest) = file.strip_suffix(".bundle") {
                         archive.snippet_bundles.insert(hexdigest.to_owned(), bytes);
@@ -154,7 +160,6 @@ impl Archive {
                         .uploads
                         .push(((*secret).to_owned(), (*filename).to_owned(), bytes));
                 }
-                // design repositories...
                 _ => {}
             }
         }
@@ -221,6 +226,18 @@ pub fn run_project_import(sim: Arc<Sim>, project_id: u64, importer: u64, file: V
             project_id,
             "failed",
             Some(format!("Could not restore project.wiki.bundle: {error}")),
+            Vec::new(),
+        );
+    }
+    // GitLab's DesignRepoRestorer: the design repository's refs as they were.
+    if let Some(bundle) = &archive.design_bundle
+        && let Err(error) = restore_bundle_file(&sim, &crate::git::design_path(&full_path), bundle)
+    {
+        return set_status(
+            &sim,
+            project_id,
+            "failed",
+            Some(format!("Could not restore project.design.bundle: {error}")),
             Vec::new(),
         );
     }
@@ -851,7 +868,82 @@ impl<'s> Restorer<'s> {
         self.store.issues.reserve_iid(scope, iid);
         self.award_emoji(Parent::Issue(id), v);
         self.notes(Parent::Issue(id), v);
+        self.designs(id, v);
         Ok(())
+    }
+
+    /// An issue's `designs` (iids kept, each with its notes) and `design_versions` (sha, time and
+    /// author, actions linked to the designs by iid). GitLab does not check that a version's sha
+    /// is a commit of the design repository, and neither does this.
+    fn designs(&mut self, issue_id: u64, v: &Value) {
+        let mut by_iid = HashMap::new();
+        for design in items(v, "designs") {
+            if let Some(id) = self.design(issue_id, design, &mut by_iid) {
+                self.notes(Parent::Design(id), design);
+            }
+        }
+        for version in items(v, "design_versions") {
+            let Some(sha) = text(version, "sha").filter(|s| !s.trim().is_empty()) else {
+                continue;
+            };
+            let versions = &self.store.design_versions;
+            if versions
+                .children(Parent::Issue(issue_id))
+                .any(|other| other.sha == sha)
+            {
+                continue;
+            }
+            let actions = items(version, "actions")
+                .filter_map(|action| {
+                    let design = self.design(issue_id, &action["design"], &mut by_iid)?;
+                    let event = action["event"].as_u64().unwrap_or(1);
+                    Some((design, DesignEvent::from_number(event)))
+                })
+                .collect();
+            let id = self.store.design_versions.next_id();
+            self.store.design_versions.insert(DesignVersion {
+                id,
+                issue_id,
+                sha,
+                author_id: self.user(&version["author_id"]).0,
+                created_at: time(version, "created_at").unwrap_or_else(|| self.created_at.clone()),
+                actions,
+            });
+        }
+    }
+
+    /// The design an exported one names (by iid) among those restored for this issue, restoring
+    /// it when it is new; `None` for one without a filename, or whose iid another issue's design of
+    /// the project holds.
+    fn design(&mut self, issue_id: u64, v: &Value, by_iid: &mut HashMap<u64, u64>) -> Option<u64> {
+        let scope = self.scope();
+        let iid = v["iid"].as_u64();
+        if let Some(id) = iid.and_then(|iid| by_iid.get(&iid)) {
+            return Some(*id);
+        }
+        let filename = text(v, "filename").filter(|f| !f.trim().is_empty())?;
+        if let Some(iid) = iid
+            && self
+                .store
+                .designs
+                .all()
+                .any(|d| d.project_id == self.project_id && d.iid == iid)
+        {
+            return None;
+        }
+        let iid = iid.unwrap_or_else(|| self.store.designs.next_iid(scope));
+        let id = self.store.designs.next_id();
+        self.store.designs.insert(Design {
+            id,
+            iid,
+            project_id: self.project_id,
+            issue_id,
+            filename,
+            relative_position: v["relative_position"].as_i64(),
+        });
+        self.store.designs.reserve_iid(scope, iid);
+        by_iid.insert(iid, id);
+        Some(id)
     }
 
     fn merge_request(&mut self, v: &Value) -> Result<(), String> {
@@ -1153,9 +1245,10 @@ impl<'s> Restorer<'s> {
         Ok(())
     }
 
-    /// GitLab's LfsRestorer: each `lfs-objects/<oid>` becomes an LFS object of the project (of its
-    /// repository, or of the ones `lfs-objects.json` names); an object whose bytes do not hash to
-    /// its oid is a failed relation.
+    /// GitLab's LfsRestorer: each `lfs-objects/<oid>` becomes an LFS object of the project, of
+    /// the repositories `lfs-objects.json` names (`null` or `project`, `wiki`, `design`; the
+    /// project's when it names none); an object whose bytes do not hash to its oid is a failed
+    /// relation.
     fn lfs_object(&mut self, archive: &Archive, oid: &str, bytes: &[u8]) {
         if crate::git::lfs_oid(bytes) != oid {
             let line = self.failures.len() as u64;
@@ -1169,22 +1262,24 @@ impl<'s> Restorer<'s> {
             ));
             return;
         }
-        let for_project = archive
+        // Objects of the wiki and of the design repository are kept too, with their types: the
+        // project's LFS API serves them all, as GitLab's `lfs_objects_oids` does.
+        let named = archive
             .lfs_json
             .as_ref()
             .and_then(|j| j.get(oid))
-            .and_then(Value::as_array)
-            .is_none_or(|types| {
-                types
-                    .iter()
-                    .any(|t| t.is_null() || t.as_str() == Some("project"))
-            });
-        if for_project {
+            .and_then(Value::as_array);
+        let mut types: Vec<LfsRepositoryType> = named
+            .into_iter()
+            .flatten()
+            .filter_map(LfsRepositoryType::from_export)
+            .collect();
+        if types.is_empty() {
+            types.push(LfsRepositoryType::Project);
+        }
+        for kind in types {
             self.store
-                .lfs_objects
-                .entry(self.project_id)
-                .or_default()
-                .insert(oid.to_owned(), bytes.to_vec());
+                .add_lfs_object(self.project_id, bytes.to_vec(), kind);
         }
     }
 

@@ -4,7 +4,8 @@
 //!
 //! It owns: the exports started on this simulator (per group or project, per relation), their
 //! batches of [`BATCH_SIZE`] records, and the gzipped NDJSON files built from a snapshot of the
-//! store taken when the export starts, exactly as GitLab exports at request time. The record
+//! store taken when the export starts, exactly as GitLab exports at request time; file relations
+//! are tars (`uploads.tar.gz`, and `design.tar.gz` holding a `git bundle` of the design repository). The record
 //! format lives in `tree.rs`. It never writes to the store, and it decides access the way GitLab
 //! does for these endpoints: group exports need the owner role, project exports maintainer.
 
@@ -117,8 +118,8 @@ impl RelationExport {
 fn file_name(relation: &str) -> String {
     if relation == "self" {
         "self.json.gz".to_owned()
-    } else if relation == "uploads" {
-        "uploads.tar.gz".to_owned()
+    } else if relation == "uploads" || relation == "design" {
+        format!("{relation}.tar.gz")
     } else {
         format!("{relation}.ndjson.gz")
     }
@@ -340,6 +341,20 @@ fn build(sim: &Sim, portable: Portable, batched: bool, failing: &[String]) -> Ve
                     } else {
                         tar_gz(&files).map(|gz| export.whole = Some(gz))
                     }
+                }
+                // Not a collection of the project, so GitLab never batches it.
+                Content::Repository(repo_path) => {
+                    export.total = 1;
+                    sim.git
+                        .bundle(&repo_path)
+                        .and_then(|bundle| {
+                            let file = bundle
+                                .map(|b| (format!("{relation}.bundle"), b))
+                                .into_iter()
+                                .collect::<Vec<_>>();
+                            tar_gz(&file)
+                        })
+                        .map(|gz| export.whole = Some(gz))
                 }
                 Content::Records { records, batchable } => {
                     export.total = records.len();

@@ -16,16 +16,16 @@
 //! - access: `sim.user_for_token`, `sim.group_access`, `sim.project_access`, `sim.resolve_group`,
 //!   `sim.resolve_project`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::git::GitStore;
 use crate::model::{
-    AutoDevops, AwardEmoji, Badge, Board, BoardList, CommitNote, ContainerExpirationPolicy, Epic,
-    ExternalPullRequest, Group, Issue, Iteration, IterationCadence, Label, LabelEvent, Member,
-    MergeRequest, Milestone, Note, Parent, Pipeline, PipelineSchedule, Project, ProjectImport,
-    ProtectedBranch, ProtectedTag, PushRule, Record, RelationImport, Release, ServiceDeskSetting,
-    Snippet, StateEvent, Upload, User, access,
+    AutoDevops, AwardEmoji, Badge, Board, BoardList, CommitNote, ContainerExpirationPolicy, Design,
+    DesignVersion, Epic, ExternalPullRequest, Group, Issue, Iteration, IterationCadence, Label,
+    LabelEvent, LfsRepositoryType, Member, MergeRequest, Milestone, Note, Parent, Pipeline,
+    PipelineSchedule, Project, ProjectImport, ProtectedBranch, ProtectedTag, PushRule, Record,
+    RelationImport, Release, ServiceDeskSetting, Snippet, StateEvent, Upload, User, access,
 };
 
 /// The shared handle every route gets as `State<Arc<Sim>>`.
@@ -242,6 +242,9 @@ pub struct Store {
     pub pipeline_schedules: Table<PipelineSchedule>,
     pub external_pull_requests: Table<ExternalPullRequest>,
     pub commit_notes: Table<CommitNote>,
+    /// Designs and design versions, by their issue (`Parent::Issue`); design iids are per project.
+    pub designs: Table<Design>,
+    pub design_versions: Table<DesignVersion>,
     /// The project's single settings records, by project id (none: GitLab's defaults).
     pub container_expiration_policies: BTreeMap<u64, ContainerExpirationPolicy>,
     pub auto_devops: BTreeMap<u64, AutoDevops>,
@@ -255,6 +258,11 @@ pub struct Store {
     pub settings: ApplicationSettings,
     /// LFS objects by project id, then by oid (the sha256 of the bytes).
     pub lfs_objects: BTreeMap<u64, BTreeMap<String, Vec<u8>>>,
+    /// The repositories of the project each of its LFS objects belongs to, by project id and oid
+    /// (GitLab links an object once per repository type); an object not named here is the project
+    /// repository's. Every object serves through the project's LFS API whatever its type, as
+    /// GitLab's `project.lfs_objects_oids` does.
+    pub lfs_object_types: BTreeMap<u64, BTreeMap<String, BTreeSet<LfsRepositoryType>>>,
     next_user_id: u64,
     next_group_id: u64,
     next_project_id: u64,
@@ -297,6 +305,8 @@ impl Store {
             pipeline_schedules: Table::new(first_id),
             external_pull_requests: Table::new(first_id),
             commit_notes: Table::new(first_id),
+            designs: Table::new(iid_first),
+            design_versions: Table::new(first_id),
             container_expiration_policies: BTreeMap::new(),
             auto_devops: BTreeMap::new(),
             push_rules: BTreeMap::new(),
@@ -305,12 +315,44 @@ impl Store {
             relation_imports: Vec::new(),
             settings: ApplicationSettings::default(),
             lfs_objects: BTreeMap::new(),
+            lfs_object_types: BTreeMap::new(),
             next_user_id: 1,
             next_group_id: first_id,
             next_project_id: first_id,
             group_paths: HashMap::new(),
             project_paths: HashMap::new(),
         }
+    }
+
+    /// Keeps an LFS object of a project as one of `kind`'s repository (an object already kept
+    /// gains the type).
+    pub fn add_lfs_object(
+        &mut self,
+        project_id: u64,
+        bytes: Vec<u8>,
+        kind: LfsRepositoryType,
+    ) -> String {
+        let oid = crate::git::lfs_oid(&bytes);
+        self.lfs_objects
+            .entry(project_id)
+            .or_default()
+            .insert(oid.clone(), bytes);
+        self.lfs_object_types
+            .entry(project_id)
+            .or_default()
+            .entry(oid.clone())
+            .or_default()
+            .insert(kind);
+        oid
+    }
+
+    /// The repositories an LFS object of a project belongs to (the project's when none is named).
+    pub fn lfs_object_types(&self, project_id: u64, oid: &str) -> BTreeSet<LfsRepositoryType> {
+        self.lfs_object_types
+            .get(&project_id)
+            .and_then(|types| types.get(oid))
+            .cloned()
+            .unwrap_or_else(|| BTreeSet::from([LfsRepositoryType::Project]))
     }
 
     pub fn next_user_id(&mut self) -> u64 {

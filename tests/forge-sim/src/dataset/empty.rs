@@ -24,6 +24,7 @@ pub fn build(seed: u64) -> Seeded {
         repositories: Vec::new(),
         wikis: Vec::new(),
         lfs: Vec::new(),
+        designs: Vec::new(),
         store: b.store,
     }
 }

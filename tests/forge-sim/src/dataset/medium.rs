@@ -132,6 +132,7 @@ pub fn build(seed: u64) -> Seeded {
         repositories,
         wikis: Vec::new(),
         lfs: Vec::new(),
+        designs: Vec::new(),
         store: b.store,
     }
 }

@@ -15,10 +15,11 @@ use time::{Duration, OffsetDateTime};
 
 use crate::Dataset;
 use crate::model::{
-    AutoDevops, AwardEmoji, Badge, Board, BoardList, CommitNote, ContainerExpirationPolicy, Epic,
-    ExternalPullRequest, Group, Issue, Iteration, IterationCadence, Label, Member, MergeRequest,
-    Milestone, Note, Parent, Pipeline, PipelineSchedule, Project, ProtectedTag, PushRule, Release,
-    ServiceDeskSetting, Snippet, Upload, User,
+    AutoDevops, AwardEmoji, Badge, Board, BoardList, CommitNote, ContainerExpirationPolicy, Design,
+    DesignEvent, DesignVersion, Epic, ExternalPullRequest, Group, Issue, Iteration,
+    IterationCadence, Label, Member, MergeRequest, Milestone, Note, Parent, Pipeline,
+    PipelineSchedule, Project, ProtectedTag, PushRule, Release, ServiceDeskSetting, Snippet,
+    Upload, User,
 };
 use crate::routes::epics::change_state;
 use crate::routes::events::{record_labels, record_state};
@@ -42,6 +43,17 @@ pub struct Seeded {
     /// Projects with LFS files: the project's full path and its files (path in the repository,
     /// bytes), committed as pointers and kept in the project's LFS storage.
     pub lfs: Vec<(String, Vec<LfsFile>)>,
+    /// Projects with designs: the commits of each one's design repository, which `lib.rs` seeds,
+    /// giving each version its `sha` and keeping each file as an LFS object of type design.
+    pub designs: Vec<DesignRepository>,
+}
+
+/// The design repository of one project, to seed.
+pub struct DesignRepository {
+    /// The project's full path.
+    pub project: String,
+    /// Each design version (by id) with the commit that makes it, in order.
+    pub versions: Vec<(u64, crate::git::DesignCommit)>,
 }
 
 /// The users every dataset has, in id order: (username, name, email, public email, admin).
@@ -632,6 +644,76 @@ impl Builder {
             created_at,
         });
         id
+    }
+
+    /// A design of an issue, numbered after the project's other designs and placed after them.
+    pub fn design(&mut self, issue_id: u64, filename: &str) -> u64 {
+        let Some(project_id) = self.store.issues.get(issue_id).map(|i| i.project_id) else {
+            return 0;
+        };
+        let id = self.store.designs.next_id();
+        let iid = self.store.designs.next_iid(Parent::Project(project_id));
+        let position = self.store.designs.count(Parent::Issue(issue_id)) as i64 * 1000 + 1000;
+        self.store.designs.insert(Design {
+            id,
+            iid,
+            project_id,
+            issue_id,
+            filename: filename.to_owned(),
+            relative_position: Some(position),
+        });
+        id
+    }
+
+    /// A version of an issue's designs by `author`, doing `actions`; its `sha` is the design
+    /// repository's commit, filled in once that is seeded.
+    pub fn design_version(
+        &mut self,
+        issue_id: u64,
+        author: u64,
+        actions: &[(u64, DesignEvent)],
+    ) -> u64 {
+        let id = self.store.design_versions.next_id();
+        let created_at = self.tick(120);
+        self.store.design_versions.insert(DesignVersion {
+            id,
+            issue_id,
+            sha: String::new(),
+            author_id: author,
+            created_at,
+            actions: actions.to_vec(),
+        });
+        id
+    }
+
+    /// The design repository commit that makes version `version_id`: by its author at its time,
+    /// writing `files` (design id, the image's bytes) at the designs' paths.
+    pub fn design_commit(
+        &self,
+        version_id: u64,
+        files: &[(u64, &[u8])],
+    ) -> crate::git::DesignCommit {
+        let version = self.store.design_versions.get(version_id);
+        let author = version
+            .and_then(|v| self.store.user(v.author_id))
+            .map(|u| (u.name.clone(), u.email.clone()))
+            .unwrap_or_default();
+        let paths: Vec<(String, Vec<u8>)> = files
+            .iter()
+            .filter_map(|(design_id, bytes)| {
+                let design = self.store.designs.get(*design_id)?;
+                let issue = self.store.issues.get(design.issue_id)?;
+                Some((design.full_path(issue.iid), bytes.to_vec()))
+            })
+            .collect();
+        crate::git::DesignCommit {
+            author,
+            unix_time: version
+                .and_then(|v| crate::timestamp::unix_seconds(&v.created_at))
+                .unwrap_or(0),
+            message: format!("Updated {} designs\n", paths.len()),
+            files: paths,
+        }
     }
 
     pub fn award(&mut self, awardable: Parent, name: &str, user_id: u64) {

@@ -20,11 +20,16 @@
 //! expiration policy, Auto DevOps, a push rule, Service Desk, an external pull request and three
 //! commit notes (eve's: she is no member, so an import names her); `acme/frontend/web` a protected
 //! tag, a pipeline and a schedule.
+//! `acme/backend/api`'s issue #2 has designs: `mockup.png` and `flow.svg` over two versions (the
+//! second replaces `mockup.png`), a note by bjorn on `mockup.png`, and a design repository whose
+//! LFS objects the project keeps with type design. No other issue has designs.
 //! It never reads the clock or the environment; only the seed shapes the data.
 
-use super::{Builder, PNG_1X1, Seeded};
+use super::{Builder, DesignRepository, PNG_1X1, Seeded};
 use crate::Dataset;
-use crate::model::{ContainerExpirationPolicy, Parent, PushRule, ServiceDeskSetting, access};
+use crate::model::{
+    ContainerExpirationPolicy, DesignEvent, Parent, PushRule, ServiceDeskSetting, access,
+};
 
 const ISSUE_TITLES: [&str; 12] = [
     "Login fails with SSO",
@@ -579,6 +584,12 @@ pub fn build(seed: u64) -> Seeded {
     b.commit_note(api, 1, "Agreed, but see #1 before we tag.", chen);
     b.commit_note(api, 3, "Why was the retry removed here?", eve);
 
+    // Designs, seeded last so the rest keeps its timestamps: the API project's issue #2 has two
+    // designs over two versions (the first by the issue's author, the second by ada, adding
+    // flow.svg and replacing mockup.png, so mockup.png has two LFS objects over time) and bjorn's
+    // note on mockup.png.
+    let designs = api_designs(&mut b, api, ada, bjorn);
+
     let repositories = b
         .store
         .projects
@@ -648,6 +659,58 @@ pub fn build(seed: u64) -> Seeded {
         repositories,
         wikis,
         lfs,
+        designs,
         store: b.store,
     }
+}
+
+/// The first mockup.png: a real PNG.
+const MOCKUP_V1: &[u8] = &PNG_1X1;
+/// mockup.png as the second version replaced it: the same image with a comment chunk after it.
+const MOCKUP_V2: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR\x00\x00\x00\x02\x00\x00\x00\x02\x08\x06\x00\x00\x00mockup v2";
+const FLOW_SVG: &[u8] = b"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"40\" height=\"20\">\
+<rect width=\"18\" height=\"18\"/><rect x=\"22\" width=\"18\" height=\"18\"/></svg>\n";
+
+/// The designs of the API project's issue #2, and the commits of its design repository.
+fn api_designs(b: &mut Builder, api: u64, editor: u64, note_author: u64) -> Vec<DesignRepository> {
+    let Some((issue, author)) = b
+        .store
+        .issues
+        .children(Parent::Project(api))
+        .nth(1)
+        .map(|i| (i.id, i.author_id))
+    else {
+        return Vec::new();
+    };
+    let mockup = b.design(issue, "mockup.png");
+    let flow = b.design(issue, "flow.svg");
+    let first = b.design_version(issue, author, &[(mockup, DesignEvent::Creation)]);
+    let second = b.design_version(
+        issue,
+        editor,
+        &[
+            (flow, DesignEvent::Creation),
+            (mockup, DesignEvent::Modification),
+        ],
+    );
+    b.note(
+        Parent::Design(mockup),
+        "The header is cut off on mobile; see the second version.".into(),
+        note_author,
+        false,
+        false,
+    );
+    let versions = vec![
+        (first, b.design_commit(first, &[(mockup, MOCKUP_V1)])),
+        (
+            second,
+            b.design_commit(second, &[(flow, FLOW_SVG), (mockup, MOCKUP_V2)]),
+        ),
+    ];
+    let project = b
+        .store
+        .project(api)
+        .map(|p| p.path_with_namespace.clone())
+        .unwrap_or_default();
+    vec![DesignRepository { project, versions }]
 }

@@ -44,7 +44,7 @@ fn parse_gid(value: &str, class: &str) -> Result<u64, String> {
 }
 
 /// A stored timestamp (`2024-01-02T03:04:05.678Z`) as GitLab's `Time` prints it (no fraction).
-fn gitlab_time(stored: &str) -> String {
+pub(super) fn gitlab_time(stored: &str) -> String {
     match stored.split_once('.') {
         Some((seconds, _)) => format!("{seconds}Z"),
         None => stored.to_string(),

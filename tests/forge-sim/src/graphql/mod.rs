@@ -1,7 +1,7 @@
 //! GitLab's GraphQL API (`POST` or `GET /api/graphql`) for the part of the schema the appliance uses:
 //! `group(fullPath:)` with its `iterationCadences` and `iterations` connections (cursor pagination with
-//! `first`/`after`, `last`/`before` and `pageInfo`), and the `iterationCadenceCreate` and
-//! `iterationCreate` mutations. Not a general GraphQL engine: a document is parsed (`document.rs`),
+//! `first`/`after`, `last`/`before` and `pageInfo`), `project(fullPath:)` with its issues' design
+//! collections (`designs.rs`), and the `iterationCadenceCreate` and `iterationCreate` mutations. Not a general GraphQL engine: a document is parsed (`document.rs`),
 //! checked against the schema the way graphql-ruby checks it (`schema.rs`), and each field is resolved
 //! from the store (`iterations.rs`); the response carries only what was selected.
 //!
@@ -11,6 +11,7 @@
 //! `Authorization: Bearer`); the simulator has no anonymous access, so a missing token is refused like
 //! a wrong one. It never serves REST and never touches fault injection.
 
+mod designs;
 pub mod document;
 mod iterations;
 pub mod schema;
@@ -20,7 +21,9 @@ use serde_json::{Map, Value, json};
 
 use crate::auth;
 use crate::error::ApiError;
-use crate::model::{Group, Iteration, IterationCadence};
+use crate::model::{
+    Design, DesignVersion, Group, Issue, Iteration, IterationCadence, Project, User,
+};
 use crate::routes::request::form_decode;
 use crate::routes::{Reply, ReplyBody};
 use crate::state::{Sim, Store};
@@ -119,6 +122,10 @@ pub fn handle(
                 let store = sim.read();
                 Ok(iterations::group(&store, user_id, &args))
             }
+            (OperationKind::Query, "project") => {
+                let store = sim.read();
+                Ok(designs::project(&store, user_id, &args))
+            }
             (OperationKind::Mutation, "iterationCadenceCreate") => {
                 iterations::create_cadence(sim, user_id, input(&args)).map(echo_client_id(&args))
             }
@@ -134,6 +141,7 @@ pub fn handle(
         let exec = Exec {
             sim,
             store: &store,
+            user_id,
             variables: &variables,
         };
         let value = match resolved {
@@ -302,6 +310,14 @@ pub enum Obj {
     Group(Box<Group>),
     Cadence(IterationCadence),
     Iteration(Iteration),
+    Project(Box<Project>),
+    Issue(Box<Issue>),
+    /// An issue's design collection (by the issue).
+    DesignCollection(Box<Issue>),
+    /// A design as seen at a version (by id; none when its issue has no version).
+    Design(Box<Design>, Option<u64>),
+    DesignVersion(Box<DesignVersion>),
+    User(Box<User>),
     Connection {
         type_name: &'static str,
         edges: Vec<(String, Obj)>,
@@ -344,6 +360,8 @@ pub enum Resolved {
 pub struct Exec<'a> {
     pub sim: &'a Sim,
     pub store: &'a Store,
+    /// Who asks (what they may see decides some fields).
+    pub user_id: u64,
     pub variables: &'a Map<String, Value>,
 }
 
@@ -406,6 +424,14 @@ impl Exec<'_> {
             (Obj::Group(g), _) => return iterations::group_field(self, g, name, args),
             (Obj::Cadence(c), _) => Resolved::Value(iterations::cadence_field(c, name)),
             (Obj::Iteration(i), _) => return Ok(iterations::iteration_field(self, i, name)),
+            (Obj::Project(p), _) => return designs::project_field(self, p, name, args),
+            (Obj::Issue(i), _) => return Ok(designs::issue_field(self, i, name)),
+            (Obj::DesignCollection(i), _) => {
+                return designs::collection_field(self, i, name, args);
+            }
+            (Obj::Design(d, at), _) => return designs::design_field(self, d, *at, name, args),
+            (Obj::DesignVersion(v), _) => return Ok(designs::version_field(self, v, name)),
+            (Obj::User(u), _) => Resolved::Value(designs::user_field(self, u, name)),
             (Obj::Connection { edges, .. }, "nodes") => {
                 Resolved::Objects(edges.iter().map(|(_, node)| node.clone()).collect())
             }
@@ -456,6 +482,9 @@ impl Exec<'_> {
 fn edge_type(connection: &str) -> &'static str {
     match connection {
         "IterationCadenceConnection" => "IterationCadenceEdge",
+        "IssueConnection" => "IssueEdge",
+        "DesignConnection" => "DesignEdge",
+        "DesignVersionConnection" => "DesignVersionEdge",
         _ => "IterationEdge",
     }
 }
@@ -466,6 +495,12 @@ impl Obj {
             Obj::Group(_) => "Group",
             Obj::Cadence(_) => "IterationCadence",
             Obj::Iteration(_) => "Iteration",
+            Obj::Project(_) => "Project",
+            Obj::Issue(_) => "Issue",
+            Obj::DesignCollection(_) => "DesignCollection",
+            Obj::Design(..) => "Design",
+            Obj::DesignVersion(_) => "DesignVersion",
+            Obj::User(_) => "UserCore",
             Obj::Connection { type_name, .. }
             | Obj::Edge { type_name, .. }
             | Obj::Payload { type_name, .. } => type_name,

@@ -1,4 +1,5 @@
-//! The part of GitLab's GraphQL schema this simulator serves, by GitLab's own type, field and argument
+//! The part of GitLab's GraphQL schema this simulator serves (groups' iterations; projects' issues
+//! and their design collections), by GitLab's own type, field and argument
 //! names (GitLab's GraphQL reference), and the static checks graphql-ruby runs before anything
 //! executes: unknown fields and arguments, missing selections, undeclared or mistyped variables, and
 //! variable values that do not fit their input type. Errors carry graphql-ruby's wording. It never
@@ -78,11 +79,148 @@ const ITERATIONS_ARGS: [(&str, &str); 17] = [
     PAGING[3],
 ];
 
-const QUERY: &[FieldDef] = &[FieldDef {
-    name: "group",
-    returns: Returns::Object("Group"),
-    args: &[("fullPath", "ID!")],
-}];
+const QUERY: &[FieldDef] = &[
+    FieldDef {
+        name: "group",
+        returns: Returns::Object("Group"),
+        args: &[("fullPath", "ID!")],
+    },
+    FieldDef {
+        name: "project",
+        returns: Returns::Object("Project"),
+        args: &[("fullPath", "ID!")],
+    },
+];
+
+const ISSUES_ARGS: [(&str, &str); 7] = [
+    ("iid", "String"),
+    ("iids", "[String!]"),
+    ("state", "IssuableState"),
+    PAGING[0],
+    PAGING[1],
+    PAGING[2],
+    PAGING[3],
+];
+
+const PROJECT: &[FieldDef] = &[
+    scalar("id", "ID"),
+    scalar("name", "String"),
+    scalar("path", "String"),
+    scalar("fullPath", "ID"),
+    scalar("webUrl", "String"),
+    FieldDef {
+        name: "issue",
+        returns: Returns::Object("Issue"),
+        args: &[("iid", "String")],
+    },
+    FieldDef {
+        name: "issues",
+        returns: Returns::Object("IssueConnection"),
+        args: &ISSUES_ARGS,
+    },
+];
+
+const ISSUE: &[FieldDef] = &[
+    scalar("id", "ID"),
+    scalar("iid", "String"),
+    scalar("title", "String"),
+    scalar("state", "IssueState"),
+    scalar("confidential", "Boolean"),
+    scalar("createdAt", "Time"),
+    scalar("webUrl", "String"),
+    object("designCollection", "DesignCollection"),
+];
+
+const DESIGNS_ARGS: [(&str, &str); 7] = [
+    ("ids", "[DesignManagementDesignID!]"),
+    ("filenames", "[String!]"),
+    ("atVersion", "DesignManagementVersionID"),
+    PAGING[0],
+    PAGING[1],
+    PAGING[2],
+    PAGING[3],
+];
+
+const VERSIONS_ARGS: [(&str, &str); 6] = [
+    ("earlierOrEqualToSha", "String"),
+    ("earlierOrEqualToId", "DesignManagementVersionID"),
+    PAGING[0],
+    PAGING[1],
+    PAGING[2],
+    PAGING[3],
+];
+
+const DESIGN_COLLECTION: &[FieldDef] = &[
+    object("project", "Project"),
+    object("issue", "Issue"),
+    scalar("copyState", "DesignCollectionCopyState"),
+    FieldDef {
+        name: "designs",
+        returns: Returns::Object("DesignConnection"),
+        args: &DESIGNS_ARGS,
+    },
+    FieldDef {
+        name: "versions",
+        returns: Returns::Object("DesignVersionConnection"),
+        args: &VERSIONS_ARGS,
+    },
+];
+
+const DESIGN: &[FieldDef] = &[
+    scalar("id", "ID"),
+    scalar("filename", "String"),
+    scalar("fullPath", "String"),
+    scalar("notesCount", "Int"),
+    scalar("image", "String"),
+    scalar("imageV432x230", "String"),
+    scalar("event", "DesignVersionEvent"),
+    scalar("description", "String"),
+    scalar("webUrl", "String"),
+    object("project", "Project"),
+    object("issue", "Issue"),
+    FieldDef {
+        name: "versions",
+        returns: Returns::Object("DesignVersionConnection"),
+        args: &VERSIONS_ARGS,
+    },
+];
+
+const DESIGN_VERSION: &[FieldDef] = &[
+    scalar("id", "ID"),
+    scalar("sha", "ID"),
+    scalar("createdAt", "Time"),
+    object("author", "UserCore"),
+];
+
+const USER_CORE: &[FieldDef] = &[
+    scalar("id", "ID"),
+    scalar("username", "String"),
+    scalar("name", "String"),
+    scalar("webUrl", "String"),
+];
+
+const ISSUE_CONNECTION: &[FieldDef] = &[
+    object("nodes", "Issue"),
+    object("edges", "IssueEdge"),
+    object("pageInfo", "PageInfo"),
+];
+
+const DESIGN_CONNECTION: &[FieldDef] = &[
+    object("nodes", "Design"),
+    object("edges", "DesignEdge"),
+    object("pageInfo", "PageInfo"),
+];
+
+const DESIGN_VERSION_CONNECTION: &[FieldDef] = &[
+    object("nodes", "DesignVersion"),
+    object("edges", "DesignVersionEdge"),
+    object("pageInfo", "PageInfo"),
+];
+
+const ISSUE_EDGE: &[FieldDef] = &[scalar("cursor", "String"), object("node", "Issue")];
+const DESIGN_EDGE: &[FieldDef] = &[scalar("cursor", "String"), object("node", "Design")];
+const DESIGN_VERSION_EDGE: &[FieldDef] =
+    &[scalar("cursor", "String"), object("node", "DesignVersion")];
 
 const MUTATION: &[FieldDef] = &[
     FieldDef {
@@ -200,6 +338,18 @@ pub fn fields_of(type_name: &str) -> Option<&'static [FieldDef]> {
         "IterationCadenceEdge" => CADENCE_EDGE,
         "IterationEdge" => ITERATION_EDGE,
         "PageInfo" => PAGE_INFO,
+        "Project" => PROJECT,
+        "Issue" => ISSUE,
+        "DesignCollection" => DESIGN_COLLECTION,
+        "Design" => DESIGN,
+        "DesignVersion" => DESIGN_VERSION,
+        "UserCore" => USER_CORE,
+        "IssueConnection" => ISSUE_CONNECTION,
+        "DesignConnection" => DESIGN_CONNECTION,
+        "DesignVersionConnection" => DESIGN_VERSION_CONNECTION,
+        "IssueEdge" => ISSUE_EDGE,
+        "DesignEdge" => DESIGN_EDGE,
+        "DesignVersionEdge" => DESIGN_VERSION_EDGE,
         "IterationCadenceCreatePayload" | "IterationCadenceUpdatePayload" => CADENCE_PAYLOAD,
         "iterationCreatePayload" => ITERATION_PAYLOAD,
         _ => return None,
@@ -253,6 +403,7 @@ const ENUMS: &[(&str, &[&str])] = &[
         &["upcoming", "started", "current", "opened", "closed", "all"],
     ),
     ("IterationSearchableField", &["TITLE", "CADENCE_TITLE"]),
+    ("IssuableState", &["opened", "closed", "locked", "all"]),
     (
         "IterationSort",
         &["CADENCE_AND_DUE_DATE_ASC", "CADENCE_AND_DUE_DATE_DESC"],
@@ -267,6 +418,8 @@ const SCALARS: &[&str] = &[
     "Boolean",
     "Time",
     "IterationsCadenceID",
+    "DesignManagementDesignID",
+    "DesignManagementVersionID",
 ];
 
 /// One GraphQL error: its message, where in the document, and the response path.
@@ -552,7 +705,11 @@ fn coerce(ty: &str, value: &Value) -> Result<(), (Vec<String>, String)> {
         ))
     };
     match inner {
-        "String" | "Time" | "IterationsCadenceID" => match value {
+        "String"
+        | "Time"
+        | "IterationsCadenceID"
+        | "DesignManagementDesignID"
+        | "DesignManagementVersionID" => match value {
             Value::String(_) => Ok(()),
             _ => wrong(inner),
         },

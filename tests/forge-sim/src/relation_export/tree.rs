@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::model::{AwardEmoji, Board, Epic, Label, Milestone, Note, Parent};
+use crate::model::{AwardEmoji, Board, Design, Epic, Label, Milestone, Note, Parent};
 use crate::state::Store;
 
 mod settings;
@@ -26,6 +26,10 @@ pub enum Content {
     },
     /// Files (`uploads`): one `<relation>.tar.gz` of `(path, bytes)` entries, never batched.
     Files(Vec<(String, Vec<u8>)>),
+    /// A repository (`design`, GitLab's `RepositoryBundleExportService`): one `<relation>.tar.gz`
+    /// holding `<relation>.bundle`, a `git bundle` of every ref of the repository at this
+    /// repository path, or nothing when it does not exist; always exported whole.
+    Repository(String),
 }
 
 /// The relations of a group export, in the order [`group_relations`] renders them.
@@ -68,6 +72,7 @@ pub const PROJECT_RELATIONS: &[&str] = &[
     "push_rule",
     "user_contributions",
     "uploads",
+    "design",
 ];
 
 /// Every relation of a group export, in GitLab's order.
@@ -202,8 +207,10 @@ pub fn project_relations(store: &Store, project_id: u64) -> Vec<(&'static str, C
                 "notes": notes(store, noteable, Some(project_id), &mut users),
                 "epic_issue": i.epic_id.and_then(|e| store.epics.get(e)).map(|e| json!({"epic": epic_core(e)})),
                 "resource_label_events": [], "resource_milestone_events": [],
-                "resource_state_events": [], "events": [], "timelogs": [], "designs": [],
-                "design_versions": [], "zoom_meetings": []
+                "resource_state_events": [], "events": [], "timelogs": [],
+                "designs": designs(store, i.id, &mut users),
+                "design_versions": design_versions(store, i.id, project.namespace_id, &mut users),
+                "zoom_meetings": []
             })
         })
         .collect();
@@ -415,7 +422,62 @@ pub fn project_relations(store: &Store, project_id: u64) -> Vec<(&'static str, C
                     .collect(),
             ),
         ),
+        (
+            "design",
+            Content::Repository(crate::git::design_path(&project.path_with_namespace)),
+        ),
     ]
+}
+
+/// A design's own attributes, as an issue's `designs` and a version action's `design` carry them.
+fn design_core(d: &Design) -> Value {
+    json!({
+        "iid": d.iid, "project_id": d.project_id, "filename": d.filename,
+        "relative_position": d.relative_position
+    })
+}
+
+/// An issue's designs with the notes on each.
+fn designs(store: &Store, issue_id: u64, users: &mut Contributors) -> Value {
+    let designs: Vec<Value> = store
+        .designs
+        .children(Parent::Issue(issue_id))
+        .map(|d| {
+            let mut v = design_core(d);
+            v["notes"] = notes(store, Parent::Design(d.id), Some(d.project_id), users);
+            v
+        })
+        .collect();
+    json!(designs)
+}
+
+/// An issue's design versions, oldest first, each with its actions and the design each touched.
+fn design_versions(
+    store: &Store,
+    issue_id: u64,
+    namespace_id: u64,
+    users: &mut Contributors,
+) -> Value {
+    let versions: Vec<Value> = store
+        .design_versions
+        .children(Parent::Issue(issue_id))
+        .map(|v| {
+            users.add(v.author_id);
+            let actions: Vec<Value> = v
+                .actions
+                .iter()
+                .filter_map(|(design_id, event)| {
+                    let design = store.designs.get(*design_id)?;
+                    Some(json!({"event": *event as u8, "design": design_core(design)}))
+                })
+                .collect();
+            json!({
+                "created_at": v.created_at, "sha": v.sha, "author_id": v.author_id,
+                "namespace_id": namespace_id, "actions": actions
+            })
+        })
+        .collect();
+    json!(versions)
 }
 
 fn visibility_level(visibility: &str) -> u8 {

@@ -6,6 +6,7 @@
 
 pub mod badges;
 pub mod boards;
+pub mod designs;
 pub mod epics;
 pub mod events;
 pub mod groups;
@@ -190,6 +191,8 @@ pub async fn dispatch(State(sim): State<Arc<Sim>>, req: Request) -> Response {
                 query,
                 &bytes,
             )
+        } else if path.contains(designs::MARKER) {
+            designs::raw_image(&sim, &parts.method, &parts.headers, &path, &query)
         } else {
             uploads::web(&sim, &parts.method, &parts.headers, &path, &query)
         }

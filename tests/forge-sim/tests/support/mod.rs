@@ -165,8 +165,9 @@ impl Api {
         let mut relations = BTreeMap::new();
         for status in statuses {
             let relation = status["relation"].as_str().expect("relation").to_owned();
-            if relation == "uploads" {
-                // A file relation (a tar of `<secret>/<filename>`), not records.
+            if relation == "uploads" || relation == "design" {
+                // File relations (a tar of `<secret>/<filename>`, a tar of `design.bundle`), not
+                // records.
                 continue;
             }
             let resp = self
@@ -191,6 +192,39 @@ impl Api {
             relations.insert(relation, records);
         }
         relations
+    }
+}
+
+impl Api {
+    /// `POST /api/graphql` with this client's token; the whole answer.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let base = self.url.trim_end_matches("/api/v4");
+        let resp = self
+            .http
+            .post(format!("{base}/api/graphql"))
+            .header("PRIVATE-TOKEN", &self.token)
+            .json(&serde_json::json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("POST /api/graphql");
+        assert_eq!(resp.status(), 200);
+        resp.json().await.expect("a JSON body")
+    }
+
+    /// `POST /projects/import` of `files` packed as an archive into `imported/<path>`, waited for;
+    /// the finished import's status.
+    pub async fn import_archive(&self, path: &str, files: &BTreeMap<String, Vec<u8>>) -> Value {
+        let (status, body) = self
+            .post_form(
+                "projects/import",
+                &[("path", path), ("namespace", "imported")],
+                Some(tar_gz(files)),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let status = self.wait_import(&body["id"]).await;
+        assert_eq!(status["import_status"], "finished", "{status}");
+        status
     }
 }
 
