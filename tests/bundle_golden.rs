@@ -196,14 +196,12 @@ async fn verify_and_inspect_read_the_golden_samples() {
     );
 }
 
-/// Bundles written before bundles carried projects (format version 1, frozen in
-/// `bundles/samples/v1/` from the main of 2026-12-02) still verify, inspect and replay: the groups
-/// arrive, and each project they list is reported as not carried, never silently left out.
-#[tokio::test(flavor = "multi_thread")]
-async fn bundles_of_format_version_1_still_verify_inspect_and_replay() {
-    let v1 = samples().join("v1");
-    let (plain, signed) = (v1.join("acme.bundle"), v1.join("acme-signed.bundle"));
-    let public = std::fs::read_to_string(v1.join("acme-signed.pub")).unwrap();
+/// The samples frozen in `bundles/samples/<dir>/`: both verify (the signed one with its key), and
+/// the plain one's `inspect --json`; (the signed sample, its public key, what inspect said).
+async fn frozen_sample(dir: &str) -> (PathBuf, String, Value) {
+    let dir = samples().join(dir);
+    let (plain, signed) = (dir.join("acme.bundle"), dir.join("acme-signed.bundle"));
+    let public = std::fs::read_to_string(dir.join("acme-signed.pub")).unwrap();
     let v = verify(&[&plain], &[]).await;
     assert!(v.status.success(), "{}", text(&v));
     let v = verify(&[&signed], &["--trusted-key", public.trim()]).await;
@@ -211,6 +209,15 @@ async fn bundles_of_format_version_1_still_verify_inspect_and_replay() {
     let mut cmd = appliance();
     cmd.arg("inspect").arg(&plain).arg("--json");
     let info: Value = serde_json::from_slice(&run(cmd).await.stdout).unwrap();
+    (signed, public, info)
+}
+
+/// Bundles written before bundles carried projects (format version 1, frozen in
+/// `bundles/samples/v1/` from the main of 2026-12-02) still verify, inspect and replay: the groups
+/// arrive, and each project they list is reported as not carried, never silently left out.
+#[tokio::test(flavor = "multi_thread")]
+async fn bundles_of_format_version_1_still_verify_inspect_and_replay() {
+    let (signed, public, info) = frozen_sample("v1").await;
     assert_eq!(info["format_version"], 1);
     assert_eq!(info["entities"].as_array().unwrap().len(), 4);
 
@@ -252,16 +259,7 @@ async fn bundles_of_format_version_1_still_verify_inspect_and_replay() {
 /// group and project arrives, with the records each project's rows count, and nothing fails.
 #[tokio::test(flavor = "multi_thread")]
 async fn bundles_of_format_version_2_still_verify_inspect_and_replay() {
-    let v2 = samples().join("v2");
-    let (plain, signed) = (v2.join("acme.bundle"), v2.join("acme-signed.bundle"));
-    let public = std::fs::read_to_string(v2.join("acme-signed.pub")).unwrap();
-    let v = verify(&[&plain], &[]).await;
-    assert!(v.status.success(), "{}", text(&v));
-    let v = verify(&[&signed], &["--trusted-key", public.trim()]).await;
-    assert!(v.status.success(), "{}", text(&v));
-    let mut cmd = appliance();
-    cmd.arg("inspect").arg(&plain).arg("--json");
-    let info: Value = serde_json::from_slice(&run(cmd).await.stdout).unwrap();
+    let (signed, public, info) = frozen_sample("v2").await;
     assert_eq!(info["format_version"], 2);
     let entities = info["entities"].as_array().unwrap();
     assert_eq!(entities.len(), 8, "four groups and four projects");

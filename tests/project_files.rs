@@ -103,13 +103,7 @@ async fn assert_same_snippets(
             repositories += 1;
         }
     }
-    let row = stat(entity, "snippet_repositories");
-    for k in ["source", "fetched", "imported"] {
-        assert_eq!(
-            row[k], repositories as u64,
-            "{src_path}: snippet_repositories.{k}: {row}"
-        );
-    }
+    assert_row(entity, "snippet_repositories", repositories, src_path);
     repositories
 }
 
@@ -122,6 +116,16 @@ fn stat(entity: &Value, relation: &str) -> Value {
         .find(|s| s["relation"] == relation)
         .cloned()
         .unwrap_or_else(|| panic!("no {relation} stats: {entity:#}"))
+}
+
+/// The `relation` row of `project`'s report entity finished and counts exactly `n` at the source,
+/// read and at the destination.
+fn assert_row(entity: &Value, relation: &str, n: usize, project: &str) {
+    let row = stat(entity, relation);
+    assert_eq!(row["status"], "finished", "{project}: {row}");
+    for k in ["source", "fetched", "imported"] {
+        assert_eq!(row[k], n as u64, "{project}: {relation}.{k}: {row}");
+    }
 }
 
 /// The source's wiki arrived at `dest_path`: the same pages (slug, title, format, content), the
@@ -141,12 +145,7 @@ async fn assert_same_wiki(
         wiki_refs(src, src_path),
         "{src_path}: the wiki's refs and commit ids"
     );
-    let row = stat(entity, "wiki");
-    let n = want.len() as u64;
-    assert_eq!(row["status"], "finished", "{src_path}: {row}");
-    for k in ["source", "fetched", "imported"] {
-        assert_eq!(row[k], n, "{src_path}: wiki.{k}: {row}");
-    }
+    assert_row(entity, "wiki", want.len(), src_path);
 }
 
 /// The upload links of a project's issues and their notes (`/uploads/<secret>/<name>`), sorted.
@@ -246,11 +245,7 @@ async fn assert_same_uploads(
         names(&want),
         "{src_path}: uploads (name, size)"
     );
-    let row = stat(entity, "uploads");
-    assert_eq!(row["status"], "finished", "{src_path}: {row}");
-    for k in ["source", "fetched", "imported"] {
-        assert_eq!(row[k], want.len() as u64, "{src_path}: uploads.{k}: {row}");
-    }
+    assert_row(entity, "uploads", want.len(), src_path);
     links.len()
 }
 
@@ -343,15 +338,7 @@ async fn assert_same_lfs(
         types(src, src_path),
         "{src_path}: the repositories of its LFS objects"
     );
-    let row = stat(entity, "lfs_objects");
-    assert_eq!(row["status"], "finished", "{src_path}: {row}");
-    for k in ["source", "fetched", "imported"] {
-        assert_eq!(
-            row[k],
-            want.len() as u64,
-            "{src_path}: lfs_objects.{k}: {row}"
-        );
-    }
+    assert_row(entity, "lfs_objects", want.len(), src_path);
     want.len()
 }
 
@@ -448,11 +435,7 @@ async fn assert_same_designs(
         .values()
         .map(|c| c["designs"].as_array().unwrap().len())
         .sum();
-    let row = stat(entity, "designs");
-    assert_eq!(row["status"], "finished", "{src_path}: {row}");
-    for k in ["source", "fetched", "imported"] {
-        assert_eq!(row[k], n as u64, "{src_path}: designs.{k}: {row}");
-    }
+    assert_row(entity, "designs", n, src_path);
     n
 }
 
@@ -561,10 +544,7 @@ async fn a_project_migrates_live_with_its_wiki_uploads_and_lfs_objects() {
         Vec::<Value>::new()
     );
     assert_eq!(wiki_refs(&dst, dest_path), BTreeMap::new());
-    let row = stat(e, "wiki");
-    for k in ["source", "fetched", "imported"] {
-        assert_eq!(row[k], 0, "wiki.{k}: {row}");
-    }
+    assert_row(e, "wiki", 0, WITHOUT_WIKI);
     assert!(
         !explain(&out).contains(&src.owner_token) && !explain(&out).contains(&dst.admin_token),
         "a token was printed"

@@ -415,6 +415,18 @@ async fn kill_and_resume(
     out
 }
 
+/// The source exports collections in batches of `n` records (GitLab's `relation_export_batch_size`).
+async fn set_batch_size(src: &forge_sim::RunningSim, n: u32) {
+    let resp = http()
+        .put(format!("{}/api/v4/application/settings", src.url))
+        .header("PRIVATE-TOKEN", &src.admin_token)
+        .form(&[("relation_export_batch_size", n.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
 /// The stats row of `relation` of the report's first entity.
 fn stat(r: &Value, relation: &str) -> Value {
     r["entities"][0]["stats"]
@@ -431,14 +443,7 @@ async fn a_kill_in_a_merge_request_batch_resumes_with_nothing_twice_and_nothing_
     let (src, dst) = (source().await, destination().await);
     // Batches of two, so the project's merge requests are several pages, each loaded through
     // GitLab's relation import (one page alone would travel in the archive that creates the project).
-    let resp = http()
-        .put(format!("{}/api/v4/application/settings", src.url))
-        .header("PRIVATE-TOKEN", &src.admin_token)
-        .form(&[("relation_export_batch_size", "2")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    set_batch_size(&src, 2).await;
     // The merge request batch reached the destination; the appliance is killed while it reads the
     // batch back, before the page is committed.
     let fault = json!({"hold": {
@@ -470,14 +475,7 @@ async fn a_kill_in_a_merge_request_batch_resumes_with_nothing_twice_and_nothing_
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kill_before_the_issue_batches_resumes_with_every_design() {
     let (src, dst) = (source().await, destination().await);
-    let resp = http()
-        .put(format!("{}/api/v4/application/settings", src.url))
-        .header("PRIVATE-TOKEN", &src.admin_token)
-        .form(&[("relation_export_batch_size", "2")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    set_batch_size(&src, 2).await;
     let fault = json!({"hold": {
         "when": {"method": "POST", "path": "/api/v4/projects/import"},
         "after": 1,
