@@ -283,30 +283,27 @@ impl Engine {
         }
         let mut repositories = Vec::new();
         // The design repository before any issue is staged: whether it travels decides whether
-        // the issues keep their designs.
-        let design = source
-            .repository(ctx, RepositoryKind::Design, staging.path())
-            .await;
-        let mut designs: Option<crate::forge::git::DesignContents> = None;
-        match self.optional_part(ctx, DESIGNS, design).await? {
-            Some(None) => designs = Some(Default::default()),
-            Some(Some(bundle)) => match crate::forge::git::design_contents(&bundle).await {
-                Ok(contents) => {
-                    ctx.design_commits = Some(std::sync::Arc::new(contents.commits.clone()));
-                    repositories.push((RepositoryKind::Design, bundle));
-                    designs = Some(contents);
-                }
-                Err(e) => {
-                    let message = format!("the design repository's git bundle cannot be read: {e}");
-                    self.fail_stage(ctx, DESIGNS, "extractor", "Appliance::GitError", message)
-                        .await?;
-                }
-            },
-            None => {}
-        }
+        // the issues keep their designs. Issues that travel in this archive are read first: when
+        // none of them has designs, the project has none, and its design repository is not read.
+        let mut designs: Option<DesignPart> = None;
         let inline = self
-            .stage_single_pages(source, sink, ctx, staging.path(), &mut relations)
+            .stage_single_pages(
+                source,
+                sink,
+                ctx,
+                staging.path(),
+                &mut relations,
+                &mut designs,
+            )
             .await?;
+        let designs = match designs {
+            Some(decided) => decided,
+            None => self.design_part(source, ctx, staging.path()).await?,
+        };
+        let designs = designs.map(|(contents, bundle)| {
+            repositories.extend(bundle.map(|b| (RepositoryKind::Design, b)));
+            contents
+        });
         match source
             .repository(ctx, RepositoryKind::Project, staging.path())
             .await
@@ -547,19 +544,51 @@ impl Engine {
         Ok(true)
     }
 
+    /// The project's design repository, read from the source: what it holds and its `git bundle`
+    /// (none for a project without one), with `ctx.design_commits` set so that the issues keep
+    /// their designs; None when it could not be read (its row then fails, saying why).
+    async fn design_part(
+        &self,
+        source: &dyn Source,
+        ctx: &mut EntityContext,
+        staging: &std::path::Path,
+    ) -> Result<DesignPart, EngineError> {
+        let design = source
+            .repository(ctx, RepositoryKind::Design, staging)
+            .await;
+        Ok(match self.optional_part(ctx, DESIGNS, design).await? {
+            Some(None) => Some((Default::default(), None)),
+            Some(Some(bundle)) => match crate::forge::git::design_contents(&bundle).await {
+                Ok(contents) => {
+                    ctx.design_commits = Some(std::sync::Arc::new(contents.commits.clone()));
+                    Some((contents, Some(bundle)))
+                }
+                Err(e) => {
+                    let message = format!("the design repository's git bundle cannot be read: {e}");
+                    self.fail_stage(ctx, DESIGNS, "extractor", "Appliance::GitError", message)
+                        .await?;
+                    None
+                }
+            },
+            None => None,
+        })
+    }
+
     /// The relations GitLab's relation import takes (`batched_stages`) that one page holds whole: read
     /// now and staged to travel in the archive that creates the project, so that a project of a few
     /// hundred issues is one import, not one per relation with its polls. Only for a sink that can
     /// read them back ([`Sink::reads_back_archive_relations`]), and only for a relation the source
     /// can say is one page without reading it; any other, or one that cannot be read now, loads in
-    /// its own stage as before.
+    /// its own stage as before. When the issues are read here, `designs` is decided here too
+    /// ([`Engine::design_part`] only when one of them has designs), before they are staged.
     async fn stage_single_pages(
         &self,
         source: &dyn Source,
         sink: &dyn Sink,
-        ctx: &EntityContext,
+        ctx: &mut EntityContext,
         staging: &std::path::Path,
         relations: &mut Vec<(String, std::path::PathBuf)>,
+        designs: &mut Option<DesignPart>,
     ) -> Result<Vec<SinglePage>, EngineError> {
         let mut out = Vec::new();
         if !sink.reads_back_archive_relations() {
@@ -589,6 +618,22 @@ impl Engine {
                 }
                 _ => continue,
             };
+            if relation.name() == ISSUES.name() && designs.is_none() {
+                // Designs belong to issues: with every issue in hand, a project none of whose
+                // issues has designs has none to move.
+                let any = page.records.iter().any(|r| {
+                    ["designs", "design_versions"].iter().any(|k| {
+                        r.get(*k).is_some_and(|v| {
+                            !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty())
+                        })
+                    })
+                });
+                *designs = Some(if any {
+                    self.design_part(source, ctx, staging).await?
+                } else {
+                    Some((Default::default(), None))
+                });
+            }
             let left_out: Vec<Option<String>> = page
                 .records
                 .iter_mut()
@@ -708,10 +753,10 @@ impl Engine {
         created: &crate::sink::CreatedProject,
     ) -> Result<(), EngineError> {
         let (store, entity_id) = (self.store.clone(), ctx.entity.id);
-        if blocking(move || store.tracker(entity_id, DESIGNS))
-            .await?
-            .is_some_and(|t| t.status.is_terminal() || t.cursor.is_some())
-        {
+        // Ensured here too: a project none of whose issues has designs never read the repository.
+        let tracker =
+            blocking(move || store.ensure_tracker(entity_id, DESIGNS, 0, now_millis())).await?;
+        if tracker.status.is_terminal() || tracker.cursor.is_some() {
             return Ok(());
         }
         let sent = designs.designs.len() as u64;
@@ -921,6 +966,13 @@ impl Engine {
         Ok(())
     }
 }
+
+/// What a project's design repository holds and its `git bundle` (none without one); None when
+/// it could not be read.
+type DesignPart = Option<(
+    crate::forge::git::DesignContents,
+    Option<std::path::PathBuf>,
+)>;
 
 /// What of a project's design repository travelled with it, kept in the designs row's cursor
 /// until its issues have loaded: the designs to look for at the destination (issue iid, filename),
