@@ -621,13 +621,10 @@ impl Engine {
             if relation.name() == ISSUES.name() && designs.is_none() {
                 // Designs belong to issues: with every issue in hand, a project none of whose
                 // issues has designs has none to move.
-                let any = page.records.iter().any(|r| {
-                    ["designs", "design_versions"].iter().any(|k| {
-                        r.get(*k).is_some_and(|v| {
-                            !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty())
-                        })
-                    })
-                });
+                let any = page
+                    .records
+                    .iter()
+                    .any(crate::relations::project::has_designs);
                 *designs = Some(if any {
                     self.design_part(source, ctx, staging).await?
                 } else {

@@ -327,6 +327,25 @@ impl ImportedRelation {
     }
 }
 
+/// How many designs and design versions an issue record holds. Whatever a hostile or odd record
+/// holds there counts as one: only an absent, null or empty list is nothing.
+fn design_counts(issue: &Value) -> (usize, usize) {
+    let count = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => 0,
+        Some(Value::Array(items)) => items.len(),
+        Some(_) => 1,
+    };
+    (
+        count(issue.get("designs")),
+        count(issue.get("design_versions")),
+    )
+}
+
+/// Whether an issue record holds designs or design versions (see [`design_counts`]).
+pub fn has_designs(issue: &Value) -> bool {
+    design_counts(issue) != (0, 0)
+}
+
 /// An issue's designs and their versions, taken out of its record when they would arrive broken:
 /// without the design repository that holds their files (`commits` None: the source gave none),
 /// with a version that is not one of its commits, or in a shape GitLab's import cannot restore
@@ -335,21 +354,11 @@ fn left_out_designs(
     issue: &mut Value,
     commits: Option<&std::collections::BTreeSet<String>>,
 ) -> Option<String> {
-    let object = issue.as_object_mut()?;
-    // Whatever a hostile or odd record holds there goes too: only an absent, null or empty list
-    // is nothing.
-    let count = |v: Option<&Value>| match v {
-        None | Some(Value::Null) => 0,
-        Some(Value::Array(items)) => items.len(),
-        Some(_) => 1,
-    };
-    let (designs, versions) = (
-        count(object.get("designs")),
-        count(object.get("design_versions")),
-    );
+    let (designs, versions) = design_counts(issue);
     if designs == 0 && versions == 0 {
         return None;
     }
+    let object = issue.as_object_mut()?;
     let lists = ["designs", "design_versions"]
         .iter()
         .all(|k| matches!(object.get(*k), None | Some(Value::Null | Value::Array(_))));
