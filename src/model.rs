@@ -190,7 +190,7 @@ pub struct Tracker {
     pub in_doubt: bool,
     pub stats: RelationStats,
     /// How the records were read: "rest" (list endpoints), "graphql" (connections),
-    /// "relation_export" or "bundle".
+    /// "relation_export", "project_export" (a project exported whole) or "bundle".
     pub extracted_via: Option<String>,
     /// Pages committed so far; the next page's index.
     pub pages: u64,

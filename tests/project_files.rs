@@ -747,3 +747,117 @@ async fn uploads_exported_in_several_batches_all_arrive() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+/// A source without GitLab's relation export (one from before it, or one that refuses it: 404 on
+/// `POST /projects/:id/export_relations`) still exports each project whole
+/// (`POST /projects/:id/export`): the project arrives from that archive with every record, upload,
+/// design and repository, as it does from the relation export, and each row says how it was read.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_without_the_relation_export_exports_each_project_whole() {
+    let (src, dst) = (source().await, destination().await);
+    set_faults(
+        &src,
+        json!({"reject": [{"method": "POST", "path_contains": "/export_relations",
+                           "status": 404, "message": "404 Not Found"}]}),
+    )
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let project = WITH_WIKI[0];
+    let out = run(migrate_projects_cmd(&src, &dst, data.path(), &[project])).await;
+    assert!(out.status.success(), "migrate failed: {}", explain(&out));
+    let r = report(&out);
+    assert_eq!(r["status"], "finished", "{r:#}");
+    assert_eq!(r["has_failures"], false, "{r:#}");
+    let e = entity(&r, project);
+    let dest = e["destination_full_path"].as_str().unwrap();
+    for row in e["stats"].as_array().unwrap() {
+        assert_eq!(row["status"], "finished", "{row}");
+        assert_eq!(row["imported"], row["source"], "{row}");
+    }
+    // Records, field by field.
+    for kind in ["issues", "merge_requests", "milestones", "releases"] {
+        let fields = [
+            "iid",
+            "title",
+            "description",
+            "state",
+            "created_at",
+            "tag_name",
+        ];
+        let pick = |items: Vec<Value>| -> Vec<Value> {
+            let mut v: Vec<Value> = items
+                .iter()
+                .map(|i| json!(fields.iter().map(|f| i.get(*f)).collect::<Vec<_>>()))
+                .collect();
+            v.sort_by_key(|x| x.to_string());
+            v
+        };
+        let want = pick(
+            get_all(
+                &src.url,
+                &src.owner_token,
+                &format!("projects/{}/{kind}", enc(project)),
+            )
+            .await,
+        );
+        let got = pick(
+            get_all(
+                &dst.url,
+                &dst.admin_token,
+                &format!("projects/{}/{kind}", enc(dest)),
+            )
+            .await,
+        );
+        assert!(!want.is_empty(), "{kind}: the sample project has some");
+        assert_eq!(got, want, "{kind}");
+        assert_row(e, kind, want.len(), project);
+    }
+    assert_same_wiki(&src, &dst, e, project, dest).await;
+    let linked = assert_same_uploads(&src, &dst, e, project, dest).await;
+    assert!(
+        linked >= 3,
+        "the issue's and the note's uploads were checked"
+    );
+    assert_eq!(
+        assert_same_lfs(&src, &dst, e, project, dest).await,
+        API_LFS_OBJECTS
+    );
+    assert_eq!(
+        assert_same_designs(&src, &dst, e, WITH_DESIGNS.0, dest).await,
+        2
+    );
+    assert!(assert_same_snippets(&src, &dst, e, project, dest).await > 0);
+    // Read from the whole export, once, and never from the relation export.
+    let vias: Vec<&str> = e["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["extracted_via"].as_str())
+        .collect();
+    for relation in ["issues", "merge_requests", "labels", "project_members"] {
+        let via = &stat(e, relation)["extracted_via"];
+        assert_eq!(via, "project_export", "{relation}");
+    }
+    assert!(!vias.contains(&"relation_export"), "{vias:?}");
+    let requests = sim_requests(&src).await;
+    let by = requests["by_request"].as_object().unwrap();
+    let started: Vec<_> = by
+        .iter()
+        .filter(|(k, _)| k.starts_with("POST ") && k.ends_with("/export"))
+        .collect();
+    assert_eq!(started.len(), 1, "{requests:#}");
+    assert_eq!(started[0].1, 1, "{requests:#}");
+    assert!(
+        by.keys().all(|k| !k.contains("export_relations/download")),
+        "{requests:#}"
+    );
+    // What was unpacked is gone with the run.
+    let left: Vec<_> = std::fs::read_dir(data.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|d| d.file_name().to_string_lossy().starts_with(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    src.shutdown().await;
+    dst.shutdown().await;
+}

@@ -32,7 +32,10 @@ impl Engine {
                 if let Ok(mut sources) = self.sources.lock() {
                     sources.insert(bulk.id, client.clone());
                 }
-                Ok(Arc::new(LiveSource::new(GitLab::new(client))))
+                Ok(Arc::new(LiveSource::new(
+                    GitLab::new(client),
+                    self.data_dir().to_path_buf(),
+                )))
             }
             SourceKind::Bundle { path } => {
                 let source = crate::source::bundle::BundleSource::open(path)

@@ -249,7 +249,13 @@ impl Engine {
             let store = self.store.clone();
             blocking(move || store.ensure_tracker(entity_id, name, 0, now_millis())).await?;
             let staged = staging.path().join(format!("{name}.ndjson"));
-            match stage_relation(source, ctx, name, &staged).await {
+            let read = stage_relation(source, ctx, name, &staged).await;
+            if read.is_ok() {
+                let via = source.via_for(&ArchiveRelation { name }, ctx);
+                let store = self.store.clone();
+                blocking(move || store.record_via(entity_id, name, via)).await?;
+            }
+            match read {
                 Ok(n) if *name == "project_members" => {
                     // Mapped once (an explicit user map), for the archive and the batches alike.
                     map_members(sink, &staged).await?;

@@ -197,9 +197,11 @@ impl Engine {
             design_commits: None,
         };
         if entity.entity_type == EntityType::Project {
-            return self
+            let ran = self
                 .run_project(source, sink, &mut ctx, &scope, cancel)
                 .await;
+            source.project_done(&ctx).await;
+            return ran;
         }
         let (store, s) = (self.store.clone(), scope.clone());
         let continuing = !blocking(move || store.mapped_ids(&s, "group"))

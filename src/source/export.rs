@@ -3,8 +3,11 @@
 //! time. It is started once per group or project (a "portable": `groups/<id>` or `projects/<id>`), on
 //! the first relation that asks for it, or earlier ([`Exports::start_early`]: a project when its group
 //! lists it); a source that does not offer it (or a token without the rights: 403/404) is remembered,
-//! and its relations are read through REST instead.
+//! and its relations are read through REST instead. A project the relation export is not offered for
+//! is exported whole instead, when the source offers that (`super::project_export`): its relations are
+//! then read from the unpacked archive, a page at a time, as if they were batches.
 
+use super::project_export::ProjectExport;
 use crate::forge::{ForgeError, GitLab};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -32,17 +35,57 @@ pub struct ExportedRelation {
     pub failed: Option<String>,
 }
 
-/// An export: the relations it holds, or None when the source would not export it.
-type PortableExport = Option<HashMap<String, ExportedRelation>>;
+/// How long the source may take to build a whole-project export (GitLab builds it in one job,
+/// repositories included) before the migration gives up on it.
+const WHOLE_BUILD_TIMEOUT: Duration = Duration::from_secs(3 * 3600);
+
+/// What a source exported of a group or project.
+struct Export {
+    relations: HashMap<String, ExportedRelation>,
+    /// A project exported whole: where its relations are read from.
+    file: Option<Arc<ProjectExport>>,
+}
+
+/// An export, or None when the source would not export it.
+type PortableExport = Option<Export>;
 
 #[derive(Default)]
 pub struct Exports {
     portables: Mutex<HashMap<String, Arc<OnceCell<PortableExport>>>>,
     /// Portables whose export [`Exports::start_early`] started and no one has waited for yet.
     started_early: Mutex<std::collections::HashSet<String>>,
+    /// Where a whole-project export is downloaded and unpacked (the system's temporary directory
+    /// when not set).
+    work_dir: Option<std::path::PathBuf>,
 }
 
 impl Exports {
+    /// Exports that unpack whole-project exports under `work_dir`.
+    pub fn in_dir(work_dir: std::path::PathBuf) -> Exports {
+        Exports {
+            work_dir: Some(work_dir),
+            ..Exports::default()
+        }
+    }
+
+    fn cell(&self, portable: &str) -> Arc<OnceCell<PortableExport>> {
+        let mut portables = self.portables.lock().unwrap_or_else(|p| p.into_inner());
+        portables.entry(portable.to_string()).or_default().clone()
+    }
+
+    /// The export of `portable`, started and waited for on first use.
+    async fn built(
+        &self,
+        gitlab: &GitLab,
+        portable: &str,
+    ) -> Result<Arc<OnceCell<PortableExport>>, ForgeError> {
+        let cell = self.cell(portable);
+        let work_dir = self.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+        cell.get_or_try_init(|| build(gitlab, portable, self.take_early(portable), work_dir))
+            .await?;
+        Ok(cell)
+    }
+
     /// The export of `relation` of `portable` (`groups/<id or encoded path>` or `projects/<...>`),
     /// started and waited for on first use; None when the source does not export it to this token.
     pub async fn relation(
@@ -51,14 +94,33 @@ impl Exports {
         portable: &str,
         relation: &str,
     ) -> Result<Option<ExportedRelation>, ForgeError> {
-        let cell = {
-            let mut portables = self.portables.lock().unwrap_or_else(|p| p.into_inner());
-            portables.entry(portable.to_string()).or_default().clone()
-        };
-        let export = cell
-            .get_or_try_init(|| build(gitlab, portable, self.take_early(portable)))
-            .await?;
-        Ok(export.as_ref().and_then(|e| e.get(relation).cloned()))
+        let cell = self.built(gitlab, portable).await?;
+        Ok(cell
+            .get()
+            .and_then(Option::as_ref)
+            .and_then(|e| e.relations.get(relation).cloned()))
+    }
+
+    /// The whole-project export `portable`'s relations are read from, when it was exported whole.
+    pub async fn file(
+        &self,
+        gitlab: &GitLab,
+        portable: &str,
+    ) -> Result<Option<Arc<ProjectExport>>, ForgeError> {
+        let cell = self.built(gitlab, portable).await?;
+        Ok(cell
+            .get()
+            .and_then(Option::as_ref)
+            .and_then(|e| e.file.clone()))
+    }
+
+    /// Forgets `portable`'s export once its entity is done: a whole-project export's unpacked
+    /// files go with it.
+    pub fn forget(&self, portable: &str) {
+        self.portables
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(portable);
     }
 
     /// Starts the export of `portable` now, without waiting for it, so that the source builds it
@@ -88,14 +150,8 @@ impl Exports {
 
     /// Whether the source exports `portable` to this token at all.
     pub async fn offered(&self, gitlab: &GitLab, portable: &str) -> Result<bool, ForgeError> {
-        let cell = {
-            let mut portables = self.portables.lock().unwrap_or_else(|p| p.into_inner());
-            portables.entry(portable.to_string()).or_default().clone()
-        };
-        Ok(cell
-            .get_or_try_init(|| build(gitlab, portable, self.take_early(portable)))
-            .await?
-            .is_some())
+        let cell = self.built(gitlab, portable).await?;
+        Ok(cell.get().is_some_and(Option::is_some))
     }
 
     /// Whether [`Exports::start_early`] started `portable`'s export (asked once: a second build,
@@ -122,7 +178,8 @@ impl Exports {
         .await
     }
 
-    /// The records of batch `number` (1-based) of an exported relation.
+    /// The records of batch `number` (1-based) of an exported relation: downloaded, or read from
+    /// the project's whole export (a page of it) when it was exported whole.
     pub async fn batch(
         &self,
         gitlab: &GitLab,
@@ -130,6 +187,21 @@ impl Exports {
         relation: &str,
         number: u64,
     ) -> Result<Vec<Value>, ForgeError> {
+        if let Some(file) = self.file(gitlab, portable).await? {
+            let (relation, url) = (
+                relation.to_string(),
+                gitlab
+                    .client
+                    .api_url(&format!("{portable}/export/download")),
+            );
+            return tokio::task::spawn_blocking(move || file.page(&relation, number))
+                .await
+                .map_err(|e| ForgeError::Decode {
+                    url: url.clone(),
+                    message: e.to_string(),
+                })?
+                .map_err(|message| ForgeError::Decode { url, message });
+        }
         download(
             gitlab,
             format!(
@@ -217,14 +289,19 @@ async fn start(gitlab: &GitLab, portable: &str) -> Result<bool, ForgeError> {
     }
 }
 
-/// Starts a batched export (unless `started_early`) and waits until every relation is built.
+/// Starts a batched export (unless `started_early`) and waits until every relation is built; a
+/// project the source does not export that way is exported whole, when it can be.
 async fn build(
     gitlab: &GitLab,
     portable: &str,
     started_early: bool,
+    work_dir: std::path::PathBuf,
 ) -> Result<PortableExport, ForgeError> {
     let start_path = format!("{portable}/export_relations");
     if !started_early && !start(gitlab, portable).await? {
+        if portable.starts_with("projects/") {
+            return export_whole(gitlab, portable, &work_dir).await;
+        }
         return Ok(None);
     }
     let started = tokio::time::Instant::now();
@@ -276,7 +353,10 @@ async fn build(
                     Some((name, exported))
                 })
                 .collect();
-            return Ok(Some(done));
+            return Ok(Some(Export {
+                relations: done,
+                file: None,
+            }));
         }
         if tokio::time::Instant::now() > deadline {
             tracing::warn!(portable, "the source's export took too long; reading REST");
@@ -285,6 +365,84 @@ async fn build(
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_secs(5));
     }
+}
+
+/// Exports the project `portable` whole (`POST /projects/:id/export`), waits for the source to build
+/// it, streams it to disk and unpacks it; None when the source does not export it to this token
+/// either.
+async fn export_whole(
+    gitlab: &GitLab,
+    portable: &str,
+    work_dir: &std::path::Path,
+) -> Result<PortableExport, ForgeError> {
+    let path = format!("{portable}/export");
+    match gitlab.client.post_repeatable(&path, &json!({})).await {
+        Ok(_) => {}
+        Err(e) if matches!(e.status(), Some(401 | 403 | 404 | 405)) => {
+            tracing::info!(portable, error = %e, "the source does not export this project whole");
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    }
+    let started = tokio::time::Instant::now();
+    let source = crate::forge::base_string(gitlab.client.base());
+    let what = |secs: u64| {
+        format!("{source} is preparing the whole export of {portable} ({secs}s so far)")
+    };
+    let shown = Preparing::new(what(0));
+    let mut wait = Duration::from_millis(50);
+    loop {
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(5));
+        shown.update(what(started.elapsed().as_secs()));
+        let status = gitlab.client.get(&path, &[]).await?;
+        match status.get("export_status").and_then(Value::as_str) {
+            Some("finished") => break,
+            Some("failed") => {
+                return Err(ForgeError::Unsupported(format!(
+                    "{source} could not export {portable} (GET /{path} says its export failed)"
+                )));
+            }
+            _ => {}
+        }
+        if started.elapsed() > WHOLE_BUILD_TIMEOUT {
+            return Err(ForgeError::Unsupported(format!(
+                "{source} did not finish the export of {portable} within {} hours",
+                WHOLE_BUILD_TIMEOUT.as_secs() / 3600
+            )));
+        }
+    }
+    drop(shown);
+    let disk = |e: std::io::Error| ForgeError::Decode {
+        url: work_dir.display().to_string(),
+        message: format!("cannot write the project export: {e}"),
+    };
+    // `.tmp*`: what a killed process leaves here, `appliance gc` removes.
+    let dir = tempfile::Builder::new()
+        .prefix(".tmp-project-export-")
+        .tempdir_in(work_dir)
+        .map_err(disk)?;
+    let download = dir.path().join("export.tar.gz");
+    let download_path = format!("{path}/download");
+    gitlab.client.download_to(&download_path, &download).await?;
+    let url = gitlab.client.api_url(&download_path);
+    let unpacked = tokio::task::spawn_blocking(move || {
+        let unpacked = ProjectExport::unpack(&download, dir);
+        // Everything the migration reads is unpacked.
+        let _ = std::fs::remove_file(&download);
+        unpacked
+    })
+    .await
+    .map_err(|e| ForgeError::Decode {
+        url: url.clone(),
+        message: e.to_string(),
+    })?
+    .map_err(|message| ForgeError::Decode { url, message })?;
+    tracing::info!(portable, "read the project from its whole export");
+    Ok(Some(Export {
+        relations: unpacked.exported(),
+        file: Some(Arc::new(unpacked)),
+    }))
 }
 
 /// Gunzips a batch and parses one JSON record per line.

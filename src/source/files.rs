@@ -198,51 +198,67 @@ pub fn unpack_uploads(tar_gz: &Path, dir: &Path) -> Result<Vec<ProjectUpload>, S
     for entry in archive.entries().map_err(bad)? {
         let entry = entry.map_err(bad)?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        let name = raw.trim_start_matches("./");
-        let kind = entry.header().entry_type();
-        if kind.is_dir() {
-            continue;
-        }
-        let parts: Vec<&str> = name.split('/').collect();
-        if parts.first() == Some(&"avatar") {
-            continue;
-        }
-        let [secret, filename] = parts.as_slice() else {
-            return Err(format!(
-                "the exported uploads hold `{}`, which is not `<secret>/<filename>`",
-                raw.escape_debug()
-            ));
-        };
-        check_upload_names(secret, filename)
-            .map_err(|e| format!("the exported uploads hold `{}`: {e}", raw.escape_debug()))?;
-        if !kind.is_file() {
-            return Err(format!(
-                "the exported uploads hold `{}`, which is not a regular file",
-                raw.escape_debug()
-            ));
-        }
-        if out
-            .iter()
-            .any(|u| u.secret == *secret && u.filename == *filename)
-        {
-            return Err(format!(
-                "the exported uploads hold `{}` twice",
-                raw.escape_debug()
-            ));
-        }
-        let path = dir.join("uploads").join(secret).join(filename);
-        let (size, sha256) = copy_hashed(entry, &path)
-            .map_err(|e| format!("cannot unpack upload `{}`: {e}", raw.escape_debug()))?;
-        out.push(ProjectUpload {
-            secret: (*secret).to_string(),
-            filename: (*filename).to_string(),
-            path,
-            size,
-            sha256,
-        });
+        let name = raw.trim_start_matches("./").to_string();
+        unpack_upload(&raw, &name, entry, dir, &mut out)?;
     }
     out.sort_by(|a, b| (&a.secret, &a.filename).cmp(&(&b.secret, &b.filename)));
     Ok(out)
+}
+
+/// One entry of exported uploads, named `<secret>/<filename>` (`name`, as `raw` in the archive),
+/// unpacked into `<dir>/uploads/<secret>/<filename>` and added to `out`. The project's avatar
+/// (`avatar/<filename>`) is not an upload and a directory holds nothing: both are skipped. A name
+/// that could step out of its directory, an entry that is not a regular file, or an upload already
+/// in `out` is refused before anything is written.
+pub fn unpack_upload(
+    raw: &str,
+    name: &str,
+    entry: tar::Entry<'_, impl Read>,
+    dir: &Path,
+    out: &mut Vec<ProjectUpload>,
+) -> Result<(), String> {
+    let kind = entry.header().entry_type();
+    if kind.is_dir() {
+        return Ok(());
+    }
+    let parts: Vec<&str> = name.split('/').collect();
+    if parts.first() == Some(&"avatar") {
+        return Ok(());
+    }
+    let [secret, filename] = parts.as_slice() else {
+        return Err(format!(
+            "the exported uploads hold `{}`, which is not `<secret>/<filename>`",
+            raw.escape_debug()
+        ));
+    };
+    check_upload_names(secret, filename)
+        .map_err(|e| format!("the exported uploads hold `{}`: {e}", raw.escape_debug()))?;
+    if !kind.is_file() {
+        return Err(format!(
+            "the exported uploads hold `{}`, which is not a regular file",
+            raw.escape_debug()
+        ));
+    }
+    if out
+        .iter()
+        .any(|u| u.secret == *secret && u.filename == *filename)
+    {
+        return Err(format!(
+            "the exported uploads hold `{}` twice",
+            raw.escape_debug()
+        ));
+    }
+    let path = dir.join("uploads").join(secret).join(filename);
+    let (size, sha256) = copy_hashed(entry, &path)
+        .map_err(|e| format!("cannot unpack upload `{}`: {e}", raw.escape_debug()))?;
+    out.push(ProjectUpload {
+        secret: (*secret).to_string(),
+        filename: (*filename).to_string(),
+        path,
+        size,
+        sha256,
+    });
+    Ok(())
 }
 
 /// The design repository of a project's relation export (`relation=design`: a gzipped tar

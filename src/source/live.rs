@@ -1,5 +1,6 @@
 //! A live GitLab source. Relations that GitLab's relation export holds are read from it, a batch at a
-//! time, where the source offers it to this token; every other relation (and every relation of a
+//! time, where the source offers it to this token (a project it does not offer it for is exported
+//! whole, and read from that archive a page at a time); every other relation (and every relation of a
 //! source that does not export) is read through its REST list endpoint, one page at a time, or, for
 //! what GitLab serves only through GraphQL, through its GraphQL connection, one page per cursor.
 
@@ -20,6 +21,14 @@ fn git_error(url: &url::Url, e: crate::forge::git::GitError) -> ForgeError {
         message: e.to_string(),
         maybe_applied: false,
     }
+}
+
+/// `to` as a hard link to `from`, or a copy where the two are on different file systems.
+fn link_or_copy(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    if std::fs::hard_link(from, to).is_ok() {
+        return Ok(());
+    }
+    std::fs::copy(from, to).map(|_| ())
 }
 
 /// What a clone found at a repository's URL.
@@ -114,6 +123,17 @@ impl LiveSource {
         dir: &std::path::Path,
     ) -> Result<Option<std::path::PathBuf>, ForgeError> {
         let portable = ctx.source_portable();
+        if let Some(file) = self.exports.file(&self.gitlab, &portable).await? {
+            let Some(design) = file.design.as_deref() else {
+                return Ok(None);
+            };
+            let bundle = dir.join(RepositoryKind::Design.archive_name());
+            link_or_copy(design, &bundle).map_err(|e| ForgeError::Decode {
+                url: bundle.display().to_string(),
+                message: format!("cannot stage the exported design repository: {e}"),
+            })?;
+            return Ok(Some(bundle));
+        }
         let exported = self
             .exports
             .relation(&self.gitlab, &portable, "design")
@@ -151,10 +171,11 @@ impl LiveSource {
         Ok(unpacked?.then_some(bundle))
     }
 
-    pub fn new(gitlab: GitLab) -> LiveSource {
+    /// A source that downloads and unpacks what it must (a whole-project export) under `work_dir`.
+    pub fn new(gitlab: GitLab, work_dir: std::path::PathBuf) -> LiveSource {
         LiveSource {
             gitlab,
-            exports: Exports::default(),
+            exports: Exports::in_dir(work_dir),
             via: Mutex::default(),
             lfs_pointers: Mutex::default(),
         }
@@ -292,6 +313,10 @@ impl Source for LiveSource {
         )
     }
 
+    async fn project_done(&self, ctx: &EntityContext) {
+        self.exports.forget(&ctx.source_portable());
+    }
+
     async fn prepare_project(&self, id: u64) {
         self.exports
             .start_early(&self.gitlab, &format!("projects/{id}"))
@@ -305,7 +330,17 @@ impl Source for LiveSource {
         cursor: Option<&str>,
     ) -> Result<ExtractedPage, ForgeError> {
         if let Some(page) = self.page_from_export(relation, ctx, cursor).await? {
-            self.read_via(ctx, relation, "relation_export");
+            let whole = self
+                .exports
+                .file(&self.gitlab, &ctx.source_portable())
+                .await?
+                .is_some();
+            let via = if whole {
+                "project_export"
+            } else {
+                "relation_export"
+            };
+            self.read_via(ctx, relation, via);
             return Ok(page);
         }
         let extraction = relation.extraction(ctx);
@@ -317,12 +352,13 @@ impl Source for LiveSource {
         match extraction {
             Extraction::ExportOnly => Err(ForgeError::Unsupported(format!(
                 "{} did not export the {} of {} through GitLab's relation export API \
-                 (POST /{}/export_relations, GitLab 16.2 or later, with a token of a maintainer \
-                 or owner), and only that export has them in a form GitLab can import",
+                 (POST /{portable}/export_relations, GitLab 16.2 or later) nor whole \
+                 (POST /{portable}/export), and only an export has them in a form GitLab can \
+                 import: give the migration a token of a maintainer or owner of it",
                 self.url(),
                 relation.name(),
                 ctx.entity.source_full_path,
-                ctx.source_portable(),
+                portable = ctx.source_portable(),
             ))),
             Extraction::Single { path } => {
                 let mut record = relation.transform(self.gitlab.client.get(&path, &[]).await?);
@@ -536,6 +572,27 @@ impl Source for LiveSource {
         dir: &std::path::Path,
     ) -> Result<Vec<ProjectUpload>, ForgeError> {
         let portable = ctx.source_portable();
+        if let Some(file) = self.exports.file(&self.gitlab, &portable).await? {
+            return file
+                .uploads
+                .iter()
+                .map(|upload| {
+                    let path = dir.join(upload.archive_name());
+                    let staged = path
+                        .parent()
+                        .map_or(Ok(()), std::fs::create_dir_all)
+                        .and_then(|()| link_or_copy(&upload.path, &path));
+                    staged.map_err(|e| ForgeError::Decode {
+                        url: path.display().to_string(),
+                        message: format!("cannot stage an exported upload: {e}"),
+                    })?;
+                    Ok(ProjectUpload {
+                        path,
+                        ..upload.clone()
+                    })
+                })
+                .collect();
+        }
         let exported = self
             .exports
             .relation(&self.gitlab, &portable, "uploads")
@@ -549,8 +606,9 @@ impl Source for LiveSource {
             }
             return Err(ForgeError::Unsupported(format!(
                 "{} did not export the uploads of {} through GitLab's relation export API \
-                 (POST /{portable}/export_relations, GitLab 16.2 or later, with a token of a \
-                 maintainer or owner)",
+                 (POST /{portable}/export_relations, GitLab 16.2 or later) nor whole \
+                 (POST /{portable}/export): give the migration a token of a maintainer or owner \
+                 of it",
                 self.url(),
                 ctx.entity.source_full_path,
             )));

@@ -5,6 +5,7 @@ pub mod bundle;
 pub mod export;
 pub mod files;
 pub mod live;
+pub mod project_export;
 
 use crate::forge::ForgeError;
 use crate::relations::{EntityContext, Relation};
@@ -27,7 +28,7 @@ pub struct ExtractedPage {
 
 #[async_trait]
 pub trait Source: Send + Sync {
-    /// How records are read, recorded on each tracker: "rest", "graphql", "relation_export" or
+    /// How records are read, recorded on each tracker: "rest", "graphql", "relation_export", "project_export" (a project exported whole) or
     /// "bundle".
     fn via(&self) -> &'static str;
     /// How the last page of `relation` for this entity was read (a live source may use the relation
@@ -55,6 +56,9 @@ pub trait Source: Send + Sync {
     /// comes (GitLab's direct transfer starts every entity's export when it creates the entity).
     /// Nothing is lost when it does not: the export is then started when it is first needed.
     async fn prepare_project(&self, _id: u64) {}
+    /// The project entity is done (finished, failed or paused): what the source kept for it
+    /// (a whole-project export on disk) can go.
+    async fn project_done(&self, _ctx: &EntityContext) {}
     /// How many pages `relation` of this entity has, when the source knows without reading them
     /// (GitLab's export status counts batches; a bundle lists its members); None when it does not.
     async fn pages(

@@ -78,6 +78,14 @@ impl Store {
         Ok(())
     }
 
+    /// Records how a relation's records were read, for one that is read in full before it loads
+    /// (it travels in the archive that creates its project).
+    pub fn record_via(&self, entity_id: u64, relation: &str, via: &str) -> Result<Tracker> {
+        self.change_tracker(entity_id, relation, |t| {
+            t.extracted_via = Some(via.to_string());
+        })
+    }
+
     /// Marks the current page of a tracker as being loaded. If the process dies before
     /// [`Store::commit_page`], the next attempt knows the page's records may already exist.
     pub fn begin_page(

@@ -1,6 +1,7 @@
 //! The relation export API that GitLab's own direct transfer (bulk import) uses:
 //! `POST /groups/:id/export_relations`, `GET .../export_relations/status`,
-//! `GET .../export_relations/download`, and the same under `/projects/:id`.
+//! `GET .../export_relations/download`, and the same under `/projects/:id`; and, in `whole.rs`, the
+//! whole-project export that sources without the relation export still offer.
 //!
 //! It owns: the exports started on this simulator (per group or project, per relation), their
 //! batches of [`BATCH_SIZE`] records, and the gzipped NDJSON files built from a snapshot of the
@@ -10,6 +11,7 @@
 //! does for these endpoints: group exports need the owner role, project exports maintainer.
 
 mod tree;
+mod whole;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -149,9 +151,11 @@ impl Exports {
     }
 }
 
-/// The six endpoints; each simulator router gets its own export state.
+/// The six endpoints, and the whole-project export's three; each simulator router gets its own
+/// export state.
 pub fn routes(faults: Arc<FaultState>) -> Router<Arc<Sim>> {
     Router::new()
+        .merge(whole::routes())
         .route(
             "/api/v4/groups/{id}/export_relations",
             post(|s, e, p, h, q, b| start(s, e, p, h, q, b, Kind::Group)),
