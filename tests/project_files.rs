@@ -861,3 +861,29 @@ async fn a_source_without_the_relation_export_exports_each_project_whole() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+/// The destination's designs of an issue are counted however many pages they take: with a page of
+/// one design, the issue's two designs are both read (no false "did not arrive" past 100 designs).
+#[tokio::test(flavor = "multi_thread")]
+async fn designs_past_one_page_are_all_counted() {
+    use appliance::forge::{ForgeClient, GitLab};
+    let src = source().await;
+    let client = ForgeClient::with_role(
+        "destination",
+        src.url.parse().unwrap(),
+        secrecy::SecretString::from(src.owner_token.clone()),
+        2,
+        Default::default(),
+    )
+    .unwrap();
+    let gitlab = GitLab::new(client);
+    let iid: u64 = WITH_DESIGNS.1.parse().unwrap();
+    let iids = [iid, 1];
+    let designs = |per_page| {
+        appliance::sink::project_import::designs_paged(&gitlab, WITH_DESIGNS.0, &iids, per_page)
+    };
+    let paged = designs(1).await.unwrap();
+    assert_eq!(paged[&iid], ["flow.svg", "mockup.png"], "{paged:?}");
+    assert_eq!(paged, designs(100).await.unwrap());
+    src.shutdown().await;
+}

@@ -217,24 +217,33 @@ const DESIGNS_PER_ISSUE: usize = 100;
 
 /// The designs of the issues `iids` of project `full_path`, as the destination lists them through
 /// GraphQL (`issue.designCollection.designs`: the designs of its latest version, deleted ones not
-/// listed), by issue iid, filenames sorted; an issue the destination does not have is absent.
+/// listed), by issue iid, filenames sorted; an issue the destination does not have is absent. An
+/// issue with more designs than one page holds has the rest read a page at a time.
 pub async fn designs(
     gitlab: &GitLab,
     full_path: &str,
     iids: &[u64],
 ) -> Result<std::collections::BTreeMap<u64, Vec<String>>, LoadError> {
-    const QUERY: &str = "query($fullPath: ID!, $iids: [String!], $first: Int, $designs: Int) { \
-        project(fullPath: $fullPath) { issues(iids: $iids, first: $first) { nodes { iid \
-        designCollection { designs(first: $designs) { nodes { filename } } } } } } }";
+    designs_paged(gitlab, full_path, iids, DESIGNS_PER_ISSUE).await
+}
+
+/// [`designs`], `per_page` designs of an issue at a time.
+pub async fn designs_paged(
+    gitlab: &GitLab,
+    full_path: &str,
+    iids: &[u64],
+    per_page: usize,
+) -> Result<std::collections::BTreeMap<u64, Vec<String>>, LoadError> {
+    const QUERY: &str = "query($fullPath: ID!, $iids: [String!], $first: Int, $designs: Int, \
+        $after: String) { project(fullPath: $fullPath) { issues(iids: $iids, first: $first) { \
+        nodes { iid designCollection { designs(first: $designs, after: $after) { \
+        nodes { filename } pageInfo { hasNextPage endCursor } } } } } } }";
     let mut out = std::collections::BTreeMap::new();
-    for chunk in iids.chunks(DESIGN_ISSUES_PER_QUERY) {
-        let variables = serde_json::json!({
-            "fullPath": full_path,
-            "iids": chunk.iter().map(u64::to_string).collect::<Vec<_>>(),
-            "first": chunk.len(),
-            "designs": DESIGNS_PER_ISSUE,
-        });
-        let data = gitlab.query(QUERY, variables).await?;
+    // (iid, cursor) of each issue whose designs go on past the page read.
+    let mut more: Vec<(u64, String)> = Vec::new();
+    let read = |data: Value,
+                out: &mut std::collections::BTreeMap<u64, Vec<String>>,
+                more: &mut Vec<(u64, String)>| {
         let nodes = data
             .pointer("/project/issues/nodes")
             .and_then(Value::as_array)
@@ -248,16 +257,50 @@ pub async fn designs(
             }) else {
                 continue;
             };
-            let mut filenames: Vec<String> = issue
-                .pointer("/designCollection/designs/nodes")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|d| d.get("filename").and_then(Value::as_str).map(str::to_owned))
-                .collect();
-            filenames.sort();
-            out.insert(iid, filenames);
+            let designs = issue.pointer("/designCollection/designs");
+            let filenames: &mut Vec<String> = out.entry(iid).or_default();
+            filenames.extend(
+                designs
+                    .and_then(|d| d.get("nodes"))
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|d| d.get("filename").and_then(Value::as_str).map(str::to_owned)),
+            );
+            let page = designs.and_then(|d| d.get("pageInfo"));
+            if page
+                .and_then(|p| p.get("hasNextPage"))
+                .and_then(Value::as_bool)
+                == Some(true)
+                && let Some(cursor) = page
+                    .and_then(|p| p.get("endCursor"))
+                    .and_then(Value::as_str)
+            {
+                more.push((iid, cursor.to_string()));
+            }
         }
+    };
+    for chunk in iids.chunks(DESIGN_ISSUES_PER_QUERY) {
+        let variables = serde_json::json!({
+            "fullPath": full_path,
+            "iids": chunk.iter().map(u64::to_string).collect::<Vec<_>>(),
+            "first": chunk.len(),
+            "designs": per_page,
+        });
+        read(gitlab.query(QUERY, variables).await?, &mut out, &mut more);
+    }
+    while let Some((iid, after)) = more.pop() {
+        let variables = serde_json::json!({
+            "fullPath": full_path,
+            "iids": [iid.to_string()],
+            "first": 1,
+            "designs": per_page,
+            "after": after,
+        });
+        read(gitlab.query(QUERY, variables).await?, &mut out, &mut more);
+    }
+    for filenames in out.values_mut() {
+        filenames.sort();
     }
     Ok(out)
 }
