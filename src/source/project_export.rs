@@ -23,6 +23,10 @@ use std::path::{Path, PathBuf};
 pub const PAGE: u64 = 1000;
 /// The longest record line accepted (a merge request with its diffs and notes is a few MiB).
 pub const MAX_LINE: u64 = 256 * 1024 * 1024;
+/// The most an export may unpack to (what is read of it: records, uploads, the design repository):
+/// GitLab's own default limit on an import's decompressed size
+/// (`max_decompressed_archive_size`, 25,600 MiB).
+pub const MAX_UNPACKED: u64 = 25_600 * 1024 * 1024;
 
 /// One relation's file and where each of its pages starts.
 struct RelationFile {
@@ -60,10 +64,26 @@ impl ProjectExport {
         let mut relations: HashMap<String, RelationFile> = HashMap::new();
         let mut uploads = Vec::new();
         let mut design = None;
+        let mut unpacked = 0u64;
         for entry in archive.entries().map_err(bad)? {
             let entry = entry.map_err(bad)?;
             let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let name = raw.trim_start_matches("./").to_string();
+            let read = name.starts_with("uploads/")
+                || name == "project.design.bundle"
+                || name.starts_with("tree/project/");
+            if read {
+                // The tar header gives the size before a byte is written.
+                unpacked = unpacked.saturating_add(entry.size());
+                if unpacked > MAX_UNPACKED {
+                    return Err(format!(
+                        "the project export unpacks to more than {} MiB (GitLab's own limit on \
+                         an import's decompressed size); at `{}`",
+                        MAX_UNPACKED / (1024 * 1024),
+                        raw.escape_debug()
+                    ));
+                }
+            }
             let regular = entry.header().entry_type().is_file();
             let not_regular = || {
                 format!(
@@ -322,6 +342,20 @@ mod tests {
         );
         let export = unpack(&[("tree/project/labels.ndjson", Some(b"{\"title\":\n"))]).unwrap();
         assert!(export.page("labels", 1).unwrap_err().contains("not JSON"));
+        // A header that announces more than GitLab would unpack is refused before its data is read.
+        let mut header = tar::Header::new_gnu();
+        header.set_path("tree/project/issues.ndjson").unwrap();
+        header.set_size(MAX_UNPACKED + 1);
+        header.set_mode(0o644);
+        header.set_cksum();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, header.as_bytes()).unwrap();
+        std::io::Write::write_all(&mut gz, &[b'{'; 4096]).unwrap();
+        let (download, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let file = download.path().join("export.tar.gz");
+        std::fs::write(&file, gz.finish().unwrap()).unwrap();
+        let refused = ProjectExport::unpack(&file, dir).err().unwrap();
+        assert!(refused.contains("more than 25600 MiB"), "{refused}");
         // Names that are not relations of the tree are not read at all.
         let export = unpack(&[("tree/project/Issues.ndjson", Some(b"{}"))]).unwrap();
         assert!(export.exported().is_empty());
