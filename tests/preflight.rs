@@ -185,3 +185,38 @@ async fn a_source_that_stalls_while_measured_is_a_blocker_not_a_hang() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+/// A source token that may read a project but not export it (a Developer) would leave its issues,
+/// merge requests and uploads behind: the check says so for each project, with the role it has,
+/// before anything is written; an owner's token has no such blocker (the first test).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_token_that_cannot_export_a_project_is_a_blocker() {
+    let (src, dst) = (source().await, destination().await);
+    let dir = tempfile::tempdir().unwrap();
+    let chen = src.token_for("chen").expect("chen's token");
+    let mut cmd = check_cmd(&src, &dst, &dir.path().join("data"), "imported");
+    cmd.env("APPLIANCE_SOURCE_TOKEN", &chen);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "{}", explain(&out));
+    let found: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let blockers: Vec<&str> = found["blockers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_str().unwrap())
+        .collect();
+    let projects = found["entities"][0]["projects"].as_array().unwrap();
+    assert!(!projects.is_empty());
+    for p in projects {
+        let path = p["source_full_path"].as_str().unwrap();
+        assert_eq!(p["source_access_level"], 30, "{p}");
+        let want = format!("the source token is a Developer of project {path}: GitLab exports");
+        assert!(
+            blockers.iter().any(|b| b.starts_with(&want)),
+            "{want:?} in {blockers:#?}"
+        );
+    }
+    assert!(!explain(&out).contains(&chen), "the token was printed");
+    src.shutdown().await;
+    dst.shutdown().await;
+}

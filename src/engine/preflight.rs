@@ -58,6 +58,10 @@ pub struct ProjectCheck {
     /// Bytes, from the source's project statistics (None when the token may not read them).
     pub repository_size: Option<u64>,
     pub lfs_objects_size: Option<u64>,
+    /// The source token's role in the project (GitLab's access level, the higher of its own and
+    /// its groups'); None when it has none. GitLab exports a project only to a maintainer (40) or
+    /// above, or to an administrator.
+    pub source_access_level: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -167,6 +171,11 @@ impl Engine {
             .await
             .ok()
             .and_then(Result::ok);
+        let source_admin = tokio::time::timeout(deadline, source.current_user())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .is_some_and(|u| u.get("is_admin").and_then(Value::as_bool) == Some(true));
         let mut unmapped = BTreeMap::new();
         // A source that stalls, trickles or rate-limits for long does not hold the check: what
         // could not be measured by then is a blocker that says so.
@@ -211,6 +220,19 @@ impl Engine {
             match found {
                 Ok(None) => {}
                 Ok(Some(check)) => {
+                    for p in &check.projects {
+                        if !source_admin && p.source_access_level.unwrap_or(0) < MAINTAINER {
+                            out.blockers.push(format!(
+                                "the source token is {} of project {}: GitLab exports a project \
+                                 (its issues, merge requests, uploads and settings, which only \
+                                 an export holds in a form GitLab can import) only to a \
+                                 maintainer or owner, or an administrator; give the migration \
+                                 such a token",
+                                role(p.source_access_level),
+                                p.source_full_path,
+                            ));
+                        }
+                    }
                     if let Some(limit) = out
                         .destination_import
                         .as_ref()
@@ -247,6 +269,23 @@ impl Engine {
             ));
         }
         Ok(out)
+    }
+}
+
+/// GitLab's Maintainer access level, the least that may export a project.
+const MAINTAINER: u64 = 40;
+
+/// A GitLab access level as a role ("a Developer").
+fn role(level: Option<u64>) -> &'static str {
+    match level {
+        None | Some(0) => "not a member",
+        Some(5) => "a Minimal Access member",
+        Some(10) => "a Guest",
+        Some(15) => "a Planner",
+        Some(20) => "a Reporter",
+        Some(30) => "a Developer",
+        Some(40) => "a Maintainer",
+        Some(_) => "an Owner",
     }
 }
 
@@ -329,15 +368,23 @@ async fn measure(
         let Some(id) = p.get("id").and_then(Value::as_u64) else {
             continue;
         };
-        let stats = source
+        let read = source
             .client
             .get(
                 &format!("projects/{id}"),
                 &[("statistics", "true".to_string())],
             )
             .await
-            .ok()
-            .and_then(|p| p.get("statistics").cloned());
+            .ok();
+        let stats = read.as_ref().and_then(|p| p.get("statistics").cloned());
+        let source_access_level = ["project_access", "group_access"]
+            .iter()
+            .filter_map(|k| {
+                read.as_ref()?
+                    .pointer(&format!("/permissions/{k}/access_level"))?
+                    .as_u64()
+            })
+            .max();
         let size = |k: &str| {
             stats
                 .as_ref()
@@ -354,6 +401,7 @@ async fn measure(
             merge_requests: total(source, &format!("projects/{id}/merge_requests"), &[]).await?,
             repository_size: size("repository_size"),
             lfs_objects_size: size("lfs_objects_size"),
+            source_access_level,
         };
         issues += project.issues;
         mrs += project.merge_requests;
