@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Project-migration benchmark, run by hand (never in CI, never as a timed test):
 #
-#   benches/migrate.sh [case...]        cases: live offline large (default: live large)
+#   benches/migrate.sh [case...]        cases: live whole offline large (default: live large)
 #
 #   live     group `bench` of forge-sim's `medium` dataset (20 projects, 20,000 issues, 5,000
 #            merge requests, 100,000 notes nested in them) migrated live into an `empty` simulator:
 #            `appliance migrate --group bench --to imported`.
+#   whole    `live` from a source that refuses the relation export (404 on POST .../export_relations,
+#            as a GitLab before 16.2): each project is read from its whole export instead.
 #   offline  the same through a bundle: `appliance export` then `appliance replay`.
 #   large    one project (`bench/service-00`) whose repository is LARGE_MIB MiB of incompressible
 #            blobs (forge-sim --large-repository-mib) with LARGE_LFS_MIB MiB of LFS objects
@@ -165,9 +167,13 @@ summarize() {
 }
 
 run_live() {
-    local n=$1
+    local n=$1 case=${2:-live}
     start_sim src --dataset medium
     start_sim dst --dataset empty
+    if [ "$case" = whole ]; then
+        curl -fsS -X PUT -H 'Content-Type: application/json' "$src_url/-/sim/faults" \
+            -d '{"latency_ms": '"$LATENCY_MS"', "reject": [{"method": "POST", "path_contains": "/export_relations", "status": 404, "message": "404 Not Found"}]}' >/dev/null
+    fi
     APPLIANCE_SOURCE_TOKEN=$src_token APPLIANCE_DESTINATION_TOKEN=$dst_token \
         timed "live$n" migrate --json --group bench --to imported \
         --source-url "$src_url" --destination-url "$dst_url" --data "$WORK/data-live$n"
@@ -176,11 +182,13 @@ run_live() {
     local notes
     notes=$(notes_at "$dst_url" "$dst_token")
     stop_sims
-    summarize live "$(wall_s "$WORK/live$n.time")" "$(rss_kib "$WORK/live$n.time")" \
+    summarize "$case" "$(wall_s "$WORK/live$n.time")" "$(rss_kib "$WORK/live$n.time")" \
         "$(cat "$WORK/live$n.hwm")" "$notes" \
-        "$WORK/live$n.json" "$WORK/live$n.src-req" "$WORK/live$n.dst-req" >"$WORK/result-live-$n.json"
+        "$WORK/live$n.json" "$WORK/live$n.src-req" "$WORK/live$n.dst-req" >"$WORK/result-$case-$n.json"
     rm -rf "$WORK/data-live$n"
 }
+
+run_whole() { run_live "$1" whole; }
 
 run_offline() {
     local n=$1
@@ -228,8 +236,8 @@ run_large() {
 
 for case in "${CASES[@]}"; do
     case $case in
-    live | offline | large) ;;
-    *) echo "unknown case $case (live, offline, large)" >&2; exit 2 ;;
+    live | whole | offline | large) ;;
+    *) echo "unknown case $case (live, whole, offline, large)" >&2; exit 2 ;;
     esac
     for n in $(seq 1 "$RUNS"); do
         echo "== $case run $n/$RUNS" >&2
@@ -242,7 +250,7 @@ done
 
 echo
 echo "Medians over $RUNS runs (latency ${LATENCY_MS} ms per request on both simulators):"
-for result in live export replay large; do
+for result in live whole export replay large; do
     files=("$WORK"/result-"$result"-*.json)
     [ -e "${files[0]}" ] || continue
     jq -s -r '

@@ -32,6 +32,16 @@ async fn writes(sim: &forge_sim::RunningSim) -> Vec<String> {
         .collect()
 }
 
+/// The blockers a check found.
+fn blockers(found: &Value) -> Vec<&str> {
+    found["blockers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_str().unwrap())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn check_says_what_would_move_and_writes_nothing() {
     let (src, dst) = (source().await, destination().await);
@@ -130,12 +140,7 @@ async fn check_lists_every_blocker_at_once_with_what_to_change() {
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(1), "{}", explain(&out));
     let found: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let blockers: Vec<&str> = found["blockers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b.as_str().unwrap())
-        .collect();
+    let blockers = blockers(&found);
     for want in [
         "acme/no-such-project",
         "'no-such-group' is invalid",
@@ -199,12 +204,7 @@ async fn a_source_token_that_cannot_export_a_project_is_a_blocker() {
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(1), "{}", explain(&out));
     let found: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let blockers: Vec<&str> = found["blockers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|b| b.as_str().unwrap())
-        .collect();
+    let blockers = blockers(&found);
     let projects = found["entities"][0]["projects"].as_array().unwrap();
     assert!(!projects.is_empty());
     for p in projects {

@@ -293,36 +293,38 @@ pub fn unpack_design(tar_gz: &Path, out: &Path) -> Result<bool, String> {
     Ok(found)
 }
 
+/// A gzipped tar of `entries` (name, bytes, or None for a symlink to `/etc/passwd`), as the unit
+/// tests of exported files build them.
+#[cfg(test)]
+pub(crate) fn test_tar_gz(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (name, bytes) in entries {
+        let mut header = tar::Header::new_gnu();
+        match bytes {
+            Some(bytes) => {
+                header.set_size(bytes.len() as u64);
+                header.set_mode(0o644);
+                header.set_cksum();
+                builder.append_data(&mut header, name, *bytes).unwrap();
+            }
+            None => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                builder
+                    .append_link(&mut header, name, "/etc/passwd")
+                    .unwrap();
+            }
+        }
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A gzipped tar of `entries` (name, bytes, or None for a symlink).
-    fn design_tar(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
-        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-            Vec::new(),
-            flate2::Compression::fast(),
-        ));
-        for (name, bytes) in entries {
-            let mut header = tar::Header::new_gnu();
-            match bytes {
-                Some(bytes) => {
-                    header.set_size(bytes.len() as u64);
-                    header.set_mode(0o644);
-                    header.set_cksum();
-                    builder.append_data(&mut header, name, *bytes).unwrap();
-                }
-                None => {
-                    header.set_entry_type(tar::EntryType::Symlink);
-                    header.set_size(0);
-                    builder
-                        .append_link(&mut header, name, "/etc/passwd")
-                        .unwrap();
-                }
-            }
-        }
-        builder.into_inner().unwrap().finish().unwrap()
-    }
 
     #[test]
     fn the_design_export_gives_its_bundle_or_nothing_and_refuses_odd_ones() {
@@ -337,18 +339,21 @@ mod tests {
             unpack_design(&file, &out)
         };
         assert_eq!(
-            unpack(design_tar(&[("design.bundle", Some(b"# v2 git bundle\n"))])),
+            unpack(test_tar_gz(&[(
+                "design.bundle",
+                Some(b"# v2 git bundle\n")
+            )])),
             Ok(true)
         );
         assert_eq!(std::fs::read(&out).unwrap(), b"# v2 git bundle\n");
         // GitLab writes no bundle for a project without a design repository.
-        assert_eq!(unpack(design_tar(&[])), Ok(false));
+        assert_eq!(unpack(test_tar_gz(&[])), Ok(false));
         assert!(!out.exists());
         // Anything else in the tar is not read.
-        assert_eq!(unpack(design_tar(&[("other", Some(b"x"))])), Ok(false));
-        let said = unpack(design_tar(&[("design.bundle", None)])).unwrap_err();
+        assert_eq!(unpack(test_tar_gz(&[("other", Some(b"x"))])), Ok(false));
+        let said = unpack(test_tar_gz(&[("design.bundle", None)])).unwrap_err();
         assert!(said.contains("not a regular file"), "{said}");
-        let said = unpack(design_tar(&[
+        let said = unpack(test_tar_gz(&[
             ("design.bundle", Some(b"a")),
             ("./design.bundle", Some(b"b")),
         ]))

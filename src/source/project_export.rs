@@ -241,37 +241,10 @@ fn index(path: &Path) -> Result<RelationFile, String> {
 mod tests {
     use super::*;
 
-    /// A gzipped tar of (name, bytes) regular files, and symlinks for None.
-    fn tar_gz(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
-        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
-            Vec::new(),
-            flate2::Compression::fast(),
-        ));
-        for (name, bytes) in entries {
-            let mut header = tar::Header::new_gnu();
-            match bytes {
-                Some(bytes) => {
-                    header.set_size(bytes.len() as u64);
-                    header.set_mode(0o644);
-                    header.set_cksum();
-                    builder.append_data(&mut header, name, *bytes).unwrap();
-                }
-                None => {
-                    header.set_entry_type(tar::EntryType::Symlink);
-                    header.set_size(0);
-                    builder
-                        .append_link(&mut header, name, "/etc/passwd")
-                        .unwrap();
-                }
-            }
-        }
-        builder.into_inner().unwrap().finish().unwrap()
-    }
-
     fn unpack(entries: &[(&str, Option<&[u8]>)]) -> Result<ProjectExport, String> {
         let (download, dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let file = download.path().join("export.tar.gz");
-        std::fs::write(&file, tar_gz(entries)).unwrap();
+        std::fs::write(&file, crate::source::files::test_tar_gz(entries)).unwrap();
         ProjectExport::unpack(&file, dir)
     }
 
