@@ -39,6 +39,9 @@ pub struct ExportedRelation {
 /// repositories included) before the migration gives up on it.
 const WHOLE_BUILD_TIMEOUT: Duration = Duration::from_secs(3 * 3600);
 
+/// How long a whole-project export may stay unstarted (`none`) after it was asked for.
+const WHOLE_START_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// What a source exported of a group or project.
 struct Export {
     relations: HashMap<String, ExportedRelation>,
@@ -391,19 +394,28 @@ async fn export_whole(
     };
     let shown = Preparing::new(what(0));
     let mut wait = Duration::from_millis(50);
+    // Whether the export was seen queued or being built: GitLab puts one that failed back to
+    // `none` (before it had a `failed` status).
+    let mut seen = false;
     loop {
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_secs(5));
         shown.update(what(started.elapsed().as_secs()));
         let status = gitlab.client.get(&path, &[]).await?;
-        match status.get("export_status").and_then(Value::as_str) {
+        let failed = match status.get("export_status").and_then(Value::as_str) {
             Some("finished") => break,
-            Some("failed") => {
-                return Err(ForgeError::Unsupported(format!(
-                    "{source} could not export {portable} (GET /{path} says its export failed)"
-                )));
+            Some("failed") => true,
+            Some("none") | None => seen || started.elapsed() > WHOLE_START_TIMEOUT,
+            Some(_) => {
+                seen = true;
+                false
             }
-            _ => {}
+        };
+        if failed {
+            return Err(ForgeError::Unsupported(format!(
+                "{source} could not export {portable}: its export ended without an archive \
+                 (GET /{path}); the source's logs (Sidekiq, ProjectExportWorker) say why"
+            )));
         }
         if started.elapsed() > WHOLE_BUILD_TIMEOUT {
             return Err(ForgeError::Unsupported(format!(
