@@ -851,6 +851,13 @@ async fn a_source_without_the_relation_export_exports_each_project_whole() {
         by.keys().all(|k| !k.contains("export_relations/download")),
         "{requests:#}"
     );
+    // The refusal is met once.
+    let refused: u64 = by
+        .iter()
+        .filter(|(k, _)| k.starts_with("POST ") && k.ends_with("/export_relations"))
+        .map(|(_, n)| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(refused, 1, "{requests:#}");
     // What was unpacked is gone with the run.
     let left: Vec<_> = std::fs::read_dir(data.path())
         .unwrap()

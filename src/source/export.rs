@@ -56,7 +56,7 @@ type PortableExport = Option<Export>;
 pub struct Exports {
     portables: Mutex<HashMap<String, Arc<OnceCell<PortableExport>>>>,
     /// Portables whose export [`Exports::start_early`] started and no one has waited for yet.
-    started_early: Mutex<std::collections::HashSet<String>>,
+    started_early: Mutex<HashMap<String, Early>>,
     /// Where a whole-project export is downloaded and unpacked (the system's temporary directory
     /// when not set).
     work_dir: Option<std::path::PathBuf>,
@@ -128,8 +128,9 @@ impl Exports {
 
     /// Starts the export of `portable` now, without waiting for it, so that the source builds it
     /// while other entities migrate; the first [`Exports::relation`] of it then waits for that
-    /// export instead of starting another. When the source refuses (or cannot be reached), nothing
-    /// is recorded: the export starts, or the refusal is met, when it is first needed.
+    /// export instead of starting another. A refusal is remembered too (the first use goes straight
+    /// to what comes instead: a project's whole export, or REST); when the source cannot be reached,
+    /// nothing is recorded, and the export starts when it is first needed.
     pub async fn start_early(&self, gitlab: &GitLab, portable: &str) {
         let already = self
             .portables
@@ -139,16 +140,18 @@ impl Exports {
         if already {
             return;
         }
-        match start(gitlab, portable).await {
-            Ok(true) => {
-                self.started_early
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(portable.to_string());
+        let early = match start(gitlab, portable).await {
+            Ok(true) => Early::Started,
+            Ok(false) => Early::Refused,
+            Err(e) => {
+                tracing::debug!(portable, error = %e, "the early export did not start");
+                return;
             }
-            Ok(false) => {}
-            Err(e) => tracing::debug!(portable, error = %e, "the early export did not start"),
-        }
+        };
+        self.started_early
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(portable.to_string(), early);
     }
 
     /// Whether the source exports `portable` to this token at all.
@@ -157,9 +160,9 @@ impl Exports {
         Ok(cell.get().is_some_and(Option::is_some))
     }
 
-    /// Whether [`Exports::start_early`] started `portable`'s export (asked once: a second build,
-    /// after a failed one, starts its own).
-    fn take_early(&self, portable: &str) -> bool {
+    /// What [`Exports::start_early`] found for `portable` (asked once: a second build, after a
+    /// failed one, starts its own).
+    fn take_early(&self, portable: &str) -> Option<Early> {
         self.started_early
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -292,16 +295,29 @@ async fn start(gitlab: &GitLab, portable: &str) -> Result<bool, ForgeError> {
     }
 }
 
-/// Starts a batched export (unless `started_early`) and waits until every relation is built; a
-/// project the source does not export that way is exported whole, when it can be.
+/// What [`Exports::start_early`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Early {
+    Started,
+    /// The source would not export it (so it is not asked again).
+    Refused,
+}
+
+/// Starts a batched export (unless it was, or was refused, `early`) and waits until every relation
+/// is built; a project the source does not export that way is exported whole, when it can be.
 async fn build(
     gitlab: &GitLab,
     portable: &str,
-    started_early: bool,
+    early: Option<Early>,
     work_dir: std::path::PathBuf,
 ) -> Result<PortableExport, ForgeError> {
     let start_path = format!("{portable}/export_relations");
-    if !started_early && !start(gitlab, portable).await? {
+    let started_early = early == Some(Early::Started);
+    let offered = match early {
+        Some(e) => e == Early::Started,
+        None => start(gitlab, portable).await?,
+    };
+    if !offered {
         if portable.starts_with("projects/") {
             return export_whole(gitlab, portable, &work_dir).await;
         }
