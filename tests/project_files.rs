@@ -859,11 +859,7 @@ async fn a_source_without_the_relation_export_exports_each_project_whole() {
         .sum();
     assert_eq!(refused, 1, "{requests:#}");
     // What was unpacked is gone with the run.
-    let left: Vec<_> = std::fs::read_dir(data.path())
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|d| d.file_name().to_string_lossy().starts_with(".tmp"))
-        .collect();
+    let left = tmp_dirs(data.path());
     assert!(left.is_empty(), "{left:?}");
     src.shutdown().await;
     dst.shutdown().await;
@@ -893,4 +889,94 @@ async fn designs_past_one_page_are_all_counted() {
     assert_eq!(paged[&iid], ["flow.svg", "mockup.png"], "{paged:?}");
     assert_eq!(paged, designs(100).await.unwrap());
     src.shutdown().await;
+}
+
+/// The `.tmp*` directories a run left in a data directory.
+fn tmp_dirs(data: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(data)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|d| d.file_name().to_string_lossy().starts_with(".tmp"))
+        .map(|d| d.path())
+        .collect()
+}
+
+/// A kill while a project's whole export downloads: the same command again exports it again and
+/// migrates everything once, with no failure; what the killed run left on disk `appliance gc`
+/// removes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_while_the_whole_export_downloads_resumes_and_gc_removes_what_it_left() {
+    let (src, dst) = (source().await, destination().await);
+    let refuse = json!({"method": "POST", "path_contains": "/export_relations",
+                        "status": 404, "message": "404 Not Found"});
+    set_faults(
+        &src,
+        json!({"reject": [refuse.clone()], "hold": {
+            "when": {"method": "POST", "path": "/api/v4/projects/*/export"},
+            "after": 1,
+            "hold": {"method": "GET", "path": "/api/v4/projects/*/export/download"},
+        }}),
+    )
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let project = WITH_WIKI[0];
+    let mut child = migrate_projects_cmd(&src, &dst, data.path(), &[project])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start appliance");
+    kill_when(&mut child, "the whole export's download", async || {
+        sim_requests(&src).await["injected"]["held"].as_u64() >= Some(1)
+    })
+    .await;
+    // The partly downloaded export stays where it was being written (beside the project's staging).
+    let left = tmp_dirs(data.path());
+    let exports = left
+        .iter()
+        .filter(|d| d.to_string_lossy().contains(".tmp-project-export-"))
+        .count();
+    assert_eq!(exports, 1, "{left:?}");
+    set_faults(&src, json!({"reject": [refuse]})).await;
+
+    let out = run(migrate_projects_cmd(&src, &dst, data.path(), &[project])).await;
+    assert!(out.status.success(), "the resumed run: {}", explain(&out));
+    let r = report(&out);
+    assert_eq!(r["has_failures"], false, "{r:#}");
+    let e = entity(&r, project);
+    let dest = e["destination_full_path"].as_str().unwrap();
+    for row in e["stats"].as_array().unwrap() {
+        assert_eq!(row["status"], "finished", "{row}");
+        assert_eq!(row["imported"], row["source"], "{row}");
+    }
+    for kind in ["issues", "merge_requests"] {
+        let want = get_all(
+            &src.url,
+            &src.owner_token,
+            &format!("projects/{}/{kind}", enc(project)),
+        )
+        .await;
+        let got = get_all(
+            &dst.url,
+            &dst.admin_token,
+            &format!("projects/{}/{kind}", enc(dest)),
+        )
+        .await;
+        assert_eq!(got.len(), want.len(), "{kind}: each once");
+    }
+    assert!(assert_same_uploads(&src, &dst, e, project, dest).await >= 3);
+    assert_eq!(
+        assert_same_designs(&src, &dst, e, WITH_DESIGNS.0, dest).await,
+        2
+    );
+    // One project at the destination, imported once.
+    let imports = sim_requests(&dst).await["by_request"]["POST /api/v4/projects/import"].clone();
+    assert_eq!(imports, 1, "{imports}");
+
+    let mut gc = appliance();
+    gc.args(["gc", "--json", "--data"]).arg(data.path());
+    let cleaned = run(gc).await;
+    assert!(cleaned.status.success(), "{}", explain(&cleaned));
+    assert!(tmp_dirs(data.path()).is_empty(), "{}", explain(&cleaned));
+    src.shutdown().await;
+    dst.shutdown().await;
 }
