@@ -770,10 +770,7 @@ async fn a_source_without_the_relation_export_exports_each_project_whole() {
     assert_eq!(r["has_failures"], false, "{r:#}");
     let e = entity(&r, project);
     let dest = e["destination_full_path"].as_str().unwrap();
-    for row in e["stats"].as_array().unwrap() {
-        assert_eq!(row["status"], "finished", "{row}");
-        assert_eq!(row["imported"], row["source"], "{row}");
-    }
+    assert_every_row_complete(e);
     // Records, field by field.
     for kind in ["issues", "merge_requests", "milestones", "releases"] {
         let fields = [
@@ -792,22 +789,8 @@ async fn a_source_without_the_relation_export_exports_each_project_whole() {
             v.sort_by_key(|x| x.to_string());
             v
         };
-        let want = pick(
-            get_all(
-                &src.url,
-                &src.owner_token,
-                &format!("projects/{}/{kind}", enc(project)),
-            )
-            .await,
-        );
-        let got = pick(
-            get_all(
-                &dst.url,
-                &dst.admin_token,
-                &format!("projects/{}/{kind}", enc(dest)),
-            )
-            .await,
-        );
+        let (want, got) = lists(&src, &dst, project, dest, kind).await;
+        let (want, got) = (pick(want), pick(got));
         assert!(!want.is_empty(), "{kind}: the sample project has some");
         assert_eq!(got, want, "{kind}");
         assert_row(e, kind, want.len(), project);
@@ -891,6 +874,29 @@ async fn designs_past_one_page_are_all_counted() {
     src.shutdown().await;
 }
 
+/// A project's `kind` list (`issues`, `releases`, ...) at the source and at the destination.
+async fn lists(
+    src: &forge_sim::RunningSim,
+    dst: &forge_sim::RunningSim,
+    project: &str,
+    dest: &str,
+    kind: &str,
+) -> (Vec<Value>, Vec<Value>) {
+    let path = |p: &str| format!("projects/{}/{kind}", enc(p));
+    (
+        get_all(&src.url, &src.owner_token, &path(project)).await,
+        get_all(&dst.url, &dst.admin_token, &path(dest)).await,
+    )
+}
+
+/// Every row of a report entity finished with as many records at the destination as at the source.
+fn assert_every_row_complete(entity: &Value) {
+    for row in entity["stats"].as_array().unwrap() {
+        assert_eq!(row["status"], "finished", "{row}");
+        assert_eq!(row["imported"], row["source"], "{row}");
+    }
+}
+
 /// The `.tmp*` directories a run left in a data directory.
 fn tmp_dirs(data: &std::path::Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(data)
@@ -944,23 +950,9 @@ async fn a_kill_while_the_whole_export_downloads_resumes_and_gc_removes_what_it_
     assert_eq!(r["has_failures"], false, "{r:#}");
     let e = entity(&r, project);
     let dest = e["destination_full_path"].as_str().unwrap();
-    for row in e["stats"].as_array().unwrap() {
-        assert_eq!(row["status"], "finished", "{row}");
-        assert_eq!(row["imported"], row["source"], "{row}");
-    }
+    assert_every_row_complete(e);
     for kind in ["issues", "merge_requests"] {
-        let want = get_all(
-            &src.url,
-            &src.owner_token,
-            &format!("projects/{}/{kind}", enc(project)),
-        )
-        .await;
-        let got = get_all(
-            &dst.url,
-            &dst.admin_token,
-            &format!("projects/{}/{kind}", enc(dest)),
-        )
-        .await;
+        let (want, got) = lists(&src, &dst, project, dest, kind).await;
         assert_eq!(got.len(), want.len(), "{kind}: each once");
     }
     assert!(assert_same_uploads(&src, &dst, e, project, dest).await >= 3);
