@@ -972,3 +972,61 @@ async fn a_kill_while_the_whole_export_downloads_resumes_and_gc_removes_what_it_
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+/// A whole export the source could not build (`failed`) is a failure of each relation only an
+/// export holds, saying so, never an empty project; the repository still arrives.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_whole_export_the_source_could_not_build_is_a_failure_not_an_empty_project() {
+    let (src, dst) = (source().await, destination().await);
+    set_faults(
+        &src,
+        json!({"reject": [{"method": "POST", "path_contains": "/export_relations",
+                           "status": 404, "message": "404 Not Found"}],
+               "failed_exports": ["issues"]}),
+    )
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let project = WITH_WIKI[0];
+    let out = run(migrate_projects_cmd(&src, &dst, data.path(), &[project])).await;
+    let r = report(&out);
+    assert_eq!(r["has_failures"], true, "{r:#}");
+    let e = entity(&r, project);
+    let failures = e["failures"].as_array().unwrap();
+    for relation in ["issues", "merge_requests", "labels", "uploads"] {
+        let failure = failures
+            .iter()
+            .find(|f| f["relation"] == relation)
+            .unwrap_or_else(|| panic!("a failure row for {relation}: {e:#}"));
+        let message = failure["exception_message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("could not export the {relation} of {project}"))
+                && message.contains("its export ended without an archive"),
+            "{relation}: {message}"
+        );
+        assert_eq!(stat(e, relation)["imported"], 0, "{relation}");
+    }
+    // Asked for once, not again for each relation.
+    let requests = sim_requests(&src).await;
+    let asked: u64 = requests["by_request"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("POST ") && k.ends_with("/export"))
+        .map(|(_, n)| n.as_u64().unwrap())
+        .sum();
+    assert_eq!(asked, 1, "{requests:#}");
+    // Nothing the export was needed for is pretended: the repository is cloned and arrives.
+    let dest = e["destination_full_path"].as_str().unwrap();
+    assert_eq!(
+        repo_refs(&dst, dest)
+            .into_iter()
+            .filter(|(r, _)| !r.starts_with("refs/merge-requests/"))
+            .collect::<BTreeMap<_, _>>(),
+        repo_refs(&src, project)
+            .into_iter()
+            .filter(|(r, _)| !r.starts_with("refs/merge-requests/"))
+            .collect::<BTreeMap<_, _>>()
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}

@@ -47,6 +47,9 @@ struct Export {
     relations: HashMap<String, ExportedRelation>,
     /// A project exported whole: where its relations are read from.
     file: Option<Arc<ProjectExport>>,
+    /// Why the source could not export it at all (a whole export that failed): every relation
+    /// asked for is failed with these words, and the export is not asked for again.
+    failed: Option<String>,
 }
 
 /// An export, or None when the source would not export it.
@@ -98,10 +101,16 @@ impl Exports {
         relation: &str,
     ) -> Result<Option<ExportedRelation>, ForgeError> {
         let cell = self.built(gitlab, portable).await?;
-        Ok(cell
-            .get()
-            .and_then(Option::as_ref)
-            .and_then(|e| e.relations.get(relation).cloned()))
+        Ok(cell.get().and_then(Option::as_ref).and_then(|e| {
+            e.relations.get(relation).cloned().or_else(|| {
+                e.failed.clone().map(|why| ExportedRelation {
+                    batches: 0,
+                    total: 0,
+                    whole: false,
+                    failed: Some(why),
+                })
+            })
+        }))
     }
 
     /// The whole-project export `portable`'s relations are read from, when it was exported whole.
@@ -375,6 +384,7 @@ async fn build(
             return Ok(Some(Export {
                 relations: done,
                 file: None,
+                failed: None,
             }));
         }
         if tokio::time::Instant::now() > deadline {
@@ -427,18 +437,25 @@ async fn export_whole(
                 false
             }
         };
-        if failed {
-            return Err(ForgeError::Unsupported(format!(
-                "{source} could not export {portable}: its export ended without an archive \
-                 (GET /{path}); the source's logs (Sidekiq, ProjectExportWorker) say why"
-            )));
-        }
-        if started.elapsed() > WHOLE_BUILD_TIMEOUT {
-            return Err(ForgeError::Unsupported(format!(
-                "{source} did not finish the export of {portable} within {} hours",
+        let why = if failed {
+            format!(
+                "its export ended without an archive (GET /{path}); the source's logs \
+                 (Sidekiq, ProjectExportWorker) say why"
+            )
+        } else if started.elapsed() > WHOLE_BUILD_TIMEOUT {
+            format!(
+                "its export did not finish within {} hours",
                 WHOLE_BUILD_TIMEOUT.as_secs() / 3600
-            )));
-        }
+            )
+        } else {
+            continue;
+        };
+        // Every relation fails with these words; the export is not asked for again.
+        return Ok(Some(Export {
+            relations: HashMap::new(),
+            file: None,
+            failed: Some(why),
+        }));
     }
     drop(shown);
     let disk = |e: std::io::Error| ForgeError::Decode {
@@ -470,6 +487,7 @@ async fn export_whole(
     Ok(Some(Export {
         relations: unpacked.exported(),
         file: Some(Arc::new(unpacked)),
+        failed: None,
     }))
 }
 

@@ -155,7 +155,7 @@ impl Exports {
 /// export state.
 pub fn routes(faults: Arc<FaultState>) -> Router<Arc<Sim>> {
     Router::new()
-        .merge(whole::routes())
+        .merge(whole::routes(Arc::clone(&faults)))
         .route(
             "/api/v4/groups/{id}/export_relations",
             post(|s, e, p, h, q, b| start(s, e, p, h, q, b, Kind::Group)),

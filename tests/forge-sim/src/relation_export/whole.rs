@@ -7,11 +7,13 @@
 //! relation export (from `tree.rs`), `uploads/<secret>/<filename>`, and a `git bundle` of each
 //! repository (`project.bundle`, `project.wiki.bundle`, `project.design.bundle`). It is built from a
 //! snapshot of the store when the export is asked for, off the async workers; until it is built the
-//! status says `started`, as GitLab's says while Sidekiq works.
+//! status says `started`, as GitLab's says while Sidekiq works, and `failed` when any relation is
+//! named in `FaultConfig::failed_exports` (GitLab fails a whole export as a whole).
 
 use super::tree::{self, Content};
 use super::{Kind, Portable, Sims, authorize, tar_gz};
 use crate::error::ApiError;
+use crate::faults::FaultState;
 use crate::routes::request::parse_pairs;
 use axum::Extension;
 use axum::Router;
@@ -27,35 +29,50 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// The export format version GitLab writes in `VERSION`.
 const VERSION: &str = "0.2.4";
 
-/// Each project's last export: None while it is being built.
-#[derive(Default)]
-struct Archives(Mutex<HashMap<u64, Option<Bytes>>>);
+/// Where a project's last export is.
+#[derive(Clone)]
+enum Export {
+    Building,
+    Finished(Bytes),
+    /// It could not be built (a relation named in `FaultConfig::failed_exports`): GitLab fails a
+    /// whole export as a whole, and says `failed`.
+    Failed,
+}
+
+/// Each project's last export.
+struct Archives {
+    exports: Mutex<HashMap<u64, Export>>,
+    faults: Arc<FaultState>,
+}
 
 impl Archives {
-    fn get(&self, project: u64) -> Option<Option<Bytes>> {
-        self.0
+    fn get(&self, project: u64) -> Option<Export> {
+        self.exports
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&project)
             .cloned()
     }
 
-    fn set(&self, project: u64, archive: Option<Bytes>) {
-        self.0
+    fn set(&self, project: u64, export: Export) {
+        self.exports
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(project, archive);
+            .insert(project, export);
     }
 }
 
 type Ext = Extension<Arc<Archives>>;
 
 /// The three endpoints, with an export state of their own.
-pub fn routes() -> Router<Arc<crate::state::Sim>> {
+pub fn routes(faults: Arc<FaultState>) -> Router<Arc<crate::state::Sim>> {
     Router::new()
         .route("/api/v4/projects/{id}/export", post(start).get(status))
         .route("/api/v4/projects/{id}/export/download", get(download))
-        .layer(Extension(Arc::new(Archives::default())))
+        .layer(Extension(Arc::new(Archives {
+            exports: Mutex::default(),
+            faults,
+        })))
 }
 
 /// The project an authorized caller (a maintainer) may export.
@@ -84,10 +101,15 @@ async fn start(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    archives.set(pid, None);
+    archives.set(pid, Export::Building);
+    let failing = !archives.faults.config().failed_exports.is_empty();
     tokio::task::spawn_blocking(move || match archive(&sim, pid) {
-        Ok(bytes) => archives.set(pid, Some(bytes)),
-        Err(e) => tracing::warn!(project = pid, error = %e, "the project export failed"),
+        Ok(_) if failing => archives.set(pid, Export::Failed),
+        Ok(bytes) => archives.set(pid, Export::Finished(bytes)),
+        Err(e) => {
+            tracing::warn!(project = pid, error = %e, "the project export failed");
+            archives.set(pid, Export::Failed);
+        }
     });
     (
         StatusCode::ACCEPTED,
@@ -110,8 +132,9 @@ async fn status(
     };
     let export_status = match archives.get(pid) {
         None => "none",
-        Some(None) => "started",
-        Some(Some(_)) => "finished",
+        Some(Export::Building) => "started",
+        Some(Export::Finished(_)) => "finished",
+        Some(Export::Failed) => "failed",
     };
     let store = sim.read();
     let Some(p) = store.project(pid) else {
@@ -143,7 +166,7 @@ async fn download(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let Some(Some(bytes)) = archives.get(pid) else {
+    let Some(Export::Finished(bytes)) = archives.get(pid) else {
         return ApiError::message(StatusCode::NOT_FOUND, "404 Not found or has expired")
             .into_response();
     };
