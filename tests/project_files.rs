@@ -748,6 +748,12 @@ async fn uploads_exported_in_several_batches_all_arrive() {
     dst.shutdown().await;
 }
 
+/// The simulator's rule that refuses every relation export, as a GitLab from before it answers.
+fn refuse_relation_export() -> Value {
+    json!({"method": "POST", "path_contains": "/export_relations", "status": 404,
+           "message": "404 Not Found"})
+}
+
 /// A source without GitLab's relation export (one from before it, or one that refuses it: 404 on
 /// `POST /projects/:id/export_relations`) still exports each project whole
 /// (`POST /projects/:id/export`): the project arrives from that archive with every record, upload,
@@ -755,12 +761,7 @@ async fn uploads_exported_in_several_batches_all_arrive() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_source_without_the_relation_export_exports_each_project_whole() {
     let (src, dst) = (source().await, destination().await);
-    set_faults(
-        &src,
-        json!({"reject": [{"method": "POST", "path_contains": "/export_relations",
-                           "status": 404, "message": "404 Not Found"}]}),
-    )
-    .await;
+    set_faults(&src, json!({"reject": [refuse_relation_export()]})).await;
     let data = tempfile::tempdir().unwrap();
     let project = WITH_WIKI[0];
     let out = run(migrate_projects_cmd(&src, &dst, data.path(), &[project])).await;
@@ -913,8 +914,7 @@ fn tmp_dirs(data: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_kill_while_the_whole_export_downloads_resumes_and_gc_removes_what_it_left() {
     let (src, dst) = (source().await, destination().await);
-    let refuse = json!({"method": "POST", "path_contains": "/export_relations",
-                        "status": 404, "message": "404 Not Found"});
+    let refuse = refuse_relation_export();
     set_faults(
         &src,
         json!({"reject": [refuse.clone()], "hold": {
@@ -980,8 +980,7 @@ async fn a_whole_export_the_source_could_not_build_is_a_failure_not_an_empty_pro
     let (src, dst) = (source().await, destination().await);
     set_faults(
         &src,
-        json!({"reject": [{"method": "POST", "path_contains": "/export_relations",
-                           "status": 404, "message": "404 Not Found"}],
+        json!({"reject": [refuse_relation_export()],
                "failed_exports": ["issues"]}),
     )
     .await;
