@@ -209,13 +209,7 @@ impl Exports {
                     .client
                     .api_url(&format!("{portable}/export/download")),
             );
-            return tokio::task::spawn_blocking(move || file.page(&relation, number))
-                .await
-                .map_err(|e| ForgeError::Decode {
-                    url: url.clone(),
-                    message: e.to_string(),
-                })?
-                .map_err(|message| ForgeError::Decode { url, message });
+            return super::files::off_runtime(url, move || file.page(&relation, number)).await;
         }
         download(
             gitlab,
@@ -471,18 +465,13 @@ async fn export_whole(
     let download_path = format!("{path}/download");
     gitlab.client.download_to(&download_path, &download).await?;
     let url = gitlab.client.api_url(&download_path);
-    let unpacked = tokio::task::spawn_blocking(move || {
+    let unpacked = super::files::off_runtime(url, move || {
         let unpacked = ProjectExport::unpack(&download, dir);
         // Everything the migration reads is unpacked.
         let _ = std::fs::remove_file(&download);
         unpacked
     })
-    .await
-    .map_err(|e| ForgeError::Decode {
-        url: url.clone(),
-        message: e.to_string(),
-    })?
-    .map_err(|message| ForgeError::Decode { url, message })?;
+    .await?;
     tracing::info!(portable, "read the project from its whole export");
     Ok(Some(Export {
         relations: unpacked.exported(),

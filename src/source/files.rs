@@ -146,6 +146,22 @@ pub fn snippet_hexdigest(record: &serde_json::Value) -> Option<String> {
     Some(hex::encode(Sha256::digest(text.as_bytes())))
 }
 
+/// Runs blocking file work (unpacking, staging) off the async workers; what fails, or panics, is a
+/// decode error of `url` (what was being read).
+pub async fn off_runtime<T: Send + 'static>(
+    url: String,
+    work: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, crate::forge::ForgeError> {
+    let decode = |message: String| crate::forge::ForgeError::Decode {
+        url: url.clone(),
+        message,
+    };
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| decode(e.to_string()))?
+        .map_err(decode)
+}
+
 /// An upload's secret is 1-64 ASCII letters and digits, and its file name one path component
 /// (not `.` or `..`, no `/`, backslash or control character, at most 255 bytes): nothing can
 /// step out of `uploads/<secret>/` when it is written to disk or into an archive.

@@ -128,10 +128,12 @@ impl LiveSource {
                 return Ok(None);
             };
             let bundle = dir.join(RepositoryKind::Design.archive_name());
-            link_or_copy(design, &bundle).map_err(|e| ForgeError::Decode {
-                url: bundle.display().to_string(),
-                message: format!("cannot stage the exported design repository: {e}"),
-            })?;
+            let (from, to) = (design.to_path_buf(), bundle.clone());
+            files::off_runtime(bundle.display().to_string(), move || {
+                link_or_copy(&from, &to)
+                    .map_err(|e| format!("cannot stage the exported design repository: {e}"))
+            })
+            .await?;
             return Ok(Some(bundle));
         }
         let exported = self
@@ -160,13 +162,7 @@ impl LiveSource {
         let url = self.gitlab.client.api_url(&path);
         let bundle = dir.join(RepositoryKind::Design.archive_name());
         let (from, into) = (tar_gz.clone(), bundle.clone());
-        let unpacked = tokio::task::spawn_blocking(move || files::unpack_design(&from, &into))
-            .await
-            .map_err(|e| ForgeError::Decode {
-                url: url.clone(),
-                message: e.to_string(),
-            })?
-            .map_err(|message| ForgeError::Decode { url, message });
+        let unpacked = files::off_runtime(url, move || files::unpack_design(&from, &into)).await;
         let _ = tokio::fs::remove_file(&tar_gz).await;
         Ok(unpacked?.then_some(bundle))
     }
@@ -573,25 +569,26 @@ impl Source for LiveSource {
     ) -> Result<Vec<ProjectUpload>, ForgeError> {
         let portable = ctx.source_portable();
         if let Some(file) = self.exports.file(&self.gitlab, &portable).await? {
-            return file
-                .uploads
-                .iter()
-                .map(|upload| {
-                    let path = dir.join(upload.archive_name());
-                    let staged = path
-                        .parent()
-                        .map_or(Ok(()), std::fs::create_dir_all)
-                        .and_then(|()| link_or_copy(&upload.path, &path));
-                    staged.map_err(|e| ForgeError::Decode {
-                        url: path.display().to_string(),
-                        message: format!("cannot stage an exported upload: {e}"),
-                    })?;
-                    Ok(ProjectUpload {
-                        path,
-                        ..upload.clone()
+            let dir = dir.to_path_buf();
+            return files::off_runtime(dir.display().to_string(), move || {
+                file.uploads
+                    .iter()
+                    .map(|upload| {
+                        let path = dir.join(upload.archive_name());
+                        path.parent()
+                            .map_or(Ok(()), std::fs::create_dir_all)
+                            .and_then(|()| link_or_copy(&upload.path, &path))
+                            .map_err(|e| {
+                                format!("cannot stage exported upload `{}`: {e}", path.display())
+                            })?;
+                        Ok(ProjectUpload {
+                            path,
+                            ..upload.clone()
+                        })
                     })
-                })
-                .collect();
+                    .collect()
+            })
+            .await;
         }
         let exported = self
             .exports
@@ -634,16 +631,8 @@ impl Source for LiveSource {
             self.gitlab.client.download_to(&path, &tar_gz).await?;
             let url = self.gitlab.client.api_url(&path);
             let (from, into) = (tar_gz.clone(), dir.to_path_buf());
-            let unpacked = tokio::task::spawn_blocking(move || files::unpack_uploads(&from, &into))
-                .await
-                .map_err(|e| ForgeError::Decode {
-                    url: url.clone(),
-                    message: e.to_string(),
-                })?
-                .map_err(|message| ForgeError::Decode {
-                    url: url.clone(),
-                    message,
-                });
+            let unpacked =
+                files::off_runtime(url.clone(), move || files::unpack_uploads(&from, &into)).await;
             let _ = tokio::fs::remove_file(&tar_gz).await;
             for upload in unpacked? {
                 if all
