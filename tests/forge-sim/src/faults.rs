@@ -67,6 +67,40 @@ pub struct FaultConfig {
     /// GitLab's error text), as when GitLab cannot serialize a record or read an upload from its
     /// object storage; the rest of the export finishes.
     pub failed_exports: Vec<String>,
+    /// Records GitLab's project import refuses as invalid: each is left out of the project and its
+    /// relation named in `failed_relations` (GitLab never says which record), as when a record
+    /// fails its model's validation at the destination.
+    pub import_refusals: Vec<ImportRefusal>,
+}
+
+/// A record of a project import archive that GitLab's import refuses: one of `relation`
+/// (`labels`, `releases`, ...) whose JSON contains `contains`, refused with `message`
+/// (default: GitLab's "Validation failed: ..." for an invalid record).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImportRefusal {
+    pub relation: String,
+    pub contains: String,
+    pub message: Option<String>,
+}
+
+/// The import refusals of the fault configuration, as the middleware hands them to the handlers
+/// (a request extension).
+#[derive(Clone, Debug, Default)]
+pub struct ImportRefusals(pub Vec<ImportRefusal>);
+
+impl ImportRefusals {
+    /// GitLab's words for a refused record of `relation` whose JSON is `json`, if it is refused.
+    pub fn refuses(&self, relation: &str, json: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|r| r.relation == relation && json.contains(&r.contains))
+            .map(|r| {
+                r.message.clone().unwrap_or_else(|| {
+                    "Validation failed: the record is invalid (forge-sim import_refusals)".into()
+                })
+            })
+    }
 }
 
 /// Once `after` requests matching `when` were handled with a success (2xx), every request matching
@@ -672,6 +706,11 @@ pub async fn middleware(
             reset,
             truncate: cut,
         } => {
+            let mut req = req;
+            let refusals = state.config().import_refusals;
+            if !refusals.is_empty() {
+                req.extensions_mut().insert(ImportRefusals(refusals));
+            }
             let resp = next.run(req).await;
             if counts_for_hold && resp.status().is_success() {
                 state.hold_success();

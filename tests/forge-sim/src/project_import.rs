@@ -185,7 +185,13 @@ fn now() -> String {
 
 /// Runs a whole project import: `started`, then `finished` (possibly with failed relations) or
 /// `failed` with the error. The project and its `scheduled` state already exist.
-pub fn run_project_import(sim: Arc<Sim>, project_id: u64, importer: u64, file: Vec<u8>) {
+pub fn run_project_import(
+    sim: Arc<Sim>,
+    project_id: u64,
+    importer: u64,
+    file: Vec<u8>,
+    refusals: &crate::faults::ImportRefusals,
+) {
     set_status(&sim, project_id, "started", None, Vec::new());
     let archive = match Archive::read(&file) {
         Ok(archive) => archive,
@@ -244,6 +250,7 @@ pub fn run_project_import(sim: Arc<Sim>, project_id: u64, importer: u64, file: V
     let (mut failures, snippets) = {
         let mut store = sim.write();
         let mut restorer = Restorer::new(&mut store, project_id, importer, &archive);
+        restorer.refusals = refusals.clone();
         for relation in RESTORE_ORDER {
             restorer.relation(&archive, relation);
         }
@@ -556,6 +563,8 @@ struct Restorer<'s> {
     snippets: Vec<(u64, u64)>,
     /// The iids the archive's pipelines carry: one without (an older export) never takes them.
     pipeline_iids: std::collections::BTreeSet<u64>,
+    /// Records to refuse as invalid (`FaultConfig::import_refusals`).
+    refusals: crate::faults::ImportRefusals,
 }
 
 impl<'s> Restorer<'s> {
@@ -611,6 +620,7 @@ impl<'s> Restorer<'s> {
                 .flatten()
                 .filter_map(|(_, r)| r.as_ref().ok()?["iid"].as_u64())
                 .collect(),
+            refusals: Default::default(),
         }
     }
 
@@ -635,7 +645,10 @@ impl<'s> Restorer<'s> {
             let result = match record {
                 // A single record the exporting project did not have (GitLab writes `null`).
                 Ok(Value::Null) => continue,
-                Ok(v) => self.record(relation, v),
+                Ok(v) => match self.refusals.refuses(relation, &v.to_string()) {
+                    Some(refused) => Err(refused),
+                    None => self.record(relation, v),
+                },
                 Err(e) => Err(format!("Invalid JSON: {e}")),
             };
             if let Err(message) = result {

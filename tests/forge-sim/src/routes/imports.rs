@@ -189,7 +189,10 @@ pub fn create(ctx: &Ctx) -> Answer {
     }
     let body = render_status(&ctx.sim.read(), &project);
     let (sim, importer, id) = (Arc::clone(&ctx.handle), ctx.user_id, project.id);
-    std::thread::spawn(move || project_import::run_project_import(sim, id, importer, file));
+    let refusals = ctx.refusals.clone();
+    std::thread::spawn(move || {
+        project_import::run_project_import(sim, id, importer, file, &refusals)
+    });
     Ok(Reply::created(body))
 }
 

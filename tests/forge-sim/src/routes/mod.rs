@@ -63,6 +63,8 @@ pub struct Ctx<'a> {
     pub path: String,
     /// The query pairs in order, for pagination links.
     pub query: Vec<(String, String)>,
+    /// Records a project import is to refuse (`FaultConfig::import_refusals`).
+    pub refusals: crate::faults::ImportRefusals,
 }
 
 impl Ctx<'_> {
@@ -171,6 +173,11 @@ pub async fn dispatch(State(sim): State<Arc<Sim>>, req: Request) -> Response {
     };
     let path = parts.uri.path().to_string();
     let query = parse_pairs(parts.uri.query().unwrap_or_default());
+    let refusals = parts
+        .extensions
+        .get::<crate::faults::ImportRefusals>()
+        .cloned()
+        .unwrap_or_default();
     // Handlers take the store lock and may run git; keep them off the async workers.
     let answer = tokio::task::spawn_blocking(move || {
         if path == "/api/graphql" {
@@ -190,6 +197,7 @@ pub async fn dispatch(State(sim): State<Arc<Sim>>, req: Request) -> Response {
                 &path,
                 query,
                 &bytes,
+                refusals,
             )
         } else if path.contains(designs::MARKER) {
             designs::raw_image(&sim, &parts.method, &parts.headers, &path, &query)
@@ -220,6 +228,7 @@ pub async fn dispatch(State(sim): State<Arc<Sim>>, req: Request) -> Response {
     response
 }
 
+#[allow(clippy::too_many_arguments)]
 fn api(
     sim: &Arc<Sim>,
     method: &Method,
@@ -228,6 +237,7 @@ fn api(
     path: &str,
     query: Vec<(String, String)>,
     body: &[u8],
+    refusals: crate::faults::ImportRefusals,
 ) -> Answer {
     let segments: Vec<String> = rest
         .trim_end_matches('/')
@@ -249,6 +259,7 @@ fn api(
         params,
         path: path.to_string(),
         query,
+        refusals,
     };
     let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
     route(&ctx, method, &segs)
@@ -397,12 +408,14 @@ fn project_routes(
         ["protected_branches"] if get => protected_branches::list(ctx, scope),
         ["protected_branches"] if post => protected_branches::create(ctx, scope),
         ["protected_tags"] if get => repository_settings::protected_tags(ctx, scope),
+        ["protected_tags"] if post => repository_settings::create_protected_tag(ctx, scope),
         ["push_rule"] if get => repository_settings::push_rule(ctx, scope),
         ["repository", "commits", sha, "comments"] if get => {
             repository_settings::commit_comments(ctx, scope, sha)
         }
         ["pipelines"] if get => pipelines::list(ctx, scope),
         ["pipeline_schedules"] if get => pipelines::schedules(ctx, scope),
+        ["pipeline_schedules"] if post => pipelines::create_schedule(ctx, scope),
         ["uploads"] if get => uploads::list(ctx, scope),
         ["uploads", secret, filename] if get => uploads::get(ctx, scope, secret, filename),
         ["wikis"] if get => wikis::list(ctx, scope),

@@ -1,13 +1,16 @@
 //! CI/CD records a project keeps: its pipelines (`GET /projects/:id/pipelines`, GitLab's
 //! `PipelineBasic`) and pipeline schedules (`GET /projects/:id/pipeline_schedules`). Read only:
-//! the simulator runs nothing, and these only arrive seeded or through a project import.
+//! the simulator runs nothing: pipelines only arrive seeded or through a project import; a
+//! developer creates a schedule (`POST /projects/:id/pipeline_schedules`), which never runs.
 
 use serde_json::json;
 
 use super::{Answer, Ctx};
 use crate::auth::Scope;
+use crate::error::ApiError;
 use crate::model::{Pipeline, PipelineSchedule, access};
 use crate::pagination::{Keyset, paginate};
+use axum::http::StatusCode;
 
 /// Reporters read a private project's pipelines (`read_pipeline`); `?status`, `?ref`, `?sha`,
 /// `?source` filter, newest first unless `sort=asc`.
@@ -50,6 +53,55 @@ pub fn list(ctx: &Ctx, scope: &Scope) -> Answer {
     )
 }
 
+fn render_schedule(
+    ctx: &Ctx,
+    store: &crate::state::Store,
+    s: &PipelineSchedule,
+) -> serde_json::Value {
+    json!({
+        "id": s.id, "description": s.description, "ref": s.git_ref, "cron": s.cron,
+        "cron_timezone": s.cron_timezone, "next_run_at": s.next_run_at,
+        "active": s.active, "created_at": s.created_at, "updated_at": s.updated_at,
+        "owner": super::users::basic(ctx.sim, store, s.owner_id)
+    })
+}
+
+/// `POST /projects/:id/pipeline_schedules`: `description`, `ref` and `cron` required,
+/// `cron_timezone` (default UTC), `active` (default true); for developers.
+pub fn create_schedule(ctx: &Ctx, scope: &Scope) -> Answer {
+    scope.require(access::DEVELOPER)?;
+    let description = ctx.params.required("description")?;
+    let git_ref = ctx.params.required("ref")?;
+    let cron = ctx.params.required("cron")?;
+    if cron.split_whitespace().count() != 5 {
+        return Err(ApiError::message(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"cron": ["is invalid syntax"]}),
+        ));
+    }
+    let mut store = ctx.sim.write();
+    let now = ctx.now();
+    let schedule = PipelineSchedule {
+        id: store.pipeline_schedules.next_id(),
+        project_id: scope.parent.id(),
+        description,
+        git_ref,
+        cron,
+        cron_timezone: ctx
+            .params
+            .text("cron_timezone")
+            .unwrap_or_else(|| "UTC".into()),
+        next_run_at: None,
+        active: ctx.params.bool("active")?.unwrap_or(true),
+        owner_id: ctx.user_id,
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    let value = render_schedule(ctx, &store, &schedule);
+    store.pipeline_schedules.insert(schedule);
+    Ok(super::Reply::created(value))
+}
+
 /// Developers read a project's schedules (`read_pipeline_schedule`); `?scope=active|inactive`.
 pub fn schedules(ctx: &Ctx, scope: &Scope) -> Answer {
     scope.require(access::DEVELOPER)?;
@@ -69,13 +121,6 @@ pub fn schedules(ctx: &Ctx, scope: &Scope) -> Answer {
         schedules,
         Keyset::NotOffered,
         |s| s.id,
-        |s| {
-            json!({
-                "id": s.id, "description": s.description, "ref": s.git_ref, "cron": s.cron,
-                "cron_timezone": s.cron_timezone, "next_run_at": s.next_run_at,
-                "active": s.active, "created_at": s.created_at, "updated_at": s.updated_at,
-                "owner": super::users::basic(ctx.sim, &store, s.owner_id)
-            })
-        },
+        |s| render_schedule(ctx, &store, s),
     )
 }

@@ -1,8 +1,10 @@
 //! A project's repository rules: protected tags (`GET /projects/:id/protected_tags`) and its push
 //! rule (`GET /projects/:id/push_rule`, GitLab Premium), both for maintainers, and the comments on
 //! a commit (`GET /projects/:id/repository/commits/:sha/comments`, for whoever reads the code).
-//! Read only; it never touches the git repository except to resolve a commit.
+//! A maintainer protects a tag (`POST /projects/:id/protected_tags`); the rest is read only, and
+//! nothing here touches the git repository except to resolve a commit.
 
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::{Answer, Ctx, Reply};
@@ -29,17 +31,60 @@ pub fn protected_tags(ctx: &Ctx, scope: &Scope) -> Answer {
         tags,
         Keyset::NotOffered,
         |t| t.id,
-        |t| {
-            json!({
-                "name": t.name,
-                "create_access_levels": [{
-                    "id": t.id, "access_level": t.create_access_level,
-                    "access_level_description": level_description(t.create_access_level),
-                    "deploy_key_id": null, "user_id": null, "group_id": null
-                }]
-            })
-        },
+        |t| render_protected_tag(t),
     )
+}
+
+/// `POST /projects/:id/protected_tags` (`name`, `create_access_level`, default Maintainers):
+/// a name the project protects already is refused as GitLab's validation refuses it.
+pub fn create_protected_tag(ctx: &Ctx, scope: &Scope) -> Answer {
+    scope.require(access::MAINTAINER)?;
+    let name = ctx.params.required("name")?;
+    let level = match ctx.params.u64("create_access_level")? {
+        None => access::MAINTAINER,
+        Some(l @ (0 | 30 | 40 | 60)) => l as u8,
+        Some(_) => {
+            return Err(ApiError::message(
+                StatusCode::BAD_REQUEST,
+                "create_access_level does not have a valid value",
+            ));
+        }
+    };
+    let mut store = ctx.sim.write();
+    if store
+        .protected_tags
+        .children(scope.parent)
+        .any(|t| t.name == name)
+    {
+        return Err(ApiError::message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!(["Name has already been taken"]),
+        ));
+    }
+    let id = store.protected_tags.next_id();
+    let now = ctx.now();
+    let tag = ProtectedTag {
+        id,
+        project_id: scope.parent.id(),
+        name,
+        create_access_level: level,
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    let value = render_protected_tag(&tag);
+    store.protected_tags.insert(tag);
+    Ok(Reply::created(value))
+}
+
+fn render_protected_tag(t: &ProtectedTag) -> Value {
+    json!({
+        "name": t.name,
+        "create_access_levels": [{
+            "id": t.id, "access_level": t.create_access_level,
+            "access_level_description": level_description(t.create_access_level),
+            "deploy_key_id": null, "user_id": null, "group_id": null
+        }]
+    })
 }
 
 /// The project's push rule, or `null` when it has none (as GitLab answers).
