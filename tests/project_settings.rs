@@ -220,3 +220,304 @@ async fn ci_and_repository_settings_migrate_with_their_project() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+/// The first record of a project's REST list at the source.
+async fn first(src: &forge_sim::RunningSim, list: &str) -> Value {
+    get_all(
+        &src.url,
+        &src.owner_token,
+        &format!("projects/{}/{list}", enc(PROJECT)),
+    )
+    .await
+    .into_iter()
+    .next()
+    .unwrap_or_else(|| panic!("{PROJECT} has {list}"))
+}
+
+/// The failure rows of the report's first entity for `relation`.
+fn failures_of(r: &Value, relation: &str) -> Vec<Value> {
+    r["entities"][0]["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["relation"] == relation)
+        .cloned()
+        .collect()
+}
+
+/// The stats row of `relation` of the report's first entity.
+fn stat(r: &Value, relation: &str) -> Value {
+    r["entities"][0]["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["relation"] == relation)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {relation} stats: {r:#}"))
+}
+
+/// GitLab's project import drops a record it cannot restore and names only its relation: each
+/// dropped label, release, protected tag and pipeline schedule is created through the REST API
+/// (the same fields as the source), and a dropped pipeline, which REST cannot create, is a failure
+/// row of its own with its title and URL.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_the_import_drops_are_created_through_rest_and_the_rest_are_named() {
+    let (src, dst) = (source().await, destination().await);
+    let label = first(&src, "labels?include_ancestor_groups=false").await;
+    let release = first(&src, "releases").await;
+    let tag = first(&src, "protected_tags").await;
+    let schedule = first(&src, "pipeline_schedules").await;
+    let pipeline = first(&src, "pipelines").await;
+    let refuse =
+        |relation: &str, contains: String| json!({"relation": relation, "contains": contains});
+    set_faults(
+        &dst,
+        json!({"import_refusals": [
+            refuse("labels", format!("\"title\":\"{}\"", label["name"].as_str().unwrap())),
+            refuse("releases", format!("\"tag\":\"{}\"", release["tag_name"].as_str().unwrap())),
+            refuse("protected_tags", format!("\"name\":\"{}\"", tag["name"].as_str().unwrap())),
+            refuse("pipeline_schedules", format!("\"description\":\"{}\"", schedule["description"].as_str().unwrap())),
+            refuse("ci_pipelines", format!("\"sha\":\"{}\"", pipeline["sha"].as_str().unwrap())),
+        ]}),
+    )
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let out = run(migrate_one_project(
+        &src,
+        &dst,
+        PROJECT,
+        data.path(),
+        &dst.admin_token,
+    ))
+    .await;
+    let r = report(&out);
+    assert_eq!(out.status.code(), Some(2), "{}", explain(&out));
+
+    // Each relation the import dropped from is complete at the destination, counted there.
+    for relation in ["labels", "releases", "protected_tags", "pipeline_schedules"] {
+        let row = stat(&r, relation);
+        assert_eq!(row["imported"], row["source"], "{relation}: {row}");
+        assert!(failures_of(&r, relation).is_empty(), "{r:#}");
+    }
+    let (s, d) = (
+        |path: &str| format!("projects/{}/{path}", enc(PROJECT)),
+        |path: &str| format!("projects/{}/{path}", enc(DEST)),
+    );
+    let (su, st, du, dt) = (&src.url, &src.owner_token, &dst.url, &dst.admin_token);
+    let keys = ["name", "color", "description", "priority"];
+    let labels = |v: Vec<Value>| {
+        let mut v: Vec<Value> = v.iter().map(|l| pick(l, &keys)).collect();
+        v.sort_by_key(|l| l["name"].to_string());
+        v
+    };
+    // The project's own labels (the destination also has the group labels its issues use, which
+    // GitLab's import creates in the project when the destination has no such group).
+    let want = labels(get_all(su, st, &s("labels?include_ancestor_groups=false")).await);
+    let got: Vec<Value> = labels(get_all(du, dt, &d("labels")).await)
+        .into_iter()
+        .filter(|l| want.iter().any(|w| w["name"] == l["name"]))
+        .collect();
+    assert_eq!(got, want);
+    let keys = ["tag_name", "name", "description", "released_at"];
+    let releases = |v: Vec<Value>| {
+        let mut v: Vec<Value> = v
+            .iter()
+            .map(|x| {
+                let mut p = pick(x, &keys);
+                p["links"] = x["assets"]["links"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|l| pick(l, &["name", "url", "link_type"]))
+                    .collect();
+                p["milestones"] = x["milestones"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|m| m["title"].clone())
+                    .collect();
+                p
+            })
+            .collect();
+        v.sort_by_key(|x| x["tag_name"].to_string());
+        v
+    };
+    assert_eq!(
+        releases(get_all(du, dt, &d("releases")).await),
+        releases(get_all(su, st, &s("releases")).await)
+    );
+    let tags = |v: Vec<Value>| {
+        let mut v: Vec<Value> = v
+            .iter()
+            .map(|t| json!([t["name"], t["create_access_levels"][0]["access_level"]]))
+            .collect();
+        v.sort_by_key(|t| t.to_string());
+        v
+    };
+    assert_eq!(
+        tags(get_all(du, dt, &d("protected_tags")).await),
+        tags(get_all(su, st, &s("protected_tags")).await)
+    );
+    let keys = ["description", "ref", "cron", "cron_timezone"];
+    let schedules = |v: Vec<Value>| {
+        let mut v: Vec<Value> = v.iter().map(|x| pick(x, &keys)).collect();
+        v.sort_by_key(|x| x.to_string());
+        v
+    };
+    let got = get_all(du, dt, &d("pipeline_schedules")).await;
+    assert!(got.iter().all(|x| x["active"] == false), "{got:?}");
+    assert_eq!(
+        schedules(got),
+        schedules(get_all(su, st, &s("pipeline_schedules")).await)
+    );
+
+    // Each was dropped by the import and created by one REST request.
+    let requests = sim_requests(&dst).await;
+    let project_id = get(du, dt, &format!("projects/{}", enc(DEST)))
+        .await
+        .unwrap()["id"]
+        .clone();
+    for list in ["labels", "releases", "protected_tags", "pipeline_schedules"] {
+        let key = format!("POST /api/v4/projects/{project_id}/{list}");
+        assert_eq!(requests["by_request"][&key], 1, "{key}: {requests:#}");
+    }
+
+    // The pipeline cannot be created through REST: one failure row, naming it.
+    let row = stat(&r, "ci_pipelines");
+    assert_eq!(
+        row["imported"].as_u64().unwrap() + 1,
+        row["source"].as_u64().unwrap(),
+        "{row}"
+    );
+    let failures = failures_of(&r, "ci_pipelines");
+    assert_eq!(failures.len(), 1, "{failures:#?}");
+    let f = &failures[0];
+    assert_eq!(
+        f["source_title"],
+        format!(
+            "Pipeline #{} ({}, {})",
+            pipeline["iid"],
+            pipeline["ref"].as_str().unwrap(),
+            pipeline["sha"].as_str().unwrap()
+        ),
+        "{f}"
+    );
+    assert_eq!(
+        f["source_url"],
+        format!("{}/{PROJECT}/-/pipelines/{}", src.url, pipeline["id"]),
+        "{f}"
+    );
+    let message = f["exception_message"].as_str().unwrap();
+    assert!(
+        message.contains("did not arrive with the project's import")
+            && message.contains("forge-sim import_refusals")
+            && message.contains("cannot create a pipeline"),
+        "{message}"
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}
+
+/// A record the import dropped and the REST API refused too is a failure row with its title and
+/// URL; a retry, which finds the project already there, reads the relation again and adds what
+/// is missing, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_adds_the_records_the_first_import_dropped() {
+    let (src, dst) = (source().await, destination().await);
+    let label = first(&src, "labels?include_ancestor_groups=false").await;
+    let release = first(&src, "releases").await;
+    let (label, tag_name) = (
+        label["name"].as_str().unwrap().to_string(),
+        release["tag_name"].as_str().unwrap().to_string(),
+    );
+    set_faults(
+        &dst,
+        json!({
+            "import_refusals": [
+                {"relation": "labels", "contains": format!("\"title\":\"{label}\"")},
+                {"relation": "releases", "contains": format!("\"tag\":\"{tag_name}\"")},
+            ],
+            "reject": [
+                {"method": "POST", "path_contains": "/labels", "status": 422, "message": "Label is invalid"},
+                {"method": "POST", "path_contains": "/releases", "status": 422, "message": "Release is invalid"},
+            ]
+        }),
+    )
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let cmd = || migrate_one_project(&src, &dst, PROJECT, data.path(), &dst.admin_token);
+    let out = run(cmd()).await;
+    assert_eq!(out.status.code(), Some(2), "{}", explain(&out));
+    let r = report(&out);
+    for (relation, title, url) in [
+        (
+            "labels",
+            label.clone(),
+            format!("{}/{PROJECT}/-/labels", src.url),
+        ),
+        (
+            "releases",
+            release["name"].as_str().unwrap().to_string(),
+            format!("{}/{PROJECT}/-/releases/{tag_name}", src.url),
+        ),
+    ] {
+        let failures = failures_of(&r, relation);
+        assert_eq!(failures.len(), 1, "{relation}: {failures:#?}");
+        let f = &failures[0];
+        assert_eq!(
+            (&f["source_title"], &f["source_url"]),
+            (&json!(title), &json!(url))
+        );
+        let message = f["exception_message"].as_str().unwrap();
+        assert!(
+            message.contains("creating it through the REST API failed")
+                && message.contains("is invalid"),
+            "{message}"
+        );
+        let row = stat(&r, relation);
+        assert_eq!(
+            row["imported"].as_u64().unwrap() + 1,
+            row["source"].as_u64().unwrap(),
+            "{row}"
+        );
+    }
+
+    set_faults(&dst, json!({})).await;
+    let mut retry = cmd();
+    retry.arg("--retry");
+    let out = run(retry).await;
+    assert!(out.status.success(), "{}", explain(&out));
+    let r = report(&out);
+    assert_eq!(r["has_failures"], false, "{r:#}");
+    for relation in ["labels", "releases"] {
+        let row = stat(&r, relation);
+        assert_eq!(row["imported"], row["source"], "{relation}: {row}");
+        assert!(row["source"].as_u64().unwrap() > 0, "{row}");
+    }
+    let named = |v: Vec<Value>, key: &str, want: &str| v.iter().filter(|x| x[key] == want).count();
+    let d = |path: &str| format!("projects/{}/{path}", enc(DEST));
+    let (du, dt) = (&dst.url, &dst.admin_token);
+    assert_eq!(
+        named(get_all(du, dt, &d("labels")).await, "name", &label),
+        1
+    );
+    assert_eq!(
+        named(get_all(du, dt, &d("releases")).await, "tag_name", &tag_name),
+        1
+    );
+    let issues = |v: Vec<Value>| v.len();
+    assert_eq!(
+        issues(get_all(du, dt, &d("issues")).await),
+        issues(
+            get_all(
+                &src.url,
+                &src.owner_token,
+                &format!("projects/{}/issues", enc(PROJECT))
+            )
+            .await
+        ),
+        "no issue twice"
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}

@@ -11,6 +11,7 @@ pub mod preflight;
 pub mod project;
 mod runner;
 pub mod stages;
+mod top_up;
 
 use crate::forge::client::{RateLimited, RetryPolicy};
 use crate::forge::{ForgeClient, ForgeError, GitLab, base_string, parse_forge_url};

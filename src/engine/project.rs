@@ -200,6 +200,9 @@ impl Engine {
             .next()
         {
             self.adopt_project(ctx, &source_id, dest_id).await?;
+            // A retry: the project is there, but what its import dropped is not.
+            self.top_up_archive(source, sink, ctx, scope, cancel)
+                .await?;
             return Ok(true);
         }
         let store = self.store.clone();
@@ -409,7 +412,8 @@ impl Engine {
                 return Ok(false);
             }
         };
-        drop(staging);
+        // The records dropped by the import are created through REST: they need the project's id.
+        self.adopt_project(ctx, &source_id, created.id).await?;
 
         // What arrived of each relation that travelled in the archive, counted at the destination.
         for (name, count_path, sent) in counted {
@@ -427,7 +431,11 @@ impl Engine {
                 .filter(|(r, _)| r == name)
                 .map(|(_, why)| why.clone())
                 .collect::<Vec<_>>();
+            let top_up = crate::relations::top_up::find(name).filter(|_| sent > 0);
+            // A list that counts only the project's own records is counted first: when every
+            // record arrived, one request says so.
             let arrived = match count_path {
+                _ if top_up.is_some_and(|t| !t.counts_exactly) => None,
                 Some(path) if sent > 0 => sink_count(sink, created.id, path).await?,
                 // LFS objects have no REST list: the destination's LFS batch API says which it has.
                 None if name == LFS_OBJECTS && sent > 0 => {
@@ -443,6 +451,27 @@ impl Engine {
                 _ if failed.is_empty() => Some(sent),
                 _ => Some(0),
             };
+            // Else found record by record, and what the import dropped created through REST.
+            if let Some(top_up) = top_up
+                && (arrived.is_none_or(|n| n < sent) || !failed.is_empty())
+                && let Some(commit) = self
+                    .reconcile(
+                        sink,
+                        ctx,
+                        top_up,
+                        &staging.path().join(format!("{name}.ndjson")),
+                        sent,
+                        (!failed.is_empty()).then(|| failed.join("; ")),
+                    )
+                    .await?
+            {
+                let wrote = commit.imported.len() as u64;
+                let (store, scope) = (self.store.clone(), scope.clone());
+                blocking(move || store.commit_page(entity_id, name, &scope, commit, now_millis()))
+                    .await?;
+                super::pipeline::count_written(ctx.entity.bulk_import_id, name, wrote);
+                continue;
+            }
             let arrived = arrived.unwrap_or(sent).min(sent);
             // LFS objects the source could not give are counted at the source and reported.
             let missing = if name == LFS_OBJECTS {
@@ -536,6 +565,7 @@ impl Engine {
             };
             self.settle_single_page(&run, &created, page).await?;
         }
+        drop(staging);
         let commit = PageCommit {
             last_page: true,
             source_total: Some(1),
@@ -546,7 +576,6 @@ impl Engine {
         let (store, s) = (self.store.clone(), scope.clone());
         blocking(move || store.commit_page(entity_id, "project", &s, commit, now_millis())).await?;
         super::pipeline::count_written(ctx.entity.bulk_import_id, "project", 1);
-        self.adopt_project(ctx, &source_id, created.id).await?;
         Ok(true)
     }
 
@@ -923,7 +952,7 @@ impl Engine {
         }
     }
 
-    fn failure(
+    pub(super) fn failure(
         &self,
         ctx: &EntityContext,
         relation: &str,
@@ -945,7 +974,7 @@ impl Engine {
         }
     }
 
-    async fn fail_stage(
+    pub(super) async fn fail_stage(
         &self,
         ctx: &EntityContext,
         relation: &'static str,
@@ -999,7 +1028,7 @@ struct SinglePage {
 }
 
 /// Why a relation could not be staged.
-enum StageError {
+pub(super) enum StageError {
     Source(crate::forge::ForgeError),
     Disk(std::io::Error),
 }
@@ -1007,7 +1036,7 @@ enum StageError {
 /// Reads every page of an archive relation into `staged` (one record per line); the record count.
 /// A page (about a batch of records) is serialized in memory and appended without blocking the
 /// runtime.
-async fn stage_relation(
+pub(super) async fn stage_relation(
     source: &dyn Source,
     ctx: &EntityContext,
     name: &'static str,

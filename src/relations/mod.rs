@@ -23,6 +23,7 @@ pub mod milestones;
 pub mod project;
 pub mod projects;
 pub mod schema;
+pub mod top_up;
 pub mod uploads;
 
 use crate::forge::graphql::{Connection, gid_id};

@@ -54,6 +54,14 @@ impl Sink for LiveSink {
         Ok(self.gitlab.count(path, &[]).await?)
     }
 
+    async fn list(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Option<Vec<Value>>, LoadError> {
+        Ok(Some(self.gitlab.list_all(path, query).await?))
+    }
+
     fn reads_back_archive_relations(&self) -> bool {
         true
     }

@@ -111,6 +111,16 @@ pub trait Sink: Send + Sync {
         Ok(None)
     }
 
+    /// Every record of a REST list of the destination (`projects/1/labels`); None for a sink that
+    /// is not a live destination.
+    async fn list(
+        &self,
+        _path: &str,
+        _query: &[(&str, String)],
+    ) -> Result<Option<Vec<Value>>, LoadError> {
+        Ok(None)
+    }
+
     /// Whether [`Sink::arrived`] can tell which records of a relation that loads in batches reached
     /// the destination inside the archive that created their project: only then do such relations
     /// travel in that archive when one page holds them all (one import instead of one per relation).
