@@ -499,3 +499,146 @@ async fn board_lists(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first record of a relation of the real GitLab export in `shared/fixtures`.
+    fn exported(relation: &str) -> Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/gitlab-export/project/tree/project")
+            .join(format!("{relation}.ndjson"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        serde_json::from_str(text.lines().next().unwrap()).unwrap()
+    }
+
+    fn body(name: &str, record: &Value) -> Value {
+        match &find(name).unwrap().create {
+            Create::Post { body, .. } => body(record),
+            Create::Cannot(why) => panic!("{name} cannot be created: {why}"),
+        }
+    }
+
+    #[test]
+    fn every_top_up_is_an_archive_relation_of_the_project() {
+        let archive: Vec<&str> = crate::engine::project::ARCHIVE_RELATIONS
+            .iter()
+            .map(|(name, _)| *name)
+            .collect();
+        for t in TOP_UPS {
+            assert!(archive.contains(&t.name), "{}", t.name);
+        }
+    }
+
+    #[test]
+    fn a_release_is_created_with_its_tag_notes_date_and_links() {
+        let release = exported("releases");
+        assert_eq!(
+            body("releases", &release),
+            json!({
+                "tag_name": "release-1.1",
+                "name": "release-1.1",
+                "description": "Some release notes",
+                "released_at": "2019-12-26T10:17:14.615Z",
+                "ref": "901de3a8bd5573f4a049b1457d28bc1592ba6bf9",
+                "assets": {"links": [{
+                    "name": "release-1.1.dmg",
+                    "url": "http://localhost/namespace6/project6/-/jobs/140463678/artifacts/download"
+                }]}
+            })
+        );
+        let t = find("releases").unwrap();
+        // The key both sides share: the export's `tag`, the REST record's `tag_name`.
+        assert_eq!(
+            t.dest_key(&json!({"tag_name": "release-1.1"})),
+            Some(t.source_key(&release))
+        );
+    }
+
+    #[test]
+    fn protected_branches_and_tags_keep_who_may_push_merge_and_create() {
+        let branch = exported("protected_branches");
+        let b = body("protected_branches", &branch);
+        assert_eq!(
+            (
+                &b["name"],
+                &b["push_access_level"],
+                &b["merge_access_level"]
+            ),
+            (&json!("master"), &json!(40), &json!(40))
+        );
+        let mut open = branch.clone();
+        open["push_access_levels"] = json!([{"access_level": 30}, {"access_level": 40}]);
+        assert_eq!(body("protected_branches", &open)["push_access_level"], 30);
+        let tag = exported("protected_tags");
+        assert_eq!(
+            body("protected_tags", &tag),
+            json!({"name": "v*", "create_access_level": 40})
+        );
+    }
+
+    #[test]
+    fn labels_match_by_title_and_keep_color_description_and_priority() {
+        let t = find("labels").unwrap();
+        let mut label = exported("labels");
+        label["description"] = json!("Broken");
+        label["priorities"] = json!([{"priority": 3}]);
+        assert_eq!(
+            body("labels", &label),
+            json!({"name": "test2", "color": "#428bca", "description": "Broken", "priority": 3})
+        );
+        assert_eq!(
+            t.dest_key(&json!({"name": "test2", "id": 9})),
+            Some(t.source_key(&label))
+        );
+    }
+
+    #[test]
+    fn a_group_badge_is_not_taken_for_the_projects_own() {
+        let t = find("project_badges").unwrap();
+        let badge = exported("project_badges");
+        let listed =
+            json!({"link_url": "http://www.example.com", "image_url": "http://www.example.com"});
+        let mut group = listed.clone();
+        group["kind"] = json!("group");
+        assert_eq!(t.dest_key(&group), None);
+        let mut own = listed;
+        own["kind"] = json!("project");
+        assert_eq!(t.dest_key(&own), Some(t.source_key(&badge)));
+    }
+
+    #[test]
+    fn a_schedule_is_created_inactive_as_the_import_leaves_it() {
+        let schedule = exported("pipeline_schedules");
+        assert_eq!(
+            body("pipeline_schedules", &schedule),
+            json!({"description": "Schedule Description", "ref": "master", "cron": "0 4 * * 0",
+                   "cron_timezone": "UTC", "active": false})
+        );
+    }
+
+    #[test]
+    fn pipelines_and_snippets_are_named_not_created() {
+        for name in ["ci_pipelines", "snippets"] {
+            assert!(find(name).unwrap().cannot().is_some(), "{name}");
+        }
+        let t = find("ci_pipelines").unwrap();
+        let pipeline = exported("ci_pipelines");
+        // An export without iids: the commit and ref identify it.
+        assert_eq!(
+            t.source_key(&pipeline),
+            "2ea1f3dec713d940208fb5ce4a38765ecb5d3f73\nmaster"
+        );
+        assert_eq!(t.source_key(&json!({"iid": 4, "sha": "x"})), "#4");
+        assert_eq!(
+            t.dest_key(&json!({"iid": 4, "id": 99, "sha": "x", "ref": "main"}))
+                .as_deref(),
+            Some("#4")
+        );
+        assert_eq!(
+            t.title(&json!({"iid": 4, "id": 99, "sha": "abc", "ref": "main"})),
+            Some("Pipeline #4 (main, abc)".into())
+        );
+    }
+}
