@@ -4,7 +4,9 @@
 //! administrator's destination token (`root`: texts written as their authors through `Sudo`, or named
 //! by the importer when GitLab refuses the author) and an owner's (`ada`), live (`appliance migrate`)
 //! and offline (`appliance replay` of one bundle); plus `appliance serve` stopped with SIGTERM during
-//! epics and started again.
+//! epics and started again. The group's projects are left out (`--skip-projects`): every kill point
+//! here is a group stage; the project stages have kill tests of their own (`tests/project_migration.rs`,
+//! `tests/project_files.rs`).
 //!
 //! The kill lands deterministically: the destination simulator holds the next write once the stage's
 //! first one succeeded (forge-sim's `hold` fault), and the process is killed while it waits for it.
@@ -169,7 +171,14 @@ fn shared_bundle() -> &'static Path {
         let dir = tempfile::tempdir().expect("a temp dir").keep();
         let out = dir.join("acme.bundle");
         let o = appliance()
-            .args(["export", "--group", "acme", "--source-url", url])
+            .args([
+                "export",
+                "--group",
+                "acme",
+                "--skip-projects",
+                "--source-url",
+                url,
+            ])
             .arg("--out")
             .arg(&out)
             .arg("--data")
@@ -202,9 +211,16 @@ fn command(
     match mode {
         Mode::Live => {
             let src = src.expect("a live run has a source");
-            cmd.args(["migrate", "--group", "acme", "--to", "imported"])
-                .args(["--source-url", &src.url])
-                .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token);
+            cmd.args([
+                "migrate",
+                "--group",
+                "acme",
+                "--to",
+                "imported",
+                "--skip-projects",
+            ])
+            .args(["--source-url", &src.url])
+            .env("APPLIANCE_SOURCE_TOKEN", &src.owner_token);
         }
         Mode::Replay => {
             cmd.arg("replay")
@@ -409,6 +425,7 @@ async fn serve_stopped_with_sigterm_during_epics_resumes_exactly() {
         ("entities[][source_full_path]", "acme"),
         ("entities[][destination_slug]", "acme"),
         ("entities[][destination_namespace]", "imported"),
+        ("entities[][migrate_projects]", "false"),
     ];
     let resp = api(&url, reqwest::Method::POST, "bulk_imports")
         .form(&form)

@@ -108,15 +108,6 @@ async fn assert_same_snippets(
 }
 
 /// The `relation` row of a report entity's stats.
-fn stat(entity: &Value, relation: &str) -> Value {
-    entity["stats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["relation"] == relation)
-        .cloned()
-        .unwrap_or_else(|| panic!("no {relation} stats: {entity:#}"))
-}
 
 /// The `relation` row of `project`'s report entity finished and counts exactly `n` at the source,
 /// read and at the destination.

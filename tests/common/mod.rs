@@ -703,6 +703,17 @@ pub fn report_stats(report: &Value) -> BTreeMap<String, Value> {
     out
 }
 
+/// The stats row of `relation` of a `--json` report's entity.
+pub fn stat(entity: &Value, relation: &str) -> Value {
+    entity["stats"]
+        .as_array()
+        .expect("stats")
+        .iter()
+        .find(|s| s["relation"] == relation)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {relation} stats: {entity:#}"))
+}
+
 /// Every row of kind `rows` (`failures` or `skipped`) of every entity of a `--json` report.
 pub fn report_rows<'a>(report: &'a Value, rows: &str) -> Vec<&'a Value> {
     report["entities"]
