@@ -107,8 +107,6 @@ async fn assert_same_snippets(
     repositories
 }
 
-/// The `relation` row of a report entity's stats.
-
 /// The `relation` row of `project`'s report entity finished and counts exactly `n` at the source,
 /// read and at the destination.
 fn assert_row(entity: &Value, relation: &str, n: usize, project: &str) {
