@@ -515,3 +515,78 @@ async fn a_retry_adds_the_records_the_first_import_dropped() {
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+/// A kill right after the first record the import dropped was created through REST, while the next
+/// is on its way: the same command again creates each dropped record once, and imports the project
+/// once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kill_while_dropped_records_are_created_resumes_with_each_once() {
+    let (src, dst) = (source().await, destination().await);
+    let labels: Vec<String> = get_all(
+        &src.url,
+        &src.owner_token,
+        &format!(
+            "projects/{}/labels?include_ancestor_groups=false",
+            enc(PROJECT)
+        ),
+    )
+    .await
+    .iter()
+    .map(|l| l["name"].as_str().unwrap().to_string())
+    .collect();
+    assert!(labels.len() >= 2, "{labels:?}");
+    let refusals: Vec<Value> = labels
+        .iter()
+        .map(|l| json!({"relation": "labels", "contains": format!("\"title\":\"{l}\"")}))
+        .collect();
+    set_faults(
+        &dst,
+        json!({
+            "import_refusals": refusals,
+            "hold": {
+                "when": {"method": "POST", "path": "/api/v4/projects/*/labels"},
+                "after": 1,
+                "hold": {"method": "write"},
+            }
+        }),
+    )
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let cmd = || migrate_one_project(&src, &dst, PROJECT, data.path(), &dst.admin_token);
+    let mut child = cmd()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start appliance");
+    kill_when(&mut child, "the second label's create", async || {
+        sim_requests(&dst).await["injected"]["held"].as_u64() >= Some(1)
+    })
+    .await;
+    set_faults(&dst, json!({})).await;
+    let out = run(cmd()).await;
+    assert!(out.status.success(), "the resumed run: {}", explain(&out));
+    let r = report(&out);
+    assert_eq!(r["has_failures"], false, "{r:#}");
+    let row = first_stat(&r, "labels");
+    assert_eq!(row["imported"], row["source"], "{row}");
+    let got = get_all(
+        &dst.url,
+        &dst.admin_token,
+        &format!("projects/{}/labels", enc(DEST)),
+    )
+    .await;
+    for label in &labels {
+        assert_eq!(
+            got.iter().filter(|l| l["name"] == label.as_str()).count(),
+            1,
+            "{label}: {got:#?}"
+        );
+    }
+    let requests = sim_requests(&dst).await;
+    assert_eq!(
+        requests["by_request"]["POST /api/v4/projects/import"], 1,
+        "{requests:#}"
+    );
+    src.shutdown().await;
+    dst.shutdown().await;
+}
