@@ -5,7 +5,7 @@
 # reaches /-/health and /-/readiness, stops it with SIGTERM and checks that it exits cleanly. The
 # package is purged afterwards (KEEP_PACKAGE=1 keeps it installed).
 #
-# PACKAGE_PROFILE picks the cargo profile (default ci-package: opt-level 1, no LTO, to build in
+# PACKAGE_PROFILE picks the cargo profile (default ci-package: not optimized, no LTO, to build in
 # minutes; a package for a VM is built with --release, as the README says).
 set -euo pipefail
 cd "$(dirname "$0")/.."
