@@ -252,14 +252,12 @@ impl Engine {
             let store = self.store.clone();
             blocking(move || store.ensure_tracker(entity_id, name, 0, now_millis())).await?;
             let staged = staging.path().join(format!("{name}.ndjson"));
-            let read = stage_relation(source, ctx, name, &staged).await;
-            if read.is_ok() {
-                let via = source.via_for(&ArchiveRelation { name }, ctx);
-                let store = self.store.clone();
-                blocking(move || store.record_via(entity_id, name, via)).await?;
-            }
-            match read {
-                Ok(n) if *name == "project_members" => {
+            match self
+                .stage_archive_relation(source, ctx, name, &staged)
+                .await?
+            {
+                None => {}
+                Some(n) if *name == "project_members" => {
                     // Mapped once (an explicit user map), for the archive and the batches alike.
                     map_members(sink, &staged).await?;
                     if tokio::fs::copy(&staged, members).await.is_ok() {
@@ -270,23 +268,10 @@ impl Engine {
                     }
                     counted.push((*name, *count_path, n));
                 }
-                Ok(0) => counted.push((*name, *count_path, 0)),
-                Ok(n) => {
+                Some(0) => counted.push((*name, *count_path, 0)),
+                Some(n) => {
                     relations.push((name.to_string(), staged));
                     counted.push((*name, *count_path, n));
-                }
-                Err(StageError::Source(e)) if e.is_unreachable() => {
-                    return Err(EngineError::Unreachable(e.to_string()));
-                }
-                Err(StageError::Source(e)) => {
-                    self.fail_stage(ctx, name, "extractor", e.source_class(), e.message())
-                        .await?;
-                }
-                Err(StageError::Disk(e)) => {
-                    return Err(EngineError::Setup(format!(
-                        "cannot stage the {name} of {}: {e}",
-                        ctx.entity.source_full_path
-                    )));
                 }
             }
         }
@@ -465,11 +450,7 @@ impl Engine {
                     )
                     .await?
             {
-                let wrote = commit.imported.len() as u64;
-                let (store, scope) = (self.store.clone(), scope.clone());
-                blocking(move || store.commit_page(entity_id, name, &scope, commit, now_millis()))
-                    .await?;
-                super::pipeline::count_written(ctx.entity.bulk_import_id, name, wrote);
+                self.commit_row(ctx, scope, name, commit).await?;
                 continue;
             }
             let arrived = arrived.unwrap_or(sent).min(sent);
@@ -539,11 +520,7 @@ impl Engine {
                     ),
                 ));
             }
-            let wrote = commit.imported.len() as u64;
-            let (store, scope) = (self.store.clone(), scope.clone());
-            blocking(move || store.commit_page(entity_id, name, &scope, commit, now_millis()))
-                .await?;
-            super::pipeline::count_written(ctx.entity.bulk_import_id, name, wrote);
+            self.commit_row(ctx, scope, name, commit).await?;
         }
         if let Some(designs) = designs {
             let sent = DesignsSent {
@@ -903,12 +880,54 @@ impl Engine {
                 "BulkImports::Projects::Pipelines::DesignBundlePipeline".into();
             commit.failures.push(failure);
         }
+        self.commit_row(ctx, scope, DESIGNS, commit).await
+    }
+
+    /// Commits the one page of a project row and counts what it wrote for this process's metrics.
+    pub(super) async fn commit_row(
+        &self,
+        ctx: &EntityContext,
+        scope: &MappingScope,
+        name: &'static str,
+        commit: PageCommit,
+    ) -> Result<(), EngineError> {
         let wrote = commit.imported.len() as u64;
-        let (store, scope) = (self.store.clone(), scope.clone());
-        blocking(move || store.commit_page(entity_id, DESIGNS, &scope, commit, now_millis()))
-            .await?;
-        super::pipeline::count_written(ctx.entity.bulk_import_id, DESIGNS, wrote);
+        let (store, scope, entity_id) = (self.store.clone(), scope.clone(), ctx.entity.id);
+        blocking(move || store.commit_page(entity_id, name, &scope, commit, now_millis())).await?;
+        super::pipeline::count_written(ctx.entity.bulk_import_id, name, wrote);
         Ok(())
+    }
+
+    /// Stages archive relation `name` from the source at `staged` and records how it was read: its
+    /// record count, or None when the source could not give it (its row then fails, saying why);
+    /// an unreachable source pauses the migration.
+    pub(super) async fn stage_archive_relation(
+        &self,
+        source: &dyn Source,
+        ctx: &EntityContext,
+        name: &'static str,
+        staged: &std::path::Path,
+    ) -> Result<Option<u64>, EngineError> {
+        match stage_relation(source, ctx, name, staged).await {
+            Ok(n) => {
+                let via = source.via_for(&ArchiveRelation { name }, ctx);
+                let (store, entity_id) = (self.store.clone(), ctx.entity.id);
+                blocking(move || store.record_via(entity_id, name, via)).await?;
+                Ok(Some(n))
+            }
+            Err(StageError::Source(e)) if e.is_unreachable() => {
+                Err(EngineError::Unreachable(e.to_string()))
+            }
+            Err(StageError::Source(e)) => {
+                self.fail_stage(ctx, name, "extractor", e.source_class(), e.message())
+                    .await?;
+                Ok(None)
+            }
+            Err(StageError::Disk(e)) => Err(EngineError::Setup(format!(
+                "cannot stage the {name} of {}: {e}",
+                ctx.entity.source_full_path
+            ))),
+        }
     }
 
     /// The entity now knows its destination project.
@@ -974,7 +993,7 @@ impl Engine {
         }
     }
 
-    pub(super) async fn fail_stage(
+    async fn fail_stage(
         &self,
         ctx: &EntityContext,
         relation: &'static str,
@@ -1028,7 +1047,7 @@ struct SinglePage {
 }
 
 /// Why a relation could not be staged.
-pub(super) enum StageError {
+enum StageError {
     Source(crate::forge::ForgeError),
     Disk(std::io::Error),
 }
@@ -1036,7 +1055,7 @@ pub(super) enum StageError {
 /// Reads every page of an archive relation into `staged` (one record per line); the record count.
 /// A page (about a batch of records) is serialized in memory and appended without blocking the
 /// runtime.
-pub(super) async fn stage_relation(
+async fn stage_relation(
     source: &dyn Source,
     ctx: &EntityContext,
     name: &'static str,

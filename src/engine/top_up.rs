@@ -9,7 +9,6 @@
 //!   again and what the destination lacks is added the same way, so a retry loads what is missing
 //!   of these relations too, not only of those GitLab's relation import takes.
 
-use super::project::{StageError, stage_relation};
 use super::{Engine, EngineError, blocking};
 use crate::model::{Failure, now_millis};
 use crate::relations::top_up::{ArchiveTopUp, TOP_UPS};
@@ -106,6 +105,19 @@ impl Engine {
                 commit.imported.push((key, id));
                 continue;
             }
+            let what = singular(top_up.name);
+            if let Some(cannot) = top_up.cannot() {
+                let message = format!("the {what} {dropped}: {cannot}");
+                let failure = self.top_up_failure(
+                    ctx,
+                    top_up,
+                    Some(&record),
+                    "Appliance::NotImported",
+                    message,
+                );
+                commit.failures.push(failure);
+                continue;
+            }
             match sink.load(top_up, ctx, &record, false).await {
                 Ok(id) => {
                     created += 1;
@@ -113,14 +125,10 @@ impl Engine {
                 }
                 Err(e) if e.unreachable => return Err(EngineError::Unreachable(e.message)),
                 Err(e) => {
-                    let what = singular(top_up.name);
-                    let message = match top_up.cannot() {
-                        Some(cannot) => format!("the {what} {dropped}: {cannot}"),
-                        None => format!(
-                            "the {what} {dropped}, and creating it through the REST API failed: {}",
-                            e.message
-                        ),
-                    };
+                    let message = format!(
+                        "the {what} {dropped}, and creating it through the REST API failed: {}",
+                        e.message
+                    );
                     let failure =
                         self.top_up_failure(ctx, top_up, Some(&record), &e.class, message);
                     if e.is_skip() {
@@ -169,26 +177,12 @@ impl Engine {
             let store = self.store.clone();
             blocking(move || store.ensure_tracker(entity_id, name, 0, now_millis())).await?;
             let staged = staging.path().join(format!("{name}.ndjson"));
-            let sent = match stage_relation(source, ctx, name, &staged).await {
-                Ok(n) => n,
-                Err(StageError::Source(e)) if e.is_unreachable() => {
-                    return Err(EngineError::Unreachable(e.to_string()));
-                }
-                Err(StageError::Source(e)) => {
-                    self.fail_stage(ctx, name, "extractor", e.source_class(), e.message())
-                        .await?;
-                    continue;
-                }
-                Err(StageError::Disk(e)) => {
-                    return Err(EngineError::Setup(format!(
-                        "cannot stage the {name} of {}: {e}",
-                        ctx.entity.source_full_path
-                    )));
-                }
+            let Some(sent) = self
+                .stage_archive_relation(source, ctx, name, &staged)
+                .await?
+            else {
+                continue;
             };
-            let via = source.via_for(top_up, ctx);
-            let store = self.store.clone();
-            blocking(move || store.record_via(entity_id, name, via)).await?;
             let commit = if sent == 0 {
                 None
             } else {
@@ -203,11 +197,7 @@ impl Engine {
                 imported: (0..sent).map(|i| (format!("#{i}"), 0)).collect(),
                 ..Default::default()
             });
-            let wrote = commit.imported.len() as u64;
-            let (store, scope) = (self.store.clone(), scope.clone());
-            blocking(move || store.commit_page(entity_id, name, &scope, commit, now_millis()))
-                .await?;
-            super::pipeline::count_written(ctx.entity.bulk_import_id, name, wrote);
+            self.commit_row(ctx, scope, name, commit).await?;
         }
         Ok(())
     }
