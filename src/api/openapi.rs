@@ -1,6 +1,6 @@
 //! `GET /api/v4/openapi.json`: the OpenAPI 3.0 description of this API (`openapi.json` beside this
 //! file, written by hand from GitLab's bulk_imports documentation and the appliance's extensions). It is
-//! public, like GitLab's own API documentation: it holds no secret. `tests/api_openapi.rs` keeps it
+//! public, like GitLab's own API documentation: it holds no secret. `tests/it/observability.rs` keeps it
 //! true: every route of the router is in it and nothing else, and each operation answers.
 
 use axum::http::header::CONTENT_TYPE;
