@@ -385,6 +385,23 @@ impl ForgeClient {
             .1)
     }
 
+    /// [`Self::post_repeatable`], with the time the forge answered by its own clock (its `Date`
+    /// header, to the second): what its records' `updated_at` can be compared with.
+    pub async fn post_repeatable_dated(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<(Value, Option<time::OffsetDateTime>), ForgeError> {
+        let url = self.api_url(path);
+        let (headers, body) = self
+            .send(Method::POST, &url, &[], Some(body), true, None)
+            .await?;
+        Ok((
+            body,
+            header_str(&headers, "date").as_deref().and_then(http_date),
+        ))
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ForgeError> {
         let url = self.api_url(path);
         Ok(self
@@ -1209,6 +1226,16 @@ fn header_str(h: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, the only form a server may send).
+fn http_date(s: &str) -> Option<time::OffsetDateTime> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::PrimitiveDateTime::parse(s.trim(), format)
+        .ok()
+        .map(time::PrimitiveDateTime::assume_utc)
+}
+
 fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
     header_str(h, name).and_then(|s| s.trim().parse().ok())
 }
@@ -1234,6 +1261,17 @@ fn next_link(h: &HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_http_date_is_read_to_the_second_in_utc() {
+        let t = http_date("Sun, 06 Nov 1994 08:49:37 GMT").expect("an IMF-fixdate");
+        assert_eq!(t, time::macros::datetime!(1994-11-06 08:49:37 UTC));
+        // What hyper sends, and what else a server might: only the first is an HTTP date.
+        assert!(http_date("Fri, 04 Dec 2026 22:09:15 GMT").is_some());
+        assert_eq!(http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
+        assert_eq!(http_date("1994-11-06T08:49:37Z"), None);
+        assert_eq!(http_date(""), None);
+    }
 
     #[test]
     fn link_header_next_is_found() {

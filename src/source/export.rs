@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tokio::sync::OnceCell;
 
 /// How long the source may take to build an export before the appliance reads REST instead.
@@ -150,8 +152,7 @@ impl Exports {
             return;
         }
         let early = match start(gitlab, portable).await {
-            Ok(true) => Early::Started,
-            Ok(false) => Early::Refused,
+            Ok(early) => early,
             Err(e) => {
                 tracing::debug!(portable, error = %e, "the early export did not start");
                 return;
@@ -280,19 +281,19 @@ impl Drop for Preparing {
 
 /// Asks the source to build a batched export of `portable`: false when it does not export it to
 /// this token.
-async fn start(gitlab: &GitLab, portable: &str) -> Result<bool, ForgeError> {
+async fn start(gitlab: &GitLab, portable: &str) -> Result<Early, ForgeError> {
     match gitlab
         .client
-        .post_repeatable(
+        .post_repeatable_dated(
             &format!("{portable}/export_relations"),
             &json!({ "batched": true }),
         )
         .await
     {
-        Ok(_) => Ok(true),
+        Ok((_, requested_at)) => Ok(Early::Started(requested_at)),
         Err(e) if matches!(e.status(), Some(401 | 403 | 404 | 405)) => {
             tracing::info!(portable, error = %e, "the source does not export this; reading REST");
-            Ok(false)
+            Ok(Early::Refused)
         }
         Err(e) => Err(e),
     }
@@ -301,9 +302,44 @@ async fn start(gitlab: &GitLab, portable: &str) -> Result<bool, ForgeError> {
 /// What [`Exports::start_early`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Early {
-    Started,
+    /// Asked for; when the source said, at this time by its clock.
+    Started(Option<OffsetDateTime>),
     /// The source would not export it (so it is not asked again).
     Refused,
+}
+
+/// How long GitLab reuses the export of a relation it exports whole (not batched): one that
+/// finished this recently is not made again (its `RelationExportService::EXISTING_EXPORT_TTL`).
+const REUSED_EXPORT_AGE: time::Duration = time::Duration::minutes(3);
+
+/// How much earlier than the source's answer to the request (its `Date`, to the second) the
+/// export it started may already show as updated: its job can run before the answer is sent.
+const REQUEST_SLACK: time::Duration = time::Duration::seconds(1);
+
+/// Whether a relation of the export's status is the export just asked for, not the one before
+/// it: GitLab builds an export in a background job, and until that job runs, the status shows the
+/// relation's previous export as it ended (finished, with its old files), which would carry old
+/// records. A batched relation is exported again by every request; one exported whole may be
+/// reused by GitLab when it finished within [`REUSED_EXPORT_AGE`]. Without the source's clock or
+/// the relation's `updated_at` (a source that does not say), the status is taken as it is.
+fn is_current(relation: &Value, requested_at: Option<OffsetDateTime>) -> bool {
+    let Some(requested_at) = requested_at else {
+        return true;
+    };
+    let Some(updated_at) = relation
+        .get("updated_at")
+        .and_then(Value::as_str)
+        .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+    else {
+        return true;
+    };
+    let batched = relation.get("batched").and_then(Value::as_bool) == Some(true);
+    let oldest = if batched {
+        requested_at - REQUEST_SLACK
+    } else {
+        requested_at - REUSED_EXPORT_AGE
+    };
+    updated_at >= oldest
 }
 
 /// Starts a batched export (unless it was, or was refused, `early`) and waits until every relation
@@ -315,17 +351,17 @@ async fn build(
     work_dir: std::path::PathBuf,
 ) -> Result<PortableExport, ForgeError> {
     let start_path = format!("{portable}/export_relations");
-    let started_early = early == Some(Early::Started);
-    let offered = match early {
-        Some(e) => e == Early::Started,
+    let started_early = matches!(early, Some(Early::Started(_)));
+    let early = match early {
+        Some(e) => e,
         None => start(gitlab, portable).await?,
     };
-    if !offered {
+    let Early::Started(requested_at) = early else {
         if portable.starts_with("projects/") {
             return export_whole(gitlab, portable, &work_dir).await;
         }
         return Ok(None);
-    }
+    };
     let started = tokio::time::Instant::now();
     let deadline = started + BUILD_TIMEOUT;
     let mut wait = Duration::from_millis(50);
@@ -348,7 +384,12 @@ async fn build(
         let building = relations
             .iter()
             .any(|r| r.get("status").and_then(Value::as_i64) == Some(0));
-        if !relations.is_empty() && !building {
+        let previous: Vec<&str> = relations
+            .iter()
+            .filter(|r| !is_current(r, requested_at))
+            .filter_map(|r| r.get("relation").and_then(Value::as_str))
+            .collect();
+        if !relations.is_empty() && !building && previous.is_empty() {
             let done = relations
                 .iter()
                 .filter_map(|r| {
@@ -382,7 +423,16 @@ async fn build(
             }));
         }
         if tokio::time::Instant::now() > deadline {
-            tracing::warn!(portable, "the source's export took too long; reading REST");
+            if previous.is_empty() {
+                tracing::warn!(portable, "the source's export took too long; reading REST");
+            } else {
+                tracing::warn!(
+                    portable,
+                    relations = previous.join(", "),
+                    "the source still shows its previous export of these, not the one asked \
+                     for; reading REST"
+                );
+            }
             return Ok(None);
         }
         tokio::time::sleep(wait).await;
@@ -514,6 +564,49 @@ mod tests {
         );
         drop(shown);
         assert!(!preparing().iter().any(|w| w.contains("projects/7")));
+    }
+
+    #[test]
+    fn a_relation_updated_before_the_request_is_the_previous_export() {
+        let asked = time::macros::datetime!(2026-12-04 12:00:10 UTC);
+        let row = |updated_at: &str, batched: bool| json!({"relation": "issues", "status": 1, "updated_at": updated_at, "batched": batched});
+        // A batched relation is exported again by every request: one that ended before it is old.
+        assert!(!is_current(
+            &row("2026-12-04T11:59:59.000Z", true),
+            Some(asked)
+        ));
+        assert!(!is_current(
+            &row("2026-12-04T12:00:08.900+00:00", true),
+            Some(asked)
+        ));
+        // Its job may run before the answer is sent (the answer's date has whole seconds).
+        assert!(is_current(
+            &row("2026-12-04T12:00:09.000Z", true),
+            Some(asked)
+        ));
+        assert!(is_current(
+            &row("2026-12-04T13:00:10.000+01:00", true),
+            Some(asked)
+        ));
+        assert!(is_current(
+            &row("2026-12-04T12:00:11.000Z", true),
+            Some(asked)
+        ));
+        // One exported whole is reused by GitLab for three minutes.
+        assert!(is_current(
+            &row("2026-12-04T11:57:30.000Z", false),
+            Some(asked)
+        ));
+        assert!(!is_current(
+            &row("2026-12-04T11:56:30.000Z", false),
+            Some(asked)
+        ));
+        // A source that gives no date, or a status without `updated_at`, is taken as it is.
+        assert!(is_current(&row("2020-01-01T00:00:00Z", true), None));
+        assert!(is_current(
+            &json!({"relation": "labels", "status": 1}),
+            Some(asked)
+        ));
     }
 
     #[test]

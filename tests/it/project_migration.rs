@@ -976,3 +976,54 @@ async fn each_projects_export_is_started_when_its_group_lists_it_and_only_once()
     src.shutdown().await;
     dst.shutdown().await;
 }
+
+/// GitLab builds an export in a background job, and until the job runs, the export's status
+/// shows the previous export as it ended: finished, its files old. A second migration of a
+/// project whose source changed since the first carries the change, not the previous export.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_migration_reads_the_export_it_asked_for_not_the_previous_one() {
+    let src = source().await;
+    set_faults(&src, json!({"export_worker_delay_ms": 1500})).await;
+    let first = destination().await;
+    let data = tempfile::tempdir().unwrap();
+    let out = migrate_project(&src, &first, data.path(), &first.admin_token).await;
+    assert!(out.status.success(), "first migrate: {}", explain(&out));
+
+    // The source changes after its first export: an issue is renamed.
+    let renamed = "Renamed after the first migration";
+    {
+        let mut store = src.sim.write();
+        let pid = store.resolve_project(PROJECT).unwrap();
+        let id = store
+            .issues
+            .children(forge_sim::model::Parent::Project(pid))
+            .map(|i| i.id)
+            .min()
+            .expect("the sample project has issues");
+        store.issues.get_mut(id).unwrap().title = renamed.into();
+    }
+    // A while later (an export that ended within a second of the request could be its own).
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+
+    let second = destination().await;
+    let data = tempfile::tempdir().unwrap();
+    let out = migrate_project(&src, &second, data.path(), &second.admin_token).await;
+    assert!(out.status.success(), "second migrate: {}", explain(&out));
+    let r = report(&out);
+    assert_eq!(r["has_failures"], false, "{r:#}");
+    let titles: Vec<Value> = get_all(
+        &second.url,
+        &second.admin_token,
+        &format!("projects/{}/issues?state=all", enc("imported/api")),
+    )
+    .await
+    .iter()
+    .map(|i| i["title"].clone())
+    .collect();
+    assert!(
+        titles.contains(&json!(renamed)),
+        "the issue as the source has it now: {titles:?}"
+    );
+    // Everything else too, field by field.
+    assert_same_items(&src, &second, "imported/api", "issues").await;
+}

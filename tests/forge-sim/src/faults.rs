@@ -67,6 +67,9 @@ pub struct FaultConfig {
     /// GitLab's error text), as when GitLab cannot serialize a record or read an upload from its
     /// object storage; the rest of the export finishes.
     pub failed_exports: Vec<String>,
+    /// How long after `POST .../export_relations` the export's job starts, as Sidekiq's queue
+    /// delays it; until then the status and downloads are the previous export's, as it ended.
+    pub export_worker_delay_ms: u64,
     /// Records GitLab's project import refuses as invalid: each is left out of the project and its
     /// relation named in `failed_relations` (GitLab never says which record), as when a record
     /// fails its model's validation at the destination.

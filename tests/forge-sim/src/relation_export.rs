@@ -16,6 +16,7 @@ mod whole;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::Extension;
 use axum::Router;
@@ -264,22 +265,36 @@ async fn start(
         Err(e) => return e.into_response(),
     };
 
-    let started_at = now();
-    let names = relation_names(portable);
-    exports.set(
-        portable,
-        names
-            .iter()
-            .map(|r| RelationExport::started(r, batched, &started_at))
-            .collect(),
-    );
-    // Rendering and compressing a large export takes a while: do it off the async workers and
-    // let clients poll the status, as they must with GitLab.
-    let failing = exports.faults.config().failed_exports;
-    tokio::task::spawn_blocking(move || {
-        let relations = build(&sim, portable, batched, &failing);
-        exports.set(portable, relations);
-    });
+    // GitLab starts the export in a background job: until the job runs, the status and the
+    // downloads are the previous export's, as it ended (`export_worker_delay_ms` says how long).
+    let config = exports.faults.config();
+    let delay = Duration::from_millis(config.export_worker_delay_ms);
+    let failing = config.failed_exports;
+    let job = move || {
+        let started_at = now();
+        let names = relation_names(portable);
+        exports.set(
+            portable,
+            names
+                .iter()
+                .map(|r| RelationExport::started(r, batched, &started_at))
+                .collect(),
+        );
+        // Rendering and compressing a large export takes a while: do it off the async workers
+        // and let clients poll the status, as they must with GitLab.
+        tokio::task::spawn_blocking(move || {
+            let relations = build(&sim, portable, batched, &failing);
+            exports.set(portable, relations);
+        });
+    };
+    if delay.is_zero() {
+        job();
+    } else {
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            job();
+        });
+    }
     (
         StatusCode::ACCEPTED,
         axum::Json(json!({"message": "202 Accepted"})),
