@@ -161,10 +161,31 @@ pub const MERGE_REQUESTS: ImportedRelation = ImportedRelation {
 const RELATION_IMPORT_DEADLINE: Duration = Duration::from_secs(3600);
 /// Records listed per request when a page is read back record by record (GitLab's largest page).
 const READ_BACK_PAGE: usize = 100;
-/// Iids counted at the destination in one request: sent as one comma-separated `iids` filter
-/// (GitLab reads `iids=1,2,3` as `iids[]=1&iids[]=2&iids[]=3`), which keeps the request line within
-/// about 6 KiB, short enough for the proxies in front of GitLab.
-const COUNT_IIDS: usize = 500;
+/// The longest `iids` filter of one count request, as sent (GitLab reads `iids=1,2,3` as
+/// `iids[]=1&iids[]=2&iids[]=3`; each comma goes percent-encoded, `%2C`): a request line within about
+/// 6 KiB, short enough for the proxies in front of GitLab (nginx's 8 KiB, Puma's 10 KiB query) and
+/// one request for a batch of GitLab's 1,000 records numbered from 1.
+const COUNT_FILTER_BYTES: usize = 6000;
+
+/// `iids` cut into runs whose `iids` filter, percent-encoded, is at most `budget` bytes.
+fn filter_chunks(iids: &[u64], budget: usize) -> Vec<&[u64]> {
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, iid) in iids.iter().enumerate() {
+        let digits = iid.checked_ilog10().unwrap_or(0) as usize + 1;
+        let added = if i == start { digits } else { 3 + digits };
+        if i > start && bytes + added > budget {
+            chunks.push(&iids[start..i]);
+            (start, bytes) = (i, digits);
+        } else {
+            bytes += added;
+        }
+    }
+    if start < iids.len() {
+        chunks.push(&iids[start..]);
+    }
+    chunks
+}
 
 fn iid(record: &Value) -> Option<u64> {
     record.get("iid").and_then(Value::as_u64)
@@ -539,7 +560,7 @@ async fn read_back(
         }
         query
     };
-    for chunk in iids.chunks(COUNT_IIDS) {
+    for chunk in filter_chunks(&iids, COUNT_FILTER_BYTES) {
         let counted = dest
             .client
             .list_page(&path, &filter(chunk, 1), None)
@@ -684,15 +705,64 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_page_that_arrived_whole_is_counted_in_one_request_per_500_iids() {
+    async fn a_page_that_arrived_whole_is_counted_in_one_request_per_6_kib_of_iids() {
         let hits = Arc::new(AtomicU32::new(0));
-        let dest = destination((1..=1200).collect(), hits.clone()).await;
+        let dest = destination((1..=2200).collect(), hits.clone()).await;
         let arrived = read_back(&dest, 7, "issues", &page(1..=1000))
             .await
             .unwrap();
         assert_eq!(arrived.len(), 1000);
         assert!((1..=1000).all(|i| arrived.get(&i) == Some(&i)));
-        assert_eq!(hits.load(Ordering::SeqCst), 2, "one count per 500 iids");
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "GitLab's first batch: one count"
+        );
+        // Four-digit iids take two.
+        let arrived = read_back(&dest, 7, "issues", &page(1001..=2000))
+            .await
+            .unwrap();
+        assert_eq!(arrived.len(), 1000);
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            3,
+            "the second batch: two counts"
+        );
+    }
+
+    #[test]
+    fn an_iids_filter_is_cut_by_its_length_as_sent() {
+        let sent = |chunk: &[u64]| {
+            let list = chunk.iter().map(u64::to_string).collect::<Vec<_>>();
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("iids", &list.join(","))
+                .finish()
+                .len()
+                - "iids=".len()
+        };
+        for iids in [
+            (1..=1000).collect::<Vec<u64>>(),
+            (1001..=2000).collect(),
+            (99_990..=100_500).collect(),
+            vec![u64::MAX; 400],
+            vec![7],
+            vec![],
+        ] {
+            let chunks = filter_chunks(&iids, COUNT_FILTER_BYTES);
+            assert_eq!(chunks.concat(), iids, "every iid once, in order");
+            for chunk in &chunks {
+                assert!(!chunk.is_empty());
+                assert!(sent(chunk) <= COUNT_FILTER_BYTES, "{} bytes", sent(chunk));
+            }
+            // As few requests as the budget allows: no two neighbours would fit in one.
+            for pair in chunks.windows(2) {
+                assert!(sent(&[pair[0], &pair[1][..1]].concat()) > COUNT_FILTER_BYTES);
+            }
+        }
+        assert_eq!(
+            filter_chunks(&(1..=1000).collect::<Vec<_>>(), 6000).len(),
+            1
+        );
     }
 
     #[tokio::test]
