@@ -378,11 +378,7 @@ impl ForgeClient {
     /// `POST` of a request that may be repeated safely (starting an export restarts it), so it is
     /// retried on every transient error like a read.
     pub async fn post_repeatable(&self, path: &str, body: &Value) -> Result<Value, ForgeError> {
-        let url = self.api_url(path);
-        Ok(self
-            .send(Method::POST, &url, &[], Some(body), true, None)
-            .await?
-            .1)
+        Ok(self.post_repeatable_dated(path, body).await?.0)
     }
 
     /// [`Self::post_repeatable`], with the time the forge answered by its own clock (its `Date`

@@ -279,8 +279,8 @@ impl Drop for Preparing {
     }
 }
 
-/// Asks the source to build a batched export of `portable`: false when it does not export it to
-/// this token.
+/// Asks the source to build a batched export of `portable`: started, with the source's time of
+/// answering, or refused when it does not export it to this token.
 async fn start(gitlab: &GitLab, portable: &str) -> Result<Early, ForgeError> {
     match gitlab
         .client
@@ -299,7 +299,7 @@ async fn start(gitlab: &GitLab, portable: &str) -> Result<Early, ForgeError> {
     }
 }
 
-/// What [`Exports::start_early`] found.
+/// What asking the source for an export found ([`start`], early or when first needed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Early {
     /// Asked for; when the source said, at this time by its clock.
